@@ -1,0 +1,61 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, embedsignature=True
+"""llamanative._core: the Cython binding of llama.cpp.
+
+Only this module touches native pointers. Each wrapper class owns exactly one
+llama.cpp object (``Model`` a llama_model, ``Context`` a llama_context,
+``Batch`` a llama_batch, ``Sampler`` a sampler chain), frees it in ``close()``
+(idempotent) or when collected, and keeps a reference to what it depends on
+(a Context keeps its Model alive).
+
+Every user-supplied value is checked here, before llama.cpp sees it: llama.cpp
+aborts the process on some invalid inputs (a bad token id, a batch larger than
+n_ubatch for an encoder, ...), and an abort cannot be caught.
+"""
+
+cimport cython
+cimport numpy as cnp
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.stdint cimport INT32_MAX, int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, strlen
+from libcpp cimport bool as cppbool
+
+cimport llama
+from llama cimport llama_pos, llama_seq_id, llama_token
+
+import logging as _logging
+import os as _os
+import threading as _threading
+
+import numpy as np
+
+from llamanative.errors import (
+    ContextBusyError,
+    ContextCreateError,
+    DecodeAbortedError,
+    DecodeError,
+    GrammarError,
+    InvalidBatchError,
+    ModelLoadError,
+    NoKvSlotError,
+    StateError,
+)
+
+cnp.import_array()
+
+# The upstream commit this module was built from (vendor/llama.cpp/VENDOR.md).
+LLAMA_CPP_COMMIT = "0c1e57098bba43ac29e6e3b677cdceebdd22334f"
+
+include "util.pxi"
+include "log.pxi"
+include "system.pxi"
+include "gguf.pxi"
+include "model.pxi"
+include "vocab.pxi"
+include "detokenizer.pxi"
+include "batch.pxi"
+include "context.pxi"
+include "sampler.pxi"
+
+llama.llama_backend_init()
+_install_log_callback()

@@ -1,0 +1,209 @@
+# Model: one loaded llama_model.
+
+
+cdef class Model:
+    """A GGUF model loaded by llama.cpp.
+
+    Args:
+        path: the ``.gguf`` file.
+        n_gpu_layers: layers to offload to a GPU backend; -1 = all, 0 = none.
+            Ignored when no GPU backend was compiled in. Default -1.
+        main_gpu: index of the device that holds the model when not split.
+        use_mmap: map the file instead of reading it (fast load, shared pages).
+        use_mlock: lock the weights in RAM.
+        vocab_only: load only the tokenizer (for tokenizing without weights).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ModelLoadError (a ValueError): the file is not a GGUF, is truncated,
+            or llama.cpp cannot load it (unknown architecture, ...).
+
+    The GIL is released while the weights load. ``close()`` frees the model;
+    it refuses while a :class:`Context` made from it is still open.
+    """
+
+    cdef llama.llama_model * _ptr
+    cdef readonly str path
+    cdef readonly Vocab vocab
+    cdef readonly bint vocab_only
+    cdef int _n_contexts
+    cdef dict _metadata
+
+    def __cinit__(self):
+        self._ptr = NULL
+        self._n_contexts = 0
+
+    def __init__(self, path, *, int n_gpu_layers=-1, int main_gpu=0, bint use_mmap=True,
+                 bint use_mlock=False, bint vocab_only=False):
+        self.path = _os.fspath(path)
+        if main_gpu < 0:
+            raise ValueError(f"main_gpu must be >= 0, got {main_gpu}")
+        # Validates the file and reads its header in one pass.
+        cdef llama.gguf_context * g = _gguf_open(self.path)
+        llama.gguf_free(g)
+
+        cdef llama.llama_model_params params = llama.llama_model_default_params()
+        params.n_gpu_layers = n_gpu_layers
+        params.main_gpu = main_gpu
+        params.vocab_only = vocab_only
+        if use_mmap and use_mlock:
+            params.load_mode = llama.LLAMA_LOAD_MODE_MMAP_MLOCK
+        elif use_mmap:
+            params.load_mode = llama.LLAMA_LOAD_MODE_MMAP
+        elif use_mlock:
+            params.load_mode = llama.LLAMA_LOAD_MODE_MLOCK
+        else:
+            params.load_mode = llama.LLAMA_LOAD_MODE_NONE
+        cdef bytes bpath = _os.fsencode(self.path)
+        cdef const char * cpath = bpath
+        with nogil:
+            self._ptr = llama.llama_model_load_from_file(cpath, params)
+        if self._ptr == NULL:
+            raise ModelLoadError(
+                f"llama.cpp could not load {self.path!r} (unsupported architecture or corrupt "
+                f"tensors; set llamanative._core.set_log_level('INFO') for llama.cpp's log)", self.path)
+        self.vocab_only = vocab_only
+        self.vocab = Vocab._wrap(self, llama.llama_model_get_vocab(self._ptr))
+
+    def __dealloc__(self):
+        if self._ptr != NULL:
+            llama.llama_model_free(self._ptr)
+            self._ptr = NULL
+
+    cdef inline int _check(self) except -1:
+        if self._ptr == NULL:
+            raise ValueError("the model is closed")
+        return 0
+
+    def close(self) -> None:
+        """Free the weights. Safe to call twice.
+
+        Raises:
+            RuntimeError: a Context made from this model is still open.
+        """
+        if self._n_contexts > 0:
+            raise RuntimeError(f"cannot close the model: {self._n_contexts} context(s) still use it")
+        if self._ptr != NULL:
+            if self.vocab is not None:
+                self.vocab._ptr = NULL
+            llama.llama_model_free(self._ptr)
+            self._ptr = NULL
+
+    @property
+    def closed(self) -> bool:
+        return self._ptr == NULL
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        state = "closed" if self._ptr == NULL else f"{self.architecture}, {self.n_params} params"
+        return f"<Model {self.path!r} ({state})>"
+
+    @property
+    def metadata(self) -> dict:
+        """Every GGUF key/value of the file, arrays included (read once, then cached)."""
+        if self._metadata is None:
+            self._metadata = read_gguf_metadata(self.path)
+        return self._metadata
+
+    @property
+    def architecture(self) -> str:
+        return self._meta_str(b"general.architecture") or ""
+
+    cdef object _meta_str(self, bytes key):
+        # llama_model_meta_val_str gives scalar values without parsing the
+        # whole header again (arrays would be summarised: use .metadata).
+        self._check()
+        cdef char buf[512]
+        cdef int32_t n = llama.llama_model_meta_val_str(self._ptr, key, buf, sizeof(buf))
+        if n < 0:
+            return None
+        return buf[:min(n, <int32_t> sizeof(buf) - 1)].decode("utf-8", "replace")
+
+    @property
+    def description(self) -> str:
+        """llama.cpp's short description, e.g. ``"llama ?B Q4_1"``."""
+        self._check()
+        cdef char buf[256]
+        cdef int32_t n = llama.llama_model_desc(self._ptr, buf, sizeof(buf))
+        return buf[:max(0, min(n, 255))].decode("utf-8", "replace")
+
+    @property
+    def n_params(self) -> int:
+        self._check()
+        return llama.llama_model_n_params(self._ptr)
+
+    @property
+    def size(self) -> int:
+        """Size of the weights in bytes."""
+        self._check()
+        return llama.llama_model_size(self._ptr)
+
+    @property
+    def n_ctx_train(self) -> int:
+        self._check()
+        return llama.llama_model_n_ctx_train(self._ptr)
+
+    @property
+    def n_embd(self) -> int:
+        self._check()
+        return llama.llama_model_n_embd(self._ptr)
+
+    @property
+    def n_embd_out(self) -> int:
+        """Width of the embeddings the model outputs (equal to n_embd for most models)."""
+        self._check()
+        return llama.llama_model_n_embd_out(self._ptr)
+
+    @property
+    def n_layer(self) -> int:
+        self._check()
+        return llama.llama_model_n_layer(self._ptr)
+
+    @property
+    def n_head(self) -> int:
+        self._check()
+        return llama.llama_model_n_head(self._ptr)
+
+    @property
+    def n_head_kv(self) -> int:
+        self._check()
+        return llama.llama_model_n_head_kv(self._ptr)
+
+    @property
+    def has_encoder(self) -> bool:
+        self._check()
+        return llama.llama_model_has_encoder(self._ptr)
+
+    @property
+    def has_decoder(self) -> bool:
+        self._check()
+        return llama.llama_model_has_decoder(self._ptr)
+
+    @property
+    def is_recurrent(self) -> bool:
+        self._check()
+        return llama.llama_model_is_recurrent(self._ptr)
+
+    @property
+    def chat_template(self):
+        """The default chat template (Jinja source) stored in the GGUF, or None."""
+        self._check()
+        cdef const char * t = llama.llama_model_chat_template(self._ptr, NULL)
+        return None if t == NULL else t[:strlen(t)].decode("utf-8", "replace")
+
+    @property
+    def chat_templates(self) -> dict:
+        """Every chat template in the GGUF: ``{"default": ..., "<name>": ...}``."""
+        prefix = "tokenizer.chat_template"
+        out = {}
+        for key, value in self.metadata.items():
+            if key == prefix:
+                out["default"] = value
+            elif key.startswith(prefix + "."):
+                out[key[len(prefix) + 1:]] = value
+        return out

@@ -1,0 +1,93 @@
+# What was compiled in and what hardware was found.
+
+_DEVICE_TYPES = {
+    llama.GGML_BACKEND_DEVICE_TYPE_CPU: "cpu",
+    llama.GGML_BACKEND_DEVICE_TYPE_GPU: "gpu",
+    llama.GGML_BACKEND_DEVICE_TYPE_IGPU: "igpu",
+    llama.GGML_BACKEND_DEVICE_TYPE_ACCEL: "accel",
+    llama.GGML_BACKEND_DEVICE_TYPE_META: "meta",
+}
+
+
+def system_info() -> str:
+    """llama.cpp's one-line summary of the CPU features it was built with (``AVX2 = 1 | ...``)."""
+    return llama.llama_print_system_info().decode()
+
+
+def llama_version() -> str:
+    """The llama.cpp version string reported by the library."""
+    return llama.llama_version().decode()
+
+
+cdef dict _reg_features(llama.ggml_backend_reg_t reg):
+    cdef llama.ggml_backend_get_features_t get_features = <llama.ggml_backend_get_features_t> \
+        llama.ggml_backend_reg_get_proc_address(reg, b"ggml_backend_get_features")
+    cdef llama.ggml_backend_feature * feat
+    features = {}
+    if get_features != NULL:
+        feat = get_features(reg)
+        while feat != NULL and feat.name != NULL:
+            features[feat.name.decode()] = feat.value.decode() if feat.value != NULL else ""
+            feat += 1
+    return features
+
+
+def backends() -> list:
+    """The ggml backends compiled into this build.
+
+    Returns:
+        A list of dicts ``{"name", "n_devices", "features"}``; ``features`` maps
+        a feature name (``"AVX2"``, ``"CUDA"`` ...) to its value as a string.
+    """
+    cdef size_t i
+    cdef llama.ggml_backend_reg_t reg
+    out = []
+    for i in range(llama.ggml_backend_reg_count()):
+        reg = llama.ggml_backend_reg_get(i)
+        out.append({
+            "name": llama.ggml_backend_reg_name(reg).decode(),
+            "n_devices": llama.ggml_backend_reg_dev_count(reg),
+            "features": _reg_features(reg),
+        })
+    return out
+
+
+def devices() -> list:
+    """The devices found by the compiled backends.
+
+    Returns:
+        A list of dicts ``{"name", "description", "type", "backend",
+        "memory_free", "memory_total"}``; memory in bytes.
+    """
+    cdef size_t i, free_b, total_b
+    cdef llama.ggml_backend_dev_t dev
+    out = []
+    for i in range(llama.ggml_backend_dev_count()):
+        dev = llama.ggml_backend_dev_get(i)
+        free_b = 0
+        total_b = 0
+        llama.ggml_backend_dev_memory(dev, &free_b, &total_b)
+        out.append({
+            "name": llama.ggml_backend_dev_name(dev).decode(),
+            "description": llama.ggml_backend_dev_description(dev).decode(),
+            "type": _DEVICE_TYPES.get(llama.ggml_backend_dev_get_type(dev), "unknown"),
+            "backend": llama.ggml_backend_reg_name(llama.ggml_backend_dev_backend_reg(dev)).decode(),
+            "memory_free": free_b,
+            "memory_total": total_b,
+        })
+    return out
+
+
+def supports_gpu_offload() -> bool:
+    """Whether a backend that can hold model layers (CUDA, Vulkan, Metal, ...) was compiled in."""
+    return llama.llama_supports_gpu_offload()
+
+
+def max_parallel_sequences() -> int:
+    """llama.cpp's upper bound for ``n_seq_max``."""
+    return llama.llama_max_parallel_sequences()
+
+
+def time_us() -> int:
+    """llama.cpp's monotonic clock, in microseconds."""
+    return llama.llama_time_us()

@@ -1,0 +1,248 @@
+# Vocab: tokenizer of a loaded model.
+
+import enum as _enum
+
+
+class TokenAttr(_enum.IntFlag):
+    """Token attributes (``llama_token_attr``)."""
+    UNDEFINED = 0
+    UNKNOWN = 1 << 0
+    UNUSED = 1 << 1
+    NORMAL = 1 << 2
+    CONTROL = 1 << 3
+    USER_DEFINED = 1 << 4
+    BYTE = 1 << 5
+    NORMALIZED = 1 << 6
+    LSTRIP = 1 << 7
+    RSTRIP = 1 << 8
+    SINGLE_WORD = 1 << 9
+
+
+_VOCAB_TYPES = {
+    llama.LLAMA_VOCAB_TYPE_NONE: "none", llama.LLAMA_VOCAB_TYPE_SPM: "spm",
+    llama.LLAMA_VOCAB_TYPE_BPE: "bpe", llama.LLAMA_VOCAB_TYPE_WPM: "wpm",
+    llama.LLAMA_VOCAB_TYPE_UGM: "ugm", llama.LLAMA_VOCAB_TYPE_RWKV: "rwkv",
+    llama.LLAMA_VOCAB_TYPE_PLAMO2: "plamo2",
+}
+
+# Inputs longer than this are tokenized with the GIL released: below it the
+# release/re-acquire costs more than it frees.
+cdef enum:
+    _NOGIL_TEXT_BYTES = 2048
+
+
+cdef class Vocab:
+    """The tokenizer of a :class:`Model` (``model.vocab``); not created directly.
+
+    Token ids are validated against ``n_vocab`` before any call into
+    llama.cpp: an out-of-range id raises ``ValueError``.
+    """
+
+    cdef const llama.llama_vocab * _ptr
+    cdef readonly Model model
+    cdef readonly int32_t n_vocab
+
+    def __init__(self):
+        raise TypeError("Vocab is not created directly: use Model(path).vocab")
+
+    @staticmethod
+    cdef Vocab _wrap(Model model, const llama.llama_vocab * ptr):
+        cdef Vocab v = Vocab.__new__(Vocab)
+        v._ptr = ptr
+        v.model = model
+        v.n_vocab = llama.llama_vocab_n_tokens(ptr)
+        return v
+
+    cdef inline int _check(self) except -1:
+        if self._ptr == NULL:
+            raise ValueError("the model of this vocab is closed")
+        return 0
+
+    cdef inline int _check_token(self, llama_token token) except -1:
+        self._check()
+        if token < 0 or token >= self.n_vocab:
+            raise ValueError(f"token id {token} is out of range: the vocab has {self.n_vocab} tokens (0..{self.n_vocab - 1})")
+        return 0
+
+    def __len__(self):
+        return self.n_vocab
+
+    @property
+    def type(self) -> str:
+        """Tokenizer family: "spm", "bpe", "wpm", "ugm", "rwkv", "plamo2" or "none"."""
+        self._check()
+        return _VOCAB_TYPES.get(llama.llama_get_vocab_type(self._ptr), "unknown")
+
+    def tokenize(self, text, bint add_special=True, bint parse_special=False):
+        """Tokenize ``text`` into a new int32 numpy array filled by ``llama_tokenize``.
+
+        Args:
+            text: str or UTF-8 bytes.
+            add_special: add BOS/EOS (or CLS/SEP) as the model's metadata asks.
+            parse_special: treat special-token text such as ``<|im_start|>`` as
+                the special token instead of plain text.
+
+        Returns:
+            ``np.ndarray[int32]`` of token ids (owned by the caller).
+        """
+        self._check()
+        cdef Py_ssize_t n_bytes
+        cdef const char * data = _text_ptr(text, &n_bytes)
+        if n_bytes > INT32_MAX - 64:
+            raise ValueError(f"text is too long to tokenize: {n_bytes} bytes (limit {INT32_MAX - 64})")
+        # Every tokenizer emits at most one token per byte, plus the specials
+        # (and a space prefix); a negative result still retries with the exact size.
+        cdef cnp.npy_intp cap = n_bytes + 16
+        cdef cnp.ndarray out = cnp.PyArray_EMPTY(1, &cap, cnp.NPY_INT32, 0)
+        cdef int32_t n = self._tokenize_into(data, <int32_t> n_bytes, out, add_special, parse_special)
+        if n < 0:
+            cap = -n
+            out = cnp.PyArray_EMPTY(1, &cap, cnp.NPY_INT32, 0)
+            n = self._tokenize_into(data, <int32_t> n_bytes, out, add_special, parse_special)
+            if n < 0:
+                raise RuntimeError(f"llama_tokenize failed ({n})")
+        cdef cnp.PyArray_Dims shape
+        cdef cnp.npy_intp newlen = n
+        if n != cap:
+            # Shrink in place (realloc): the array keeps no unused tail.
+            shape.ptr = &newlen
+            shape.len = 1
+            cnp.PyArray_Resize(out, &shape, 0, cnp.NPY_CORDER)
+        return out
+
+    cdef int32_t _tokenize_into(self, const char * data, int32_t n_bytes, cnp.ndarray out,
+                                bint add_special, bint parse_special):
+        cdef llama_token * dst = <llama_token *> cnp.PyArray_DATA(out)
+        cdef int32_t cap = <int32_t> cnp.PyArray_DIM(out, 0)
+        cdef int32_t n
+        if n_bytes > _NOGIL_TEXT_BYTES:
+            with nogil:
+                n = llama.llama_tokenize(self._ptr, data, n_bytes, dst, cap, add_special, parse_special)
+        else:
+            n = llama.llama_tokenize(self._ptr, data, n_bytes, dst, cap, add_special, parse_special)
+        return n
+
+    def detokenize(self, tokens, bint remove_special=False, bint unparse_special=False) -> str:
+        """Text of a token sequence (``llama_detokenize``).
+
+        Args:
+            tokens: int sequence or int32 array.
+            remove_special: drop a leading BOS / trailing EOS the model adds.
+            unparse_special: render special tokens as their text.
+        """
+        return _bytes_to_str(self.detokenize_bytes(tokens, remove_special, unparse_special))
+
+    def detokenize_bytes(self, tokens, bint remove_special=False, bint unparse_special=False) -> bytes:
+        """Like :meth:`detokenize`, as raw bytes (may end inside a UTF-8 character)."""
+        self._check()
+        cdef cnp.ndarray arr = _as_tokens(tokens)
+        cdef const llama_token * toks = <const llama_token *> cnp.PyArray_DATA(arr)
+        cdef Py_ssize_t n_tok = cnp.PyArray_DIM(arr, 0)
+        if n_tok > INT32_MAX:
+            raise ValueError("too many tokens")
+        cdef int bad = _first_bad_token(toks, n_tok, self.n_vocab)
+        if bad >= 0:
+            self._check_token(toks[bad])
+        cdef int32_t cap = <int32_t> min(n_tok * 8 + 16, INT32_MAX)
+        cdef int32_t n
+        cdef bytes out
+        cdef char * dst
+        while True:
+            out = PyBytes_FromStringAndSize(NULL, cap)
+            dst = PyBytes_AS_STRING(out)
+            with nogil:
+                n = llama.llama_detokenize(self._ptr, toks, <int32_t> n_tok, dst, cap,
+                                           remove_special, unparse_special)
+            if n >= 0:
+                return out[:n]
+            cap = -n
+
+    def token_to_piece(self, llama_token token, bint special=False) -> bytes:
+        """The bytes of one token (may be part of a multi-byte character).
+
+        Args:
+            special: render special/control tokens as their text (else empty).
+        """
+        self._check_token(token)
+        return _token_piece(self._ptr, token, special)
+
+    def token_text(self, llama_token token) -> str:
+        """The token's text as stored in the vocabulary (e.g. ``"Ġhello"``)."""
+        self._check_token(token)
+        cdef const char * t = llama.llama_vocab_get_text(self._ptr, token)
+        return t[:strlen(t)].decode("utf-8", "replace")
+
+    def token_score(self, llama_token token) -> float:
+        self._check_token(token)
+        return llama.llama_vocab_get_score(self._ptr, token)
+
+    def token_attr(self, llama_token token) -> TokenAttr:
+        self._check_token(token)
+        return TokenAttr(<int> llama.llama_vocab_get_attr(self._ptr, token))
+
+    def is_eog(self, llama_token token) -> bool:
+        """True for end-of-generation tokens (EOS, EOT, ...)."""
+        self._check_token(token)
+        return llama.llama_vocab_is_eog(self._ptr, token)
+
+    def is_control(self, llama_token token) -> bool:
+        self._check_token(token)
+        return llama.llama_vocab_is_control(self._ptr, token)
+
+    # Special tokens: -1 when the model has none.
+    @property
+    def bos(self) -> int:
+        self._check(); return llama.llama_vocab_bos(self._ptr)
+    @property
+    def eos(self) -> int:
+        self._check(); return llama.llama_vocab_eos(self._ptr)
+    @property
+    def eot(self) -> int:
+        self._check(); return llama.llama_vocab_eot(self._ptr)
+    @property
+    def sep(self) -> int:
+        self._check(); return llama.llama_vocab_sep(self._ptr)
+    @property
+    def nl(self) -> int:
+        self._check(); return llama.llama_vocab_nl(self._ptr)
+    @property
+    def pad(self) -> int:
+        self._check(); return llama.llama_vocab_pad(self._ptr)
+    @property
+    def mask(self) -> int:
+        self._check(); return llama.llama_vocab_mask(self._ptr)
+    @property
+    def fim_pre(self) -> int:
+        self._check(); return llama.llama_vocab_fim_pre(self._ptr)
+    @property
+    def fim_suf(self) -> int:
+        self._check(); return llama.llama_vocab_fim_suf(self._ptr)
+    @property
+    def fim_mid(self) -> int:
+        self._check(); return llama.llama_vocab_fim_mid(self._ptr)
+    @property
+    def fim_pad(self) -> int:
+        self._check(); return llama.llama_vocab_fim_pad(self._ptr)
+    @property
+    def fim_rep(self) -> int:
+        self._check(); return llama.llama_vocab_fim_rep(self._ptr)
+    @property
+    def fim_sep(self) -> int:
+        self._check(); return llama.llama_vocab_fim_sep(self._ptr)
+    @property
+    def add_bos(self) -> bool:
+        self._check(); return llama.llama_vocab_get_add_bos(self._ptr)
+    @property
+    def add_eos(self) -> bool:
+        self._check(); return llama.llama_vocab_get_add_eos(self._ptr)
+
+
+cdef bytes _token_piece(const llama.llama_vocab * vocab, llama_token token, bint special):
+    """``llama_token_to_piece`` into a bytes object; retries when the piece is long."""
+    cdef char buf[128]
+    cdef int32_t n = llama.llama_token_to_piece(vocab, token, buf, sizeof(buf), 0, special)
+    if n >= 0:
+        return buf[:n]
+    cdef bytes big = PyBytes_FromStringAndSize(NULL, -n)
+    n = llama.llama_token_to_piece(vocab, token, PyBytes_AS_STRING(big), -n, 0, special)
+    return big[:n]
