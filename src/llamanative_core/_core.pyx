@@ -56,6 +56,7 @@ include "detokenizer.pxi"
 include "batch.pxi"
 include "context.pxi"
 include "sampler.pxi"
+include "chat.pxi"
 
 llama.llama_backend_init()
 _install_log_callback()

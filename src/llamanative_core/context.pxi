@@ -356,6 +356,10 @@ cdef class Context:
         self._abort_flag = 1
 
     cdef int _check_output(self, int32_t i) except -1:
+        if self._last_outputs is None:
+            # Outputs restored from a saved state: llama.cpp knows them, we do
+            # not; callers then rely on its NULL check for a missing output.
+            return 0
         cdef Py_ssize_t n = len(self._last_outputs)
         if i < 0:
             if -i > self._n_last_outputs:
@@ -535,6 +539,7 @@ cdef class Context:
                 read = llama.llama_state_set_data(self._ptr, &view[0], n)
         finally:
             self._leave()
+        self._last_outputs = None
         if read == 0:
             raise StateError("the state could not be restored: it was saved from another model or "
                              "context size, or it is corrupt")
@@ -579,6 +584,7 @@ cdef class Context:
                                                  cap, &n_out)
         finally:
             self._leave()
+        self._last_outputs = None
         if not ok:
             raise StateError(f"could not restore the state from {spath!r}: not a state of this model "
                              f"and context size, or corrupt")
@@ -587,8 +593,12 @@ cdef class Context:
     # -- performance -------------------------------------------------------------
     def perf(self) -> dict:
         """llama.cpp's counters: load/prompt/eval time in ms and token counts."""
-        self._check()
+        self._enter()
+        # Timings of the last decode are booked when llama.cpp synchronises.
+        with nogil:
+            llama.llama_synchronize(self._ptr)
         cdef llama.llama_perf_context_data d = llama.llama_perf_context(self._ptr)
+        self._leave()
         return {"t_start_ms": d.t_start_ms, "t_load_ms": d.t_load_ms, "t_p_eval_ms": d.t_p_eval_ms,
                 "t_eval_ms": d.t_eval_ms, "n_p_eval": d.n_p_eval, "n_eval": d.n_eval,
                 "n_reused": d.n_reused}

@@ -236,6 +236,10 @@ cdef extern from "llama.h" nogil:
         llama_token token
         float bias
 
+    struct llama_chat_message:
+        const char * role
+        const char * content
+
     struct llama_sampler_chain_params:
         bint no_perf
 
@@ -365,6 +369,10 @@ cdef extern from "llama.h" nogil:
                                  int32_t lstrip, bint special)
     int32_t llama_detokenize(const llama_vocab * vocab, const llama_token * tokens, int32_t n_tokens,
                              char * text, int32_t text_len_max, bint remove_special, bint unparse_special)
+
+    # Chat templates (llama.cpp's built-in, non-Jinja formats)
+    int32_t llama_chat_apply_template(const char * tmpl, const llama_chat_message * chat, size_t n_msg,
+                                      bint add_ass, char * buf, int32_t length)
 
     # Samplers
     llama_sampler * llama_sampler_chain_init(llama_sampler_chain_params params)
