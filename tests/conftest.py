@@ -7,6 +7,7 @@ be had, the fixture fails the test with the reason; it never skips.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,9 @@ from llamanative.fetch import fetch_model
 REPO = Path(__file__).resolve().parents[1]
 VOCAB_DIR = REPO / "vendor" / "llama.cpp" / "models"
 MINILM_FILE = "all-MiniLM-L6-v2-F16.gguf"
+
+# benchmarks/reference_tools.py builds llama.cpp's own tools for parity tests.
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 def _minilm_candidates() -> list[Path]:

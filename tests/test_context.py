@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 
@@ -14,13 +15,16 @@ from llamanative.errors import ContextBusyError, DecodeAbortedError, StateError
 
 PROMPT = "The capital of France is"
 
-# Recorded with llama.cpp's own completion tool, built from the vendored tree
-# at the pinned commit (cmake -DLLAMANATIVE_REFERENCE_TOOLS=ON, see
-# benchmarks/reference_tools.py), greedy sampling:
-#   llama-completion -m SmolLM2-135M-Instruct.Q4_1.gguf -p "The capital of France is" \
-#       -n 24 --temp 0 -no-cnv --no-display-prompt -t 2 --seed 0
-# test_greedy_matches_llama_cpp_reference_tool re-runs the tool when it is built.
-REFERENCE_CONTINUATION = None
+# What llama.cpp's own completion tool prints for PROMPT with greedy sampling,
+# built from the vendored tree at the pinned commit
+# (python benchmarks/reference_tools.py builds it) and run as:
+#   llama-completion -m MODEL -p "The capital of France is" -n 24 --temp 0 \
+#       -no-cnv --no-display-prompt -t 2 --seed 0
+# (the tool ends its output with "\n\n", left out here).
+REFERENCE = {
+    "smollm2": " Paris.\n\nThe United States has a population of approximately 321 million people.\n\nThe United States",
+    "gemma3": " the capital of the country of France. It is the largest city in France. It is the capital of the country of",
+}
 
 
 def greedy(model, prompt, n, **ctx_kw):
@@ -29,6 +33,26 @@ def greedy(model, prompt, n, **ctx_kw):
     toks = model.vocab.tokenize(prompt)
     out = [s.token for s in generate_step(ctx, sampler, toks, max_tokens=n)]
     return out
+
+
+@pytest.mark.parametrize("name", ["smollm2", "gemma3"])
+def test_greedy_matches_llama_cpp_completion_tool(name, request):
+    model = request.getfixturevalue(name)
+    tokens = greedy(model, PROMPT, 24)
+    assert len(tokens) == 24
+    assert model.vocab.detokenize(tokens) == REFERENCE[name]
+
+
+def test_greedy_matches_the_reference_tool_run_now(smollm2_path):
+    """Re-runs the tool itself, building it (once, cached) from the vendored tree."""
+    from reference_tools import build_reference_tools
+
+    tool = build_reference_tools()["llama-completion"]
+    out = subprocess.run(
+        [str(tool), "-m", str(smollm2_path), "-p", PROMPT, "-n", "24", "--temp", "0", "-no-cnv",
+         "--no-display-prompt", "-t", "2", "--seed", "0"],
+        capture_output=True, check=True).stdout.decode()
+    assert out.removesuffix("\n\n") == REFERENCE["smollm2"]
 
 
 def test_greedy_generation_is_deterministic(smollm2):
