@@ -57,6 +57,7 @@ include "batch.pxi"
 include "context.pxi"
 include "sampler.pxi"
 include "chat.pxi"
+include "bench.pxi"
 
 llama.llama_backend_init()
 _install_log_callback()

@@ -1,0 +1,228 @@
+"""llamanative._core against llama.cpp's own tools, measured in one run.
+
+    python benchmarks/compare_llama_bench.py [--model PATH] [--threads N] [--reps 5]
+
+Prints, for the same model, thread count and machine:
+- prompt processing (pp, default 512 tokens) and generation (tg, default 128)
+  tokens/s from ``llama-bench`` (built from the vendored tree) and from
+  ``_core`` driven from Python with llama-bench's own protocol (random tokens,
+  one warm-up run, KV cleared between repetitions, a fresh context per test
+  of n_ctx = pp or tg, batch 2048 / ubatch 512, an output on every generated
+  token), and their ratio (targets: >= 0.98);
+- tokenize throughput on ~1 MB of text: ``Vocab.tokenize`` against the bare
+  ``llama_tokenize`` call timed in C, and against the ``llama-tokenize`` tool
+  (its wall time on the text minus its wall time on an empty text); target >= 0.95;
+- the per-call overhead of ``Vocab.tokenize`` on a short string over the C
+  call itself (target < 5 us), and on an empty string.
+
+Use ``--json FILE`` to keep the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference_tools import REPO, build_reference_tools  # noqa: E402
+
+from llamanative import _core  # noqa: E402
+from llamanative.fetch import fetch_model  # noqa: E402
+
+
+def mean_sd(xs: list[float]) -> tuple[float, float]:
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+# -- decode --------------------------------------------------------------------
+def llama_bench(tool: Path, model: Path, threads: int, pp: int, tg: int, reps: int) -> dict[str, list[float]]:
+    out = subprocess.run(
+        [str(tool), "-m", str(model), "-t", str(threads), "-p", str(pp), "-n", str(tg),
+         "-r", str(reps), "-o", "json"], capture_output=True, text=True, check=True).stdout
+    res = {}
+    for row in json.loads(out):
+        key = "pp" if row["n_prompt"] > 0 else "tg"
+        res[key] = [float(x) for x in row["samples_ts"]]
+        res[key + "_params"] = {k: row[k] for k in ("n_batch", "n_ubatch", "type_k", "type_v", "flash_attn",
+                                                    "n_threads") if k in row}
+    return res
+
+
+def core_pp(model: _core.Model, threads: int, n: int, reps: int) -> list[float]:
+    ctx = _core.Context(model, n_ctx=n, n_batch=2048, n_ubatch=512, n_threads=threads)
+    vocab = model.vocab
+    batch = _core.Batch(min(n, ctx.n_batch))
+    rng = random.Random(0)
+
+    def run() -> float:
+        done = 0
+        t0 = time.perf_counter_ns()
+        while done < n:
+            k = min(n - done, ctx.n_batch)
+            toks = np.array([rng.randrange(vocab.n_vocab) for _ in range(k)], np.int32)
+            if done == 0 and vocab.add_bos:
+                toks[0] = vocab.bos
+            batch.clear()
+            batch.add_sequence(toks, done, 0)
+            ctx.decode(batch)
+            done += k
+        ctx.logits(-1)  # the decode has finished (synchronised) when outputs are read
+        return n / ((time.perf_counter_ns() - t0) / 1e9)
+
+    run()  # warm-up, as llama-bench
+    out = []
+    for _ in range(reps):
+        ctx.clear(False)
+        out.append(run())
+    ctx.close()
+    return out
+
+
+def core_tg(model: _core.Model, threads: int, n: int, reps: int) -> list[float]:
+    ctx = _core.Context(model, n_ctx=n, n_batch=2048, n_ubatch=512, n_threads=threads)
+    vocab = model.vocab
+    batch = _core.Batch(1)
+    rng = random.Random(0)
+
+    def run(count: int) -> float:
+        token = vocab.bos if vocab.add_bos else rng.randrange(vocab.n_vocab)
+        pos = ctx.seq_pos_max(0) + 1
+        t0 = time.perf_counter_ns()
+        for _ in range(count):
+            batch.clear()
+            batch.add(token, pos, 0, True)
+            ctx.decode(batch)
+            ctx.logits(-1)
+            pos += 1
+            token = rng.randrange(vocab.n_vocab)
+        return count / ((time.perf_counter_ns() - t0) / 1e9)
+
+    run(1)  # warm-up, as llama-bench
+    out = []
+    for _ in range(reps):
+        ctx.clear(False)
+        out.append(run(n))
+    ctx.close()
+    return out
+
+
+# -- tokenize ------------------------------------------------------------------
+def corpus(n_bytes: int = 1 << 20) -> str:
+    """~1 MB of mixed text: the tokenizer test inputs and llama.cpp's sources."""
+    parts = [p.read_text("utf-8", "replace") for p in sorted((REPO / "vendor/llama.cpp/models").glob("*.inp"))]
+    parts += [p.read_text("utf-8", "replace") for p in sorted((REPO / "vendor/llama.cpp/src").glob("*.cpp"))]
+    text = "\n".join(parts)
+    while len(text.encode()) < n_bytes:
+        text += text
+    return text.encode()[:n_bytes].decode("utf-8", "ignore")
+
+
+def best_of(fn, repeat: int) -> float:
+    return min(fn() for _ in range(repeat))
+
+
+def tokenize_figures(model_path: Path, tool: Path, reps: int) -> dict[str, float]:
+    vocab_model = _core.Model(model_path, vocab_only=True)
+    vocab = vocab_model.vocab
+    text = corpus()
+    n_tokens = len(vocab.tokenize(text))
+
+    def py_long() -> float:
+        t0 = time.perf_counter_ns()
+        vocab.tokenize(text)
+        return time.perf_counter_ns() - t0
+
+    c_long = best_of(lambda: _core._bench_tokenize_c(vocab, text, 1), reps)
+    p_long = best_of(py_long, reps)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        big, tiny = Path(tmp, "big.txt"), Path(tmp, "tiny.txt")
+        big.write_text(text, "utf-8")
+        tiny.write_text("", "utf-8")
+
+        def tool_time(path: Path) -> float:
+            t0 = time.perf_counter_ns()
+            subprocess.run([str(tool), "-m", str(model_path), "-f", str(path), "--ids", "--log-disable"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            return time.perf_counter_ns() - t0
+
+        tool_long = best_of(lambda: tool_time(big), reps) - best_of(lambda: tool_time(tiny), reps)
+
+    short = "Hello, how are you doing today?"
+    calls = 20000
+
+    def per_call(fn) -> float:
+        t0 = time.perf_counter_ns()
+        for _ in range(calls):
+            fn()
+        return (time.perf_counter_ns() - t0) / calls
+
+    c_short = best_of(lambda: _core._bench_tokenize_c(vocab, short, calls), reps)
+    p_short = best_of(lambda: per_call(lambda: vocab.tokenize(short)), reps)
+    c_empty = best_of(lambda: _core._bench_tokenize_c(vocab, "", calls), reps)
+    p_empty = best_of(lambda: per_call(lambda: vocab.tokenize("")), reps)
+    return {
+        "text_bytes": len(text.encode()), "n_tokens": n_tokens,
+        "c_long_s": c_long / 1e9, "py_long_s": p_long / 1e9, "tool_long_s": tool_long / 1e9,
+        "ratio_vs_c": c_long / p_long, "ratio_vs_tool": tool_long / p_long,
+        "c_short_us": c_short / 1e3, "py_short_us": p_short / 1e3,
+        "overhead_short_us": (p_short - c_short) / 1e3,
+        "c_empty_us": c_empty / 1e3, "py_empty_us": p_empty / 1e3,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, default=None, help="GGUF model (default: SmolLM2-135M Q4_1)")
+    ap.add_argument("--threads", type=int, default=_core.default_n_threads())
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--pp", type=int, default=512)
+    ap.add_argument("--tg", type=int, default=128)
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = ap.parse_args()
+    model_path = args.model or fetch_model("smollm2")
+    tools = build_reference_tools()
+
+    print(f"model {model_path.name}, {args.threads} threads, {args.reps} repetitions")
+    print(f"llama.cpp {_core.LLAMA_CPP_COMMIT[:10]}; {_core.system_info().strip()}")
+    ref = llama_bench(tools["llama-bench"], model_path, args.threads, args.pp, args.tg, args.reps)
+    model = _core.Model(model_path)
+    ours = {"pp": core_pp(model, args.threads, args.pp, args.reps),
+            "tg": core_tg(model, args.threads, args.tg, args.reps)}
+    results: dict = {"model": str(model_path.name), "threads": args.threads, "llama_bench_params": {}}
+    print(f"\n{'test':<8}{'llama-bench t/s':>20}{'_core t/s':>20}{'ratio':>8}")
+    for key, n in (("pp", args.pp), ("tg", args.tg)):
+        (rm, rs), (om, os_) = mean_sd(ref[key]), mean_sd(ours[key])
+        results[key] = {"llama_bench": ref[key], "core": ours[key], "ratio": om / rm}
+        results["llama_bench_params"][key] = ref.get(key + "_params")
+        print(f"{key}{n:<6}{rm:>12.1f} ± {rs:<6.1f}{om:>12.1f} ± {os_:<6.1f}{om / rm:>8.3f}")
+
+    tok = tokenize_figures(model_path, tools["llama-tokenize"], args.reps)
+    results["tokenize"] = tok
+    mb = tok["text_bytes"] / 1e6
+    print(f"\ntokenize {mb:.2f} MB ({tok['n_tokens']} tokens), best of {args.reps}:")
+    print(f"  Vocab.tokenize          {tok['py_long_s'] * 1e3:8.1f} ms  ({mb / tok['py_long_s']:.2f} MB/s)")
+    print(f"  bare llama_tokenize (C) {tok['c_long_s'] * 1e3:8.1f} ms  ratio {tok['ratio_vs_c']:.3f}")
+    print(f"  llama-tokenize tool     {tok['tool_long_s'] * 1e3:8.1f} ms  ratio {tok['ratio_vs_tool']:.3f}"
+          "  (tool time on the text minus on an empty file; includes printing the ids)")
+    print(f"short string: Vocab.tokenize {tok['py_short_us']:.2f} us, C call {tok['c_short_us']:.2f} us, "
+          f"overhead {tok['overhead_short_us']:.2f} us")
+    print(f"empty string: Vocab.tokenize {tok['py_empty_us']:.3f} us, C call {tok['c_empty_us']:.3f} us "
+          f"(wrapper cost alone: {tok['py_empty_us'] - tok['c_empty_us']:.3f} us)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
