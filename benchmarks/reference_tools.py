@@ -1,10 +1,13 @@
 """Build llama.cpp's own tools (llama-bench, llama-tokenize, llama-completion)
-from the vendored tree, once, into ``build/reference``.
-
-They are the reference the benchmarks and the parity tests compare against:
-same source, same compiler flags (``GGML_NATIVE``), same machine.
+from the vendored tree: the reference that the benchmarks and parity tests
+compare against (same source, same flags, same machine).
 
     python benchmarks/reference_tools.py        # build (or reuse) and print the paths
+
+The tools are targets of this project's CMake tree. When ``pip install .``
+has left its build directory (``build/<wheel tag>``), they are built there
+on top of the already compiled libraries, which takes seconds; otherwise a
+separate tree ``build/reference`` is configured (a full llama.cpp build).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-BUILD_DIR = REPO / "build" / "reference"
 TOOLS = {
     "llama-bench": "reference-tools/llama-bench/llama-bench",
     "llama-tokenize": "reference-tools/tokenize/llama-tokenize",
@@ -25,21 +27,23 @@ TOOLS = {
 }
 
 
-def build_reference_tools(build_dir: Path = BUILD_DIR) -> dict[str, Path]:
-    """Configure and build the tools if needed; return ``{name: path}``.
+def _build_dir() -> Path:
+    wheel_builds = sorted(p.parent for p in (REPO / "build").glob("cp*/CMakeCache.txt"))
+    return wheel_builds[-1] if wheel_builds else REPO / "build" / "reference"
 
-    Incremental: a second call only re-runs ninja/make, which finds nothing to do.
-    Uses ccache when it is installed.
+
+def build_reference_tools(build_dir: Path | None = None) -> dict[str, Path]:
+    """Build the tools if needed (incremental) and return ``{name: path}``.
 
     Raises:
         subprocess.CalledProcessError: cmake failed (its output is shown).
     """
+    build_dir = build_dir or _build_dir()
     build_dir.mkdir(parents=True, exist_ok=True)
-    with open(build_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time (tests may run in parallel)
+    with open(build_dir / ".reference-tools.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time
         if not (build_dir / "CMakeCache.txt").exists():
-            cmd = ["cmake", "-S", str(REPO), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release",
-                   "-DLLAMANATIVE_REFERENCE_TOOLS=ON"]
+            cmd = ["cmake", "-S", str(REPO), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release"]
             if shutil.which("ninja"):
                 cmd += ["-G", "Ninja"]
             if shutil.which("ccache"):
