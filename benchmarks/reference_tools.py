@@ -4,10 +4,11 @@ compare against (same source, same flags, same machine).
 
     python benchmarks/reference_tools.py        # build (or reuse) and print the paths
 
-The tools are targets of this project's CMake tree. When ``pip install .``
-has left its build directory (``build/<wheel tag>``), they are built there
-on top of the already compiled libraries, which takes seconds; otherwise a
-separate tree ``build/reference`` is configured (a full llama.cpp build).
+The tools are targets of this project's CMake tree, configured on its own in
+``build/reference`` (without the Python extension, so it does not depend on
+pip's temporary build environment). The first build compiles llama.cpp once
+more (ccache, when installed, makes that a cache hit); later calls only check
+that everything is up to date.
 """
 
 from __future__ import annotations
@@ -27,9 +28,7 @@ TOOLS = {
 }
 
 
-def _build_dir() -> Path:
-    wheel_builds = sorted(p.parent for p in (REPO / "build").glob("cp*/CMakeCache.txt"))
-    return wheel_builds[-1] if wheel_builds else REPO / "build" / "reference"
+BUILD_DIR = REPO / "build" / "reference"
 
 
 def build_reference_tools(build_dir: Path | None = None) -> dict[str, Path]:
@@ -38,7 +37,7 @@ def build_reference_tools(build_dir: Path | None = None) -> dict[str, Path]:
     Raises:
         subprocess.CalledProcessError: cmake failed (its output is shown).
     """
-    build_dir = build_dir or _build_dir()
+    build_dir = build_dir or BUILD_DIR
     build_dir.mkdir(parents=True, exist_ok=True)
     with open(build_dir / ".reference-tools.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time

@@ -147,7 +147,9 @@ def test_the_process_survives_every_bad_input(smollm2_path, tmp_path):
                 print("ValueError")
         print("SURVIVED")
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    # cwd: not the checkout, whose llamanative/ source folder would shadow the installed package.
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.split()
     assert lines[-1] == "SURVIVED"

@@ -54,6 +54,9 @@ cdef cppbool _abort_requested(void * data) noexcept nogil:
     return (<volatile int *> data)[0] != 0
 
 
+# Keep `model`/`vocab` set until __dealloc__: the native object must be
+# freed before the model it points into, also when collected in a cycle.
+@cython.no_gc_clear
 cdef class Context:
     """A llama.cpp inference context over a :class:`Model`.
 
@@ -166,6 +169,8 @@ cdef class Context:
         if self._ptr != NULL:
             llama.llama_free(self._ptr)
             self._ptr = NULL
+            if self.model is not None:
+                self.model._n_contexts -= 1
 
     def close(self) -> None:
         """Free the context. Safe to call twice. Views from :meth:`logits` die with it."""

@@ -32,6 +32,9 @@ cdef inline Py_ssize_t _complete_prefix(const unsigned char * s, Py_ssize_t n) n
     return n
 
 
+# Keep `model`/`vocab` set until __dealloc__: the native object must be
+# freed before the model it points into, also when collected in a cycle.
+@cython.no_gc_clear
 cdef class Detokenizer:
     """Turns a stream of tokens into text without ever splitting a character.
 

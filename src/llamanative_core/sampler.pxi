@@ -3,6 +3,9 @@
 cdef uint32_t _DEFAULT_SEED = 0xFFFFFFFF  # LLAMA_DEFAULT_SEED: a random seed
 
 
+# Keep `model`/`vocab` set until __dealloc__: the native object must be
+# freed before the model it points into, also when collected in a cycle.
+@cython.no_gc_clear
 cdef class Sampler:
     """A chain of llama.cpp samplers, applied in the order they are added.
 
@@ -221,6 +224,7 @@ cdef class Sampler:
         """
         if self._ptr == NULL:
             raise ValueError("the sampler is closed")
+        self.model._check()
         if not self._final:
             raise ValueError("the chain must end with greedy() or dist() to pick a token")
         if ctx.model is not self.model:
@@ -241,6 +245,7 @@ cdef class Sampler:
         """Tell stateful stages (penalties, grammar) that ``token`` was emitted (e.g. prompt tokens)."""
         if self._ptr == NULL:
             raise ValueError("the sampler is closed")
+        self.model._check()  # a grammar stage reads the model's vocab
         if token < 0 or token >= self._n_vocab:
             raise ValueError(f"token id {token} is out of range (0..{self._n_vocab - 1})")
         llama.llama_sampler_accept(self._ptr, token)
@@ -248,6 +253,7 @@ cdef class Sampler:
     def reset(self) -> None:
         """Forget accepted tokens and grammar state."""
         if self._ptr != NULL:
+            self.model._check()
             llama.llama_sampler_reset(self._ptr)
 
     def perf(self) -> dict:

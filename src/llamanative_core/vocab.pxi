@@ -31,6 +31,9 @@ cdef enum:
     _NOGIL_TEXT_BYTES = 2048
 
 
+# Keep `model`/`vocab` set until __dealloc__: the native object must be
+# freed before the model it points into, also when collected in a cycle.
+@cython.no_gc_clear
 cdef class Vocab:
     """The tokenizer of a :class:`Model` (``model.vocab``); not created directly.
 
