@@ -1,5 +1,25 @@
-"""The engine: owns llama.cpp contexts and runs generation on them."""
+"""The engine: owns llama.cpp contexts and the threads that drive them.
+
+- :mod:`.runner` — one loaded model, one worker thread, continuous batching.
+- :mod:`.scheduler` — which runners are loaded, keep_alive, eviction.
+- :mod:`.generate` — a plain single-sequence loop (demo and tests).
+"""
 
 from .generate import GenerationStep, generate_step
+from .jobs import CompletionJob, EmbedJob, Failed, Finished, Piece
+from .runner import Runner, RunnerConfig
+from .sampling import SamplingParams, make_sampler
 
-__all__ = ["GenerationStep", "generate_step"]
+__all__ = [
+    "CompletionJob",
+    "EmbedJob",
+    "Failed",
+    "Finished",
+    "GenerationStep",
+    "Piece",
+    "Runner",
+    "RunnerConfig",
+    "SamplingParams",
+    "generate_step",
+    "make_sampler",
+]

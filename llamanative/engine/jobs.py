@@ -1,0 +1,81 @@
+"""What callers hand to a Runner, and the events they get back.
+
+A caller builds a job, submits it, and reads its ``events`` queue on its own
+thread; the Runner's worker thread only ever puts into it. Setting
+``cancel()`` (e.g. because a streaming callback raised, or the iterator was
+dropped) frees the slot at the next step.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .sampling import SamplingParams
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Text produced by one generated token (may be ``""`` while a character or stop string is pending)."""
+
+    text: str
+    token: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The end of a completion, with its measurements (durations in nanoseconds)."""
+
+    reason: str  # "stop" (end of generation or a stop string) or "length"
+    tokens: tuple[int, ...]  # every generated token, the end-of-generation token excluded
+    prompt_eval_count: int  # prompt tokens actually evaluated (a reused cached prefix is not counted)
+    prompt_eval_duration: int
+    eval_count: int
+    eval_duration: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The completion failed in the worker; ``error`` is re-raised on the caller's thread."""
+
+    error: BaseException
+
+
+@dataclass
+class CompletionJob:
+    """A prompt to complete on one sequence slot.
+
+    Args:
+        prompt: int32 token ids (at least one).
+        params: sampling parameters.
+        max_tokens: most tokens to generate; -1 = until the context is full.
+        stops: stop strings (never part of the output).
+    """
+
+    prompt: np.ndarray
+    params: SamplingParams
+    max_tokens: int = -1
+    stops: tuple[str, ...] = ()
+    events: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    _cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        """Stop generating (safe from any thread); the job then finishes with no further events."""
+        self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+
+@dataclass
+class EmbedJob:
+    """Token sequences to embed; the result is a float32 matrix, one row per input."""
+
+    inputs: list[np.ndarray]
+    normalize: bool = True
+    result: Future = field(default_factory=Future)

@@ -1,0 +1,181 @@
+"""Scheduler: which models are loaded, for how long, and which one to evict.
+
+Models load on first use and stay loaded for ``keep_alive`` after their last
+request ends (a request resets the timer; 0 unloads as soon as the request
+ends; a negative value / ``inf`` keeps the model forever). A request whose
+load-time settings differ from the loaded runner's reloads the model once it
+is idle. At most ``max_loaded`` runners stay loaded; to make room the least
+recently used idle one is unloaded. Requests for a model that is loading wait
+for it; only one model loads at a time.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from .runner import Runner, RunnerConfig
+
+DEFAULT_KEEP_ALIVE_S = 300.0
+DEFAULT_MAX_LOADED = 3
+
+
+@dataclass
+class Loaded:
+    """A loaded runner and its bookkeeping (read by ``list_running``)."""
+
+    path: str
+    runner: Runner
+    refs: int = 0
+    last_used: float = 0.0
+    keep_alive_s: float = DEFAULT_KEEP_ALIVE_S
+    expires_at: float = math.inf  # wall-clock seconds; inf while in use or kept forever
+
+    @property
+    def config(self) -> RunnerConfig:
+        return self.runner.config
+
+
+class Scheduler:
+    """Owns every Runner of a Client.
+
+    Args:
+        max_loaded: most models loaded at once (default ``LLAMANATIVE_MAX_LOADED_MODELS`` or 3).
+        loader: builds a Runner (tests and alternative engines can replace it).
+    """
+
+    def __init__(self, max_loaded: int | None = None, loader=Runner) -> None:
+        env = os.environ.get("LLAMANATIVE_MAX_LOADED_MODELS")
+        self.max_loaded = max_loaded or (int(env) if env else DEFAULT_MAX_LOADED)
+        if self.max_loaded < 1:
+            raise ValueError(f"max_loaded must be >= 1, got {self.max_loaded}")
+        self._loader = loader
+        self._loaded: dict[str, Loaded] = {}
+        self._cond = threading.Condition()
+        self._load_lock = threading.Lock()  # one load at a time
+        self._closed = False
+        self._reaper = threading.Thread(target=self._reap, name="llamanative-keepalive", daemon=True)
+        self._reaper.start()
+
+    # -- use ---------------------------------------------------------------------------
+    @contextmanager
+    def use(self, path: str, config: RunnerConfig, keep_alive_s: float) -> Iterator[Loaded]:
+        """Hold the runner of ``path`` (loading or reloading it) for the duration of a request.
+
+        Args:
+            keep_alive_s: seconds to stay loaded after this request; 0 = unload at
+                the end, negative or ``inf`` = forever.
+        """
+        entry = self._acquire(path, config)
+        try:
+            yield entry
+        finally:
+            self._release(entry, keep_alive_s)
+
+    def _acquire(self, path: str, config: RunnerConfig) -> Loaded:
+        while True:
+            with self._cond:
+                while True:
+                    if self._closed:
+                        raise RuntimeError("the client is closed")
+                    entry = self._loaded.get(path)
+                    if entry is not None and entry.config == config:
+                        entry.refs += 1
+                        entry.last_used = time.time()
+                        entry.expires_at = math.inf
+                        return entry
+                    if entry is not None and entry.refs == 0:
+                        self._unload_locked(entry)  # load-time settings changed: reload
+                        continue
+                    if entry is None and self._room_locked():
+                        break
+                    self._cond.wait(0.1)  # in use with other settings, or no room yet
+            with self._load_lock:
+                with self._cond:
+                    if path in self._loaded or not self._room_locked():
+                        continue  # another thread loaded it or took the room meanwhile
+                runner = self._loader(path, config)  # outside the condition: loading takes time
+                with self._cond:
+                    entry = Loaded(path, runner, refs=1, last_used=time.time())
+                    self._loaded[path] = entry
+                    self._cond.notify_all()
+                    return entry
+
+    def _room_locked(self) -> bool:
+        if len(self._loaded) < self.max_loaded:
+            return True
+        idle = [e for e in self._loaded.values() if e.refs == 0]
+        if not idle:
+            return False
+        self._unload_locked(min(idle, key=lambda e: e.last_used))
+        return True
+
+    def _release(self, entry: Loaded, keep_alive_s: float) -> None:
+        with self._cond:
+            entry.refs -= 1
+            entry.last_used = time.time()
+            entry.keep_alive_s = keep_alive_s
+            if entry.refs == 0:
+                if keep_alive_s == 0:
+                    self._unload_locked(entry)
+                elif keep_alive_s < 0 or math.isinf(keep_alive_s):
+                    entry.expires_at = math.inf
+                else:
+                    entry.expires_at = entry.last_used + keep_alive_s
+            self._cond.notify_all()
+
+    # -- inspection and unloading ----------------------------------------------------------
+    def loaded(self) -> list[Loaded]:
+        """The loaded models, most recently used first."""
+        with self._cond:
+            return sorted(self._loaded.values(), key=lambda e: e.last_used, reverse=True)
+
+    def get(self, path: str) -> Loaded | None:
+        with self._cond:
+            return self._loaded.get(path)
+
+    def unload(self, path: str, *, wait: bool = True) -> bool:
+        """Unload ``path`` once its requests end (now if idle). Returns whether it was loaded."""
+        with self._cond:
+            while True:
+                entry = self._loaded.get(path)
+                if entry is None:
+                    return False
+                if entry.refs == 0:
+                    self._unload_locked(entry)
+                    return True
+                if not wait:
+                    entry.keep_alive_s, entry.expires_at = 0, time.time()
+                    return True
+                self._cond.wait(0.1)
+
+    def _unload_locked(self, entry: Loaded) -> None:
+        del self._loaded[entry.path]
+        entry.runner.close()
+        self._cond.notify_all()
+
+    def close(self) -> None:
+        """Unload everything (waiting for running requests)."""
+        with self._cond:
+            self._closed = True
+            for entry in list(self._loaded.values()):
+                while entry.refs > 0:
+                    self._cond.wait(0.1)
+                self._unload_locked(entry)
+
+    def _reap(self) -> None:
+        while True:
+            with self._cond:
+                if self._closed:
+                    return
+                now = time.time()
+                for entry in list(self._loaded.values()):
+                    if entry.refs == 0 and entry.expires_at <= now:
+                        self._unload_locked(entry)
+                soonest = min((e.expires_at for e in self._loaded.values()), default=math.inf)
+                self._cond.wait(min(1.0, max(0.01, soonest - now)))

@@ -1,0 +1,238 @@
+"""The model store on disk, in Ollama's layout.
+
+``<root>/manifests/<host>/<namespace>/<model>/<tag>`` holds a JSON manifest
+listing content-addressed layers stored as ``<root>/blobs/sha256-<hex>``
+(the GGUF, and optional template, system prompt, parameters, license and
+messages). ``LLAMANATIVE_MODELS`` can point at an existing Ollama models
+directory. Writes are atomic (temporary file + rename) under a file lock, so
+concurrent writers and crashes never leave a half-written manifest or blob.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..errors import StatusError
+from .names import ModelName, parse_name
+
+MEDIA_MODEL = "application/vnd.ollama.image.model"
+MEDIA_TEMPLATE = "application/vnd.ollama.image.template"
+MEDIA_SYSTEM = "application/vnd.ollama.image.system"
+MEDIA_PARAMS = "application/vnd.ollama.image.params"
+MEDIA_LICENSE = "application/vnd.ollama.image.license"
+MEDIA_MESSAGES = "application/vnd.ollama.image.messages"
+MEDIA_PROJECTOR = "application/vnd.ollama.image.projector"
+MEDIA_CONFIG = "application/vnd.docker.container.image.v1+json"
+MEDIA_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def default_root() -> Path:
+    """``$LLAMANATIVE_MODELS``, else ``<user cache>/llamanative/store``."""
+    env = os.environ.get("LLAMANATIVE_MODELS")
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(cache) / "llamanative" / "store"
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    """A model resolved from the store (or a plain GGUF path)."""
+
+    name: str  # display name ("smollm2:latest"), or the path for a plain file
+    path: str  # the GGUF file to load
+    digest: str  # "sha256:<hex>" of the manifest (store) or of the file (plain path)
+    size: int  # bytes of all layers
+    modified_at: datetime
+    layers: tuple[dict, ...] = ()
+    store: ModelStore | None = None
+
+    def layer_text(self, media_type: str) -> str | None:
+        """Text of the first layer of ``media_type`` (template, system, license ...)."""
+        for layer in self.layers:
+            if layer["mediaType"] == media_type and self.store is not None:
+                return self.store.blob_path(layer["digest"]).read_text("utf-8")
+        return None
+
+    def layer_json(self, media_type: str):
+        text = self.layer_text(media_type)
+        return None if text is None else json.loads(text)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ModelStore:
+    """Names to GGUF blobs. See the module docstring for the layout."""
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = Path(root).expanduser() if root else default_root()
+
+    # -- paths -------------------------------------------------------------------------
+    def manifest_path(self, name: ModelName) -> Path:
+        return self.root.joinpath("manifests", *name.parts())
+
+    def blob_path(self, digest: str) -> Path:
+        algo, _, hexd = digest.partition(":")
+        if algo != "sha256" or len(hexd) != 64 or any(c not in "0123456789abcdef" for c in hexd):
+            raise StatusError(400, f"invalid digest {digest!r}")
+        return self.root / "blobs" / f"sha256-{hexd}"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _write_atomic(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    # -- reading -------------------------------------------------------------------------
+    def resolve(self, model: str) -> StoredModel:
+        """The model named ``model``, or the GGUF file at that path.
+
+        Raises:
+            StatusError: 404 when there is no such model, 400 for an invalid name.
+        """
+        if model.endswith(".gguf") or os.sep in model and os.path.exists(model):
+            path = Path(model).expanduser()
+            if not path.is_file():
+                raise StatusError(404, f"model {model!r} not found")
+            st = path.stat()
+            return StoredModel(str(path), str(path.resolve()), "", st.st_size,
+                               datetime.fromtimestamp(st.st_mtime, timezone.utc))
+        name = parse_name(model)
+        mpath = self.manifest_path(name)
+        if not mpath.is_file():
+            raise StatusError(404, f"model '{name.display}' not found")
+        return self._load_manifest(name, mpath)
+
+    def _load_manifest(self, name: ModelName, mpath: Path) -> StoredModel:
+        raw = mpath.read_bytes()
+        manifest = json.loads(raw)
+        layers = tuple(manifest.get("layers", []))
+        gguf = next((l for l in layers if l["mediaType"] == MEDIA_MODEL), None)
+        if gguf is None:
+            raise StatusError(500, f"model '{name.display}' has no model layer")
+        size = sum(int(l.get("size", 0)) for l in layers) + int(manifest.get("config", {}).get("size", 0))
+        return StoredModel(name.display, str(self.blob_path(gguf["digest"])),
+                           "sha256:" + hashlib.sha256(raw).hexdigest(), size,
+                           datetime.fromtimestamp(mpath.stat().st_mtime, timezone.utc), layers, self)
+
+    def list(self) -> list[StoredModel]:
+        """Every model with a manifest, newest first."""
+        base = self.root / "manifests"
+        out = []
+        if base.is_dir():
+            for mpath in base.glob("*/*/*/*"):
+                if mpath.is_file() and not mpath.name.startswith("."):
+                    host, ns, model, tag = mpath.relative_to(base).parts
+                    with contextlib.suppress(StatusError, ValueError, KeyError):
+                        out.append(self._load_manifest(ModelName(host, ns, model, tag), mpath))
+        return sorted(out, key=lambda m: m.modified_at, reverse=True)
+
+    # -- writing -------------------------------------------------------------------------
+    def _put_blob_file(self, src: Path) -> dict:
+        digest = "sha256:" + sha256_file(src)
+        dst = self.blob_path(digest)
+        if not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dst.with_name(f".tmp-{dst.name}-{os.getpid()}")
+            try:
+                os.link(src, tmp)  # same filesystem: no copy of gigabytes
+            except OSError:
+                shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+        return {"mediaType": MEDIA_MODEL, "digest": digest, "size": dst.stat().st_size}
+
+    def _put_blob_bytes(self, media_type: str, data: bytes) -> dict:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        dst = self.blob_path(digest)
+        if not dst.exists():
+            self._write_atomic(dst, data)
+        return {"mediaType": media_type, "digest": digest, "size": len(data)}
+
+    def create(self, model: str, *, from_: str, template: str | None = None, system: str | None = None,
+               parameters: dict | None = None, license: str | list[str] | None = None,
+               messages: list[dict] | None = None, config: dict | None = None) -> StoredModel:
+        """Store a model under ``model`` from a GGUF file or another stored model.
+
+        Layers given here replace the source model's layers of the same kind.
+
+        Raises:
+            StatusError: 400 bad name, 404 the source does not exist.
+        """
+        name = parse_name(model)
+        with self._locked():
+            if os.path.isfile(from_):
+                layers = [self._put_blob_file(Path(from_))]
+            else:
+                src = self.resolve(from_)
+                layers = [dict(l) for l in src.layers] or [self._put_blob_file(Path(src.path))]
+            replace = {MEDIA_TEMPLATE: template, MEDIA_SYSTEM: system,
+                       MEDIA_PARAMS: None if parameters is None else json.dumps(parameters),
+                       MEDIA_LICENSE: None if license is None else
+                       ("\n\n".join(license) if isinstance(license, list) else license),
+                       MEDIA_MESSAGES: None if messages is None else json.dumps(messages)}
+            for media, text in replace.items():
+                if text is not None:
+                    layers = [l for l in layers if l["mediaType"] != media]
+                    layers.append(self._put_blob_bytes(media, text.encode()))
+            cfg = self._put_blob_bytes(MEDIA_CONFIG, json.dumps(config or {"model_format": "gguf"}).encode())
+            manifest = {"schemaVersion": 2, "mediaType": MEDIA_MANIFEST, "config": cfg, "layers": layers}
+            self._write_atomic(self.manifest_path(name), json.dumps(manifest, indent=2).encode())
+        return self.resolve(model)
+
+    def copy(self, source: str, destination: str) -> None:
+        """Give a stored model a second name (the blobs are shared)."""
+        src, dst = parse_name(source), parse_name(destination)
+        with self._locked():
+            spath = self.manifest_path(src)
+            if not spath.is_file():
+                raise StatusError(404, f"model '{src.display}' not found")
+            self._write_atomic(self.manifest_path(dst), spath.read_bytes())
+
+    def delete(self, model: str) -> None:
+        """Remove a name; blobs go only when no remaining manifest uses them."""
+        name = parse_name(model)
+        with self._locked():
+            mpath = self.manifest_path(name)
+            if not mpath.is_file():
+                raise StatusError(404, f"model '{name.display}' not found")
+            mpath.unlink()
+            used = set()
+            for m in self.list():
+                used.update(l["digest"] for l in m.layers)
+                raw = json.loads(self.manifest_path(parse_name(m.name)).read_bytes())
+                used.add(raw.get("config", {}).get("digest"))
+            blobs = self.root / "blobs"
+            for blob in blobs.glob("sha256-*") if blobs.is_dir() else ():
+                if "sha256:" + blob.name[7:] not in used:
+                    blob.unlink()

@@ -1,0 +1,161 @@
+"""The engine: stop strings, the Runner's continuous batching and prefix cache, the Scheduler."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from llamanative.engine import (CompletionJob, EmbedJob, Failed, Finished, Piece, Runner, RunnerConfig,
+                                SamplingParams)
+from llamanative.engine.scheduler import Scheduler
+from llamanative.engine.stops import StopMatcher
+
+GREEDY = SamplingParams(temperature=0)
+
+
+def collect(job):
+    pieces = []
+    while True:
+        ev = job.events.get(timeout=120)
+        if isinstance(ev, Piece):
+            pieces.append(ev.text)
+        elif isinstance(ev, Failed):
+            raise ev.error
+        else:
+            return "".join(pieces), ev
+
+
+def complete(runner, prompt, n=16, stops=(), params=GREEDY):
+    job = CompletionJob(runner.model.vocab.tokenize(prompt), params, n, tuple(stops))
+    runner.submit(job)
+    return collect(job)
+
+
+@pytest.mark.parametrize("pieces, stops, out", [
+    (["Hello wor", "ld! STOP here"], ["STOP"], "Hello world! "),
+    (["abc S", "TO", "P def"], ["STOP"], "abc "),
+    (["abc S", "T"], ["STOP"], "abc ST"),  # never completed: held text is released at the end
+    (["no stops here"], [], "no stops here"),
+    (["x<", "|end", "|>y"], ["<|end|>", "zz"], "x"),
+])
+def test_stop_matcher(pieces, stops, out):
+    m = StopMatcher(stops)
+    text = "".join(m.push(p) for p in pieces) + m.flush()
+    assert text == out
+
+
+@pytest.fixture(scope="module")
+def runner(smollm2_path):
+    r = Runner(str(smollm2_path), RunnerConfig(n_ctx=1024, n_parallel=4))
+    yield r
+    r.close()
+
+
+def test_runner_greedy_matches_reference(runner):
+    text, fin = complete(runner, "The capital of France is", 24)
+    assert text.startswith(" Paris.\n\nThe United States")
+    assert fin.reason == "length" and fin.eval_count == 24 and len(fin.tokens) == 24
+    assert fin.prompt_eval_duration > 0 and fin.eval_duration > 0
+
+
+def test_concurrent_requests_share_steps_and_match_single_runs(runner):
+    prompts = ["The capital of France is", "1, 2, 3, 4,", "Water is made of", "Once upon a time",
+               "The largest planet is", "My favourite colour is"]
+    single = {p: complete(runner, p, 12)[0] for p in prompts}
+    results = {}
+
+    def worker(p):
+        results[p] = complete(runner, p, 12)[0]
+
+    threads = [threading.Thread(target=worker, args=(p,)) for p in prompts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == single
+
+
+def test_prefix_cache_evaluates_only_new_tokens(runner):
+    base = "You are a helpful assistant. Answer briefly.\nQuestion: what is 2+2?"
+    _, first = complete(runner, base, 4)
+    _, again = complete(runner, base + " And 3+3?", 4)
+    n_new = len(runner.model.vocab.tokenize(base + " And 3+3?")) - len(runner.model.vocab.tokenize(base))
+    assert again.prompt_eval_count <= n_new + 1 < first.prompt_eval_count
+
+
+def test_stop_strings_and_max_tokens(runner):
+    text, fin = complete(runner, "The capital of France is", 24, stops=["United"])
+    assert text == " Paris.\n\nThe " and fin.reason == "stop"
+
+
+def test_cancel_frees_the_slot(runner):
+    job = CompletionJob(runner.model.vocab.tokenize("Count: 1, 2, 3,"), GREEDY, 500)
+    runner.submit(job)
+    assert isinstance(job.events.get(timeout=60), Piece)
+    job.cancel()
+    deadline = time.time() + 30
+    while runner.busy and time.time() < deadline:
+        time.sleep(0.01)
+    assert not runner.busy
+    assert complete(runner, "The capital of France is", 3)[0].startswith(" Paris")
+
+
+def test_bad_grammar_fails_only_its_request(runner):
+    job = CompletionJob(runner.model.vocab.tokenize("x"), SamplingParams(grammar="root ::= ("), 4)
+    runner.submit(job)
+    with pytest.raises(ValueError):
+        collect(job)
+    assert complete(runner, "The capital of France is", 3)[0].startswith(" Paris")
+
+
+def test_prompt_longer_than_context_fails_clearly(runner):
+    job = CompletionJob(np.ones(5000, np.int32), GREEDY, 4)
+    runner.submit(job)
+    with pytest.raises(ValueError, match="context holds 1024"):
+        collect(job)
+
+
+def test_embeddings_batched_equal_single(minilm_path):
+    r = Runner(str(minilm_path), RunnerConfig(n_ctx=512))
+    try:
+        v = r.model.vocab
+        texts = [f"sentence number {i} about {w}" for i, w in enumerate(["cats", "dogs", "cars"] * 30)]
+        job = EmbedJob([v.tokenize(t) for t in texts])
+        r.submit(job)
+        many = job.result.result(timeout=120)
+        assert many.shape == (90, 384) and many.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(many, axis=1), 1.0, rtol=1e-5)
+        one = EmbedJob([v.tokenize(texts[47])])
+        r.submit(one)
+        alone = one.result.result(timeout=60)[0]
+        assert float(alone @ many[47]) > 0.9999
+    finally:
+        r.close()
+
+
+def test_scheduler_keep_alive_eviction_and_reload(smollm2_path, gemma3_path, minilm_path):
+    a, b, c = str(smollm2_path), str(gemma3_path), str(minilm_path)
+    s = Scheduler(max_loaded=2)
+    cfg = RunnerConfig(n_ctx=512, n_parallel=1)
+    with s.use(a, cfg, 0.3) as ea:
+        assert ea.refs == 1 and ea.runner.model.architecture == "llama"
+    assert s.get(a) is not None
+    time.sleep(1.5)
+    assert s.get(a) is None and ea.runner.model.closed  # keep_alive expired
+    with s.use(a, cfg, -1):
+        pass
+    with s.use(b, cfg, 60):
+        pass
+    with s.use(c, cfg, 60):  # no room: evicts the least recently used idle model (a)
+        pass
+    assert [e.path for e in s.loaded()] == [c, b]
+    with s.use(b, RunnerConfig(n_ctx=1024, n_parallel=1), 60) as eb:  # load-time change: reload
+        assert eb.runner.n_ctx == 1024
+    with s.use(c, cfg, 0):
+        pass
+    assert s.get(c) is None  # keep_alive 0: unloaded when the request ended
+    s.close()
+    assert s.loaded() == []
