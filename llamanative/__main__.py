@@ -20,12 +20,12 @@ from .fetch import fetch_model
 def _chat(args: argparse.Namespace) -> int:
     path = args.model or fetch_model("smollm2")
     model = _core.Model(path)
-    template = model.chat_template or "chatml"
+    templates = _core.ChatTemplates(model)  # the GGUF's Jinja template, via llama.cpp's common
     messages = []
     if args.system:
         messages.append({"role": "system", "content": args.system})
     messages.append({"role": "user", "content": args.prompt})
-    prompt = _core.chat_apply_template(template, messages, add_assistant=True)
+    prompt = templates.apply({"messages": messages})["prompt"]
     tokens = model.vocab.tokenize(prompt, add_special=True, parse_special=True)
     ctx = _core.Context(model, n_ctx=max(args.num_ctx, len(tokens) + 16))
     sampler = _core.Sampler(model)

@@ -19,7 +19,9 @@ from libc.stdint cimport INT32_MAX, int8_t, int32_t, int64_t, uint8_t, uint32_t,
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, strlen
 from libcpp cimport bool as cppbool
+from libcpp.string cimport string
 
+cimport chat_bridge as cb
 cimport llama
 from llama cimport llama_pos, llama_seq_id, llama_token
 

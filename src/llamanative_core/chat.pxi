@@ -46,3 +46,120 @@ def chat_apply_template(str template, messages, bint add_assistant=True) -> str:
             cap = res
     finally:
         free(msgs)
+
+
+# -- llama.cpp `common`: Jinja chat templates, output parsing, JSON schema -> GBNF
+
+import json as _json
+
+
+cdef class ChatTemplates:
+    """The model's chat template(s), rendered by llama.cpp's own Jinja engine (``common``).
+
+    Args:
+        model: the model whose GGUF template (and BOS/EOS) is used; may be None
+            when ``template`` is given.
+        template: Jinja source that replaces the model's template.
+
+    Raises:
+        ValueError: the template does not parse.
+    """
+
+    cdef cb.lln_chat_templates * _ptr
+    cdef readonly Model model
+
+    def __cinit__(self):
+        self._ptr = NULL
+
+    def __init__(self, Model model, str template=""):
+        cdef const llama.llama_model * mp = NULL
+        if model is not None:
+            model._check()
+            mp = model._ptr
+        elif not template:
+            raise ValueError("a model or a template is required")
+        self.model = model
+        cdef string tmpl = template.encode()
+        with nogil:
+            self._ptr = cb.lln_chat_templates_init(mp, tmpl)
+
+    def __dealloc__(self):
+        if self._ptr != NULL:
+            cb.lln_chat_templates_free(self._ptr)
+            self._ptr = NULL
+
+    def source(self, str variant="") -> str:
+        """Jinja source of the default template (``""``) or of the ``"tool_use"`` variant."""
+        return cb.lln_chat_templates_source(self._ptr, variant.encode()).decode("utf-8", "replace")
+
+    def caps(self) -> dict:
+        """What the template supports: ``supports_tools``, ``supports_thinking``, ``has_explicit_template``, ..."""
+        cdef string out
+        with nogil:
+            out = cb.lln_chat_templates_caps(self._ptr)
+        return _json.loads(out.decode())
+
+    def apply(self, dict request) -> dict:
+        """Render a chat request (OpenAI-shaped: messages, tools, tool_choice, json_schema, ...).
+
+        Returns:
+            The prompt and everything generation needs (grammar, lazy
+            triggers, preserved tokens, additional stops, the output parser);
+            see ``chat_bridge.h``.
+
+        Raises:
+            ValueError: the request is malformed.
+            RuntimeError: the template failed to render this conversation.
+        """
+        cdef string req = _json.dumps(request, ensure_ascii=False).encode()
+        cdef string out
+        with nogil:
+            out = cb.lln_chat_apply(self._ptr, req)
+        return _json.loads(out.decode())
+
+
+cdef class ChatParser:
+    """Parses model output back into content, reasoning and tool calls (``common_chat_parse``).
+
+    Args:
+        params: the dict returned by :meth:`ChatTemplates.apply` (only
+            ``format``, ``generation_prompt`` and ``parser`` are read).
+    """
+
+    cdef cb.lln_chat_parser * _ptr
+
+    def __cinit__(self):
+        self._ptr = NULL
+
+    def __init__(self, dict params):
+        cdef string p = _json.dumps({k: params[k] for k in ("format", "generation_prompt", "parser")
+                                     if k in params}).encode()
+        with nogil:
+            self._ptr = cb.lln_chat_parser_init(p)
+
+    def __dealloc__(self):
+        if self._ptr != NULL:
+            cb.lln_chat_parser_free(self._ptr)
+            self._ptr = NULL
+
+    def parse(self, str text, bint partial=False) -> dict:
+        """``{"content", "reasoning_content", "tool_calls": [{"id", "function": {"name", "arguments"}}]}``.
+
+        With ``partial``, the text is a prefix of the output (streaming):
+        incomplete tool calls are left out and markup never leaks into content.
+        """
+        cdef string t = text.encode()
+        cdef string out
+        with nogil:
+            out = cb.lln_chat_parser_parse(self._ptr, t, partial)
+        return _json.loads(out.decode())
+
+
+def json_schema_to_grammar(schema) -> str:
+    """GBNF for a JSON schema (dict or JSON text), by llama.cpp's converter.
+
+    Raises:
+        ValueError: the schema is invalid or unsupported.
+    """
+    text = schema if isinstance(schema, str) else _json.dumps(schema)
+    return cb.lln_json_schema_to_grammar(text.encode()).decode()
