@@ -47,7 +47,7 @@ def parse_name(name: str) -> ModelName:
         StatusError: 400 with the reason (empty, bad characters, ``..``, too many parts).
     """
     if not isinstance(name, str) or not name.strip():
-        raise StatusError(400, "model name is required")
+        raise StatusError.bad_request("model name is required")
     rest, tag = name, DEFAULT_TAG
     last = rest.rsplit("/", 1)[-1]
     if ":" in last:
@@ -60,10 +60,10 @@ def parse_name(name: str) -> ModelName:
     elif len(parts) == 3:
         host, namespace, model = parts
     else:
-        raise StatusError(400, f"invalid model name {name!r}: at most host/namespace/model:tag")
+        raise StatusError.bad_request(f"invalid model name {name!r}: at most host/namespace/model:tag")
     for label, value, rx in (("model", model, _PART), ("namespace", namespace, _PART),
                              ("tag", tag, _PART), ("host", host, _HOST)):
         if not rx.match(value) or ".." in value:
-            raise StatusError(400, f"invalid model name {name!r}: bad {label} {value!r} "
+            raise StatusError.bad_request(f"invalid model name {name!r}: bad {label} {value!r} "
                                    "(letters, digits, '_', '-', '.'; no '..')")
     return ModelName(host, namespace, model, tag)

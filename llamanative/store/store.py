@@ -90,7 +90,7 @@ class ModelStore:
     def blob_path(self, digest: str) -> Path:
         algo, _, hexd = digest.partition(":")
         if algo != "sha256" or len(hexd) != 64 or any(c not in "0123456789abcdef" for c in hexd):
-            raise StatusError(400, f"invalid digest {digest!r}")
+            raise StatusError.bad_request(f"invalid digest {digest!r}")
         return self.root / "blobs" / f"sha256-{hexd}"
 
     @contextlib.contextmanager
@@ -124,14 +124,14 @@ class ModelStore:
         if model.endswith(".gguf") or os.sep in model and os.path.exists(model):
             path = Path(model).expanduser()
             if not path.is_file():
-                raise StatusError(404, f"model {model!r} not found")
+                raise StatusError.not_found(f"model {model!r} not found")
             st = path.stat()
             return StoredModel(str(path), str(path.resolve()), "", st.st_size,
                                datetime.fromtimestamp(st.st_mtime, timezone.utc))
         name = parse_name(model)
         mpath = self.manifest_path(name)
         if not mpath.is_file():
-            raise StatusError(404, f"model '{name.display}' not found")
+            raise StatusError.not_found(f"model '{name.display}' not found")
         return self._load_manifest(name, mpath)
 
     def _load_manifest(self, name: ModelName, mpath: Path) -> StoredModel:
@@ -140,7 +140,7 @@ class ModelStore:
         layers = tuple(manifest.get("layers", []))
         gguf = next((l for l in layers if l["mediaType"] == MEDIA_MODEL), None)
         if gguf is None:
-            raise StatusError(500, f"model '{name.display}' has no model layer")
+            raise StatusError.internal(f"model '{name.display}' has no model layer")
         size = sum(int(l.get("size", 0)) for l in layers) + int(manifest.get("config", {}).get("size", 0))
         return StoredModel(name.display, str(self.blob_path(gguf["digest"])),
                            "sha256:" + hashlib.sha256(raw).hexdigest(), size,
@@ -216,7 +216,7 @@ class ModelStore:
         with self._locked():
             spath = self.manifest_path(src)
             if not spath.is_file():
-                raise StatusError(404, f"model '{src.display}' not found")
+                raise StatusError.not_found(f"model '{src.display}' not found")
             self._write_atomic(self.manifest_path(dst), spath.read_bytes())
 
     def delete(self, model: str) -> None:
@@ -225,7 +225,7 @@ class ModelStore:
         with self._locked():
             mpath = self.manifest_path(name)
             if not mpath.is_file():
-                raise StatusError(404, f"model '{name.display}' not found")
+                raise StatusError.not_found(f"model '{name.display}' not found")
             mpath.unlink()
             used = set()
             for m in self.list():
