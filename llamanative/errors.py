@@ -84,3 +84,114 @@ class ContextBusyError(LlamaError, RuntimeError):
     single owner thread. Direct users of ``_core`` get this error instead of
     memory corruption.
     """
+
+
+# --- Errors of the Ollama-compatible API -------------------------------------
+# ollama-python users catch ``ResponseError``; the Go spec's name is
+# ``StatusError``. Every StatusError is a ResponseError, so both ``except``
+# clauses work. These are plain Exceptions, as in ollama-python.
+
+__all__ += ["AuthorizationError", "RequestError", "ResponseError", "StatusError"]
+
+_FALLBACK_MESSAGE = "something went wrong, please see the llamanative logs for details"
+
+
+class RequestError(Exception):
+    """A request could not be made (ollama-python's ``RequestError``).
+
+    ``error`` is the reason.
+    """
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+    def __reduce__(self):
+        return (type(self), (self.error,))
+
+
+class ResponseError(Exception):
+    """An error answer to a request, with an HTTP-like status code.
+
+    ollama-python's class and signature: ``ResponseError(error, status_code=-1)``.
+    A JSON text ``{"error": "..."}`` as ``error`` is unwrapped. ``str(e)`` is
+    ``"<error> (status code: <code>)"``. The library raises
+    :class:`StatusError`, a subclass.
+    """
+
+    def __init__(self, error: str, status_code: int = -1) -> None:
+        if isinstance(error, str) and error.startswith("{"):
+            import json
+
+            try:
+                parsed = json.loads(error)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
+                error = parsed["error"]
+        super().__init__(error)
+        self.error = error
+        self.status_code = status_code
+
+    def __str__(self) -> str:
+        return f"{self.error} (status code: {self.status_code})"
+
+    def __reduce__(self):
+        return (type(self), (self.error, self.status_code))
+
+
+class StatusError(ResponseError):
+    """The Go spec's ``api.StatusError``: a status code, a status text and a message.
+
+    ``status`` defaults to the HTTP status line text (``"404 Not Found"``).
+    ``error`` (ollama-python's attribute) is ``error_message``, or ``status``
+    when there is no message.
+
+    >>> e = StatusError.not_found('model "x" not found, try pulling it first')
+    >>> e.status_code, e.status
+    (404, '404 Not Found')
+    >>> str(e)
+    'model "x" not found, try pulling it first (status code: 404)'
+    """
+
+    def __init__(self, status_code: int, status: str = "", error_message: str = "") -> None:
+        if not status:
+            from http import HTTPStatus
+
+            try:
+                status = f"{status_code} {HTTPStatus(status_code).phrase}"
+            except ValueError:
+                status = ""
+        super().__init__(error_message or status or _FALLBACK_MESSAGE, status_code)
+        self.status = status
+        self.error_message = error_message
+
+    @classmethod
+    def bad_request(cls, message: str) -> StatusError:
+        """A 400 error: invalid input (options, format, capabilities ...)."""
+        return cls(400, error_message=message)
+
+    @classmethod
+    def not_found(cls, message: str) -> StatusError:
+        """A 404 error: e.g. a model that is not in the store."""
+        return cls(404, error_message=message)
+
+    @classmethod
+    def internal(cls, message: str) -> StatusError:
+        """A 500 error: a failure inside the engine."""
+        return cls(500, error_message=message)
+
+    def __reduce__(self):
+        return (type(self), (self.status_code, self.status, self.error_message))
+
+
+class AuthorizationError(ResponseError):
+    """The Go spec's ``api.AuthorizationError`` (401/403), with a sign-in URL."""
+
+    def __init__(self, status_code: int, status: str = "", signin_url: str = "") -> None:
+        super().__init__(status or _FALLBACK_MESSAGE, status_code)
+        self.status = status
+        self.signin_url = signin_url
+
+    def __reduce__(self):
+        return (type(self), (self.status_code, self.status, self.signin_url))

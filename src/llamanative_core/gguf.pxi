@@ -120,16 +120,24 @@ def read_gguf_metadata(path, *, bint arrays=True) -> dict:
 
 
 def read_gguf_tensors(path) -> list:
-    """The tensors of a GGUF file as ``(name, offset, size_in_bytes)`` tuples."""
+    """The tensors of a GGUF file as ``(name, offset, size_in_bytes, shape)`` tuples.
+
+    ``shape`` lists the element counts of the used dimensions (ggml order).
+    """
     cdef llama.gguf_context * g = _gguf_open(_os.fspath(path))
     cdef int64_t t
     cdef const char * name
+    cdef const int64_t * ne
     out = []
     try:
         for t in range(llama.gguf_get_n_tensors(g)):
             name = llama.gguf_get_tensor_name(g, t)
+            ne = llama.gguf_get_tensor_ne(g, t)
+            shape = [ne[0], ne[1], ne[2], ne[3]]  # GGML_MAX_DIMS = 4; unused dimensions are 1
+            while len(shape) > 1 and shape[len(shape) - 1] == 1:
+                shape.pop()
             out.append((name[:strlen(name)].decode(), llama.gguf_get_tensor_offset(g, t),
-                        llama.gguf_get_tensor_size(g, t)))
+                        llama.gguf_get_tensor_size(g, t), tuple(shape)))
     finally:
         llama.gguf_free(g)
     return out

@@ -121,6 +121,7 @@ cdef extern from "gguf.h" nogil:
     size_t gguf_get_tensor_offset(const gguf_context * ctx, int64_t tensor_id)
     size_t gguf_get_tensor_size(const gguf_context * ctx, int64_t tensor_id)
     const char * gguf_get_tensor_name(const gguf_context * ctx, int64_t tensor_id)
+    const int64_t * gguf_get_tensor_ne(const gguf_context * ctx, int64_t tensor_id)
 
 
 cdef extern from "llama.h" nogil:

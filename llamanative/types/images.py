@@ -1,0 +1,106 @@
+"""``Image``: an image given as a path, raw bytes or base64 text (ollama-python semantics).
+
+On the wire (the spec's ``ImageData``) an image is base64 text. Input can be:
+
+- ``bytes`` (or any bytes-like object): the raw image data;
+- a :class:`pathlib.Path`: a file, which must exist;
+- a ``str``: the path of an existing file, or else base64 text. A string that
+  ends in an image extension (``.png``, ``.jpg``, ``.jpeg``, ``.webp``,
+  ``.gif``, ``.bmp``, any case) but names no file is an error, not base64;
+  so is text that decodes to nothing.
+
+Unlike ollama-python, which checks only when serialising, the checks run when
+the ``Image`` is made, so a bad image fails at the request, before any work.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_serializer, model_validator
+
+__all__ = ["Image"]
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+
+
+def _existing_file(value: str) -> Path | None:
+    try:
+        path = Path(value)
+        return path if path.is_file() else None
+    except (OSError, ValueError):  # e.g. a long base64 text: "File name too long"
+        return None
+
+
+class Image(BaseModel):
+    """An image for a multimodal model.
+
+    >>> Image(b"abc").to_base64()
+    'YWJj'
+    >>> Image("YWJj").to_bytes()
+    b'abc'
+
+    Raises:
+        ValueError: (as pydantic's ``ValidationError``, a ``ValueError``) for
+            a missing file or text that is neither a file nor base64.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    value: str | bytes | Path
+    "A path, raw bytes, or base64 text."
+
+    def __init__(self, value: Any = None, /, **data: Any) -> None:
+        if value is not None:
+            data["value"] = value
+        super().__init__(**data)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _wrap(cls, data: Any) -> Any:
+        # In a list of images, a bare path/bytes/str stands for Image(value=...).
+        if isinstance(data, (bytearray, memoryview)):
+            data = bytes(data)
+        if isinstance(data, (str, bytes, Path)):
+            return {"value": data}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> Image:
+        value = self.value
+        if isinstance(value, Path):
+            if not value.is_file():
+                raise ValueError(f"File {value} does not exist")
+        elif isinstance(value, str) and _existing_file(value) is None:
+            if value.lower().endswith(_IMAGE_SUFFIXES):
+                raise ValueError(f"File {value} does not exist")
+            try:
+                data = base64.b64decode(value)  # lenient, as ollama-python: non-alphabet characters are skipped
+            except (binascii.Error, ValueError):
+                data = b""
+            if not data:
+                raise ValueError("Invalid image data, expected base64 string or path to image file")
+        return self
+
+    def to_bytes(self) -> bytes:
+        """The raw image data (the file is read now)."""
+        value = self.value
+        if isinstance(value, bytes):
+            return value
+        if isinstance(value, Path):
+            return value.read_bytes()
+        path = _existing_file(value)
+        return path.read_bytes() if path is not None else base64.b64decode(value)
+
+    def to_base64(self) -> str:
+        """The image as base64 text, its wire form."""
+        if isinstance(self.value, str) and _existing_file(self.value) is None:
+            return self.value
+        return base64.b64encode(self.to_bytes()).decode()
+
+    @model_serializer
+    def _serialize(self) -> str:
+        return self.to_base64()

@@ -1,0 +1,83 @@
+"""``Metrics``: timings and token counts of a generation (Go ``api.Metrics``).
+
+Durations are integer **nanoseconds**, on the wire and in Python, as in the
+spec and ollama-python. The fields sit at the top level of ``ChatResponse``
+and ``GenerateResponse``, which inherit from :class:`Metrics`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import SubscriptableBaseModel
+from .duration import format_go_duration
+
+__all__ = ["Metrics"]
+
+
+class Metrics(SubscriptableBaseModel):
+    """Timings (ns) and token counts; ``None`` (or 0) = not measured.
+
+    >>> m = Metrics(total_duration=1_500_000_000, eval_count=20, eval_duration=400_000_000)
+    >>> print(m.summary())
+    total duration:       1.5s
+    eval count:           20 token(s)
+    eval duration:        400ms
+    eval rate:            50.00 tokens/s
+    """
+
+    total_duration: int | None = None
+    "Time spent on the whole request, in nanoseconds."
+
+    load_duration: int | None = None
+    "Time spent loading the model, in nanoseconds."
+
+    prompt_eval_count: int | None = None
+    "Number of prompt tokens evaluated."
+
+    prompt_eval_duration: int | None = None
+    "Time spent evaluating the prompt, in nanoseconds."
+
+    eval_count: int | None = None
+    "Number of tokens generated."
+
+    eval_duration: int | None = None
+    "Time spent generating, in nanoseconds."
+
+    _omitempty = frozenset({
+        "total_duration", "load_duration", "prompt_eval_count",
+        "prompt_eval_duration", "eval_count", "eval_duration",
+    })
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        # Go embeds Metrics after the response's own fields: list them last in JSON too.
+        own = [n for n in cls.model_fields if n not in Metrics.model_fields]
+        cls._key_order = (*own, *Metrics.model_fields)
+
+    def summary(self) -> str:
+        """The statistics as ``ollama run --verbose`` prints them (Go ``Metrics.Summary``).
+
+        One line per measured value: total and load duration, prompt eval
+        count, duration and rate, eval count, duration and rate. Durations are
+        in Go's format (``1.5s``, ``400ms``); rates in tokens/s with two decimals.
+        """
+        lines = []
+        if (self.total_duration or 0) > 0:
+            lines.append(f"total duration:       {format_go_duration(self.total_duration)}")
+        if (self.load_duration or 0) > 0:
+            lines.append(f"load duration:        {format_go_duration(self.load_duration)}")
+        if (self.prompt_eval_count or 0) > 0:
+            lines.append(f"prompt eval count:    {self.prompt_eval_count} token(s)")
+        if (self.prompt_eval_duration or 0) > 0:
+            lines.append(f"prompt eval duration: {format_go_duration(self.prompt_eval_duration)}")
+            rate = (self.prompt_eval_count or 0) / (self.prompt_eval_duration / 1e9)
+            lines.append(f"prompt eval rate:     {rate:.2f} tokens/s")
+        if (self.eval_count or 0) > 0:
+            lines.append(f"eval count:           {self.eval_count} token(s)")
+        if (self.eval_duration or 0) > 0:
+            lines.append(f"eval duration:        {format_go_duration(self.eval_duration)}")
+            rate = (self.eval_count or 0) / (self.eval_duration / 1e9)
+            lines.append(f"eval rate:            {rate:.2f} tokens/s")
+        return "\n".join(lines)

@@ -1,0 +1,351 @@
+"""``Options``: model options, as the spec's ``api.Options`` (Runner + runtime).
+
+Every field is optional; ``None`` means "not set". Options are layered
+defaults → model parameters → request options::
+
+    opts = default_options().merge(model_params).merge(request.options)
+
+Load-time (Runner) options decide how the model is loaded; a change in
+:meth:`Options.load_options` means the model must be reloaded. Runtime options
+apply per request.
+
+Types are checked as Go's ``Options.FromMap`` checks them: an integer option
+takes an ``int`` (or a float with an integral value, as JSON numbers are), a
+float option takes an ``int`` or ``float``, a bool option takes a ``bool``
+only, ``stop`` takes a list of strings (a single string is taken as a list of
+one). Bools are never numbers. Values outside the range the spec implies are
+errors that name the option.
+
+Unknown keys are ignored with a warning on the ``"llamanative"`` logger, as
+Ollama's server does. The keys that ollama-python's ``Options`` still has but
+the server ignores (``numa``, ``low_vram``, ``f16_kv``, ``logits_all``,
+``vocab_only``, ``use_mlock``, ``embedding_only``, ``mirostat``,
+``mirostat_tau``, ``mirostat_eta``, ``tfs_z``, ``penalize_newline``) are
+accepted and ignored with a warning too.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from pydantic import ConfigDict, ValidationError, field_validator, model_validator
+
+from ..errors import StatusError
+from .base import SubscriptableBaseModel
+
+__all__ = [
+    "LEGACY_OPTIONS",
+    "LoadOptions",
+    "Options",
+    "RUNNER_OPTIONS",
+    "default_options",
+    "format_params",
+]
+
+_log = logging.getLogger("llamanative")
+
+LEGACY_OPTIONS = frozenset({
+    "numa", "low_vram", "f16_kv", "logits_all", "vocab_only", "use_mlock", "embedding_only",
+    "mirostat", "mirostat_tau", "mirostat_eta", "tfs_z", "penalize_newline",
+})
+"""Option names that ollama-python accepts and the server ignores."""
+
+# Option name -> (kind, check, what the check requires). kind is one of
+# "int", "float", "bool", "strings".
+_INF = math.inf
+_SPEC: dict[str, tuple[str, Any, str]] = {
+    # Runner (load-time)
+    "num_ctx": ("int", lambda v: v >= 1, "must be >= 1"),
+    "num_batch": ("int", lambda v: v >= 1, "must be >= 1"),
+    "num_gpu": ("int", lambda v: v >= -1, "must be -1 (auto) or >= 0"),
+    "main_gpu": ("int", lambda v: v >= 0, "must be >= 0"),
+    "use_mmap": ("bool", None, ""),
+    "num_thread": ("int", lambda v: v >= 0, "must be >= 0 (0 = auto)"),
+    # runtime
+    "num_keep": ("int", lambda v: v >= -1, "must be -1 (whole prompt) or >= 0"),
+    "seed": ("int", None, ""),
+    "num_predict": ("int", lambda v: v >= -2, "must be -1 (no limit), -2 (fill the context) or >= 0"),
+    "top_k": ("int", lambda v: v >= 0, "must be >= 0"),
+    "top_p": ("float", lambda v: 0 <= v <= 1, "must be between 0 and 1"),
+    "min_p": ("float", lambda v: 0 <= v <= 1, "must be between 0 and 1"),
+    "typical_p": ("float", lambda v: 0 <= v <= 1, "must be between 0 and 1"),
+    "repeat_last_n": ("int", lambda v: v >= -1, "must be -1 (num_ctx) or >= 0"),
+    "temperature": ("float", lambda v: 0 <= v < _INF, "must be >= 0"),
+    "repeat_penalty": ("float", lambda v: 0 <= v < _INF, "must be >= 0"),
+    "presence_penalty": ("float", math.isfinite, "must be a finite number"),
+    "frequency_penalty": ("float", math.isfinite, "must be a finite number"),
+    "stop": ("strings", None, ""),
+}
+
+RUNNER_OPTIONS = ("num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread")
+"""The load-time (Runner) option names, in :class:`LoadOptions` order."""
+
+
+class _OptionError(ValueError):
+    """A bad option value; the message names the option, as Go's errors do."""
+
+
+def _check(key: str, value: Any) -> Any:
+    """``value`` converted to the option's type; ``_OptionError`` if it is wrong."""
+    kind, ok, requirement = _SPEC[key]
+    if value is None:
+        return None
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise _OptionError(f'option "{key}" must be of type integer')
+        if not isinstance(value, numbers.Integral):
+            if not (math.isfinite(value) and float(value).is_integer()):
+                raise _OptionError(f'option "{key}" must be of type integer, got {value!r}')
+        value = int(value)
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise _OptionError(f'option "{key}" must be of type float32')
+        value = float(value)
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            raise _OptionError(f'option "{key}" must be of type boolean')
+    else:  # a list of strings
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise _OptionError(f'option "{key}" must be of type array')
+        if not all(isinstance(s, str) for s in value):
+            raise _OptionError(f'option "{key}" must be an array of strings')
+        value = list(value)
+    if ok is not None and not ok(value):
+        raise _OptionError(f'option "{key}" {requirement}, got {value!r}')
+    return value
+
+
+class LoadOptions(NamedTuple):
+    """The load-time (Runner) options: a hashable key for deciding on a reload."""
+
+    num_ctx: int | None
+    num_batch: int | None
+    num_gpu: int | None
+    main_gpu: int | None
+    use_mmap: bool | None
+    num_thread: int | None
+
+
+class Options(SubscriptableBaseModel):
+    """Model options (``api.Options``); ``None`` = not set.
+
+    >>> o = Options(temperature=0, stop="###")
+    >>> o.temperature, o.stop
+    (0.0, ['###'])
+    >>> o.model_dump_json()
+    '{"temperature":0.0,"stop":["###"]}'
+    """
+
+    model_config = ConfigDict(validate_assignment=True)
+
+    # Runner: options that must be set when the model is loaded.
+    num_ctx: int | None = None
+    "Context window size in tokens (per sequence)."
+
+    num_batch: int | None = None
+    "Maximum number of tokens decoded in one batch."
+
+    num_gpu: int | None = None
+    "Number of layers to offload to the GPU; -1 = automatic, 0 = CPU only."
+
+    main_gpu: int | None = None
+    "The GPU used for small tensors and intermediate results."
+
+    use_mmap: bool | None = None
+    "Map the model file into memory instead of reading it; None = automatic."
+
+    num_thread: int | None = None
+    "Number of CPU threads; 0 = automatic."
+
+    # Runtime: options used per request.
+    num_keep: int | None = None
+    "Number of prompt tokens kept when the context is shifted; -1 = all."
+
+    seed: int | None = None
+    "Random seed; -1 = a random seed."
+
+    num_predict: int | None = None
+    "Maximum number of tokens to generate; -1 = no limit, -2 = until the context is full."
+
+    top_k: int | None = None
+    "Sample from the k most likely tokens; 0 = disabled."
+
+    top_p: float | None = None
+    "Nucleus sampling: smallest token set with this cumulative probability; 1 = disabled."
+
+    min_p: float | None = None
+    "Drop tokens less likely than this fraction of the most likely one; 0 = disabled."
+
+    typical_p: float | None = None
+    "Locally typical sampling; 1 = disabled."
+
+    repeat_last_n: int | None = None
+    "How many recent tokens the penalties look at; 0 = disabled, -1 = num_ctx."
+
+    temperature: float | None = None
+    "Sampling temperature; 0 = greedy."
+
+    repeat_penalty: float | None = None
+    "Penalty for repeated tokens; 1 = disabled."
+
+    presence_penalty: float | None = None
+    "Penalty for tokens already present; 0 = disabled."
+
+    frequency_penalty: float | None = None
+    "Penalty proportional to how often a token appeared; 0 = disabled."
+
+    stop: list[str] | None = None
+    "Stop sequences: generation stops before any of them."
+
+    # No omitempty here: None is "not set", and 0 is a real value (temperature=0 is greedy).
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_unknown(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = [k for k in data if k not in _SPEC]
+            if unknown:
+                for key in unknown:
+                    if key in LEGACY_OPTIONS:
+                        _log.warning("option %r is not supported by llamanative and is ignored", key)
+                    else:
+                        _log.warning("invalid option provided: %r", key)
+                data = {k: v for k, v in data.items() if k in _SPEC}
+        return data
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _check_value(cls, value: Any, info: Any) -> Any:
+        return _check(info.field_name, value)
+
+    @classmethod
+    def from_map(cls, values: Mapping[str, Any] | None) -> Options:
+        """Options from a plain mapping, as Go's ``Options.FromMap``.
+
+        Unknown keys are logged and ignored; ``None`` values are skipped.
+
+        Raises:
+            StatusError: 400, naming the option, for a value of the wrong
+                type (``option "top_k" must be of type integer``) or out of range.
+        """
+        if values is None:
+            return cls()
+        if not isinstance(values, Mapping):
+            raise StatusError.bad_request(f"options must be an object, not {type(values).__name__}")
+        try:
+            return cls.model_validate({k: v for k, v in values.items() if v is not None})
+        except ValidationError as exc:
+            raise StatusError.bad_request(_first_message(exc)) from exc
+
+    def merge(self, other: Options | Mapping[str, Any] | None) -> Options:
+        """A copy of these options with every option set in ``other`` taking precedence.
+
+        >>> default_options().merge({"temperature": 0.2}).temperature
+        0.2
+        """
+        if other is None:
+            return self.model_copy()
+        if not isinstance(other, Options):
+            other = Options.from_map(other)
+        update = {k: getattr(other, k) for k in other.model_fields_set if getattr(other, k) is not None}
+        merged = self.model_copy(update=update)
+        if merged.stop is not None:
+            merged.stop = list(merged.stop)  # share no list with self or other
+        return merged
+
+    def load_options(self) -> LoadOptions:
+        """The load-time options, hashable: a different key means the model must be reloaded."""
+        return LoadOptions(*(getattr(self, k) for k in RUNNER_OPTIONS))
+
+    def is_set(self, key: str) -> bool:
+        """True if the option ``key`` has a value."""
+        return key in _SPEC and getattr(self, key) is not None
+
+
+def _first_message(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    original = (err.get("ctx") or {}).get("error")
+    return str(original) if isinstance(original, Exception) else err["msg"]
+
+
+def default_options() -> Options:
+    """The reference defaults (Go ``api.DefaultOptions``).
+
+    ``num_ctx`` is 4096 (Ollama's default for machines with < 24 GiB of
+    VRAM); ``main_gpu``, ``use_mmap`` and ``stop`` stay unset (automatic).
+    """
+    return Options(
+        num_predict=-1,
+        num_keep=4,
+        temperature=0.8,
+        top_k=40,
+        top_p=0.9,
+        min_p=0.0,
+        typical_p=1.0,
+        repeat_last_n=64,
+        repeat_penalty=1.0,
+        presence_penalty=0.0,
+        frequency_penalty=0.0,
+        seed=-1,
+        num_ctx=4096,
+        num_batch=512,
+        num_gpu=-1,
+        num_thread=0,
+    )
+
+
+_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def format_params(params: Mapping[str, list[str]]) -> dict[str, Any]:
+    """Convert text parameter values (a Modelfile's ``PARAMETER`` lines, CLI ``/set``) to typed values.
+
+    Go's ``api.FormatParams``: each option takes its first value, except
+    ``stop``, which takes them all. Bools read as Go's ``strconv.ParseBool``.
+    Legacy ollama-python options are dropped with a warning.
+
+    >>> format_params({"temperature": ["0.5"], "num_ctx": ["8192"], "stop": ["a", "b"]})
+    {'temperature': 0.5, 'num_ctx': 8192, 'stop': ['a', 'b']}
+
+    Raises:
+        StatusError: 400 for an unknown parameter (``unknown parameter 'x'``),
+            a missing value, or a value that does not parse or is out of range.
+    """
+    out: dict[str, Any] = {}
+    for key, values in params.items():
+        if key in LEGACY_OPTIONS:
+            _log.warning("parameter %r is not supported by llamanative and is ignored", key)
+            continue
+        if key not in _SPEC:
+            raise StatusError.bad_request(f"unknown parameter '{key}'")
+        if isinstance(values, str):
+            values = [values]
+        if not values:
+            raise StatusError.bad_request(f"missing value for parameter '{key}'")
+        kind = _SPEC[key][0]
+        text = values[0]
+        try:
+            if kind == "int":
+                value: Any = int(text, 10)
+            elif kind == "float":
+                value = float(text)
+            elif kind == "bool":
+                if text not in _TRUE and text not in _FALSE:
+                    raise ValueError(text)
+                value = text in _TRUE
+            else:
+                value = list(values)
+        except ValueError:
+            raise StatusError.bad_request(f"invalid {kind} value {list(values)} for parameter '{key}'") from None
+        try:
+            out[key] = _check(key, value)
+        except _OptionError as exc:
+            raise StatusError.bad_request(str(exc)) from None
+    return out
