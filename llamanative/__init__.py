@@ -1,31 +1,132 @@
 """llamanative: run GGUF models inside the Python process.
 
-The native binding lives in :mod:`llamanative._core`; exceptions in
-:mod:`llamanative.errors`. Importing the package does no work beyond loading
-the native module.
+``import llamanative as ollama`` and ollama-python code runs unchanged:
+``chat``, ``generate``, ``embed``, ``embeddings``, ``list``, ``ps`` /
+``list_running``, ``show``, ``create``, ``copy``, ``delete``, ``version``,
+``heartbeat`` are bound to a default :class:`Client`, created on first use
+(importing the package loads the native module and nothing else).
 """
 
 from __future__ import annotations
 
 import logging as _logging
+import threading as _threading
 
-from . import _core
-from ._core import LLAMA_CPP_COMMIT, backends, devices, set_log_level, system_info
-from .errors import LlamaError, ModelLoadError
+__version__ = "0.1.0"
+
+from . import _core  # noqa: E402
+from ._core import LLAMA_CPP_COMMIT, backends, devices, set_log_level, system_info  # noqa: E402
+from .client import Client  # noqa: E402
+from .errors import LlamaError, ModelLoadError, RequestError, ResponseError, StatusError  # noqa: E402
+from .types import (  # noqa: E402
+    ChatRequest,
+    ChatResponse,
+    Duration,
+    EmbeddingResponse,
+    EmbeddingsResponse,
+    EmbedRequest,
+    EmbedResponse,
+    GenerateRequest,
+    GenerateResponse,
+    Image,
+    ListResponse,
+    Message,
+    Options,
+    ProcessResponse,
+    ProgressResponse,
+    ShowResponse,
+    StatusResponse,
+    ThinkValue,
+    Tool,
+    default_options,
+    tool_from_function,
+)
 
 # A library stays silent unless the application configures logging: without
 # this, Python's last-resort handler would print llama.cpp's warnings.
 _logging.getLogger("llamanative").addHandler(_logging.NullHandler())
 
-__version__ = "0.1.0"
+_default_client: Client | None = None
+_default_lock = _threading.Lock()
+
+
+def _client() -> Client:
+    global _default_client
+    with _default_lock:
+        if _default_client is None:
+            _default_client = Client()
+        return _default_client
+
+
+def chat(*args, **kwargs):
+    """:meth:`Client.chat` on the default client."""
+    return _client().chat(*args, **kwargs)
+
+
+def generate(*args, **kwargs):
+    """:meth:`Client.generate` on the default client."""
+    return _client().generate(*args, **kwargs)
+
+
+def embed(*args, **kwargs) -> EmbedResponse:
+    """:meth:`Client.embed` on the default client."""
+    return _client().embed(*args, **kwargs)
+
+
+def embeddings(*args, **kwargs) -> EmbeddingResponse:
+    """:meth:`Client.embeddings` on the default client."""
+    return _client().embeddings(*args, **kwargs)
+
+
+def list() -> ListResponse:  # noqa: A001 (ollama-python's name)
+    """:meth:`Client.list` on the default client."""
+    return _client().list()
+
+
+def ps() -> ProcessResponse:
+    """:meth:`Client.ps` on the default client."""
+    return _client().ps()
+
+
+list_running = ps
+
+
+def show(*args, **kwargs) -> ShowResponse:
+    """:meth:`Client.show` on the default client."""
+    return _client().show(*args, **kwargs)
+
+
+def create(*args, **kwargs) -> StatusResponse:
+    """:meth:`Client.create` on the default client."""
+    return _client().create(*args, **kwargs)
+
+
+def copy(*args, **kwargs) -> StatusResponse:
+    """:meth:`Client.copy` on the default client."""
+    return _client().copy(*args, **kwargs)
+
+
+def delete(*args, **kwargs) -> StatusResponse:
+    """:meth:`Client.delete` on the default client."""
+    return _client().delete(*args, **kwargs)
+
+
+def version():
+    """:meth:`Client.version` on the default client."""
+    return _client().version()
+
+
+def heartbeat() -> None:
+    """:meth:`Client.heartbeat` on the default client."""
+    _client().heartbeat()
+
 
 __all__ = [
-    "LLAMA_CPP_COMMIT",
-    "LlamaError",
-    "ModelLoadError",
-    "__version__",
-    "backends",
-    "devices",
-    "set_log_level",
-    "system_info",
+    "LLAMA_CPP_COMMIT", "ChatRequest", "ChatResponse", "Client", "Duration", "EmbedRequest", "EmbedResponse",
+    "EmbeddingResponse", "EmbeddingsResponse", "GenerateRequest", "GenerateResponse", "Image", "ListResponse",
+    "LlamaError", "Message", "ModelLoadError", "Options", "ProcessResponse", "ProgressResponse", "RequestError",
+    "ResponseError", "ShowResponse", "StatusError", "StatusResponse", "ThinkValue", "Tool", "__version__",
+    "backends", "chat", "copy", "create", "default_options", "delete", "devices", "embed", "embeddings",
+    "generate", "heartbeat", "list", "list_running", "ps", "set_log_level", "show", "system_info",
+    "tool_from_function", "version",
 ]

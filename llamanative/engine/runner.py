@@ -97,7 +97,8 @@ class Runner:
             self.model.close()
             raise
         self._embed_ctx: _core.Context | None = None
-        self.load_duration = time.perf_counter_ns() - t0
+        self.loaded_at_ns = time.perf_counter_ns()
+        self.load_duration = self.loaded_at_ns - t0
         self._slots = [_Slot(seq=i) for i in range(self.ctx.n_seq_max if not self.is_embedding_model else 0)]
         self._pending: queue.SimpleQueue = queue.SimpleQueue()
         self._deferred: list[CompletionJob] = []  # waiting for KV room: retried when a job finishes

@@ -32,6 +32,7 @@ class SamplingParams:
     grammar_lazy: bool = False
     grammar_trigger_patterns: tuple[str, ...] = ()
     grammar_trigger_tokens: tuple[int, ...] = ()
+    grammar_prefill: tuple[int, ...] = ()  # tokens the grammar must accept before sampling starts
 
 
 def make_sampler(model: _core.Model, p: SamplingParams) -> _core.Sampler:
@@ -52,7 +53,8 @@ def make_sampler(model: _core.Model, p: SamplingParams) -> _core.Sampler:
     if p.repeat_last_n != 0 and (p.repeat_penalty != 1.0 or p.presence_penalty or p.frequency_penalty):
         s.penalties(p.repeat_last_n, p.repeat_penalty, p.frequency_penalty, p.presence_penalty)
     if p.temperature <= 0:
-        return s.greedy()
+        s.greedy()
+        return _prefilled(s, p)
     if p.top_k > 0:
         s.top_k(p.top_k)
     if 0 < p.typical_p < 1:
@@ -62,4 +64,11 @@ def make_sampler(model: _core.Model, p: SamplingParams) -> _core.Sampler:
     if p.min_p > 0:
         s.min_p(p.min_p)
     s.temperature(p.temperature)
-    return s.dist(None if p.seed < 0 else p.seed)
+    s.dist(None if p.seed < 0 else p.seed)
+    return _prefilled(s, p)
+
+
+def _prefilled(s: _core.Sampler, p: SamplingParams) -> _core.Sampler:
+    for token in p.grammar_prefill:
+        s.accept(token)
+    return s

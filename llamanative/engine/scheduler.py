@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .runner import Runner, RunnerConfig
 
@@ -35,6 +35,8 @@ class Loaded:
     last_used: float = 0.0
     keep_alive_s: float = DEFAULT_KEEP_ALIVE_S
     expires_at: float = math.inf  # wall-clock seconds; inf while in use or kept forever
+    name: str = ""  # what the client calls the model (for list_running)
+    cache: dict = field(default_factory=dict)  # per-model objects of the layers above (chat templates)
 
     @property
     def config(self) -> RunnerConfig:

@@ -1,0 +1,49 @@
+"""From the API's Options to the engine's RunnerConfig and SamplingParams.
+
+Precedence, as Ollama: built-in defaults, then the model's stored
+parameters, then the request's options.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..engine import RunnerConfig, SamplingParams
+from ..types import Duration, Options, default_options
+
+# Parallel sequence slots per loaded model (continuous batching).
+DEFAULT_NUM_PARALLEL = 4
+
+
+def effective_options(model_params: dict | None, request: Options | dict | None) -> Options:
+    """Defaults < the model's parameters layer < the request's options."""
+    return default_options().merge(Options.from_map(model_params)).merge(request)
+
+
+def runner_config(opts: Options) -> RunnerConfig:
+    """The load-time part of ``opts``: a different result means a reload."""
+    n_parallel = int(os.environ.get("LLAMANATIVE_NUM_PARALLEL", DEFAULT_NUM_PARALLEL))
+    return RunnerConfig(
+        n_ctx=opts.num_ctx or 4096,
+        n_batch=opts.num_batch or 512,
+        n_parallel=max(1, n_parallel),
+        n_gpu_layers=-1 if opts.num_gpu is None else opts.num_gpu,
+        main_gpu=opts.main_gpu or 0,
+        use_mmap=True if opts.use_mmap is None else opts.use_mmap,
+        n_threads=opts.num_thread or 0,
+    )
+
+
+def sampling_params(opts: Options, **grammar) -> SamplingParams:
+    """The per-request sampler settings of ``opts`` (plus grammar fields from the chat layer)."""
+    return SamplingParams(
+        temperature=opts.temperature, top_k=opts.top_k, top_p=opts.top_p, min_p=opts.min_p or 0.0,
+        typical_p=opts.typical_p, repeat_last_n=opts.repeat_last_n, repeat_penalty=opts.repeat_penalty,
+        presence_penalty=opts.presence_penalty, frequency_penalty=opts.frequency_penalty,
+        seed=-1 if opts.seed is None else opts.seed, **grammar)
+
+
+def keep_alive_seconds(value: Duration | None) -> float:
+    """Seconds to keep a model loaded: the request's value, else ``LLAMANATIVE_KEEP_ALIVE``, else 5 minutes."""
+    d = value if value is not None else Duration.parse_env(os.environ.get("LLAMANATIVE_KEEP_ALIVE"))
+    return d.seconds()

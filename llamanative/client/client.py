@@ -1,0 +1,476 @@
+"""Client: the documented API (chat, generate, embed, list, show, ...) in-process.
+
+Each method validates its request once (the request types), resolves the
+model in the store, and hands the work to the engine's scheduler; it knows
+nothing of llama.cpp itself. Keyword arguments follow ollama-python, so code
+written for it runs unchanged; the spec's request objects with a callback
+(``client.chat(ChatRequest(...), fn)``) work too.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from .. import __version__, _core
+from ..engine import CompletionJob, EmbedJob, Finished
+from ..engine.scheduler import Loaded, Scheduler
+from ..errors import StatusError
+from ..store import ModelStore, StoredModel
+from ..types import (ChatRequest, ChatResponse, Choice, CopyRequest, CreateRequest, DebugInfo, DeleteRequest,
+                     EmbeddingRequest, EmbeddingResponse, EmbedRequest, EmbedResponse, GenerateRequest,
+                     GenerateResponse, ListModelResponse, ListResponse, Message, Options, ProcessModelResponse,
+                     ProcessResponse, ShowRequest, ShowResponse, StatusResponse, VersionResponse)
+from . import _details
+from ._options import effective_options, keep_alive_seconds, runner_config, sampling_params
+from ._prompt import OutputParser, json_schema_of, oai_messages, render_chat
+from ._stream import ns_since, run_job, with_callback
+
+
+def _validate(cls, **fields):
+    """Build a request type; its validation errors become 400s (as the server answers)."""
+    try:
+        return cls.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err.get("loc", ()))
+        raise StatusError.bad_request(f"{where}: {err['msg']}" if where else err["msg"]) from exc
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class _Prepared:
+    """A request resolved against the store: what to load and how."""
+
+    stored: StoredModel
+    opts: Options
+    keep_alive_s: float
+    system: str | None
+
+    @property
+    def config(self):
+        return runner_config(self.opts)
+
+
+class Client:
+    """Runs models in this process. ``host``, ``headers``, ``timeout`` (ollama-python's) are accepted and ignored.
+
+    Args:
+        models_dir: the model store (default ``LLAMANATIVE_MODELS`` or the user cache dir).
+        max_loaded_models: most models loaded at once (default ``LLAMANATIVE_MAX_LOADED_MODELS`` or 3).
+    """
+
+    def __init__(self, host: str | None = None, *, models_dir: str | None = None,
+                 max_loaded_models: int | None = None, **_ignored: Any) -> None:
+        self.store = ModelStore(models_dir)
+        self._scheduler = Scheduler(max_loaded_models)
+
+    def close(self) -> None:
+        """Unload every model (after running requests finish)."""
+        self._scheduler.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- shared steps ---------------------------------------------------------------------
+    def _prepare(self, model: str, options, keep_alive) -> _Prepared:
+        stored = self.store.resolve(model)  # 404 here, before anything loads
+        _template, system, params, _license, _proj = _details.stored_layers(stored)
+        return _Prepared(stored, effective_options(params, options), keep_alive_seconds(keep_alive), system)
+
+    @contextmanager
+    def _use(self, prep: _Prepared) -> Iterator[Loaded]:
+        """The loaded model for a request (loading it if needed), named as the request named it."""
+        with self._scheduler.use(prep.stored.path, prep.config, prep.keep_alive_s) as entry:
+            entry.name = prep.stored.name
+            yield entry
+
+    @staticmethod
+    def _chat_templates(entry: Loaded, override: str | None = None) -> _core.ChatTemplates:
+        """The model's parsed chat templates, kept with the loaded model (or a one-off override)."""
+        if override:
+            return _core.ChatTemplates(entry.runner.model, override)
+        if "templates" not in entry.cache:
+            entry.cache["templates"] = _core.ChatTemplates(entry.runner.model)
+        return entry.cache["templates"]
+
+    @staticmethod
+    def _load_ns(entry: Loaded, t0: int) -> int:
+        # The model was loaded by this request when its load ended after t0.
+        return entry.runner.load_duration if entry.runner.loaded_at_ns >= t0 else 0
+
+    # -- chat -------------------------------------------------------------------------------
+    def chat(self, model: str | ChatRequest = "", messages: Sequence[Any] | Callable | None = None, *,
+             tools: Sequence[Any] | None = None, stream: bool = False, think=None, format=None,
+             options: Options | dict | None = None, keep_alive=None, tool_choice=None,
+             logprobs: bool | None = None, top_logprobs: int | None = None, **extra: Any):
+        """Chat with a model: the next assistant message for ``messages``.
+
+        Returns a :class:`ChatResponse`, or with ``stream=True`` an iterator of
+        partial responses (the last with ``done=True``, ``done_reason`` and the
+        metrics). Called as ``chat(ChatRequest, fn)``, calls ``fn`` with every
+        partial response and returns the last.
+
+        Raises:
+            StatusError: 404 unknown model, 400 invalid request or missing
+                capability ("<model> does not support tools"), 500 engine failure.
+        """
+        fn = None
+        if isinstance(model, ChatRequest):
+            req, fn = model, messages
+        else:
+            req = _validate(ChatRequest, model=model, messages=messages, tools=tools, stream=stream,
+                            think=think, format=format, options=options, keep_alive=keep_alive,
+                            tool_choice=tool_choice, logprobs=logprobs, top_logprobs=top_logprobs, **extra)
+        prep = self._prepare(req.model, req.options, req.keep_alive)
+        chunks = self._chat_stream(req, prep)
+        if fn is not None:
+            return with_callback(chunks, fn)
+        return chunks if req.stream else _join_chat(chunks)
+
+    def _chat_stream(self, req: ChatRequest, prep: _Prepared) -> Iterator[ChatResponse]:
+        t0 = time.perf_counter_ns()
+        name = req.model
+        with self._use(prep) as entry:
+            runner = entry.runner
+            if not req.messages:  # the load / unload idiom
+                reason = "unload" if prep.keep_alive_s == 0 else "load"
+                yield ChatResponse(model=name, created_at=_now(), message=Message(role="assistant", content=""),
+                                   done=True, done_reason=reason)
+                return
+            if runner.is_embedding_model:
+                raise StatusError.bad_request(f'"{name}" does not support chat')
+            templates = self._chat_templates(entry)
+            caps = templates.caps()
+            if req.tools and not caps.get("supports_tools"):
+                raise StatusError.bad_request(f"{name} does not support tools")
+            if req.think is not None and req.think.bool() and not caps.get("supports_thinking"):
+                raise StatusError.bad_request(f'"{name}" does not support thinking')
+            think = req.think.bool() if req.think is not None else None
+            messages = list(req.messages)
+            while True:
+                rendered = render_chat(templates, runner.model.vocab, oai_messages(messages, prep.system),
+                                       req.tools, req.tool_choice, json_schema_of(req.format), think)
+                tokens = runner.model.vocab.tokenize(rendered.prompt, add_special=True, parse_special=True)
+                if len(tokens) < runner.n_ctx:
+                    break
+                # Too long: drop the oldest non-system message (as Ollama), never cut one.
+                droppable = [i for i, m in enumerate(messages[:-1]) if m.role != "system"]
+                if req.truncate is False or not droppable:
+                    raise StatusError.bad_request(
+                        f"the prompt has {len(tokens)} tokens, more than the context length of {runner.n_ctx}")
+                del messages[droppable[0]]
+            if req.debug_render_only:
+                yield ChatResponse(model=name, created_at=_now(), message=Message(role="assistant", content=""),
+                                   done=True, done_reason="stop", debug_info=DebugInfo(rendered_template=rendered.prompt))
+                return
+            opts = prep.opts
+            job = CompletionJob(tokens, sampling_params(opts, **rendered.grammar), opts.num_predict,
+                                tuple(opts.stop or ()) + rendered.stops)
+            parser, text = OutputParser(rendered.params), ""
+            for ev in run_job(runner, job):
+                if isinstance(ev, Finished):
+                    content, thinking, msg = parser.delta(text, True)
+                    calls = parser.tool_calls(msg)
+                    yield ChatResponse(
+                        model=name, created_at=_now(), done=True, done_reason=ev.reason,
+                        message=Message(role="assistant", content=content, thinking=thinking or None,
+                                        tool_calls=calls or None),
+                        total_duration=ns_since(t0), load_duration=self._load_ns(entry, t0),
+                        prompt_eval_count=ev.prompt_eval_count, prompt_eval_duration=ev.prompt_eval_duration,
+                        eval_count=ev.eval_count, eval_duration=ev.eval_duration)
+                    return
+                text += ev.text
+                content, thinking, _ = parser.delta(text, False)
+                if content or thinking:
+                    yield ChatResponse(model=name, created_at=_now(), done=False,
+                                       message=Message(role="assistant", content=content, thinking=thinking or None))
+
+    # -- generate -----------------------------------------------------------------------------
+    def generate(self, model: str | GenerateRequest = "", prompt: str | Callable | None = None,
+                 suffix: str | None = None, *, system: str | None = None, template: str | None = None,
+                 context: Sequence[int] | None = None, stream: bool = False, think=None, raw: bool | None = None,
+                 format=None, images=None, options: Options | dict | None = None, keep_alive=None,
+                 **extra: Any):
+        """Complete ``prompt`` (rendered as a user turn with the model's template unless ``raw``).
+
+        ``suffix`` asks for fill-in-the-middle (models with FIM tokens);
+        ``context`` continues a previous generate (its returned ``context``).
+        Returns like :meth:`chat` (a :class:`GenerateResponse`, an iterator, or
+        via a callback with ``generate(GenerateRequest, fn)``).
+        """
+        fn = None
+        if isinstance(model, GenerateRequest):
+            req, fn = model, prompt
+        else:
+            req = _validate(GenerateRequest, model=model, prompt=prompt, suffix=suffix, system=system,
+                            template=template, context=list(context) if context is not None else None,
+                            stream=stream, think=think, raw=raw, format=format, images=images, options=options,
+                            keep_alive=keep_alive, **extra)
+        prep = self._prepare(req.model, req.options, req.keep_alive)
+        chunks = self._generate_stream(req, prep)
+        if fn is not None:
+            return with_callback(chunks, fn)
+        return chunks if req.stream else _join_generate(chunks)
+
+    def _generate_prompt(self, req: GenerateRequest, prep: _Prepared, entry: Loaded) -> tuple[np.ndarray, dict, str]:
+        """Prompt tokens, grammar fields and the rendered text."""
+        model = entry.runner.model
+        vocab = model.vocab
+        schema = json_schema_of(req.format)
+        grammar = {"grammar": _core.json_schema_to_grammar(schema)} if schema is not None else {}
+        if req.suffix is not None:
+            if min(vocab.fim_pre, vocab.fim_suf, vocab.fim_mid) < 0:
+                raise StatusError.bad_request(f"{req.model} does not support insert")
+            pre = vocab.tokenize(req.prompt or "", add_special=False)
+            suf = vocab.tokenize(req.suffix, add_special=False)
+            bos = [vocab.bos] if vocab.add_bos and vocab.bos >= 0 else []
+            toks = np.concatenate([np.array(bos + [vocab.fim_pre], np.int32), pre,
+                                   np.array([vocab.fim_suf], np.int32), suf, np.array([vocab.fim_mid], np.int32)])
+            return toks, grammar, vocab.detokenize(toks, unparse_special=True)
+        if req.raw:
+            text = req.prompt or ""
+        else:
+            templates = self._chat_templates(entry, req.template)
+            system = req.system if req.system is not None else prep.system
+            messages = oai_messages([Message(role="user", content=req.prompt or "")], system)
+            rendered = render_chat(templates, vocab, messages, None, None, schema,
+                                   req.think.bool() if req.think is not None else None)
+            text, grammar = rendered.prompt, rendered.grammar
+        toks = vocab.tokenize(text, add_special=not req.context, parse_special=not req.raw)
+        if req.context:
+            toks = np.concatenate([np.asarray(req.context, np.int32), toks])
+        return toks, grammar, text
+
+    def _generate_stream(self, req: GenerateRequest, prep: _Prepared) -> Iterator[GenerateResponse]:
+        t0 = time.perf_counter_ns()
+        name = req.model
+        created = int(time.time())
+        with self._use(prep) as entry:
+            runner = entry.runner
+            if not req.prompt and req.suffix is None:  # the load / unload idiom
+                reason = "unload" if prep.keep_alive_s == 0 else "load"
+                yield GenerateResponse(model=name, created_at=_now(), created=created, response="", done=True,
+                                       done_reason=reason)
+                return
+            if runner.is_embedding_model:
+                raise StatusError.bad_request(f'"{name}" does not support generate')
+            vocab = runner.model.vocab
+            if req.context and (min(req.context) < 0 or max(req.context) >= vocab.n_vocab):
+                raise StatusError.bad_request(f"context has token ids outside the vocabulary (0..{vocab.n_vocab - 1})")
+            tokens, grammar, text = self._generate_prompt(req, prep, entry)
+            if len(tokens) >= runner.n_ctx:
+                raise StatusError.bad_request(
+                    f"the prompt has {len(tokens)} tokens, more than the context length of {runner.n_ctx}")
+            if req.debug_render_only:
+                yield GenerateResponse(model=name, created_at=_now(), created=created, response="", done=True,
+                                       done_reason="stop", debug_info=DebugInfo(rendered_template=text))
+                return
+            opts = prep.opts
+            job = CompletionJob(tokens, sampling_params(opts, **grammar), opts.num_predict, tuple(opts.stop or ()))
+            gen_id = f"gen-{created}-{id(job) & 0xFFFFFF:06x}"
+            for ev in run_job(runner, job):
+                if isinstance(ev, Finished):
+                    yield GenerateResponse(
+                        model=name, created_at=_now(), created=created, id=gen_id, object="text_completion",
+                        response="", done=True, done_reason=ev.reason,
+                        choices=[Choice(text="", index=0, finish_reason=ev.reason)],
+                        context=[int(t) for t in tokens] + list(ev.tokens),
+                        total_duration=ns_since(t0), load_duration=self._load_ns(entry, t0),
+                        prompt_eval_count=ev.prompt_eval_count, prompt_eval_duration=ev.prompt_eval_duration,
+                        eval_count=ev.eval_count, eval_duration=ev.eval_duration)
+                    return
+                if ev.text:
+                    yield GenerateResponse(model=name, created_at=_now(), created=created, id=gen_id,
+                                           object="text_completion", response=ev.text, done=False,
+                                           choices=[Choice(text=ev.text, index=0)])
+
+    # -- embeddings ---------------------------------------------------------------------------
+    def embed(self, model: str = "", input: str | Sequence[str] = "", truncate: bool | None = None,
+              options: Options | dict | None = None, keep_alive=None, dimensions: int | None = None,
+              **extra: Any) -> EmbedResponse:
+        """L2-normalised float32 embeddings, one per input (``as_array()`` gives the matrix).
+
+        ``truncate`` (default True) cuts inputs to the context; False makes an
+        over-long input a 400. ``dimensions`` keeps the first N values and
+        re-normalises.
+        """
+        req = _validate(EmbedRequest, model=model, input=input, truncate=truncate, options=options,
+                        keep_alive=keep_alive, dimensions=dimensions, **extra)
+        prep = self._prepare(req.model, req.options, req.keep_alive)
+        texts = [req.input] if isinstance(req.input, str) else list(req.input or [])
+        t0 = time.perf_counter_ns()
+        with self._use(prep) as entry:
+            if not texts or texts == [""]:
+                return EmbedResponse(model=req.model, embeddings=[], load_duration=self._load_ns(entry, t0))
+            inputs = self._embed_inputs(entry, texts, req.truncate is not False)
+            job = EmbedJob(inputs, normalize=True)
+            entry.runner.submit(job)
+            matrix = job.result.result()
+            if req.dimensions:
+                matrix = np.ascontiguousarray(matrix[:, : req.dimensions])
+                matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+            if not np.isfinite(matrix).all():
+                raise StatusError.internal("embedding contains NaN or Inf values")
+            return EmbedResponse.from_array(matrix, model=req.model, total_duration=ns_since(t0),
+                                            load_duration=self._load_ns(entry, t0),
+                                            prompt_eval_count=int(sum(len(i) for i in inputs)))
+
+    def _embed_inputs(self, entry: Loaded, texts: list[str], truncate: bool) -> list[np.ndarray]:
+        vocab = entry.runner.model.vocab
+        limit = entry.runner.n_ctx
+        out = []
+        for i, text in enumerate(texts):
+            toks = vocab.tokenize(text, add_special=True)
+            if len(toks) > limit:
+                if not truncate:
+                    raise StatusError.bad_request(
+                        f"input {i}: the input length exceeds the context length ({len(toks)} > {limit} tokens)")
+                toks = toks[:limit]
+            out.append(toks)
+        return out
+
+    def embeddings(self, model: str = "", prompt: str | None = None, options: Options | dict | None = None,
+                   keep_alive=None, **extra: Any) -> EmbeddingResponse:
+        """The legacy single-prompt embedding: not normalised."""
+        req = _validate(EmbeddingRequest, model=model, prompt=prompt, options=options, keep_alive=keep_alive,
+                        **extra)
+        prep = self._prepare(req.model, req.options, req.keep_alive)
+        with self._use(prep) as entry:
+            if not req.prompt:
+                return EmbeddingResponse(embedding=[])
+            job = EmbedJob(self._embed_inputs(entry, [req.prompt], True), normalize=False)
+            entry.runner.submit(job)
+            return EmbeddingResponse(embedding=job.result.result()[0].tolist())
+
+    # -- models -------------------------------------------------------------------------------
+    def list(self) -> ListResponse:
+        """The models in the store, newest first."""
+        out = []
+        for m in self.store.list():
+            md = _details.read_metadata(m.path)
+            out.append(ListModelResponse(name=m.name, model=m.name, modified_at=m.modified_at, size=m.size,
+                                         digest=m.digest.removeprefix("sha256:"),
+                                         details=_details.model_details(md, _details.parameter_count(m.path))))
+        return ListResponse(models=out)
+
+    def show(self, model: str = "", *, verbose: bool | None = None, **extra: Any) -> ShowResponse:
+        """Details, GGUF metadata (``model_info``/``modelinfo``), template, parameters and capabilities."""
+        req = _validate(ShowRequest, model=model, verbose=verbose, **extra)
+        stored = self.store.resolve(req.model)
+        md = _details.read_metadata(stored.path, verbose=True)
+        template, system, params, license_text, has_projector = _details.stored_layers(stored)
+        gguf_template = md.get("tokenizer.chat_template")
+        caps = _core.ChatTemplates(None, gguf_template).caps() if gguf_template else None
+        return ShowResponse(
+            license=license_text, template=template or gguf_template or "", system=system,
+            parameters="\n".join(f"{k:<30} {v!r}" for k, v in (params or {}).items()) or None,
+            modelfile=_details.modelfile(stored, template or gguf_template or "", system, params),
+            details=_details.model_details(md, _details.parameter_count(stored.path)),
+            model_info=_details.model_info(md, bool(req.verbose)),
+            capabilities=_details.capabilities(md, caps, has_projector), modified_at=stored.modified_at)
+
+    def ps(self) -> ProcessResponse:
+        """The loaded models (``list_running``), the latest to expire first."""
+        out = []
+        for entry in self._scheduler.loaded():
+            model = entry.runner.model
+            out.append(ProcessModelResponse(
+                name=entry.name, model=entry.name, size=model.size, size_vram=0,
+                digest=self.store.resolve(entry.name).digest.removeprefix("sha256:"),
+                details=_details.model_details(model.metadata, model.n_params),
+                expires_at=_expires_at(entry), context_length=entry.runner.n_ctx))
+        out.sort(key=lambda m: m.expires_at, reverse=True)
+        return ProcessResponse(models=out)
+
+    list_running = ps
+
+    def version(self) -> VersionResponse:
+        """The library version (the llama.cpp commit is ``llamanative.LLAMA_CPP_COMMIT``)."""
+        return VersionResponse(version=__version__)
+
+    def heartbeat(self) -> None:
+        """Raise if the engine cannot run (no compute backend found)."""
+        if not _core.devices():
+            raise StatusError.internal("no compute device found by the native backends")
+
+    def create(self, model: str = "", quantize: str | None = None, from_: str | None = None,
+               files: dict | None = None, adapters: dict | None = None, template: str | None = None,
+               license: str | list[str] | None = None, system: str | None = None,
+               parameters: Options | dict | None = None, messages: Sequence[Any] | None = None, *,
+               stream: bool = False, **extra: Any) -> StatusResponse:
+        """Store a model under ``model`` from a GGUF path (``from_``) or another stored model."""
+        if isinstance(parameters, Options):
+            parameters = parameters.model_dump(exclude_none=True)
+        req = _validate(CreateRequest, model=model, quantize=quantize, from_=from_, files=files,
+                        adapters=adapters, template=template, license=license, system=system,
+                        parameters=parameters, messages=messages, stream=stream, **extra)
+        if req.quantize or req.adapters:
+            raise StatusError.bad_request("quantize and adapters are not supported by create")
+        source = req.from_ or next(iter((req.files or {}).values()), None)
+        if not source:
+            raise StatusError.bad_request("create needs from_ (a GGUF path or a model name)")
+        if req.parameters:
+            Options.from_map(req.parameters)  # validate before storing
+        self.store.create(req.model, from_=source, template=req.template, system=req.system,
+                          parameters=req.parameters, license=req.license,
+                          messages=[m.model_dump(exclude_none=True) for m in req.messages] if req.messages else None)
+        return StatusResponse(status="success")
+
+    def copy(self, source: str, destination: str) -> StatusResponse:
+        req = _validate(CopyRequest, source=source, destination=destination)
+        self.store.copy(req.source, req.destination)
+        return StatusResponse(status="success")
+
+    def delete(self, model: str) -> StatusResponse:
+        req = _validate(DeleteRequest, model=model)
+        stored = self.store.resolve(req.model)
+        self._scheduler.unload(stored.path)
+        self.store.delete(req.model)
+        return StatusResponse(status="success")
+
+
+def _expires_at(entry: Loaded) -> datetime:
+    """When an idle model unloads; for one in use, as Ollama estimates: now + keep_alive."""
+    if entry.refs == 0 and not math.isinf(entry.expires_at):
+        return datetime.fromtimestamp(entry.expires_at, timezone.utc)
+    ka = entry.keep_alive_s
+    forever = ka < 0 or math.isinf(ka)
+    return _now() + (timedelta(days=365 * 100) if forever else timedelta(seconds=ka))
+
+
+def _join_chat(chunks: Iterator[ChatResponse]) -> ChatResponse:
+    """A non-streamed chat: the partial messages joined into the final response."""
+    content, thinking, last = [], [], None
+    for c in chunks:
+        content.append(c.message.content or "")
+        thinking.append(c.message.thinking or "")
+        last = c
+    last.message.content = "".join(content)
+    last.message.thinking = "".join(thinking) or None
+    return last
+
+
+def _join_generate(chunks: Iterator[GenerateResponse]) -> GenerateResponse:
+    text, last = [], None
+    for c in chunks:
+        text.append(c.response or "")
+        last = c
+    last.response = "".join(text)
+    if last.choices:
+        last.choices[0].text = last.response
+    return last
