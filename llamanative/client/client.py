@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from .. import __version__, _core
 from ..engine import CompletionJob, EmbedJob, Finished
 from ..engine.scheduler import Loaded, Scheduler
-from ..errors import StatusError
+from ..errors import LlamaError, StatusError
 from ..store import ModelStore, StoredModel
 from ..types import (ChatRequest, ChatResponse, Choice, CopyRequest, CreateRequest, DebugInfo, DeleteRequest,
                      EmbeddingRequest, EmbeddingResponse, EmbedRequest, EmbedResponse, GenerateRequest,
@@ -42,7 +42,8 @@ def _validate(cls, **fields):
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err.get("loc", ()))
-        raise StatusError.bad_request(f"{where}: {err['msg']}" if where else err["msg"]) from exc
+        msg = err["msg"].removeprefix("Value error, ")
+        raise StatusError.bad_request(f"{where}: {msg}" if where else msg) from exc
 
 
 def _now() -> datetime:
@@ -95,7 +96,11 @@ class Client:
     @contextmanager
     def _use(self, prep: _Prepared) -> Iterator[Loaded]:
         """The loaded model for a request (loading it if needed), named as the request named it."""
-        with self._scheduler.use(prep.stored.path, prep.config, prep.keep_alive_s) as entry:
+        with ExitStack() as stack:
+            try:
+                entry = stack.enter_context(self._scheduler.use(prep.stored.path, prep.config, prep.keep_alive_s))
+            except (LlamaError, OSError) as exc:  # the file is not a loadable model
+                raise StatusError.internal(f"failed to load model {prep.stored.name!r}: {exc}") from exc
             entry.name = prep.stored.name
             yield entry
 

@@ -121,10 +121,10 @@ class ModelStore:
         Raises:
             StatusError: 404 when there is no such model, 400 for an invalid name.
         """
-        if model.endswith(".gguf") or os.sep in model and os.path.exists(model):
-            path = Path(model).expanduser()
-            if not path.is_file():
-                raise StatusError.not_found(f"model {model!r} not found")
+        path = Path(model).expanduser()
+        # Only an existing file named *.gguf is taken as a path: anything else
+        # is a name, checked by parse_name (so "../../etc/passwd" is refused).
+        if model.endswith(".gguf") and path.is_file():
             st = path.stat()
             return StoredModel(str(path), str(path.resolve()), "", st.st_size,
                                datetime.fromtimestamp(st.st_mtime, timezone.utc))
@@ -193,6 +193,8 @@ class ModelStore:
         with self._locked():
             if os.path.isfile(from_):
                 layers = [self._put_blob_file(Path(from_))]
+            elif os.sep in from_ or from_.endswith(".gguf"):
+                raise StatusError.not_found(f"file {from_!r} not found")
             else:
                 src = self.resolve(from_)
                 layers = [dict(l) for l in src.layers] or [self._put_blob_file(Path(src.path))]
