@@ -282,3 +282,33 @@ def test_module_level_functions_exist():
     assert llamanative.version().version == llamanative.__version__
     llamanative.heartbeat()
     assert GenerateRequest(model="x", prompt="y").stream is True  # the spec's request default
+
+
+def test_props_tokenize_detokenize(client):
+    p = client.props("smol")
+    assert p.n_ctx == 4096 and p.model_path and "llama.cpp" in p.build_info and not p.modalities.vision
+    toks = client.tokenize("smol", "Hello world")
+    assert toks.dtype == np.int32 and client.detokenize("smol", toks) == "Hello world"
+    assert [t.token for t in client.token_pieces("smol", toks)] == ["Hello", " world"]
+    with pytest.raises(StatusError) as e:
+        client.detokenize("smol", [10**7])
+    assert e.value.status_code == 400
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * __import__("os").sysconf("SC_PAGE_SIZE")
+
+
+def test_loading_and_unloading_20_times_frees_the_memory(tmp_path, smollm2_path):
+    c = Client(models_dir=tmp_path)
+    model = str(smollm2_path)
+    for _ in range(3):  # warm up allocator pools
+        assert c.chat(model, [], keep_alive=0).done_reason == "unload"
+    before = _rss_bytes()
+    for _ in range(20):
+        c.generate(model, "Hi", options={"num_predict": 2}, keep_alive=0)
+    grown = _rss_bytes() - before
+    assert c.ps().models == []
+    assert grown < 40 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB over 20 load/unload cycles"
+    c.close()

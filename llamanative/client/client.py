@@ -27,8 +27,9 @@ from ..errors import LlamaError, StatusError
 from ..store import ModelStore, StoredModel
 from ..types import (ChatRequest, ChatResponse, Choice, CopyRequest, CreateRequest, DebugInfo, DeleteRequest,
                      EmbeddingRequest, EmbeddingResponse, EmbedRequest, EmbedResponse, GenerateRequest,
-                     GenerateResponse, ListModelResponse, ListResponse, Message, Options, ProcessModelResponse,
-                     ProcessResponse, ShowRequest, ShowResponse, StatusResponse, VersionResponse)
+                     GenerateResponse, ListModelResponse, ListResponse, Message, Modalities, Options,
+                     ProcessModelResponse, ProcessResponse, PropsResponse, ShowRequest, ShowResponse,
+                     StatusResponse, TokenResponse, VersionResponse)
 from . import _details
 from ._options import effective_options, keep_alive_seconds, runner_config, sampling_params
 from ._prompt import OutputParser, json_schema_of, oai_messages, render_chat
@@ -397,12 +398,47 @@ class Client:
             out.append(ProcessModelResponse(
                 name=entry.name, model=entry.name, size=model.size, size_vram=0,
                 digest=self.store.resolve(entry.name).digest.removeprefix("sha256:"),
-                details=_details.model_details(model.metadata, model.n_params),
+                details=_details.model_details(_details.read_metadata(entry.runner.path), model.n_params),
                 expires_at=_expires_at(entry), context_length=entry.runner.n_ctx))
         out.sort(key=lambda m: m.expires_at, reverse=True)
         return ProcessResponse(models=out)
 
     list_running = ps
+
+    # -- llama-server's props / tokenize / detokenize, in-process -------------------------------
+    def props(self, model: str, *, keep_alive=None) -> PropsResponse:
+        """Build info, model path, context size and modalities of a (loaded) model."""
+        prep = self._prepare(model, None, keep_alive)
+        with self._use(prep) as entry:
+            return PropsResponse(build_info=f"llamanative {__version__}, llama.cpp {_core.LLAMA_CPP_COMMIT[:8]}",
+                                 model_path=prep.stored.path, n_ctx=entry.runner.n_ctx, modalities=Modalities())
+
+    def tokenize(self, model: str, text: str, *, add_special: bool = True, parse_special: bool = False,
+                 keep_alive=None) -> np.ndarray:
+        """Token ids of ``text`` as an int32 array (the model is loaded if needed)."""
+        prep = self._prepare(model, None, keep_alive)
+        with self._use(prep) as entry:
+            return entry.runner.model.vocab.tokenize(text, add_special=add_special, parse_special=parse_special)
+
+    def token_pieces(self, model: str, tokens: Sequence[int], *, keep_alive=None) -> list[TokenResponse]:
+        """Each token's text (pieces of a multi-byte character are shown with replacement characters)."""
+        prep = self._prepare(model, None, keep_alive)
+        with self._use(prep) as entry:
+            vocab = entry.runner.model.vocab
+            try:
+                return [TokenResponse(token=vocab.token_to_piece(int(t), special=True).decode("utf-8", "replace"))
+                        for t in tokens]
+            except ValueError as exc:
+                raise StatusError.bad_request(str(exc)) from exc
+
+    def detokenize(self, model: str, tokens: Sequence[int], *, keep_alive=None) -> str:
+        """The text of token ids."""
+        prep = self._prepare(model, None, keep_alive)
+        with self._use(prep) as entry:
+            try:
+                return entry.runner.model.vocab.detokenize(tokens)
+            except ValueError as exc:
+                raise StatusError.bad_request(str(exc)) from exc
 
     def version(self) -> VersionResponse:
         """The library version (the llama.cpp commit is ``llamanative.LLAMA_CPP_COMMIT``)."""

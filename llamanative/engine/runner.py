@@ -79,6 +79,7 @@ class Runner:
         self.config = config
         self.model = _core.Model(path, n_gpu_layers=config.n_gpu_layers, main_gpu=config.main_gpu,
                                  use_mmap=config.use_mmap)
+        self.vocab = self.model.vocab
         # As Ollama decides: a model whose GGUF declares a pooling type is an embedding model.
         self.is_embedding_model = self._has_pooling()
         threads = config.n_threads or None
@@ -202,7 +203,7 @@ class Runner:
         if slot.sampler is not None:
             slot.sampler.close()
         slot.sampler = make_sampler(self.model, job.params)
-        slot.detok = _core.Detokenizer(self.model.vocab)
+        slot.detok = _core.Detokenizer(self.vocab)
         slot.stops = StopMatcher(job.stops)
         slot.job, slot.n_done, slot.generated = job, keep, []
         slot.n_evaluated, slot.t_start, slot.t_first = 0, time.perf_counter_ns(), 0
@@ -257,7 +258,7 @@ class Runner:
         if not slot.t_first:
             slot.t_first = time.perf_counter_ns()
         job = slot.job
-        if self.model.vocab.is_eog(token):
+        if self.vocab.is_eog(token):
             self._finish(slot, "stop")
             return
         slot.generated.append(token)
@@ -328,7 +329,7 @@ class Runner:
         return self._embed_ctx
 
     def _has_pooling(self) -> bool:
-        return any(k.endswith(".pooling_type") for k in self.model.metadata)
+        return any(k.endswith(".pooling_type") for k in _core.read_gguf_metadata(self.path, arrays=False))
 
     def _run_embed(self, job: EmbedJob) -> None:
         try:

@@ -157,7 +157,7 @@ cdef class Context:
                 f"n_seq_max={n_seq_max}); usually not enough memory")
         self.model = model
         model._n_contexts += 1
-        self._n_vocab = model.vocab.n_vocab
+        self._n_vocab = llama.llama_vocab_n_tokens(llama.llama_model_get_vocab(model._ptr))
         self._n_ctx_seq = llama.llama_n_ctx_seq(self._ptr)
         self._n_batch = llama.llama_n_batch(self._ptr)
         self._n_ubatch = llama.llama_n_ubatch(self._ptr)

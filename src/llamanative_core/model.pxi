@@ -24,7 +24,6 @@ cdef class Model:
 
     cdef llama.llama_model * _ptr
     cdef readonly str path
-    cdef readonly Vocab vocab
     cdef readonly bint vocab_only
     cdef int _n_contexts
     cdef dict _metadata
@@ -63,7 +62,6 @@ cdef class Model:
                 f"llama.cpp could not load {self.path!r} (unsupported architecture or corrupt "
                 f"tensors; set llamanative._core.set_log_level('INFO') for llama.cpp's log)", self.path)
         self.vocab_only = vocab_only
-        self.vocab = Vocab._wrap(self, llama.llama_model_get_vocab(self._ptr))
 
     def __dealloc__(self):
         if self._ptr != NULL:
@@ -84,8 +82,6 @@ cdef class Model:
         if self._n_contexts > 0:
             raise RuntimeError(f"cannot close the model: {self._n_contexts} context(s) still use it")
         if self._ptr != NULL:
-            if self.vocab is not None:
-                self.vocab._ptr = NULL
             llama.llama_model_free(self._ptr)
             self._ptr = NULL
 
@@ -102,6 +98,14 @@ cdef class Model:
     def __repr__(self):
         state = "closed" if self._ptr == NULL else f"{self.architecture}, {self.n_params} params"
         return f"<Model {self.path!r} ({state})>"
+
+    @property
+    def vocab(self) -> Vocab:
+        """The tokenizer. A Vocab keeps its Model alive (the Model holds no
+        Vocab, so dropping the last reference frees a model at once, with no
+        reference cycle left for the garbage collector)."""
+        self._check()
+        return Vocab._wrap(self, llama.llama_model_get_vocab(self._ptr))
 
     @property
     def metadata(self) -> dict:

@@ -44,7 +44,7 @@ cdef class Sampler:
         p.no_perf = no_perf
         self._ptr = llama.llama_sampler_chain_init(p)
         self.model = model
-        self._n_vocab = model.vocab.n_vocab
+        self._n_vocab = llama.llama_vocab_n_tokens(llama.llama_model_get_vocab(model._ptr))
 
     def __dealloc__(self):
         if self._ptr != NULL:
@@ -174,7 +174,8 @@ cdef class Sampler:
         """
         self.model._check()
         cdef bytes g = gbnf.encode(), r = root.encode()
-        cdef llama.llama_sampler * s = llama.llama_sampler_init_grammar(self.model.vocab._ptr, g, r)
+        cdef Vocab vocab = self.model.vocab
+        cdef llama.llama_sampler * s = llama.llama_sampler_init_grammar(vocab._ptr, g, r)
         if s == NULL:
             raise GrammarError(f"invalid GBNF grammar (or no rule {root!r}); llama.cpp's log has the parse error")
         return self._add(s, "grammar", False)
@@ -200,12 +201,13 @@ cdef class Sampler:
         cdef llama_token * ctoks = <llama_token *> malloc(max(n_t, 1) * sizeof(llama_token))
         cdef bytes g = gbnf.encode(), r = root.encode()
         cdef llama.llama_sampler * s
+        cdef Vocab vocab = self.model.vocab
         try:
             for i in range(n_p):
                 cpats[i] = pats[i]
             for i in range(n_t):
                 ctoks[i] = toks[i]
-            s = llama.llama_sampler_init_grammar_lazy_patterns(self.model.vocab._ptr, g, r, cpats, n_p, ctoks, n_t)
+            s = llama.llama_sampler_init_grammar_lazy_patterns(vocab._ptr, g, r, cpats, n_p, ctoks, n_t)
         finally:
             free(cpats)
             free(ctoks)

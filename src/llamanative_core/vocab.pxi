@@ -57,7 +57,7 @@ cdef class Vocab:
         return v
 
     cdef inline int _check(self) except -1:
-        if self._ptr == NULL:
+        if self.model._ptr == NULL:
             raise ValueError("the model of this vocab is closed")
         return 0
 
