@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 from . import _core  # noqa: E402
 from ._core import LLAMA_CPP_COMMIT, backends, devices, set_log_level, system_info  # noqa: E402
-from .client import Client  # noqa: E402
+from .client import AsyncClient, Client  # noqa: E402
 from .errors import LlamaError, ModelLoadError, RequestError, ResponseError, StatusError  # noqa: E402
 from .types import (  # noqa: E402
     ChatRequest,
@@ -122,7 +122,7 @@ def heartbeat() -> None:
 
 
 __all__ = [
-    "LLAMA_CPP_COMMIT", "ChatRequest", "ChatResponse", "Client", "Duration", "EmbedRequest", "EmbedResponse",
+    "LLAMA_CPP_COMMIT", "AsyncClient", "ChatRequest", "ChatResponse", "Client", "Duration", "EmbedRequest", "EmbedResponse",
     "EmbeddingResponse", "EmbeddingsResponse", "GenerateRequest", "GenerateResponse", "Image", "ListResponse",
     "LlamaError", "Message", "ModelLoadError", "Options", "ProcessResponse", "ProgressResponse", "RequestError",
     "ResponseError", "ShowResponse", "StatusError", "StatusResponse", "ThinkValue", "Tool", "__version__",

@@ -1,49 +1,111 @@
-"""Running one completion job and turning its events into response chunks.
+"""Driving a completion: the same request logic for sync and async callers.
 
-The generator runs on the caller's thread: it reads the job's event queue
-(filled by the Runner's worker), yields partial responses, and cancels the job
-when it is closed early (a ``break`` out of the iterator, a callback that
-raised, garbage collection), which frees the slot at the next engine step.
+A request's logic is written once, as a *step generator* that does no I/O of
+its own: it yields :class:`Submit` when its job is ready to run, yields
+``NEED_EVENT`` when it wants the job's next event (the driver sends it back
+in), and yields response chunks. :func:`drive` runs it on the caller's thread
+(blocking on the job's queue); ``AsyncClient`` runs it on the caller's event
+loop (awaiting an asyncio queue the worker thread feeds), with no thread per
+request. Closing a driver early (``break``, a failing callback, garbage
+collection) cancels the job, which frees its slot at the next engine step.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from ..engine import CompletionJob, Failed, Finished, Piece
 from ..errors import LlamaError, StatusError
 
 T = TypeVar("T")
+NEED_EVENT = object()  # yielded by a step generator: "send me the job's next event"
 
 
-def run_job(runner, job: CompletionJob) -> Iterator[Piece | Finished]:
-    """Submit ``job`` and yield its pieces, then its :class:`Finished`; cancel it if abandoned.
+@dataclass(frozen=True)
+class Submit:
+    """Yielded by a step generator: run ``job`` on ``runner``."""
 
-    Raises:
-        StatusError: 400 for a request the engine rejects (bad grammar, prompt
-            too long), 500 for an engine failure; the original is the cause.
-    """
-    runner.submit(job)
-    finished = False
+    runner: Any
+    job: CompletionJob
+
+
+def checked(ev: Piece | Finished | Failed) -> Piece | Finished:
+    """The event, or the job's failure raised as a StatusError (400 bad input, 500 engine failure)."""
+    if not isinstance(ev, Failed):
+        return ev
+    err = ev.error
+    if isinstance(err, StatusError):
+        raise err
+    code = 400 if isinstance(err, ValueError) and not isinstance(err, LlamaError) else 500
+    raise StatusError(code, error_message=str(err)) from err
+
+
+def drive(steps: Generator) -> Iterator:
+    """Run a step generator on this thread; yield its response chunks."""
+    job, send = None, None
     try:
         while True:
-            ev = job.events.get()
-            if isinstance(ev, Failed):
-                finished = True
-                err = ev.error
-                if isinstance(err, StatusError):
-                    raise err
-                code = 400 if isinstance(err, ValueError) and not isinstance(err, LlamaError) else 500
-                raise StatusError(code, error_message=str(err)) from err
-            if isinstance(ev, Finished):
-                finished = True
-            yield ev
-            if finished:
+            try:
+                out = steps.send(send)
+            except StopIteration:
                 return
+            send = None
+            if out is NEED_EVENT:
+                send = job.events.get()
+            elif isinstance(out, Submit):
+                job = out.job
+                out.runner.submit(job)
+            else:
+                yield out
     finally:
-        if not finished:
+        steps.close()
+        if job is not None:
+            job.cancel()  # no-op once the job has finished
+
+
+class _LoopEvents:
+    """A job's event queue that hands events from the worker thread to an event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, job: CompletionJob) -> None:
+        self._loop, self._job = loop, job
+        self._queue: asyncio.Queue = asyncio.Queue()
+
+    def put(self, ev) -> None:  # called by the Runner's worker thread
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, ev)
+        except RuntimeError:  # the loop is closed: nobody will read this job any more
+            self._job.cancel()
+
+    async def get(self):
+        return await self._queue.get()
+
+
+async def adrive(steps: Generator) -> AsyncIterator:
+    """Run a step generator on the running event loop; yield its response chunks."""
+    loop = asyncio.get_running_loop()
+    job, send = None, None
+    try:
+        while True:
+            try:
+                out = steps.send(send)
+            except StopIteration:
+                return
+            send = None
+            if out is NEED_EVENT:
+                send = await job.events.get()
+            elif isinstance(out, Submit):
+                job = out.job
+                job.events = _LoopEvents(loop, job)
+                out.runner.submit(job)
+            else:
+                yield out
+    finally:
+        steps.close()
+        if job is not None:
             job.cancel()
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -33,7 +33,7 @@ from ..types import (ChatRequest, ChatResponse, Choice, CopyRequest, CreateReque
 from . import _details
 from ._options import effective_options, keep_alive_seconds, runner_config, sampling_params
 from ._prompt import OutputParser, json_schema_of, oai_messages, render_chat
-from ._stream import ns_since, run_job, with_callback
+from ._stream import NEED_EVENT, Submit, checked, drive, ns_since, with_callback
 
 
 def _validate(cls, **fields):
@@ -150,61 +150,67 @@ class Client:
 
     def _chat_stream(self, req: ChatRequest, prep: _Prepared) -> Iterator[ChatResponse]:
         t0 = time.perf_counter_ns()
-        name = req.model
         with self._use(prep) as entry:
-            runner = entry.runner
-            if not req.messages:  # the load / unload idiom
-                reason = "unload" if prep.keep_alive_s == 0 else "load"
-                yield ChatResponse(model=name, created_at=_now(), message=Message(role="assistant", content=""),
-                                   done=True, done_reason=reason)
+            yield from drive(self._chat_steps(req, prep, entry, t0))
+
+    def _chat_steps(self, req: ChatRequest, prep: _Prepared, entry: Loaded, t0: int) -> Generator:
+        """The chat logic as a step generator (see ``_stream``): renders, runs, parses."""
+        name = req.model
+        runner = entry.runner
+        if not req.messages:  # the load / unload idiom
+            reason = "unload" if prep.keep_alive_s == 0 else "load"
+            yield ChatResponse(model=name, created_at=_now(), message=Message(role="assistant", content=""),
+                               done=True, done_reason=reason)
+            return
+        if runner.is_embedding_model:
+            raise StatusError.bad_request(f'"{name}" does not support chat')
+        templates = self._chat_templates(entry)
+        caps = templates.caps()
+        if req.tools and not caps.get("supports_tools"):
+            raise StatusError.bad_request(f"{name} does not support tools")
+        if req.think is not None and req.think.bool() and not caps.get("supports_thinking"):
+            raise StatusError.bad_request(f'"{name}" does not support thinking')
+        think = req.think.bool() if req.think is not None else None
+        messages = list(req.messages)
+        while True:
+            rendered = render_chat(templates, runner.model.vocab, oai_messages(messages, prep.system),
+                                   req.tools, req.tool_choice, json_schema_of(req.format), think)
+            tokens = runner.model.vocab.tokenize(rendered.prompt, add_special=True, parse_special=True)
+            if len(tokens) < runner.n_ctx:
+                break
+            # Too long: drop the oldest non-system message (as Ollama), never cut one.
+            droppable = [i for i, m in enumerate(messages[:-1]) if m.role != "system"]
+            if req.truncate is False or not droppable:
+                raise StatusError.bad_request(
+                    f"the prompt has {len(tokens)} tokens, more than the context length of {runner.n_ctx}")
+            del messages[droppable[0]]
+        if req.debug_render_only:
+            yield ChatResponse(model=name, created_at=_now(), message=Message(role="assistant", content=""),
+                               done=True, done_reason="stop", debug_info=DebugInfo(rendered_template=rendered.prompt))
+            return
+        opts = prep.opts
+        job = CompletionJob(tokens, sampling_params(opts, **rendered.grammar), opts.num_predict,
+                            tuple(opts.stop or ()) + rendered.stops)
+        parser, text = OutputParser(rendered.params), ""
+        yield Submit(runner, job)
+        while True:
+            ev = checked((yield NEED_EVENT))
+            if isinstance(ev, Finished):
+                content, thinking, msg = parser.delta(text, True)
+                calls = parser.tool_calls(msg)
+                yield ChatResponse(
+                    model=name, created_at=_now(), done=True, done_reason=ev.reason,
+                    message=Message(role="assistant", content=content, thinking=thinking or None,
+                                    tool_calls=calls or None),
+                    total_duration=ns_since(t0), load_duration=self._load_ns(entry, t0),
+                    prompt_eval_count=ev.prompt_eval_count, prompt_eval_duration=ev.prompt_eval_duration,
+                    eval_count=ev.eval_count, eval_duration=ev.eval_duration)
                 return
-            if runner.is_embedding_model:
-                raise StatusError.bad_request(f'"{name}" does not support chat')
-            templates = self._chat_templates(entry)
-            caps = templates.caps()
-            if req.tools and not caps.get("supports_tools"):
-                raise StatusError.bad_request(f"{name} does not support tools")
-            if req.think is not None and req.think.bool() and not caps.get("supports_thinking"):
-                raise StatusError.bad_request(f'"{name}" does not support thinking')
-            think = req.think.bool() if req.think is not None else None
-            messages = list(req.messages)
-            while True:
-                rendered = render_chat(templates, runner.model.vocab, oai_messages(messages, prep.system),
-                                       req.tools, req.tool_choice, json_schema_of(req.format), think)
-                tokens = runner.model.vocab.tokenize(rendered.prompt, add_special=True, parse_special=True)
-                if len(tokens) < runner.n_ctx:
-                    break
-                # Too long: drop the oldest non-system message (as Ollama), never cut one.
-                droppable = [i for i, m in enumerate(messages[:-1]) if m.role != "system"]
-                if req.truncate is False or not droppable:
-                    raise StatusError.bad_request(
-                        f"the prompt has {len(tokens)} tokens, more than the context length of {runner.n_ctx}")
-                del messages[droppable[0]]
-            if req.debug_render_only:
-                yield ChatResponse(model=name, created_at=_now(), message=Message(role="assistant", content=""),
-                                   done=True, done_reason="stop", debug_info=DebugInfo(rendered_template=rendered.prompt))
-                return
-            opts = prep.opts
-            job = CompletionJob(tokens, sampling_params(opts, **rendered.grammar), opts.num_predict,
-                                tuple(opts.stop or ()) + rendered.stops)
-            parser, text = OutputParser(rendered.params), ""
-            for ev in run_job(runner, job):
-                if isinstance(ev, Finished):
-                    content, thinking, msg = parser.delta(text, True)
-                    calls = parser.tool_calls(msg)
-                    yield ChatResponse(
-                        model=name, created_at=_now(), done=True, done_reason=ev.reason,
-                        message=Message(role="assistant", content=content, thinking=thinking or None,
-                                        tool_calls=calls or None),
-                        total_duration=ns_since(t0), load_duration=self._load_ns(entry, t0),
-                        prompt_eval_count=ev.prompt_eval_count, prompt_eval_duration=ev.prompt_eval_duration,
-                        eval_count=ev.eval_count, eval_duration=ev.eval_duration)
-                    return
-                text += ev.text
-                content, thinking, _ = parser.delta(text, False)
-                if content or thinking:
-                    yield ChatResponse(model=name, created_at=_now(), done=False,
-                                       message=Message(role="assistant", content=content, thinking=thinking or None))
+            text += ev.text
+            content, thinking, _ = parser.delta(text, False)
+            if content or thinking:
+                yield ChatResponse(model=name, created_at=_now(), done=False,
+                                   message=Message(role="assistant", content=content, thinking=thinking or None))
 
     # -- generate -----------------------------------------------------------------------------
     def generate(self, model: str | GenerateRequest = "", prompt: str | Callable | None = None,
@@ -264,46 +270,52 @@ class Client:
 
     def _generate_stream(self, req: GenerateRequest, prep: _Prepared) -> Iterator[GenerateResponse]:
         t0 = time.perf_counter_ns()
+        with self._use(prep) as entry:
+            yield from drive(self._generate_steps(req, prep, entry, t0))
+
+    def _generate_steps(self, req: GenerateRequest, prep: _Prepared, entry: Loaded, t0: int) -> Generator:
+        """The generate logic as a step generator (see ``_stream``)."""
         name = req.model
         created = int(time.time())
-        with self._use(prep) as entry:
-            runner = entry.runner
-            if not req.prompt and req.suffix is None:  # the load / unload idiom
-                reason = "unload" if prep.keep_alive_s == 0 else "load"
-                yield GenerateResponse(model=name, created_at=_now(), created=created, response="", done=True,
-                                       done_reason=reason)
+        runner = entry.runner
+        if not req.prompt and req.suffix is None:  # the load / unload idiom
+            reason = "unload" if prep.keep_alive_s == 0 else "load"
+            yield GenerateResponse(model=name, created_at=_now(), created=created, response="", done=True,
+                                   done_reason=reason)
+            return
+        if runner.is_embedding_model:
+            raise StatusError.bad_request(f'"{name}" does not support generate')
+        vocab = runner.model.vocab
+        if req.context and (min(req.context) < 0 or max(req.context) >= vocab.n_vocab):
+            raise StatusError.bad_request(f"context has token ids outside the vocabulary (0..{vocab.n_vocab - 1})")
+        tokens, grammar, text = self._generate_prompt(req, prep, entry)
+        if len(tokens) >= runner.n_ctx:
+            raise StatusError.bad_request(
+                f"the prompt has {len(tokens)} tokens, more than the context length of {runner.n_ctx}")
+        if req.debug_render_only:
+            yield GenerateResponse(model=name, created_at=_now(), created=created, response="", done=True,
+                                   done_reason="stop", debug_info=DebugInfo(rendered_template=text))
+            return
+        opts = prep.opts
+        job = CompletionJob(tokens, sampling_params(opts, **grammar), opts.num_predict, tuple(opts.stop or ()))
+        gen_id = f"gen-{created}-{id(job) & 0xFFFFFF:06x}"
+        yield Submit(runner, job)
+        while True:
+            ev = checked((yield NEED_EVENT))
+            if isinstance(ev, Finished):
+                yield GenerateResponse(
+                    model=name, created_at=_now(), created=created, id=gen_id, object="text_completion",
+                    response="", done=True, done_reason=ev.reason,
+                    choices=[Choice(text="", index=0, finish_reason=ev.reason)],
+                    context=[int(t) for t in tokens] + list(ev.tokens),
+                    total_duration=ns_since(t0), load_duration=self._load_ns(entry, t0),
+                    prompt_eval_count=ev.prompt_eval_count, prompt_eval_duration=ev.prompt_eval_duration,
+                    eval_count=ev.eval_count, eval_duration=ev.eval_duration)
                 return
-            if runner.is_embedding_model:
-                raise StatusError.bad_request(f'"{name}" does not support generate')
-            vocab = runner.model.vocab
-            if req.context and (min(req.context) < 0 or max(req.context) >= vocab.n_vocab):
-                raise StatusError.bad_request(f"context has token ids outside the vocabulary (0..{vocab.n_vocab - 1})")
-            tokens, grammar, text = self._generate_prompt(req, prep, entry)
-            if len(tokens) >= runner.n_ctx:
-                raise StatusError.bad_request(
-                    f"the prompt has {len(tokens)} tokens, more than the context length of {runner.n_ctx}")
-            if req.debug_render_only:
-                yield GenerateResponse(model=name, created_at=_now(), created=created, response="", done=True,
-                                       done_reason="stop", debug_info=DebugInfo(rendered_template=text))
-                return
-            opts = prep.opts
-            job = CompletionJob(tokens, sampling_params(opts, **grammar), opts.num_predict, tuple(opts.stop or ()))
-            gen_id = f"gen-{created}-{id(job) & 0xFFFFFF:06x}"
-            for ev in run_job(runner, job):
-                if isinstance(ev, Finished):
-                    yield GenerateResponse(
-                        model=name, created_at=_now(), created=created, id=gen_id, object="text_completion",
-                        response="", done=True, done_reason=ev.reason,
-                        choices=[Choice(text="", index=0, finish_reason=ev.reason)],
-                        context=[int(t) for t in tokens] + list(ev.tokens),
-                        total_duration=ns_since(t0), load_duration=self._load_ns(entry, t0),
-                        prompt_eval_count=ev.prompt_eval_count, prompt_eval_duration=ev.prompt_eval_duration,
-                        eval_count=ev.eval_count, eval_duration=ev.eval_duration)
-                    return
-                if ev.text:
-                    yield GenerateResponse(model=name, created_at=_now(), created=created, id=gen_id,
-                                           object="text_completion", response=ev.text, done=False,
-                                           choices=[Choice(text=ev.text, index=0)])
+            if ev.text:
+                yield GenerateResponse(model=name, created_at=_now(), created=created, id=gen_id,
+                                       object="text_completion", response=ev.text, done=False,
+                                       choices=[Choice(text=ev.text, index=0)])
 
     # -- embeddings ---------------------------------------------------------------------------
     def embed(self, model: str = "", input: str | Sequence[str] = "", truncate: bool | None = None,

@@ -1,0 +1,132 @@
+"""AsyncClient: the Client's methods as coroutines, for asyncio programs.
+
+Streaming chat/generate run their request logic on the caller's event loop:
+the Runner's worker thread hands each event to the loop, which turns it into
+a response (no thread per request). Calls that only touch the disk or load a
+model (list, show, create, loading itself ...) run in a worker thread so the
+loop never blocks on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import ExitStack
+from typing import Any
+
+from ..types import (ChatRequest, ChatResponse, EmbeddingResponse, EmbedResponse, GenerateRequest,
+                     GenerateResponse, ListResponse, Options, ProcessResponse, ShowResponse, StatusResponse,
+                     VersionResponse)
+from ._stream import adrive
+from .client import Client, _join_chat, _join_generate, _Prepared, _validate
+
+
+class AsyncClient:
+    """Like :class:`Client`, with ``async`` methods; ``stream=True`` returns an async iterator.
+
+    Takes the same arguments as :class:`Client`.
+    """
+
+    def __init__(self, host: str | None = None, **kwargs: Any) -> None:
+        self._client = Client(host, **kwargs)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._client.close)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _stream(self, prep: _Prepared, make_steps: Callable) -> AsyncIterator:
+        t0 = time.perf_counter_ns()
+        stack = ExitStack()
+        # Loading may take seconds: not on the loop's thread.
+        entry = await asyncio.to_thread(stack.enter_context, self._client._use(prep))
+        try:
+            async for chunk in adrive(make_steps(entry, t0)):
+                yield chunk
+        finally:
+            await asyncio.to_thread(stack.close)  # may unload the model (keep_alive=0)
+
+    async def chat(self, model: str | ChatRequest = "", messages: Sequence[Any] | Callable | None = None, *,
+                   tools: Sequence[Any] | None = None, stream: bool = False, think=None, format=None,
+                   options: Options | dict | None = None, keep_alive=None, tool_choice=None, **extra: Any):
+        """:meth:`Client.chat`; with ``stream=True`` returns an async iterator of partial responses."""
+        fn = None
+        if isinstance(model, ChatRequest):
+            req, fn = model, messages
+        else:
+            req = _validate(ChatRequest, model=model, messages=messages, tools=tools, stream=stream, think=think,
+                            format=format, options=options, keep_alive=keep_alive, tool_choice=tool_choice, **extra)
+        prep = await asyncio.to_thread(self._client._prepare, req.model, req.options, req.keep_alive)
+        chunks = self._stream(prep, lambda entry, t0: self._client._chat_steps(req, prep, entry, t0))
+        if fn is not None:
+            return await _with_callback(chunks, fn)
+        return chunks if req.stream else _join_chat(iter([c async for c in chunks]))
+
+    async def generate(self, model: str | GenerateRequest = "", prompt: str | Callable | None = None,
+                       suffix: str | None = None, *, stream: bool = False, **kwargs: Any):
+        """:meth:`Client.generate`; with ``stream=True`` returns an async iterator of partial responses."""
+        fn = None
+        if isinstance(model, GenerateRequest):
+            req, fn = model, prompt
+        else:
+            if kwargs.get("context") is not None:
+                kwargs["context"] = list(kwargs["context"])
+            req = _validate(GenerateRequest, model=model, prompt=prompt, suffix=suffix, stream=stream, **kwargs)
+        prep = await asyncio.to_thread(self._client._prepare, req.model, req.options, req.keep_alive)
+        chunks = self._stream(prep, lambda entry, t0: self._client._generate_steps(req, prep, entry, t0))
+        if fn is not None:
+            return await _with_callback(chunks, fn)
+        return chunks if req.stream else _join_generate(iter([c async for c in chunks]))
+
+    async def embed(self, *args: Any, **kwargs: Any) -> EmbedResponse:
+        return await asyncio.to_thread(self._client.embed, *args, **kwargs)
+
+    async def embeddings(self, *args: Any, **kwargs: Any) -> EmbeddingResponse:
+        return await asyncio.to_thread(self._client.embeddings, *args, **kwargs)
+
+    async def list(self) -> ListResponse:
+        return await asyncio.to_thread(self._client.list)
+
+    async def show(self, *args: Any, **kwargs: Any) -> ShowResponse:
+        return await asyncio.to_thread(self._client.show, *args, **kwargs)
+
+    async def ps(self) -> ProcessResponse:
+        return await asyncio.to_thread(self._client.ps)
+
+    list_running = ps
+
+    async def create(self, *args: Any, **kwargs: Any) -> StatusResponse:
+        return await asyncio.to_thread(self._client.create, *args, **kwargs)
+
+    async def copy(self, source: str, destination: str) -> StatusResponse:
+        return await asyncio.to_thread(self._client.copy, source, destination)
+
+    async def delete(self, model: str) -> StatusResponse:
+        return await asyncio.to_thread(self._client.delete, model)
+
+    async def version(self) -> VersionResponse:
+        return self._client.version()
+
+    async def heartbeat(self) -> None:
+        self._client.heartbeat()
+
+
+async def _with_callback(chunks: AsyncIterator, fn: Callable):
+    """The callback style for async: ``fn`` (a function or a coroutine function) per chunk."""
+    last = None
+    try:
+        async for chunk in chunks:
+            result = fn(chunk)
+            if asyncio.iscoroutine(result):
+                await result
+            last = chunk
+    finally:
+        await chunks.aclose()
+    return last
+
+
