@@ -62,3 +62,12 @@ def test_json_schema_to_grammar_is_enforced_by_the_sampler(smollm2):
     assert isinstance(data["city"], str) and isinstance(data["population"], int)
     with pytest.raises(ValueError):
         _core.json_schema_to_grammar("{not json")
+
+
+def test_llama_builtin_chat_formats():
+    msgs = [{"role": "user", "content": "Hi"}]
+    assert _core.chat_apply_template("chatml", msgs) == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    with pytest.raises(ValueError, match="recognise"):
+        _core.chat_apply_template("no-such-format", msgs)
+    with pytest.raises(ValueError, match="role"):
+        _core.chat_apply_template("chatml", [{"content": "x"}])

@@ -98,6 +98,7 @@ class Runner:
             self.model.close()
             raise
         self._embed_ctx: _core.Context | None = None
+        self._batch = _core.Batch(self.ctx.n_batch)  # reused by every step of the worker
         self.loaded_at_ns = time.perf_counter_ns()
         self.load_duration = self.loaded_at_ns - t0
         self._slots = [_Slot(seq=i) for i in range(self.ctx.n_seq_max if not self.is_embedding_model else 0)]
@@ -209,7 +210,8 @@ class Runner:
         slot.n_evaluated, slot.t_start, slot.t_first = 0, time.perf_counter_ns(), 0
 
     def _step(self, active: list[_Slot]) -> None:
-        batch = _core.Batch(self.ctx.n_batch)
+        batch = self._batch
+        batch.clear()
         budget = self.ctx.n_batch
         for slot in active:  # generating slots first: one token each
             if slot.n_done >= len(slot.job.prompt) and slot.generated:
