@@ -312,3 +312,23 @@ def test_loading_and_unloading_20_times_frees_the_memory(tmp_path, smollm2_path)
     assert c.ps().models == []
     assert grown < 40 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB over 20 load/unload cycles"
     c.close()
+
+
+def test_num_predict_zero_and_tiny_batches(client):
+    r = client.generate("smol", "Hello", options={"num_predict": 0})
+    assert r.done and r.response == "" and r.eval_count == 0
+    # More parallel requests than batch room: they take turns instead of failing.
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(
+        client.generate("smol", "Hi", raw=True, options={"num_batch": 2, "num_predict": 4, "temperature": 0})))
+        for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(out) == 3 and all(r.done for r in out)
+
+
+def test_repeat_last_n_minus_one_means_the_context(client):
+    r = client.generate("smol", "Hi", options={"repeat_last_n": -1, "repeat_penalty": 1.2, "num_predict": 4})
+    assert r.done

@@ -68,8 +68,8 @@ def model_info(metadata: dict, verbose: bool) -> dict:
     for key, value in metadata.items():
         if key in ("general.name", "tokenizer.chat_template"):
             continue
-        if isinstance(value, list) and not verbose and len(value) > _SHOW_ARRAY_LIMIT:
-            value = []
+        if value is None or (isinstance(value, list) and not verbose and len(value) > _SHOW_ARRAY_LIMIT):
+            value = []  # an array not read (or too long to show)
         out[key] = value
     return out
 

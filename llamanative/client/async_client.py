@@ -43,8 +43,15 @@ class AsyncClient:
     async def _stream(self, prep: _Prepared, make_steps: Callable) -> AsyncIterator:
         t0 = time.perf_counter_ns()
         stack = ExitStack()
-        # Loading may take seconds: not on the loop's thread.
-        entry = await asyncio.to_thread(stack.enter_context, self._client._use(prep))
+        # Loading may take seconds: not on the loop's thread. If this task is
+        # cancelled meanwhile, the load still completes in its thread: release
+        # the model then, or it would stay referenced forever.
+        loading = asyncio.ensure_future(asyncio.to_thread(stack.enter_context, self._client._use(prep)))
+        try:
+            entry = await asyncio.shield(loading)
+        except asyncio.CancelledError:
+            loading.add_done_callback(lambda _: stack.close())
+            raise
         try:
             async for chunk in adrive(make_steps(entry, t0)):
                 yield chunk

@@ -165,7 +165,7 @@ class Client:
         if runner.is_embedding_model:
             raise StatusError.bad_request(f'"{name}" does not support chat')
         templates = self._chat_templates(entry)
-        caps = templates.caps()
+        caps = entry.cache.get("caps") or entry.cache.setdefault("caps", templates.caps())
         if req.tools and not caps.get("supports_tools"):
             raise StatusError.bad_request(f"{name} does not support tools")
         if req.think is not None and req.think.bool() and not caps.get("supports_thinking"):
@@ -173,9 +173,9 @@ class Client:
         think = req.think.bool() if req.think is not None else None
         messages = list(req.messages)
         while True:
-            rendered = render_chat(templates, runner.model.vocab, oai_messages(messages, prep.system),
+            rendered = render_chat(templates, runner.vocab, oai_messages(messages, prep.system),
                                    req.tools, req.tool_choice, json_schema_of(req.format), think)
-            tokens = runner.model.vocab.tokenize(rendered.prompt, add_special=True, parse_special=True)
+            tokens = runner.vocab.tokenize(rendered.prompt, add_special=True, parse_special=True)
             if len(tokens) < runner.n_ctx:
                 break
             # Too long: drop the oldest non-system message (as Ollama), never cut one.
@@ -241,9 +241,9 @@ class Client:
 
     def _generate_prompt(self, req: GenerateRequest, prep: _Prepared, entry: Loaded) -> tuple[np.ndarray, dict, str]:
         """Prompt tokens, grammar fields and the rendered text."""
-        model = entry.runner.model
-        vocab = model.vocab
+        vocab = entry.runner.vocab
         schema = json_schema_of(req.format)
+        # Raw and fill-in-the-middle prompts bypass the template: compile the schema here.
         grammar = {"grammar": _core.json_schema_to_grammar(schema)} if schema is not None else {}
         if req.suffix is not None:
             if min(vocab.fim_pre, vocab.fim_suf, vocab.fim_mid) < 0:
@@ -285,7 +285,7 @@ class Client:
             return
         if runner.is_embedding_model:
             raise StatusError.bad_request(f'"{name}" does not support generate')
-        vocab = runner.model.vocab
+        vocab = runner.vocab
         if req.context and (min(req.context) < 0 or max(req.context) >= vocab.n_vocab):
             raise StatusError.bad_request(f"context has token ids outside the vocabulary (0..{vocab.n_vocab - 1})")
         tokens, grammar, text = self._generate_prompt(req, prep, entry)
@@ -349,7 +349,7 @@ class Client:
                                             prompt_eval_count=int(sum(len(i) for i in inputs)))
 
     def _embed_inputs(self, entry: Loaded, texts: list[str], truncate: bool) -> list[np.ndarray]:
-        vocab = entry.runner.model.vocab
+        vocab = entry.runner.vocab
         limit = entry.runner.n_ctx
         out = []
         for i, text in enumerate(texts):
@@ -390,7 +390,7 @@ class Client:
         """Details, GGUF metadata (``model_info``/``modelinfo``), template, parameters and capabilities."""
         req = _validate(ShowRequest, model=model, verbose=verbose, **extra)
         stored = self.store.resolve(req.model)
-        md = _details.read_metadata(stored.path, verbose=True)
+        md = _details.read_metadata(stored.path, verbose=bool(req.verbose))
         template, system, params, license_text, has_projector = _details.stored_layers(stored)
         gguf_template = md.get("tokenizer.chat_template")
         caps = _core.ChatTemplates(None, gguf_template).caps() if gguf_template else None
@@ -407,11 +407,14 @@ class Client:
         out = []
         for entry in self._scheduler.loaded():
             model = entry.runner.model
-            out.append(ProcessModelResponse(
-                name=entry.name, model=entry.name, size=model.size, size_vram=0,
-                digest=self.store.resolve(entry.name).digest.removeprefix("sha256:"),
-                details=_details.model_details(_details.read_metadata(entry.runner.path), model.n_params),
-                expires_at=_expires_at(entry), context_length=entry.runner.n_ctx))
+            try:
+                out.append(ProcessModelResponse(
+                    name=entry.name, model=entry.name, size=model.size, size_vram=0,
+                    digest=self.store.resolve(entry.name).digest.removeprefix("sha256:"),
+                    details=_details.model_details(_details.read_metadata(entry.runner.path), model.n_params),
+                    expires_at=_expires_at(entry), context_length=entry.runner.n_ctx))
+            except (ValueError, StatusError):
+                continue  # unloaded (or deleted from the store) meanwhile
         out.sort(key=lambda m: m.expires_at, reverse=True)
         return ProcessResponse(models=out)
 
@@ -430,13 +433,13 @@ class Client:
         """Token ids of ``text`` as an int32 array (the model is loaded if needed)."""
         prep = self._prepare(model, None, keep_alive)
         with self._use(prep) as entry:
-            return entry.runner.model.vocab.tokenize(text, add_special=add_special, parse_special=parse_special)
+            return entry.runner.vocab.tokenize(text, add_special=add_special, parse_special=parse_special)
 
     def token_pieces(self, model: str, tokens: Sequence[int], *, keep_alive=None) -> list[TokenResponse]:
         """Each token's text (pieces of a multi-byte character are shown with replacement characters)."""
         prep = self._prepare(model, None, keep_alive)
         with self._use(prep) as entry:
-            vocab = entry.runner.model.vocab
+            vocab = entry.runner.vocab
             try:
                 return [TokenResponse(token=vocab.token_to_piece(int(t), special=True).decode("utf-8", "replace"))
                         for t in tokens]
@@ -448,7 +451,7 @@ class Client:
         prep = self._prepare(model, None, keep_alive)
         with self._use(prep) as entry:
             try:
-                return entry.runner.model.vocab.detokenize(tokens)
+                return entry.runner.vocab.detokenize(tokens)
             except ValueError as exc:
                 raise StatusError.bad_request(str(exc)) from exc
 

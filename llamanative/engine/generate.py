@@ -45,7 +45,8 @@ def generate_step(
 
     Yields:
         :class:`GenerationStep` for each token; the end-of-generation token
-        itself is yielded last (with ``is_eog=True`` and empty text).
+        itself is yielded last (``is_eog=True``; its text is whatever was held
+        back for an unfinished character, usually ``""``).
 
     Raises:
         ValueError: the prompt is empty or does not fit in the context.

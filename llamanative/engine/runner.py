@@ -81,7 +81,8 @@ class Runner:
                                  use_mmap=config.use_mmap)
         self.vocab = self.model.vocab
         # As Ollama decides: a model whose GGUF declares a pooling type is an embedding model.
-        self.is_embedding_model = self._has_pooling()
+        header = _core.read_gguf_metadata(path, arrays=False)
+        self.is_embedding_model = f"{header.get('general.architecture')}.pooling_type" in header
         threads = config.n_threads or None
         n_ctx = min(config.n_ctx, self.model.n_ctx_train) if self.model.n_ctx_train > 0 else config.n_ctx
         try:
@@ -92,7 +93,7 @@ class Runner:
                                          embeddings=True, flash_attn=config.flash_attn)
             else:
                 self.ctx = _core.Context(self.model, n_ctx=n_ctx, n_batch=config.n_batch, n_ubatch=config.n_batch,
-                                         n_seq_max=config.n_parallel, n_threads=threads,
+                                         n_seq_max=min(config.n_parallel, config.n_batch), n_threads=threads,
                                          flash_attn=config.flash_attn)
         except BaseException:
             self.model.close()
@@ -147,6 +148,29 @@ class Runner:
     # -- worker thread ---------------------------------------------------------------
     def _loop(self) -> None:
         waiting: list[CompletionJob] = []
+        try:
+            self._serve(waiting)
+        except BaseException as exc:  # a bug here must not leave callers waiting forever
+            log.exception("runner worker failed")
+            self._fail_all(waiting, exc)
+
+    def _fail_all(self, waiting: list[CompletionJob], exc: BaseException) -> None:
+        self._closed = True
+        jobs = [s.job for s in self._slots if s.job is not None] + waiting + self._deferred
+        while True:
+            try:
+                jobs.append(self._pending.get_nowait())
+            except queue.Empty:
+                break
+        for job in jobs:
+            if isinstance(job, EmbedJob):
+                job.result.set_exception(exc)
+            else:
+                job.events.put(Failed(exc))
+        with self._lock:
+            self._active = 0
+
+    def _serve(self, waiting: list[CompletionJob]) -> None:
         while True:
             while True:
                 try:
@@ -181,29 +205,35 @@ class Runner:
             if not free:
                 still.append(job)
                 continue
-            slot = max(free, key=lambda s: _common_prefix(s.cached, job.prompt))
+            prefixes = [_common_prefix(s.cached, job.prompt) for s in free]
+            best = max(range(len(free)), key=prefixes.__getitem__)
+            slot = free[best]
             try:
-                self._start(slot, job)
+                self._start(slot, job, prefixes[best])
             except BaseException as exc:  # a bad grammar, a prompt too long ...
                 slot.job = None
                 job.events.put(Failed(exc))
                 self._job_done()
         return still
 
-    def _start(self, slot: _Slot, job: CompletionJob) -> None:
+    def _start(self, slot: _Slot, job: CompletionJob, prefix: int) -> None:
         n = len(job.prompt)
+        if job.max_tokens == 0:  # nothing to generate: done without touching the model
+            job.events.put(Finished("length", (), 0, 0, 0, 0))
+            self._job_done()
+            return
         if n == 0:
             raise ValueError("the prompt is empty")
         if n >= self.ctx.n_ctx_seq:
             raise ValueError(f"the prompt has {n} tokens; the context holds {self.ctx.n_ctx_seq}")
         # Reuse the cached prefix, but always evaluate at least the last prompt
         # token: its logits give the first sampled token.
-        keep = min(_common_prefix(slot.cached, job.prompt), n - 1)
+        keep = min(prefix, n - 1)
         self.ctx.seq_rm(slot.seq, keep, -1)
         del slot.cached[keep:]
         if slot.sampler is not None:
             slot.sampler.close()
-        slot.sampler = make_sampler(self.model, job.params)
+        slot.sampler = make_sampler(self.model, job.params, n_ctx=self.ctx.n_ctx_seq)
         slot.detok = _core.Detokenizer(self.vocab)
         slot.stops = StopMatcher(job.stops)
         slot.job, slot.n_done, slot.generated = job, keep, []
@@ -213,8 +243,8 @@ class Runner:
         batch = self._batch
         batch.clear()
         budget = self.ctx.n_batch
-        for slot in active:  # generating slots first: one token each
-            if slot.n_done >= len(slot.job.prompt) and slot.generated:
+        for slot in active:  # generating slots first: one token each, as far as the batch allows
+            if slot.n_done >= len(slot.job.prompt) and slot.generated and budget > 0:
                 slot.out_index = batch.add(slot.generated[-1], len(slot.cached), slot.seq, True)
                 budget -= 1
             else:
@@ -269,7 +299,7 @@ class Runner:
             job.events.put(Piece(text, token))
         if slot.stops.stopped:
             self._finish(slot, "stop")
-        elif len(slot.generated) == job.max_tokens or len(slot.cached) + 1 >= self.ctx.n_ctx_seq:
+        elif 0 < job.max_tokens <= len(slot.generated) or len(slot.cached) + 1 >= self.ctx.n_ctx_seq:
             self._finish(slot, "length")
 
     def _finish(self, slot: _Slot, reason: str) -> None:
@@ -327,11 +357,8 @@ class Runner:
             self._embed_ctx = _core.Context(self.model, n_ctx=n, n_batch=n, n_ubatch=n,
                                             n_seq_max=min(64, _core.max_parallel_sequences()),
                                             n_threads=self.config.n_threads or None, embeddings=True,
-                                            pooling_type=None if self._has_pooling() else "mean")
+                                            pooling_type="mean")  # a generative model declares no pooling
         return self._embed_ctx
-
-    def _has_pooling(self) -> bool:
-        return any(k.endswith(".pooling_type") for k in _core.read_gguf_metadata(self.path, arrays=False))
 
     def _run_embed(self, job: EmbedJob) -> None:
         try:

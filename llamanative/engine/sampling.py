@@ -35,8 +35,10 @@ class SamplingParams:
     grammar_prefill: tuple[int, ...] = ()  # tokens the grammar must accept before sampling starts
 
 
-def make_sampler(model: _core.Model, p: SamplingParams) -> _core.Sampler:
+def make_sampler(model: _core.Model, p: SamplingParams, *, n_ctx: int) -> _core.Sampler:
     """Build the llama.cpp sampler chain for ``p`` (see the module docstring for the order).
+
+    ``n_ctx`` (the context size) is what ``repeat_last_n=-1`` means.
 
     Raises:
         GrammarError: the grammar does not parse.
@@ -51,7 +53,8 @@ def make_sampler(model: _core.Model, p: SamplingParams) -> _core.Sampler:
         else:
             s.grammar(p.grammar)
     if p.repeat_last_n != 0 and (p.repeat_penalty != 1.0 or p.presence_penalty or p.frequency_penalty):
-        s.penalties(p.repeat_last_n, p.repeat_penalty, p.frequency_penalty, p.presence_penalty)
+        last_n = n_ctx if p.repeat_last_n < 0 else p.repeat_last_n
+        s.penalties(last_n, p.repeat_penalty, p.frequency_penalty, p.presence_penalty)
     if p.temperature <= 0:
         s.greedy()
         return _prefilled(s, p)

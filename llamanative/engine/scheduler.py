@@ -53,7 +53,9 @@ class Scheduler:
 
     def __init__(self, max_loaded: int | None = None, loader=Runner) -> None:
         env = os.environ.get("LLAMANATIVE_MAX_LOADED_MODELS")
-        self.max_loaded = max_loaded or (int(env) if env else DEFAULT_MAX_LOADED)
+        if max_loaded is None:
+            max_loaded = int(env) if env else DEFAULT_MAX_LOADED
+        self.max_loaded = max_loaded
         if self.max_loaded < 1:
             raise ValueError(f"max_loaded must be >= 1, got {self.max_loaded}")
         self._loader = loader
@@ -141,7 +143,7 @@ class Scheduler:
         with self._cond:
             return self._loaded.get(path)
 
-    def unload(self, path: str, *, wait: bool = True) -> bool:
+    def unload(self, path: str) -> bool:
         """Unload ``path`` once its requests end (now if idle). Returns whether it was loaded."""
         with self._cond:
             while True:
@@ -151,12 +153,11 @@ class Scheduler:
                 if entry.refs == 0:
                     self._unload_locked(entry)
                     return True
-                if not wait:
-                    entry.keep_alive_s, entry.expires_at = 0, time.time()
-                    return True
                 self._cond.wait(0.1)
 
     def _unload_locked(self, entry: Loaded) -> None:
+        if self._loaded.get(entry.path) is not entry:
+            return  # already unloaded (e.g. its last request ended with keep_alive 0)
         del self._loaded[entry.path]
         entry.runner.close()
         self._cond.notify_all()

@@ -128,21 +128,22 @@ cdef class Sampler:
 
     def penalties(self, int32_t last_n=64, float repeat=1.0, float frequency=0.0,
                   float presence=0.0) -> Sampler:
-        """Penalise tokens seen in the last ``last_n`` (0 = off, -1 = whole context).
+        """Penalise tokens seen in the last ``last_n`` tokens (0 = off).
+
+        llama.cpp keeps a buffer of ``last_n`` tokens: for "the whole
+        context", pass the context size.
 
         Args:
             repeat: divide logits of seen tokens by this (> 0, 1.0 = off).
             frequency: subtract ``frequency * count``.
             presence: subtract ``presence`` once per seen token.
         """
-        if last_n < -1:
-            raise ValueError(f"repeat_last_n must be >= -1, got {last_n}")
+        if last_n < 0:
+            raise ValueError(f"repeat_last_n must be >= 0, got {last_n}")
         if not repeat > 0.0:
             raise ValueError(f"repeat_penalty must be > 0, got {repeat}")
         if frequency != frequency or presence != presence:
             raise ValueError("frequency and presence penalties must be numbers")
-        if last_n == -1:
-            last_n = 1 << 30  # "the whole context": larger than any context
         return self._add(llama.llama_sampler_init_penalties(self._n_vocab, last_n, repeat, frequency, presence),
                          f"penalties({last_n}, {repeat:g}, {frequency:g}, {presence:g})", False)
 
