@@ -123,24 +123,26 @@ class OutputParser:
         # output that may come wrapped in a code fence): the text is the content.
         self._plain = not (params.get("parse_tool_calls") or params.get("supports_thinking") or params.get("grammar"))
         self._parser = None if self._plain else _core.ChatParser(params)
+        self._text = ""
         self._content = ""
         self._thinking = ""
         self._ids: list[str] = []
 
-    def delta(self, text: str, final: bool) -> tuple[str, str, dict]:
-        """Parse ``text`` (all output so far); return new content, new thinking, and the parse."""
-        if self._plain:
-            msg = {"content": text, "reasoning_content": "", "tool_calls": []}
-        else:
+    def feed(self, piece: str, final: bool = False) -> tuple[str, str, dict]:
+        """Add ``piece`` of output; return the new content, the new thinking, and the parse so far."""
+        if self._plain:  # per token: no parse, no copy of the whole output
+            return piece, "", {"content": None, "reasoning_content": "", "tool_calls": []}
+        self._text += piece
+        text = self._text
+        try:
+            msg = self._parser.parse(text, partial=not final)
+        except RuntimeError:
+            # Output cut short (num_predict, a stop string) inside markup the
+            # final parser insists on: read it as the prefix it is.
             try:
-                msg = self._parser.parse(text, partial=not final)
+                msg = self._parser.parse(text, partial=True)
             except RuntimeError:
-                # Output cut short (num_predict, a stop string) inside markup the
-                # final parser insists on: read it as the prefix it is.
-                try:
-                    msg = self._parser.parse(text, partial=True)
-                except RuntimeError:
-                    msg = {"content": text, "reasoning_content": "", "tool_calls": []}
+                msg = {"content": text, "reasoning_content": "", "tool_calls": []}
         content, thinking = msg["content"] or "", msg["reasoning_content"] or ""
         # A partial parse may revise its tail (markup recognised later): only
         # ever emit what extends what was already emitted.

@@ -191,12 +191,12 @@ class Client:
         opts = prep.opts
         job = CompletionJob(tokens, sampling_params(opts, **rendered.grammar), opts.num_predict,
                             tuple(opts.stop or ()) + rendered.stops)
-        parser, text = OutputParser(rendered.params), ""
+        parser = OutputParser(rendered.params)
         yield Submit(runner, job)
         while True:
             ev = checked((yield NEED_EVENT))
             if isinstance(ev, Finished):
-                content, thinking, msg = parser.delta(text, True)
+                content, thinking, msg = parser.feed("", final=True)
                 calls = parser.tool_calls(msg)
                 yield ChatResponse(
                     model=name, created_at=_now(), done=True, done_reason=ev.reason,
@@ -206,8 +206,7 @@ class Client:
                     prompt_eval_count=ev.prompt_eval_count, prompt_eval_duration=ev.prompt_eval_duration,
                     eval_count=ev.eval_count, eval_duration=ev.eval_duration)
                 return
-            text += ev.text
-            content, thinking, _ = parser.delta(text, False)
+            content, thinking, _ = parser.feed(ev.text)
             if content or thinking:
                 yield ChatResponse(model=name, created_at=_now(), done=False,
                                    message=Message(role="assistant", content=content, thinking=thinking or None))
