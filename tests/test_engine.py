@@ -162,3 +162,27 @@ def test_scheduler_keep_alive_eviction_and_reload(smollm2_path, gemma3_path, min
     assert s.get(c) is None  # keep_alive 0: unloaded when the request ended
     s.close()
     assert s.loaded() == []
+
+
+def test_concurrent_embed_calls_are_merged_and_exact(minilm_path):
+    r = Runner(str(minilm_path), RunnerConfig(n_ctx=512))
+    try:
+        v = r.vocab
+        texts = [f"text {i} about {w}" for i, w in enumerate(["sun", "rain", "snow", "wind"] * 8)]
+        alone = {}
+        for t in texts[:4]:
+            j = EmbedJob([v.tokenize(t)])
+            r.submit(j)
+            alone[t] = j.result.result(timeout=60)[0].copy()
+        jobs = [EmbedJob([v.tokenize(t) for t in texts[i:i + 8]]) for i in range(0, 32, 8)]
+        jobs.append(EmbedJob([np.ones(600, np.int32)]))  # too long: fails alone
+        for j in jobs:
+            r.submit(j)  # queued together: the worker packs them into shared batches
+        results = [j.result.result(timeout=120) for j in jobs[:4]]
+        with pytest.raises(ValueError, match="tokens"):
+            jobs[4].result.result(timeout=60)
+        for t in texts[:4]:
+            assert float(alone[t] @ results[0][texts.index(t)]) > 0.9999
+        assert all(res.shape == (8, 384) for res in results)
+    finally:
+        r.close()

@@ -172,16 +172,16 @@ class Runner:
 
     def _serve(self, waiting: list[CompletionJob]) -> None:
         while True:
+            embeds = []
             while True:
                 try:
                     job = self._pending.get_nowait()
                 except queue.Empty:
                     break
-                if isinstance(job, EmbedJob):
-                    self._run_embed(job)
-                else:
-                    waiting.append(job)
-            waiting = self._admit(waiting)
+                (embeds if isinstance(job, EmbedJob) else waiting).append(job)
+            if embeds:
+                self._run_embeds(embeds)  # concurrent embed calls share batches
+            waiting[:] = self._admit(waiting)
             active = [s for s in self._slots if s.job is not None]
             if not active:
                 if self._closed and not waiting:
@@ -360,12 +360,24 @@ class Runner:
                                             pooling_type="mean")  # a generative model declares no pooling
         return self._embed_ctx
 
-    def _run_embed(self, job: EmbedJob) -> None:
+    def _run_embeds(self, jobs: list[EmbedJob]) -> None:
         try:
-            job.result.set_result(self._embed(job.inputs, job.normalize))
+            matrix = self._embed([t for job in jobs for t in job.inputs], normalize=False)
         except BaseException as exc:
-            job.result.set_exception(exc)
-        finally:
+            if len(jobs) > 1:  # one bad input must fail only its own call
+                for job in jobs:
+                    self._run_embeds([job])
+                return
+            jobs[0].result.set_exception(exc)
+            self._job_done()
+            return
+        row = 0
+        for job in jobs:
+            rows = matrix[row:row + len(job.inputs)]  # a view: each call gets its own rows, no copy
+            row += len(job.inputs)
+            if job.normalize:
+                _l2_normalize(rows)
+            job.result.set_result(rows)
             self._job_done()
 
     def _embed(self, inputs: list[np.ndarray], normalize: bool) -> np.ndarray:
@@ -390,6 +402,11 @@ class Runner:
             for seq, row in enumerate(rows):
                 ctx.embeddings_seq(seq, out=out[row])
         if normalize:
-            norms = np.linalg.norm(out, axis=1, keepdims=True)
-            np.divide(out, norms, out=out, where=norms > 0)
+            _l2_normalize(out)
         return out
+
+
+def _l2_normalize(rows: np.ndarray) -> None:
+    """Scale each row to unit length, in place (zero rows stay zero)."""
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    np.divide(rows, norms, out=rows, where=norms > 0)
