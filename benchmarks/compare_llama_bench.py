@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import random
 import statistics
 import subprocess
 import sys
@@ -31,12 +29,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_tools import REPO, build_reference_tools  # noqa: E402
 
 from llamanative import _core  # noqa: E402
+from llamanative.bench import generation_rate, prompt_rate  # noqa: E402
 from llamanative.fetch import fetch_model  # noqa: E402
 
 
@@ -59,61 +57,13 @@ def llama_bench(tool: Path, model: Path, threads: int, pp: int, tg: int, reps: i
 
 
 def core_pp(model: _core.Model, threads: int, n: int, reps: int) -> list[float]:
-    ctx = _core.Context(model, n_ctx=n, n_batch=2048, n_ubatch=512, n_threads=threads)
-    vocab = model.vocab
-    batch = _core.Batch(min(n, ctx.n_batch))
-    rng = random.Random(0)
-
-    def run() -> float:
-        done = 0
-        t0 = time.perf_counter_ns()
-        while done < n:
-            k = min(n - done, ctx.n_batch)
-            toks = np.array([rng.randrange(vocab.n_vocab) for _ in range(k)], np.int32)
-            if done == 0 and vocab.add_bos:
-                toks[0] = vocab.bos
-            batch.clear()
-            batch.add_sequence(toks, done, 0)
-            ctx.decode(batch)
-            done += k
-        ctx.logits(-1)  # the decode has finished (synchronised) when outputs are read
-        return n / ((time.perf_counter_ns() - t0) / 1e9)
-
-    run()  # warm-up, as llama-bench
-    out = []
-    for _ in range(reps):
-        ctx.clear(False)
-        out.append(run())
-    ctx.close()
-    return out
+    with _core.Context(model, n_ctx=n, n_batch=2048, n_ubatch=512, n_threads=threads) as ctx:
+        return prompt_rate(ctx, n, reps)
 
 
 def core_tg(model: _core.Model, threads: int, n: int, reps: int) -> list[float]:
-    ctx = _core.Context(model, n_ctx=n, n_batch=2048, n_ubatch=512, n_threads=threads)
-    vocab = model.vocab
-    batch = _core.Batch(1)
-    rng = random.Random(0)
-
-    def run(count: int) -> float:
-        token = vocab.bos if vocab.add_bos else rng.randrange(vocab.n_vocab)
-        pos = ctx.seq_pos_max(0) + 1
-        t0 = time.perf_counter_ns()
-        for _ in range(count):
-            batch.clear()
-            batch.add(token, pos, 0, True)
-            ctx.decode(batch)
-            ctx.logits(-1)
-            pos += 1
-            token = rng.randrange(vocab.n_vocab)
-        return count / ((time.perf_counter_ns() - t0) / 1e9)
-
-    run(1)  # warm-up, as llama-bench
-    out = []
-    for _ in range(reps):
-        ctx.clear(False)
-        out.append(run(n))
-    ctx.close()
-    return out
+    with _core.Context(model, n_ctx=n, n_batch=2048, n_ubatch=512, n_threads=threads) as ctx:
+        return generation_rate(ctx, n, reps)
 
 
 # -- tokenize ------------------------------------------------------------------

@@ -39,8 +39,14 @@ def _chat(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # its own argument parser: see llamanative.bench
+        from . import bench
+
+        return bench.main(argv[1:])
     parser = argparse.ArgumentParser(prog="llamanative", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("bench", help="measure speed over a grid of settings (llamanative bench --help)")
     chat = sub.add_parser("chat", help="answer one message with a chat model")
     chat.add_argument("prompt", help="the user message")
     chat.add_argument("--model", help="GGUF path or stored model name (default: SmolLM2-135M-Instruct)")
