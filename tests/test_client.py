@@ -250,12 +250,13 @@ def test_ollama_python_program_runs_unchanged(tmp_path, smollm2_path, minilm_pat
         from llamanative import ResponseError
 
         response = ollama.chat(model='smollm2', messages=[{'role': 'user', 'content': 'Why is the sky blue?'}],
-                               options={'num_predict': 20})
+                               options={'num_predict': 20, 'temperature': 0})
         print(response['message']['content'][:10] != '')
         print(response.message.content == response['message']['content'])
         for part in ollama.chat('smollm2', messages=[{'role': 'user', 'content': 'Hi'}], stream=True,
                                 options={'num_predict': 5}):
-            print(part['message']['content'], end='', flush=True)
+            # one output line per check: a streamed newline must not shift the lines below
+            print(part['message']['content'].replace('\n', ' '), end='', flush=True)
         print()
         print(len(ollama.embed(model='all-minilm', input=['hello', 'world'])['embeddings']))
         print(sorted(m.model for m in ollama.list().models))
