@@ -256,7 +256,7 @@ def test_ollama_python_program_runs_unchanged(tmp_path, smollm2_path, minilm_pat
         for part in ollama.chat('smollm2', messages=[{'role': 'user', 'content': 'Hi'}], stream=True,
                                 options={'num_predict': 5}):
             # one output line per check: a streamed newline must not shift the lines below
-            print(part['message']['content'].replace('\n', ' '), end='', flush=True)
+            print(part['message']['content'].replace('\\n', ' '), end='', flush=True)
         print()
         print(len(ollama.embed(model='all-minilm', input=['hello', 'world'])['embeddings']))
         print(sorted(m.model for m in ollama.list().models))
