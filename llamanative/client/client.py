@@ -31,6 +31,7 @@ from ..types import (ChatRequest, ChatResponse, Choice, CopyRequest, CreateReque
                      ProcessModelResponse, ProcessResponse, PropsResponse, PullRequest, ShowRequest, ShowResponse,
                      StatusResponse, TokenResponse, VersionResponse)
 from . import _details
+from ._logprobs import to_logprobs, top_count
 from ._options import effective_options, keep_alive_seconds, runner_config, sampling_params
 from ._prompt import OutputParser, json_schema_of, oai_messages, render_chat
 from ._stream import NEED_EVENT, Submit, checked, drive, ns_since, with_callback
@@ -59,6 +60,7 @@ class _Prepared:
     opts: Options
     keep_alive_s: float
     system: str | None
+    has_projector: bool = False
 
     @property
     def config(self):
@@ -91,8 +93,9 @@ class Client:
     # -- shared steps ---------------------------------------------------------------------
     def _prepare(self, model: str, options, keep_alive) -> _Prepared:
         stored = self.store.resolve(model)  # 404 here, before anything loads
-        _template, system, params, _license, _proj = _details.stored_layers(stored)
-        return _Prepared(stored, effective_options(params, options), keep_alive_seconds(keep_alive), system)
+        _template, system, params, _license, projector = _details.stored_layers(stored)
+        return _Prepared(stored, effective_options(params, options), keep_alive_seconds(keep_alive), system,
+                         projector)
 
     @contextmanager
     def _use(self, prep: _Prepared) -> Iterator[Loaded]:
@@ -164,6 +167,8 @@ class Client:
             return
         if runner.is_embedding_model:
             raise StatusError.bad_request(f'"{name}" does not support chat')
+        if any(m.images for m in req.messages):
+            _check_images(name, prep)
         templates = self._chat_templates(entry)
         caps = entry.cache.get("caps") or entry.cache.setdefault("caps", templates.caps())
         if req.tools and not caps.get("supports_tools"):
@@ -188,10 +193,9 @@ class Client:
             yield ChatResponse(model=name, created_at=_now(), message=Message(role="assistant", content=""),
                                done=True, done_reason="stop", debug_info=DebugInfo(rendered_template=rendered.prompt))
             return
-        opts = prep.opts
-        job = CompletionJob(tokens, sampling_params(opts, **rendered.grammar), opts.num_predict,
-                            tuple(opts.stop or ()) + rendered.stops)
+        job = _completion_job(req, prep.opts, tokens, rendered.grammar, rendered.stops)
         parser = OutputParser(rendered.params)
+        pending_lp: list = []  # logprobs of tokens whose text the parser still holds
         yield Submit(runner, job)
         while True:
             ev = checked((yield NEED_EVENT))
@@ -202,13 +206,17 @@ class Client:
                     model=name, created_at=_now(), done=True, done_reason=ev.reason,
                     message=Message(role="assistant", content=content, thinking=thinking or None,
                                     tool_calls=calls or None),
+                    logprobs=to_logprobs(runner.vocab, pending_lp) if job.logprobs >= 0 else None,
                     total_duration=ns_since(t0), load_duration=self._load_ns(entry, t0),
                     prompt_eval_count=ev.prompt_eval_count, prompt_eval_duration=ev.prompt_eval_duration,
                     eval_count=ev.eval_count, eval_duration=ev.eval_duration)
                 return
+            pending_lp.extend(ev.logprobs)
             content, thinking, _ = parser.feed(ev.text)
             if content or thinking:
-                yield ChatResponse(model=name, created_at=_now(), done=False,
+                lp = to_logprobs(runner.vocab, pending_lp) if pending_lp else None
+                pending_lp = []
+                yield ChatResponse(model=name, created_at=_now(), done=False, logprobs=lp,
                                    message=Message(role="assistant", content=content, thinking=thinking or None))
 
     # -- generate -----------------------------------------------------------------------------
@@ -216,7 +224,7 @@ class Client:
                  suffix: str | None = None, *, system: str | None = None, template: str | None = None,
                  context: Sequence[int] | None = None, stream: bool = False, think=None, raw: bool | None = None,
                  format=None, images=None, options: Options | dict | None = None, keep_alive=None,
-                 **extra: Any):
+                 logprobs: bool | None = None, top_logprobs: int | None = None, **extra: Any):
         """Complete ``prompt`` (rendered as a user turn with the model's template unless ``raw``).
 
         ``suffix`` asks for fill-in-the-middle (models with FIM tokens);
@@ -231,7 +239,7 @@ class Client:
             req = _validate(GenerateRequest, model=model, prompt=prompt, suffix=suffix, system=system,
                             template=template, context=list(context) if context is not None else None,
                             stream=stream, think=think, raw=raw, format=format, images=images, options=options,
-                            keep_alive=keep_alive, **extra)
+                            keep_alive=keep_alive, logprobs=logprobs, top_logprobs=top_logprobs, **extra)
         prep = self._prepare(req.model, req.options, req.keep_alive)
         chunks = self._generate_stream(req, prep)
         if fn is not None:
@@ -284,6 +292,8 @@ class Client:
             return
         if runner.is_embedding_model:
             raise StatusError.bad_request(f'"{name}" does not support generate')
+        if req.images:
+            _check_images(name, prep)
         vocab = runner.vocab
         if req.context and (min(req.context) < 0 or max(req.context) >= vocab.n_vocab):
             raise StatusError.bad_request(f"context has token ids outside the vocabulary (0..{vocab.n_vocab - 1})")
@@ -295,8 +305,7 @@ class Client:
             yield GenerateResponse(model=name, created_at=_now(), created=created, response="", done=True,
                                    done_reason="stop", debug_info=DebugInfo(rendered_template=text))
             return
-        opts = prep.opts
-        job = CompletionJob(tokens, sampling_params(opts, **grammar), opts.num_predict, tuple(opts.stop or ()))
+        job = _completion_job(req, prep.opts, tokens, grammar)
         gen_id = f"gen-{created}-{id(job) & 0xFFFFFF:06x}"
         yield Submit(runner, job)
         while True:
@@ -306,15 +315,17 @@ class Client:
                     model=name, created_at=_now(), created=created, id=gen_id, object="text_completion",
                     response="", done=True, done_reason=ev.reason,
                     choices=[Choice(text="", index=0, finish_reason=ev.reason)],
+                    logprobs=[] if job.logprobs >= 0 else None,
                     context=[int(t) for t in tokens] + list(ev.tokens),
                     total_duration=ns_since(t0), load_duration=self._load_ns(entry, t0),
                     prompt_eval_count=ev.prompt_eval_count, prompt_eval_duration=ev.prompt_eval_duration,
                     eval_count=ev.eval_count, eval_duration=ev.eval_duration)
                 return
-            if ev.text:
+            if ev.text or ev.logprobs:
+                lp = to_logprobs(runner.vocab, ev.logprobs) if ev.logprobs else None
                 yield GenerateResponse(model=name, created_at=_now(), created=created, id=gen_id,
-                                       object="text_completion", response=ev.text, done=False,
-                                       choices=[Choice(text=ev.text, index=0)])
+                                       object="text_completion", response=ev.text, done=False, logprobs=lp,
+                                       choices=[Choice(text=ev.text, index=0, logprobs=lp)])
 
     # -- embeddings ---------------------------------------------------------------------------
     def embed(self, model: str = "", input: str | Sequence[str] = "", truncate: bool | None = None,
@@ -532,24 +543,45 @@ def _expires_at(entry: Loaded) -> datetime:
     return _now() + (timedelta(days=365 * 100) if forever else timedelta(seconds=ka))
 
 
+def _check_images(name: str, prep: _Prepared) -> None:
+    """Images need a vision model; the engine does not run multimodal projectors yet, so say which case it is."""
+    if not prep.has_projector:
+        raise StatusError.bad_request(f'"{name}" does not support vision')
+    raise StatusError.bad_request(f'"{name}" has a vision projector, but llamanative does not run images yet')
+
+
+def _completion_job(req: ChatRequest | GenerateRequest, opts: Options, tokens: np.ndarray, grammar: dict,
+                    stops: tuple[str, ...] = ()) -> CompletionJob:
+    """The engine job for a chat or generate request: sampler, limits, stops, context shift, logprobs."""
+    return CompletionJob(tokens, sampling_params(opts, **grammar), opts.num_predict, tuple(opts.stop or ()) + stops,
+                         shift=req.shift is not False, n_keep=4 if opts.num_keep is None else opts.num_keep,
+                         logprobs=top_count(req.logprobs, req.top_logprobs))
+
+
 def _join_chat(chunks: Iterator[ChatResponse]) -> ChatResponse:
     """A non-streamed chat: the partial messages joined into the final response."""
-    content, thinking, last = [], [], None
+    content, thinking, logprobs, last = [], [], [], None
     for c in chunks:
         content.append(c.message.content or "")
         thinking.append(c.message.thinking or "")
+        logprobs.extend(c.logprobs or ())
         last = c
     last.message.content = "".join(content)
     last.message.thinking = "".join(thinking) or None
+    if last.logprobs is not None:
+        last.logprobs = logprobs
     return last
 
 
 def _join_generate(chunks: Iterator[GenerateResponse]) -> GenerateResponse:
-    text, last = [], None
+    text, logprobs, last = [], [], None
     for c in chunks:
         text.append(c.response or "")
+        logprobs.extend(c.logprobs or ())
         last = c
     last.response = "".join(text)
+    if last.logprobs is not None:
+        last.logprobs = logprobs
     if last.choices:
         last.choices[0].text = last.response
     return last

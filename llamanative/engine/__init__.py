@@ -6,7 +6,7 @@
 """
 
 from .generate import GenerationStep, generate_step
-from .jobs import CompletionJob, EmbedJob, Failed, Finished, Piece
+from .jobs import CompletionJob, EmbedJob, Failed, Finished, Piece, TokenLogprobs
 from .runner import Runner, RunnerConfig
 from .sampling import SamplingParams, make_sampler
 
@@ -20,6 +20,7 @@ __all__ = [
     "Runner",
     "RunnerConfig",
     "SamplingParams",
+    "TokenLogprobs",
     "generate_step",
     "make_sampler",
 ]

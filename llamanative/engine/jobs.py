@@ -19,11 +19,21 @@ from .sampling import SamplingParams
 
 
 @dataclass(frozen=True)
+class TokenLogprobs:
+    """One generated token's log probability and the most likely alternatives (natural log, raw model logits)."""
+
+    token: int
+    logprob: float
+    top: tuple[tuple[int, float], ...] = ()  # (token id, logprob), most likely first
+
+
+@dataclass(frozen=True)
 class Piece:
     """Text produced by one generated token (may be ``""`` while a character or stop string is pending)."""
 
     text: str
     token: int
+    logprobs: tuple[TokenLogprobs, ...] = ()  # with ``CompletionJob.logprobs``: one per token since the last piece
 
 
 @dataclass(frozen=True)
@@ -52,14 +62,24 @@ class CompletionJob:
     Args:
         prompt: int32 token ids (at least one).
         params: sampling parameters.
-        max_tokens: most tokens to generate; -1 = until the context is full.
+        max_tokens: most tokens to generate; -1 = no limit of its own (bounded
+            at ten times the context, as Ollama bounds it).
         stops: stop strings (never part of the output).
+        shift: when the context fills up, drop the older half of the tokens
+            after the first ``n_keep`` and go on (context shift); False ends
+            the completion with reason "length" instead.
+        n_keep: prompt tokens a shift never drops (-1 = the whole prompt).
+        logprobs: -1 = none; n >= 0 = report each token's log probability
+            with the n most likely alternatives (``Piece.logprobs``).
     """
 
     prompt: np.ndarray
     params: SamplingParams
     max_tokens: int = -1
     stops: tuple[str, ...] = ()
+    shift: bool = True
+    n_keep: int = 4
+    logprobs: int = -1
     events: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     _cancelled: threading.Event = field(default_factory=threading.Event)
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import _core
 from ..errors import NoKvSlotError
-from .jobs import CompletionJob, EmbedJob, Failed, Finished, Piece
+from .jobs import CompletionJob, EmbedJob, Failed, Finished, Piece, TokenLogprobs
 from .sampling import make_sampler
 from .stops import StopMatcher
 
@@ -53,6 +53,7 @@ class _Slot:
     n_done: int = 0  # prompt tokens already in the KV cache
     out_index: int = -1  # batch index of this slot's output in the current step
     generated: list[int] = field(default_factory=list)
+    logprobs: list[TokenLogprobs] = field(default_factory=list)  # not yet handed out with a piece
     n_evaluated: int = 0
     t_start: int = 0
     t_first: int = 0
@@ -236,7 +237,7 @@ class Runner:
         slot.sampler = make_sampler(self.model, job.params, n_ctx=self.ctx.n_ctx_seq)
         slot.detok = _core.Detokenizer(self.vocab)
         slot.stops = StopMatcher(job.stops)
-        slot.job, slot.n_done, slot.generated = job, keep, []
+        slot.job, slot.n_done, slot.generated, slot.logprobs = job, keep, [], []
         slot.n_evaluated, slot.t_start, slot.t_first = 0, time.perf_counter_ns(), 0
 
     def _step(self, active: list[_Slot]) -> None:
@@ -294,20 +295,52 @@ class Runner:
             self._finish(slot, "stop")
             return
         slot.generated.append(token)
+        if job.logprobs >= 0:
+            slot.logprobs.append(_token_logprobs(self.ctx.logits(slot.out_index), token, job.logprobs))
         text = slot.stops.push(slot.detok.add(token))
         if text:
-            job.events.put(Piece(text, token))
+            job.events.put(Piece(text, token, tuple(slot.logprobs)))
+            slot.logprobs.clear()
+        limit = job.max_tokens if job.max_tokens > 0 else 10 * self.ctx.n_ctx_seq
         if slot.stops.stopped:
             self._finish(slot, "stop")
-        elif 0 < job.max_tokens <= len(slot.generated) or len(slot.cached) + 1 >= self.ctx.n_ctx_seq:
+        elif len(slot.generated) >= limit:
             self._finish(slot, "length")
+        elif len(slot.cached) + 1 >= self.ctx.n_ctx_seq and not self._shift(slot):
+            self._finish(slot, "length")
+
+    def _shift(self, slot: _Slot) -> bool:
+        """Make room in a full sequence: drop the older half after ``n_keep`` tokens (llama.cpp's context shift).
+
+        Returns False when the request asked for no shift or the model's
+        memory cannot shift positions (recurrent models, M-RoPE).
+        """
+        job = slot.job
+        if not job.shift:
+            return False
+        n = len(slot.cached)
+        n_keep = len(job.prompt) if job.n_keep < 0 else job.n_keep
+        n_keep = max(0, min(n_keep, n - 2))
+        discard = (n - n_keep) // 2
+        if discard <= 0:
+            return False
+        try:
+            self.ctx.seq_rm(slot.seq, n_keep, n_keep + discard)
+            self.ctx.seq_add(slot.seq, n_keep + discard, -1, -discard)
+        except ValueError:
+            return False
+        del slot.cached[n_keep:n_keep + discard]  # positions stay equal to indices into ``cached``
+        return True
 
     def _finish(self, slot: _Slot, reason: str) -> None:
         job = slot.job
         if not slot.stops.stopped:
             tail = slot.stops.push(slot.detok.flush()) + slot.stops.flush()
-            if tail:
-                job.events.put(Piece(tail, -1))
+            if tail or slot.logprobs:
+                job.events.put(Piece(tail, -1, tuple(slot.logprobs)))
+        elif slot.logprobs:
+            job.events.put(Piece("", -1, tuple(slot.logprobs)))
+        slot.logprobs = []
         now = time.perf_counter_ns()
         t_first = slot.t_first or now
         job.events.put(Finished(reason, tuple(slot.generated), slot.n_evaluated, t_first - slot.t_start,
@@ -404,6 +437,19 @@ class Runner:
         if normalize:
             _l2_normalize(out)
         return out
+
+
+def _token_logprobs(logits: np.ndarray, token: int, top: int) -> TokenLogprobs:
+    """Log-softmax of the raw logits at ``token``, with the ``top`` most likely tokens (as Ollama reports them)."""
+    x = logits.astype(np.float64)
+    m = x.max()
+    logz = m + np.log(np.exp(x - m).sum())
+    alts: tuple[tuple[int, float], ...] = ()
+    if top > 0:
+        idx = np.argpartition(x, -top)[-top:]
+        idx = idx[np.argsort(-x[idx], kind="stable")]
+        alts = tuple((int(i), float(x[i] - logz)) for i in idx)
+    return TokenLogprobs(token, float(x[token] - logz), alts)
 
 
 def _l2_normalize(rows: np.ndarray) -> None:

@@ -83,6 +83,8 @@ class Scheduler:
 
     def _acquire(self, path: str, config: RunnerConfig) -> Loaded:
         while True:
+            detached: list[Runner | None] = []
+            room = False
             with self._cond:
                 while True:
                     if self._closed:
@@ -94,15 +96,23 @@ class Scheduler:
                         entry.expires_at = math.inf
                         return entry
                     if entry is not None and entry.refs == 0:
-                        self._unload_locked(entry)  # load-time settings changed: reload
-                        continue
-                    if entry is None and self._room_locked():
+                        detached.append(self._detach_locked(entry))  # load-time settings changed: reload
+                        break
+                    if entry is None and self._room_locked(detached):
+                        room = True
                         break
                     self._cond.wait(0.1)  # in use with other settings, or no room yet
+            # Close outside the lock (it joins a worker thread and frees memory),
+            # and before loading, so the memory is free for the new model.
+            _close_all(detached)
+            if not room:
+                continue
             with self._load_lock:
                 with self._cond:
-                    if path in self._loaded or not self._room_locked():
-                        continue  # another thread loaded it or took the room meanwhile
+                    room = path not in self._loaded and self._room_locked(detached)
+                _close_all(detached)
+                if not room:
+                    continue  # another thread loaded it or took the room meanwhile
                 runner = self._loader(path, config)  # outside the condition: loading takes time
                 with self._cond:
                     entry = Loaded(path, runner, refs=1, last_used=time.time())
@@ -110,28 +120,31 @@ class Scheduler:
                     self._cond.notify_all()
                     return entry
 
-    def _room_locked(self) -> bool:
+    def _room_locked(self, detached: list[Runner | None]) -> bool:
+        """Whether one more model fits; may detach the least recently used idle runner into ``detached``."""
         if len(self._loaded) < self.max_loaded:
             return True
         idle = [e for e in self._loaded.values() if e.refs == 0]
         if not idle:
             return False
-        self._unload_locked(min(idle, key=lambda e: e.last_used))
+        detached.append(self._detach_locked(min(idle, key=lambda e: e.last_used)))
         return True
 
     def _release(self, entry: Loaded, keep_alive_s: float) -> None:
+        detached: list[Runner | None] = []
         with self._cond:
             entry.refs -= 1
             entry.last_used = time.time()
             entry.keep_alive_s = keep_alive_s
             if entry.refs == 0:
                 if keep_alive_s == 0:
-                    self._unload_locked(entry)
+                    detached.append(self._detach_locked(entry))
                 elif keep_alive_s < 0 or math.isinf(keep_alive_s):
                     entry.expires_at = math.inf
                 else:
                     entry.expires_at = entry.last_used + keep_alive_s
             self._cond.notify_all()
+        _close_all(detached)
 
     # -- inspection and unloading ----------------------------------------------------------
     def loaded(self) -> list[Loaded]:
@@ -151,34 +164,50 @@ class Scheduler:
                 if entry is None:
                     return False
                 if entry.refs == 0:
-                    self._unload_locked(entry)
-                    return True
+                    runner = self._detach_locked(entry)
+                    break
                 self._cond.wait(0.1)
+        _close_all([runner])
+        return True
 
-    def _unload_locked(self, entry: Loaded) -> None:
+    def _detach_locked(self, entry: Loaded) -> Runner | None:
+        """Forget ``entry``; the caller closes the returned runner after releasing the lock."""
         if self._loaded.get(entry.path) is not entry:
-            return  # already unloaded (e.g. its last request ended with keep_alive 0)
+            return None  # already unloaded (e.g. its last request ended with keep_alive 0)
         del self._loaded[entry.path]
-        entry.runner.close()
         self._cond.notify_all()
+        return entry.runner
 
     def close(self) -> None:
         """Unload everything (waiting for running requests)."""
+        detached: list[Runner | None] = []
         with self._cond:
             self._closed = True
             for entry in list(self._loaded.values()):
                 while entry.refs > 0:
                     self._cond.wait(0.1)
-                self._unload_locked(entry)
+                detached.append(self._detach_locked(entry))
+        _close_all(detached)
 
     def _reap(self) -> None:
         while True:
+            detached: list[Runner | None] = []
             with self._cond:
                 if self._closed:
                     return
                 now = time.time()
                 for entry in list(self._loaded.values()):
                     if entry.refs == 0 and entry.expires_at <= now:
-                        self._unload_locked(entry)
-                soonest = min((e.expires_at for e in self._loaded.values()), default=math.inf)
-                self._cond.wait(min(1.0, max(0.01, soonest - now)))
+                        detached.append(self._detach_locked(entry))
+                if not detached:
+                    soonest = min((e.expires_at for e in self._loaded.values()), default=math.inf)
+                    self._cond.wait(min(1.0, max(0.01, soonest - now)))
+            _close_all(detached)
+
+
+def _close_all(runners: list[Runner | None]) -> None:
+    """Close detached runners (outside the scheduler's lock), emptying the list."""
+    while runners:
+        runner = runners.pop()
+        if runner is not None:
+            runner.close()
