@@ -68,3 +68,13 @@ def gemma3(gemma3_path) -> _core.Model:
 @pytest.fixture(scope="session")
 def minilm(minilm_path) -> _core.Model:
     return _core.Model(minilm_path)
+
+
+@pytest.fixture(scope="session")
+def qwen3_style_path(smollm2_path, tmp_path_factory) -> Path:
+    """SmolLM2's weights with a Qwen3-style chat template (tools and thinking; tests/data/qwen3_style.jinja)."""
+    from gguf_edit import with_chat_template
+
+    template = (Path(__file__).parent / "data" / "qwen3_style.jinja").read_text()
+    return with_chat_template(smollm2_path, tmp_path_factory.mktemp("qwen3-style") / "smollm2-qwen3-style.gguf",
+                              template)

@@ -31,6 +31,7 @@ from ..types import (ChatRequest, ChatResponse, Choice, CopyRequest, CreateReque
                      ProcessModelResponse, ProcessResponse, PropsResponse, PullRequest, ShowRequest, ShowResponse,
                      StatusResponse, TokenResponse, VersionResponse)
 from . import _details
+from . import _generic_tools as generic
 from ._logprobs import to_logprobs, top_count
 from ._options import effective_options, keep_alive_seconds, runner_config, sampling_params
 from ._prompt import OutputParser, json_schema_of, oai_messages, render_chat
@@ -171,15 +172,25 @@ class Client:
             _check_images(name, prep)
         templates = self._chat_templates(entry)
         caps = entry.cache.get("caps") or entry.cache.setdefault("caps", templates.caps())
-        if req.tools and not caps.get("supports_tools"):
-            raise StatusError.bad_request(f"{name} does not support tools")
         if req.think is not None and req.think.bool() and not caps.get("supports_thinking"):
             raise StatusError.bad_request(f'"{name}" does not support thinking')
         think = req.think.bool() if req.think is not None else None
+        try:
+            tools, mode = generic.chosen_tools(list(req.tools or ()), req.tool_choice)
+        except ValueError as exc:
+            raise StatusError.bad_request(str(exc)) from exc
+        # A template without tool syntax gets the generic JSON form (see _generic_tools).
+        use_generic = bool(tools) and not caps.get("supports_tool_calls")
+        schema = json_schema_of(req.format)
         messages = list(req.messages)
         while True:
-            rendered = render_chat(templates, runner.vocab, oai_messages(messages, prep.system),
-                                   req.tools, req.tool_choice, json_schema_of(req.format), think)
+            msgs = oai_messages(messages, prep.system)
+            if use_generic:
+                msgs = generic.rewrite_messages(msgs, tools, mode, bool(caps.get("supports_system_role")))
+                rendered = render_chat(templates, runner.vocab, msgs, None, None,
+                                       schema if mode == "none" else generic.reply_schema(tools, mode, schema), think)
+            else:
+                rendered = render_chat(templates, runner.vocab, msgs, tools, mode if tools else None, schema, think)
             tokens = runner.vocab.tokenize(rendered.prompt, add_special=True, parse_special=True)
             if len(tokens) < runner.n_ctx:
                 break
@@ -195,6 +206,8 @@ class Client:
             return
         job = _completion_job(req, prep.opts, tokens, rendered.grammar, rendered.stops)
         parser = OutputParser(rendered.params)
+        if use_generic and mode != "none":
+            parser = generic.GenericReplyParser(parser)
         pending_lp: list = []  # logprobs of tokens whose text the parser still holds
         yield Submit(runner, job)
         while True:
@@ -511,7 +524,7 @@ class Client:
             req = _validate(PullRequest, model=model, insecure=insecure, stream=stream, **extra)
         from ..store.pull import pull as _pull
 
-        progress = _pull(self.store, req.model)
+        progress = _pull(self.store, req.model, insecure=bool(req.insecure))
         if fn is not None:
             return with_callback(progress, fn)
         if req.stream:
