@@ -129,3 +129,26 @@ def test_sample_needs_a_final_stage_and_an_output(smollm2, gemma3):
     s.accept(1)
     s.reset()
     assert s.perf()["n_sample"] >= 0
+
+
+def test_grammar_is_checked_after_sampling_with_the_same_result(smollm2):
+    # The grammar sits beside the chain (common's order): the chain samples, the
+    # grammar checks that one token and only on a rejection constrains and resamples.
+    # Greedy must still give the most likely *allowed* token, sampling only allowed ones.
+    ctx = _core.Context(smollm2, n_ctx=128)
+    b = _core.Batch(32)
+    b.add_sequence(smollm2.vocab.tokenize("My favourite number is"), 0, 0)
+    ctx.decode(b)
+    logits = np.array(ctx.logits(-1))
+    vocab = smollm2.vocab
+    digits = np.array([vocab.token_to_piece(t).isdigit() for t in range(len(vocab))])
+    s = _core.Sampler(smollm2).grammar("root ::= [0-9]+").greedy()
+    assert s.stages == ["grammar", "greedy"]
+    expected = int(np.flatnonzero(digits)[np.argmax(logits[digits])])
+    assert int(np.argmax(logits)) != expected  # the free pick is rejected: the resampling path runs
+    assert s.sample(ctx, -1) == expected
+    for seed in range(20):
+        tok = _core.Sampler(smollm2).grammar("root ::= [0-9]+").temperature(1.5).dist(seed).sample(ctx, -1)
+        assert digits[tok]
+    with pytest.raises(ValueError, match="one grammar"):
+        _core.Sampler(smollm2).grammar("root ::= [0-9]+").grammar('root ::= "a"')

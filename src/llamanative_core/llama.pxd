@@ -376,6 +376,18 @@ cdef extern from "llama.h" nogil:
                                       bint add_ass, char * buf, int32_t length)
 
     # Samplers
+    ctypedef struct llama_token_data:
+        llama_token id
+        float logit
+        float p
+
+    ctypedef struct llama_token_data_array:
+        llama_token_data * data
+        size_t size
+        int64_t selected
+        cppbool sorted
+
+    void llama_sampler_apply(llama_sampler * smpl, llama_token_data_array * cur_p)
     llama_sampler * llama_sampler_chain_init(llama_sampler_chain_params params)
     void llama_sampler_chain_add(llama_sampler * chain, llama_sampler * smpl)
     int32_t llama_sampler_chain_n(const llama_sampler * chain)

@@ -18,6 +18,14 @@ cdef class Sampler:
     token; the other stages only reshape the distribution. ``sample`` also
     accepts the token (penalties and grammars see it).
 
+    A grammar (:meth:`grammar`, :meth:`grammar_lazy`; at most one) is kept
+    beside the chain and checked after sampling, as llama.cpp's ``common``
+    does: the chain picks from the whole distribution, and only when the
+    grammar rejects that token is the distribution constrained and sampled
+    again. The grammar then costs one check per token instead of a pass over
+    the whole vocabulary, and the result has the same distribution as
+    constraining first (sampling from P restricted to the valid tokens).
+
     Args:
         model: the model whose vocabulary the samplers use.
         no_perf: skip llama.cpp's timing counters. Default False.
@@ -28,6 +36,8 @@ cdef class Sampler:
     """
 
     cdef llama.llama_sampler * _ptr
+    cdef llama.llama_sampler * _grammar  # owned; not part of the chain
+    cdef llama.llama_token_data * _cur   # n_vocab candidates, reused by every sample with a grammar
     cdef readonly Model model
     cdef list _stages
     cdef bint _final
@@ -35,6 +45,8 @@ cdef class Sampler:
 
     def __cinit__(self):
         self._ptr = NULL
+        self._grammar = NULL
+        self._cur = NULL
         self._stages = []
         self._final = False
 
@@ -47,18 +59,41 @@ cdef class Sampler:
         self._n_vocab = llama.llama_vocab_n_tokens(llama.llama_model_get_vocab(model._ptr))
 
     def __dealloc__(self):
+        self._free()
+
+    cdef void _free(self) noexcept:
         if self._ptr != NULL:
             llama.llama_sampler_free(self._ptr)
             self._ptr = NULL
+        if self._grammar != NULL:
+            llama.llama_sampler_free(self._grammar)
+            self._grammar = NULL
+        if self._cur != NULL:
+            free(self._cur)
+            self._cur = NULL
 
     def close(self) -> None:
-        """Free the chain. Safe to call twice."""
-        if self._ptr != NULL:
-            llama.llama_sampler_free(self._ptr)
-            self._ptr = NULL
+        """Free the chain and its grammar. Safe to call twice."""
+        self._free()
 
     def __repr__(self):
         return f"<Sampler {' -> '.join(self._stages) or '(empty)'}>"
+
+    cdef Sampler _set_grammar(self, llama.llama_sampler * g, str name):
+        if self._ptr == NULL:
+            llama.llama_sampler_free(g)
+            raise ValueError("the sampler is closed")
+        if self._grammar != NULL:
+            llama.llama_sampler_free(g)
+            raise ValueError("a sampler takes one grammar")
+        if self._cur == NULL:
+            self._cur = <llama.llama_token_data *> malloc(self._n_vocab * sizeof(llama.llama_token_data))
+            if self._cur == NULL:
+                llama.llama_sampler_free(g)
+                raise MemoryError("no memory for the sampler's candidate array")
+        self._grammar = g
+        self._stages.insert(0, name)
+        return self
 
     @property
     def stages(self) -> list:
@@ -179,7 +214,7 @@ cdef class Sampler:
         cdef llama.llama_sampler * s = llama.llama_sampler_init_grammar(vocab._ptr, g, r)
         if s == NULL:
             raise GrammarError(f"invalid GBNF grammar (or no rule {root!r}); llama.cpp's log has the parse error")
-        return self._add(s, "grammar", False)
+        return self._set_grammar(s, "grammar")
 
     def grammar_lazy(self, str gbnf, str root="root", trigger_patterns=(), trigger_tokens=()) -> Sampler:
         """A grammar that only starts constraining once a trigger appears.
@@ -214,7 +249,7 @@ cdef class Sampler:
             free(ctoks)
         if s == NULL:
             raise GrammarError(f"invalid GBNF grammar or trigger pattern; llama.cpp's log has the parse error")
-        return self._add(s, "grammar_lazy", False)
+        return self._set_grammar(s, "grammar_lazy")
 
     # -- use ------------------------------------------------------------------
     def sample(self, Context ctx not None, int32_t i=-1) -> int:
@@ -238,11 +273,53 @@ cdef class Sampler:
             ctx._check_output(i)
             if llama.llama_get_logits_ith(ctx._ptr, i) == NULL:
                 raise IndexError(f"no logits for batch index {i}")
-            with nogil:
-                tok = llama.llama_sampler_sample(self._ptr, ctx._ptr, i)
+            if self._grammar == NULL:
+                with nogil:
+                    tok = llama.llama_sampler_sample(self._ptr, ctx._ptr, i)
+            else:
+                with nogil:
+                    tok = self._sample_with_grammar(llama.llama_get_logits_ith(ctx._ptr, i))
         finally:
             ctx._leave()
         return tok
+
+    cdef llama_token _sample_with_grammar(self, const float * logits) noexcept nogil:
+        # common_sampler_sample's order: sample freely, check the one token
+        # against the grammar, and only on a rejection constrain and resample.
+        cdef llama.llama_token_data_array cur
+        cdef llama.llama_token_data single
+        cdef llama.llama_token_data_array one
+        cdef llama_token tok
+        self._fill(&cur, logits)
+        llama.llama_sampler_apply(self._ptr, &cur)
+        tok = cur.data[cur.selected].id
+        single.id = tok
+        single.logit = 1.0
+        single.p = 0.0
+        one.data = &single
+        one.size = 1
+        one.selected = -1
+        one.sorted = False
+        llama.llama_sampler_apply(self._grammar, &one)
+        if single.logit == -INFINITY:
+            self._fill(&cur, logits)
+            llama.llama_sampler_apply(self._grammar, &cur)
+            llama.llama_sampler_apply(self._ptr, &cur)
+            tok = cur.data[cur.selected].id
+        llama.llama_sampler_accept(self._grammar, tok)
+        llama.llama_sampler_accept(self._ptr, tok)
+        return tok
+
+    cdef void _fill(self, llama.llama_token_data_array * cur, const float * logits) noexcept nogil:
+        cdef int32_t t
+        for t in range(self._n_vocab):
+            self._cur[t].id = t
+            self._cur[t].logit = logits[t]
+            self._cur[t].p = 0.0
+        cur.data = self._cur
+        cur.size = self._n_vocab
+        cur.selected = -1
+        cur.sorted = False
 
     def accept(self, llama_token token) -> None:
         """Tell stateful stages (penalties, grammar) that ``token`` was emitted (e.g. prompt tokens)."""
@@ -251,6 +328,8 @@ cdef class Sampler:
         self.model._check()  # a grammar stage reads the model's vocab
         if token < 0 or token >= self._n_vocab:
             raise ValueError(f"token id {token} is out of range (0..{self._n_vocab - 1})")
+        if self._grammar != NULL:
+            llama.llama_sampler_accept(self._grammar, token)
         llama.llama_sampler_accept(self._ptr, token)
 
     def reset(self) -> None:
@@ -258,6 +337,8 @@ cdef class Sampler:
         if self._ptr != NULL:
             self.model._check()
             llama.llama_sampler_reset(self._ptr)
+            if self._grammar != NULL:
+                llama.llama_sampler_reset(self._grammar)
 
     def perf(self) -> dict:
         """Sampling time in ms and number of sampled tokens."""
