@@ -206,3 +206,16 @@ def test_structured_output_after_thinking(client):
                               stream=True))
     assert "".join(c.message.thinking or "" for c in chunks)  # thinking first, free text
     assert not THINK_TAGS.search("".join(c.message.content for c in chunks))
+
+
+def test_a_thinking_level_reaches_the_template_as_reasoning_effort(smollm2):
+    from llamanative import _core
+    from llamanative.client._prompt import render_chat
+    from llamanative.types import ThinkValue
+
+    templates = _core.ChatTemplates(smollm2, "{% for m in messages %}{{ m.content }}|{% endfor %}"
+                                              "{{ reasoning_effort | default('unset') }}")
+    render = lambda think: render_chat(templates, smollm2.vocab, [{"role": "user", "content": "hi"}],
+                                       None, None, None, think).prompt
+    assert render(ThinkValue("high")) == "hi|high" and render(ThinkValue("low")) == "hi|low"
+    assert render(ThinkValue(True)) == render(None) == "hi|unset"

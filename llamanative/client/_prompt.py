@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .. import _core
 from ..errors import StatusError
-from ..types import Message, Tool, ToolCall, ToolCallFunction
+from ..types import Message, ThinkValue, Tool, ToolCall, ToolCallFunction
 
 _ID_CHARS = string.ascii_lowercase + string.digits
 
@@ -73,8 +73,12 @@ class Rendered:
 
 
 def render_chat(templates: _core.ChatTemplates, vocab: _core.Vocab, messages: list[dict],
-                tools: list[Tool] | None, tool_choice, schema: dict | None, think: bool | None) -> Rendered:
+                tools: list[Tool] | None, tool_choice, schema: dict | None, think: ThinkValue | None) -> Rendered:
     """Render with the model's template; map ``common``'s grammar to sampler settings.
+
+    ``think`` switches the template's thinking on or off (``enable_thinking``);
+    a level ("low", "medium", "high") also reaches the template as
+    ``reasoning_effort``, the variable templates with effort levels read.
 
     Raises:
         StatusError: 400 for a conversation the template rejects.
@@ -87,7 +91,9 @@ def render_chat(templates: _core.ChatTemplates, vocab: _core.Vocab, messages: li
     if schema is not None:
         req["json_schema"] = schema
     if think is not None:
-        req["enable_thinking"] = bool(think)
+        req["enable_thinking"] = think.bool()
+        if think.is_string():
+            req["chat_template_kwargs"] = {"reasoning_effort": think.string()}
     try:
         params = templates.apply(req)
     except ValueError as exc:

@@ -174,7 +174,7 @@ class Client:
         caps = entry.cache.get("caps") or entry.cache.setdefault("caps", templates.caps())
         if req.think is not None and req.think.bool() and not caps.get("supports_thinking"):
             raise StatusError.bad_request(f'"{name}" does not support thinking')
-        think = req.think.bool() if req.think is not None else None
+        think = req.think
         try:
             tools, mode = generic.chosen_tools(list(req.tools or ()), req.tool_choice)
         except ValueError as exc:
@@ -280,8 +280,7 @@ class Client:
             templates = self._chat_templates(entry, req.template)
             system = req.system if req.system is not None else prep.system
             messages = oai_messages([Message(role="user", content=req.prompt or "")], system)
-            rendered = render_chat(templates, vocab, messages, None, None, schema,
-                                   req.think.bool() if req.think is not None else None)
+            rendered = render_chat(templates, vocab, messages, None, None, schema, req.think)
             text, grammar = rendered.prompt, rendered.grammar
         toks = vocab.tokenize(text, add_special=not req.context, parse_special=not req.raw)
         if req.context:
