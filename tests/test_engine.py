@@ -11,7 +11,7 @@ import pytest
 from llamanative.engine import (CompletionJob, EmbedJob, Failed, Finished, Piece, Runner, RunnerConfig,
                                 SamplingParams)
 from llamanative.engine.scheduler import Scheduler
-from llamanative.engine.stops import StopMatcher
+from llamanative._core import StopMatcher
 
 GREEDY = SamplingParams(temperature=0)
 

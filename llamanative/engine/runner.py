@@ -7,6 +7,11 @@ pending prompts up to ``n_batch``), decodes once and samples every slot with
 its own sampler chain (continuous batching). A new request takes the free slot
 whose cached tokens share the longest prefix with its prompt and only
 evaluates the rest (prompt-prefix cache).
+
+The per-token work of a step (batch building, decode, sampling, end of
+generation and stop strings, UTF-8-safe detokenisation, context shift) runs
+in the compiled :class:`_core.Stepper` without the GIL; this module decides
+admission, hands each token's text to its caller and handles a full KV cache.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ from .. import _core
 from ..errors import NoKvSlotError
 from .jobs import CompletionJob, EmbedJob, Failed, Finished, Piece, TokenLogprobs
 from .sampling import make_sampler
-from .stops import StopMatcher
 
 log = logging.getLogger("llamanative.engine")
 
@@ -44,26 +48,21 @@ class RunnerConfig:
 
 @dataclass
 class _Slot:
+    """The Python side of a sequence slot; its token state lives in the compiled Stepper."""
+
     seq: int
-    cached: list[int] = field(default_factory=list)  # tokens whose KV this sequence holds
     job: CompletionJob | None = None
     sampler: _core.Sampler | None = None
-    detok: _core.Detokenizer | None = None
-    stops: StopMatcher | None = None
-    n_done: int = 0  # prompt tokens already in the KV cache
-    out_index: int = -1  # batch index of this slot's output in the current step
-    generated: list[int] = field(default_factory=list)
     logprobs: list[TokenLogprobs] = field(default_factory=list)  # not yet handed out with a piece
-    n_evaluated: int = 0
     t_start: int = 0
     t_first: int = 0
 
 
-def _common_prefix(a: list[int], b: np.ndarray) -> int:
+def _common_prefix(a: np.ndarray, b: np.ndarray) -> int:
     n = min(len(a), len(b))
     if n == 0:
         return 0
-    diff = np.nonzero(np.asarray(a[:n], dtype=np.int32) != b[:n])[0]
+    diff = np.nonzero(a[:n] != b[:n])[0]
     return int(diff[0]) if diff.size else n
 
 
@@ -103,7 +102,9 @@ class Runner:
         self._batch = _core.Batch(self.ctx.n_batch)  # reused by every step of the worker
         self.loaded_at_ns = time.perf_counter_ns()
         self.load_duration = self.loaded_at_ns - t0
-        self._slots = [_Slot(seq=i) for i in range(self.ctx.n_seq_max if not self.is_embedding_model else 0)]
+        n_slots = 0 if self.is_embedding_model else self.ctx.n_seq_max
+        self._slots = [_Slot(seq=i) for i in range(n_slots)]
+        self._stepper = _core.Stepper(self.ctx, n_slots) if n_slots else None
         self._pending: queue.SimpleQueue = queue.SimpleQueue()
         self._deferred: list[CompletionJob] = []  # waiting for KV room: retried when a job finishes
         self._wake = threading.Event()
@@ -138,6 +139,8 @@ class Runner:
         self._closed = True
         self._wake.set()
         self._thread.join()
+        if self._stepper is not None:
+            self._stepper.close()
         for slot in self._slots:
             if slot.sampler is not None:
                 slot.sampler.close()
@@ -206,7 +209,7 @@ class Runner:
             if not free:
                 still.append(job)
                 continue
-            prefixes = [_common_prefix(s.cached, job.prompt) for s in free]
+            prefixes = [_common_prefix(self._stepper.cached(s.seq), job.prompt) for s in free]
             best = max(range(len(free)), key=prefixes.__getitem__)
             slot = free[best]
             try:
@@ -231,38 +234,25 @@ class Runner:
         # token: its logits give the first sampled token.
         keep = min(prefix, n - 1)
         self.ctx.seq_rm(slot.seq, keep, -1)
-        del slot.cached[keep:]
+        self._stepper.forget(slot.seq, keep)
         if slot.sampler is not None:
             slot.sampler.close()
         slot.sampler = make_sampler(self.model, job.params, n_ctx=self.ctx.n_ctx_seq)
-        slot.detok = _core.Detokenizer(self.vocab)
-        slot.stops = StopMatcher(job.stops)
-        slot.job, slot.n_done, slot.generated, slot.logprobs = job, keep, [], []
-        slot.n_evaluated, slot.t_start, slot.t_first = 0, time.perf_counter_ns(), 0
+        self._stepper.start(slot.seq, job.prompt, keep, slot.sampler, job.stops, max_tokens=job.max_tokens,
+                            shift=job.shift, n_keep=job.n_keep)
+        slot.job, slot.logprobs = job, []
+        slot.t_start, slot.t_first = time.perf_counter_ns(), 0
 
     def _step(self, active: list[_Slot]) -> None:
-        batch = self._batch
-        batch.clear()
-        budget = self.ctx.n_batch
-        for slot in active:  # generating slots first: one token each, as far as the batch allows
-            if slot.n_done >= len(slot.job.prompt) and slot.generated and budget > 0:
-                slot.out_index = batch.add(slot.generated[-1], len(slot.cached), slot.seq, True)
-                budget -= 1
-            else:
-                slot.out_index = -1
-        chunks = []
-        for slot in active:  # then prompt chunks, as far as the batch allows
-            remaining = len(slot.job.prompt) - slot.n_done
-            if remaining <= 0 or budget <= 0:
-                continue
-            take = min(remaining, budget)
-            chunk = slot.job.prompt[slot.n_done:slot.n_done + take]
-            last = batch.add_sequence(chunk, slot.n_done, slot.seq, output="last" if take == remaining else "none")
-            slot.out_index = last if take == remaining else -1
-            chunks.append((slot, chunk))
-            budget -= take
+        for slot in active:
+            if slot.job.cancelled:
+                self._stepper.release(slot.seq)
+                self._release(slot)
+        active = [s for s in active if s.job is not None]
+        if not active:
+            return
         try:
-            self.ctx.decode(batch)
+            events = self._stepper.step()
         except NoKvSlotError as exc:
             self._kv_full(active, exc)
             return
@@ -270,87 +260,31 @@ class Runner:
             for slot in active:
                 self._finish_failed(slot, exc)
             return
-        for slot, chunk in chunks:
-            slot.cached.extend(int(t) for t in chunk)
-            slot.n_done += len(chunk)
-            slot.n_evaluated += len(chunk)
-        for slot in active:
-            if slot.job.cancelled:
-                self._release(slot)
-            elif slot.out_index >= 0:
-                if slot.generated:  # the fed-back token is in the KV cache now
-                    slot.cached.append(slot.generated[-1])
-                self._sample(slot)
+        for seq, text, token, out_index, finish in events:
+            self._deliver(self._slots[seq], text, token, out_index, finish)
 
-    def _sample(self, slot: _Slot) -> None:
-        try:
-            token = slot.sampler.sample(self.ctx, slot.out_index)
-        except BaseException as exc:
-            self._finish_failed(slot, exc)
-            return
+    def _deliver(self, slot: _Slot, text: str, token: int, out_index: int, finish: str | None) -> None:
+        """Hand one step's result for ``slot`` to its caller (the one Python touch per token)."""
+        job = slot.job
         if not slot.t_first:
             slot.t_first = time.perf_counter_ns()
-        job = slot.job
-        if self.vocab.is_eog(token):
-            self._finish(slot, "stop")
-            return
-        slot.generated.append(token)
-        if job.logprobs >= 0:
-            slot.logprobs.append(_token_logprobs(self.ctx.logits(slot.out_index), token, job.logprobs))
-        text = slot.stops.push(slot.detok.add(token))
-        if text:
+        if token >= 0 and job.logprobs >= 0:
+            slot.logprobs.append(_token_logprobs(self.ctx.logits(out_index), token, job.logprobs))
+        if text or (finish is not None and slot.logprobs):
             job.events.put(Piece(text, token, tuple(slot.logprobs)))
-            slot.logprobs.clear()
-        limit = job.max_tokens if job.max_tokens > 0 else 10 * self.ctx.n_ctx_seq
-        if slot.stops.stopped:
-            self._finish(slot, "stop")
-        elif len(slot.generated) >= limit:
-            self._finish(slot, "length")
-        elif len(slot.cached) + 1 >= self.ctx.n_ctx_seq and not self._shift(slot):
-            self._finish(slot, "length")
-
-    def _shift(self, slot: _Slot) -> bool:
-        """Make room in a full sequence: drop the older half after ``n_keep`` tokens (llama.cpp's context shift).
-
-        Returns False when the request asked for no shift or the model's
-        memory cannot shift positions (recurrent models, M-RoPE).
-        """
-        job = slot.job
-        if not job.shift:
-            return False
-        n = len(slot.cached)
-        n_keep = len(job.prompt) if job.n_keep < 0 else job.n_keep
-        n_keep = max(0, min(n_keep, n - 2))
-        discard = (n - n_keep) // 2
-        if discard <= 0:
-            return False
-        try:
-            self.ctx.seq_rm(slot.seq, n_keep, n_keep + discard)
-            self.ctx.seq_add(slot.seq, n_keep + discard, -1, -discard)
-        except ValueError:
-            return False
-        del slot.cached[n_keep:n_keep + discard]  # positions stay equal to indices into ``cached``
-        return True
-
-    def _finish(self, slot: _Slot, reason: str) -> None:
-        job = slot.job
-        if not slot.stops.stopped:
-            tail = slot.stops.push(slot.detok.flush()) + slot.stops.flush()
-            if tail or slot.logprobs:
-                job.events.put(Piece(tail, -1, tuple(slot.logprobs)))
-        elif slot.logprobs:
-            job.events.put(Piece("", -1, tuple(slot.logprobs)))
-        slot.logprobs = []
-        now = time.perf_counter_ns()
-        t_first = slot.t_first or now
-        job.events.put(Finished(reason, tuple(slot.generated), slot.n_evaluated, t_first - slot.t_start,
-                                len(slot.generated), now - t_first))
-        self._release(slot)
+            slot.logprobs = []
+        if finish is not None:
+            now = time.perf_counter_ns()
+            generated = self._stepper.generated(slot.seq)
+            job.events.put(Finished(finish, tuple(int(t) for t in generated), self._stepper.n_evaluated(slot.seq),
+                                    slot.t_first - slot.t_start, len(generated), now - slot.t_first))
+            self._release(slot)
 
     def _finish_failed(self, slot: _Slot, exc: BaseException) -> None:
         slot.job.events.put(Failed(exc))
+        self._stepper.release(slot.seq)
         self.ctx.seq_rm(slot.seq, -1, -1)
-        slot.cached.clear()
+        self._stepper.forget(slot.seq, 0)
         self._release(slot)
 
     def _release(self, slot: _Slot) -> None:
@@ -363,21 +297,22 @@ class Runner:
     def _kv_full(self, active: list[_Slot], exc: NoKvSlotError) -> None:
         # Free the cache of the idle slots first; if only one request is
         # running it cannot fit at all, otherwise the newest waits its turn.
-        idle = [s for s in self._slots if s.job is None and s.cached]
+        idle = [s for s in self._slots if s.job is None and len(self._stepper.cached(s.seq))]
         if idle:
             for s in idle:
                 self.ctx.seq_rm(s.seq, -1, -1)
-                s.cached.clear()
+                self._stepper.forget(s.seq, 0)
             return
         victim = max(active, key=lambda s: s.t_start)
-        if len(active) == 1 or victim.generated:
+        if len(active) == 1 or len(self._stepper.generated(victim.seq)):
             # Alone it cannot fit; and a request that already streamed text
             # cannot be restarted without repeating itself.
             self._finish_failed(victim, exc)
             return
         job = victim.job
+        self._stepper.release(victim.seq)
         self.ctx.seq_rm(victim.seq, -1, -1)
-        victim.cached.clear()
+        self._stepper.forget(victim.seq, 0)
         victim.job = None
         self._deferred.append(job)
 

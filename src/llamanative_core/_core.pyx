@@ -16,13 +16,14 @@ cimport cython
 cimport numpy as cnp
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport INT32_MAX, int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.math cimport INFINITY
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, strlen
 from libcpp cimport bool as cppbool
 from libcpp.string cimport string
+from libcpp.vector cimport vector
 
 cimport chat_bridge as cb
+cimport stepper as st
 cimport llama
 from llama cimport llama_pos, llama_seq_id, llama_token
 
@@ -60,6 +61,7 @@ include "batch.pxi"
 include "context.pxi"
 include "sampler.pxi"
 include "chat.pxi"
+include "stepper.pxi"
 include "bench.pxi"
 
 llama.llama_backend_init()

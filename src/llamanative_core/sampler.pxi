@@ -278,48 +278,11 @@ cdef class Sampler:
                     tok = llama.llama_sampler_sample(self._ptr, ctx._ptr, i)
             else:
                 with nogil:
-                    tok = self._sample_with_grammar(llama.llama_get_logits_ith(ctx._ptr, i))
+                    tok = st.lln_sample_with_grammar(self._ptr, self._grammar, llama.llama_get_logits_ith(ctx._ptr, i),
+                                                     self._n_vocab, self._cur)
         finally:
             ctx._leave()
         return tok
-
-    cdef llama_token _sample_with_grammar(self, const float * logits) noexcept nogil:
-        # common_sampler_sample's order: sample freely, check the one token
-        # against the grammar, and only on a rejection constrain and resample.
-        cdef llama.llama_token_data_array cur
-        cdef llama.llama_token_data single
-        cdef llama.llama_token_data_array one
-        cdef llama_token tok
-        self._fill(&cur, logits)
-        llama.llama_sampler_apply(self._ptr, &cur)
-        tok = cur.data[cur.selected].id
-        single.id = tok
-        single.logit = 1.0
-        single.p = 0.0
-        one.data = &single
-        one.size = 1
-        one.selected = -1
-        one.sorted = False
-        llama.llama_sampler_apply(self._grammar, &one)
-        if single.logit == -INFINITY:
-            self._fill(&cur, logits)
-            llama.llama_sampler_apply(self._grammar, &cur)
-            llama.llama_sampler_apply(self._ptr, &cur)
-            tok = cur.data[cur.selected].id
-        llama.llama_sampler_accept(self._grammar, tok)
-        llama.llama_sampler_accept(self._ptr, tok)
-        return tok
-
-    cdef void _fill(self, llama.llama_token_data_array * cur, const float * logits) noexcept nogil:
-        cdef int32_t t
-        for t in range(self._n_vocab):
-            self._cur[t].id = t
-            self._cur[t].logit = logits[t]
-            self._cur[t].p = 0.0
-        cur.data = self._cur
-        cur.size = self._n_vocab
-        cur.selected = -1
-        cur.sorted = False
 
     def accept(self, llama_token token) -> None:
         """Tell stateful stages (penalties, grammar) that ``token`` was emitted (e.g. prompt tokens)."""

@@ -1,0 +1,267 @@
+// See stepper.h for the contract of every function.
+#include "stepper.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace {
+
+// Length of the UTF-8 sequence started by `lead`; 0 for a continuation byte.
+int utf8_len(unsigned char lead) {
+    if (lead < 0x80) return 1;
+    if ((lead & 0xE0) == 0xC0) return 2;
+    if ((lead & 0xF0) == 0xE0) return 3;
+    if ((lead & 0xF8) == 0xF0) return 4;
+    return 0;
+}
+
+// Length of the longest prefix of `s` that does not end inside a well-formed
+// but unfinished UTF-8 character (invalid bytes count as complete: they are
+// replaced later, not waited for). Same rule as the Python-level Detokenizer.
+size_t complete_prefix(const std::string & s) {
+    const size_t n = s.size();
+    const size_t stop = n >= 4 ? n - 4 : 0;
+    for (size_t j = n; j-- > stop;) {
+        const int need = utf8_len(static_cast<unsigned char>(s[j]));
+        if (need == 0) continue;  // continuation byte: look further back for its lead
+        return n - j < static_cast<size_t>(need) ? j : n;
+    }
+    return n;
+}
+
+void add_token(llama_batch & b, llama_token tok, llama_pos pos, llama_seq_id seq, bool output) {
+    const int32_t i = b.n_tokens++;
+    b.token[i]     = tok;
+    b.pos[i]       = pos;
+    b.n_seq_id[i]  = 1;
+    b.seq_id[i][0] = seq;
+    b.logits[i]    = output;
+}
+
+}  // namespace
+
+llama_token lln_sample_with_grammar(llama_sampler * chain, llama_sampler * grammar, const float * logits,
+                                    int32_t n_vocab, llama_token_data * cur) {
+    auto fill = [&](llama_token_data_array & arr) {
+        for (int32_t t = 0; t < n_vocab; ++t) {
+            cur[t] = llama_token_data{ t, logits[t], 0.0f };
+        }
+        arr = llama_token_data_array{ cur, static_cast<size_t>(n_vocab), -1, false };
+    };
+    llama_token_data_array arr;
+    fill(arr);
+    llama_sampler_apply(chain, &arr);
+    llama_token tok = arr.data[arr.selected].id;
+    if (grammar != nullptr) {
+        // common_sampler_sample's order: check the freely sampled token; only on a
+        // rejection constrain the whole distribution and sample again. Sampling P
+        // and resampling from P restricted to the valid set on a rejection gives
+        // exactly P restricted to the valid set.
+        llama_token_data       single{ tok, 1.0f, 0.0f };
+        llama_token_data_array one{ &single, 1, -1, false };
+        llama_sampler_apply(grammar, &one);
+        if (single.logit == -INFINITY) {
+            fill(arr);
+            llama_sampler_apply(grammar, &arr);
+            llama_sampler_apply(chain, &arr);
+            tok = arr.data[arr.selected].id;
+        }
+        llama_sampler_accept(grammar, tok);
+    }
+    llama_sampler_accept(chain, tok);
+    return tok;
+}
+
+lln_stepper::lln_stepper(llama_context * ctx, int32_t n_slots, int32_t n_batch) :
+    slots(n_slots),
+    ctx(ctx),
+    vocab(llama_model_get_vocab(llama_get_model(ctx))),
+    n_batch(n_batch),
+    n_vocab(llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(ctx)))),
+    n_ctx_seq(llama_n_ctx_seq(ctx)),
+    cur(n_vocab) {
+    for (int32_t i = 0; i < n_slots; ++i) {
+        slots[i].seq = i;
+    }
+}
+
+void lln_stepper::start(int32_t slot, const llama_token * prompt, size_t n_prompt, size_t keep,
+                        llama_sampler * chain, llama_sampler * grammar, std::vector<std::string> stops,
+                        int64_t max_tokens, bool shift, int32_t n_keep, bool special) {
+    lln_slot & s = slots[slot];
+    s.prompt.assign(prompt, prompt + n_prompt);
+    s.cached.assign(prompt, prompt + keep);
+    s.generated.clear();
+    s.n_done      = keep;
+    s.n_evaluated = 0;
+    s.chain       = chain;
+    s.grammar     = grammar;
+    s.stop.reset(std::move(stops));
+    s.max_tokens = max_tokens;
+    s.shift      = shift;
+    s.n_keep     = n_keep;
+    s.special    = special;
+    s.pending.clear();
+    s.out_index = -1;
+    s.chunk     = 0;
+    s.feeding   = false;
+    s.active    = true;
+}
+
+int32_t lln_stepper::step(llama_batch & batch, std::vector<lln_event> & events) {
+    batch.n_tokens = 0;
+    int32_t budget = n_batch;
+    // Generating slots first: one token each, as far as the batch allows.
+    for (auto & s : slots) {
+        s.out_index = -1;
+        s.chunk     = 0;
+        s.feeding   = false;
+        if (!s.active) continue;
+        if (s.n_done >= s.prompt.size() && !s.generated.empty() && budget > 0) {
+            add_token(batch, s.generated.back(), static_cast<llama_pos>(s.cached.size()), s.seq, true);
+            s.out_index = batch.n_tokens - 1;
+            s.feeding   = true;
+            --budget;
+        }
+    }
+    // Then prompt chunks, as far as the batch allows.
+    for (auto & s : slots) {
+        if (!s.active || budget <= 0 || s.n_done >= s.prompt.size()) continue;
+        const size_t remaining = s.prompt.size() - s.n_done;
+        const size_t take      = std::min(remaining, static_cast<size_t>(budget));
+        for (size_t j = 0; j < take; ++j) {
+            const bool last = take == remaining && j + 1 == take;
+            add_token(batch, s.prompt[s.n_done + j], static_cast<llama_pos>(s.n_done + j), s.seq, last);
+        }
+        if (take == remaining) s.out_index = batch.n_tokens - 1;
+        s.chunk = take;
+        budget -= static_cast<int32_t>(take);
+    }
+    if (batch.n_tokens == 0) return 0;
+    const int32_t rc = llama_decode(ctx, batch);
+    if (rc != 0) return rc;  // nothing changed: the caller may free KV space and retry
+    for (int32_t i = 0; i < static_cast<int32_t>(slots.size()); ++i) {
+        lln_slot & s = slots[i];
+        if (!s.active) continue;
+        if (s.chunk > 0) {
+            s.cached.insert(s.cached.end(), s.prompt.begin() + s.n_done, s.prompt.begin() + s.n_done + s.chunk);
+            s.n_done += s.chunk;
+            s.n_evaluated += s.chunk;
+        }
+        if (s.out_index < 0) continue;
+        if (s.feeding) s.cached.push_back(s.generated.back());  // now in the KV cache
+        sample(i, events);
+    }
+    return 0;
+}
+
+void lln_stepper::sample(int32_t i, std::vector<lln_event> & events) {
+    lln_slot &        s   = slots[i];
+    const llama_token tok = lln_sample_with_grammar(s.chain, s.grammar, llama_get_logits_ith(ctx, s.out_index),
+                                                    n_vocab, cur.data());
+    if (llama_vocab_is_eog(vocab, tok)) {
+        finish(i, LLN_FINISH_STOP, events, nullptr);
+        return;
+    }
+    s.generated.push_back(tok);
+    char    buf[256];
+    int32_t n = llama_token_to_piece(vocab, tok, buf, sizeof(buf), 0, s.special);
+    std::string piece;
+    if (n < 0) {  // longer than the buffer: ask again with the size it needs
+        piece.resize(-n);
+        n = llama_token_to_piece(vocab, tok, piece.data(), -n, 0, s.special);
+        piece.resize(std::max<int32_t>(n, 0));
+    } else {
+        piece.assign(buf, n);
+    }
+    s.pending += piece;
+    const size_t k    = complete_prefix(s.pending);
+    std::string  text = s.pending.substr(0, k);
+    s.pending.erase(0, k);
+    events.push_back(lln_event{ i, s.stop.push(text), tok, s.out_index, LLN_FINISH_NONE });
+    const int64_t limit = s.max_tokens > 0 ? s.max_tokens : 10 * static_cast<int64_t>(n_ctx_seq);
+    if (s.stop.stopped) {
+        finish(i, LLN_FINISH_STOP, events, &events.back());
+    } else if (static_cast<int64_t>(s.generated.size()) >= limit) {
+        finish(i, LLN_FINISH_LENGTH, events, &events.back());
+    } else if (s.cached.size() + 1 >= n_ctx_seq && !shift(s)) {
+        finish(i, LLN_FINISH_LENGTH, events, &events.back());
+    }
+}
+
+void lln_stepper::finish(int32_t i, int32_t reason, std::vector<lln_event> & events, lln_event * last) {
+    lln_slot & s = slots[i];
+    // An unfinished character (replaced when decoded), then what was held back
+    // for a stop string that never came.
+    std::string tail = s.stop.push(s.pending);
+    tail += s.stop.flush();
+    s.pending.clear();
+    if (last != nullptr) {
+        last->text += tail;
+        last->finish = reason;
+    } else {
+        events.push_back(lln_event{ i, std::move(tail), -1, -1, reason });
+    }
+    s.active = false;
+}
+
+bool lln_stepper::shift(lln_slot & s) {
+    if (!s.shift) return false;
+    llama_memory_t mem = llama_get_memory(ctx);
+    if (mem == nullptr || !llama_memory_can_shift(mem)) return false;
+    const size_t n = s.cached.size();
+    size_t keep = s.n_keep < 0 ? s.prompt.size() : static_cast<size_t>(s.n_keep);
+    keep = std::min(keep, n >= 2 ? n - 2 : 0);
+    const size_t discard = (n - keep) / 2;
+    if (discard == 0) return false;
+    // Drop the older half after `keep` tokens and slide the rest down: positions
+    // stay equal to indices into `cached`.
+    llama_memory_seq_rm(mem, s.seq, static_cast<llama_pos>(keep), static_cast<llama_pos>(keep + discard));
+    llama_memory_seq_add(mem, s.seq, static_cast<llama_pos>(keep + discard), -1, -static_cast<llama_pos>(discard));
+    s.cached.erase(s.cached.begin() + keep, s.cached.begin() + keep + discard);
+    return true;
+}
+
+void lln_stop_matcher::reset(std::vector<std::string> new_stops) {
+    stops.clear();
+    for (auto & stop : new_stops) {
+        if (!stop.empty()) stops.push_back(std::move(stop));
+    }
+    held.clear();
+    stopped = false;
+}
+
+std::string lln_stop_matcher::push(const std::string & piece) {
+    if (stopped) return "";
+    if (stops.empty()) return piece;
+    std::string text = held + piece;
+    size_t      cut  = std::string::npos;
+    for (const auto & stop : stops) {
+        cut = std::min(cut, text.find(stop));
+    }
+    if (cut != std::string::npos) {
+        stopped = true;
+        held.clear();
+        return text.substr(0, cut);
+    }
+    // Hold back the longest end of the text that is a proper prefix of a stop
+    // string: the next piece decides. Text is whole characters and a stop
+    // string starts with a lead byte, so the cut never splits a character.
+    size_t keep = 0;
+    for (const auto & stop : stops) {
+        for (size_t len = std::min(stop.size() - 1, text.size()); len > keep; --len) {
+            if (text.compare(text.size() - len, len, stop, 0, len) == 0) {
+                keep = len;
+                break;
+            }
+        }
+    }
+    held = text.substr(text.size() - keep);
+    return text.substr(0, text.size() - keep);
+}
+
+std::string lln_stop_matcher::flush() {
+    std::string out = stopped ? std::string() : held;
+    held.clear();
+    return out;
+}

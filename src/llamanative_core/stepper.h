@@ -1,0 +1,116 @@
+// The per-token hot loop of continuous batching, in C++ so that a whole step
+// runs without the Python interpreter (the caller releases the GIL).
+//
+// A stepper drives one llama_context with several sequence slots. One call to
+// lln_stepper::step():
+//   1. builds one batch: the last sampled token of every generating slot, then
+//      chunks of pending prompts, up to n_batch tokens;
+//   2. decodes it once;
+//   3. for every slot with an output: samples a token (chain + grammar, the
+//      grammar checked after sampling as in common), checks end of generation,
+//      turns the token into UTF-8-complete text, holds back text that may be
+//      the start of a stop string, and decides whether the slot is finished
+//      (stop string, end of generation, token limit, or a full context that
+//      cannot or may not be shifted);
+//   4. reports one event per sampled token (and one per finished slot).
+// Admission (which slot, how much cached prefix to keep) stays with the caller.
+//
+// Contracts:
+//   - step() returns llama_decode's code. On any non-zero code no slot state
+//     has changed: the same step can be retried after freeing KV space.
+//   - Token ids given to start() must be valid for the vocabulary (checked by
+//     the Cython layer); positions are computed here and are always valid.
+//   - Nothing here throws except std::bad_alloc.
+#pragma once
+
+#include "llama.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+enum lln_finish : int32_t {
+    LLN_FINISH_NONE   = 0,
+    LLN_FINISH_STOP   = 1,  // end-of-generation token or a stop string
+    LLN_FINISH_LENGTH = 2,  // token limit, or the context is full and no shift is possible
+};
+
+struct lln_event {
+    int32_t     slot;
+    std::string text;       // complete UTF-8 text safe to show (may be empty)
+    llama_token token;      // the sampled token, -1 for a finish without a new token
+    int32_t     out_index;  // batch index of the logits the token was sampled from, -1 if none
+    int32_t     finish;     // lln_finish
+};
+
+// Stop strings over a stream of UTF-8 text pieces. A stop string may arrive
+// split across pieces, so text that could be its start is held back until the
+// next piece decides; nothing of a stop string is ever returned.
+struct lln_stop_matcher {
+    std::vector<std::string> stops;  // empty strings are ignored
+    std::string              held;
+    bool                     stopped = false;
+
+    void reset(std::vector<std::string> new_stops);
+    // Add `piece` (whole characters); return the text safe to emit. After a stop, "".
+    std::string push(const std::string & piece);
+    // At the end of generation: the held-back text (it was no stop string), or "" after a stop.
+    std::string flush();
+};
+
+struct lln_slot {
+    llama_seq_id             seq = 0;
+    bool                     active = false;
+    std::vector<llama_token> prompt;
+    std::vector<llama_token> cached;     // tokens whose KV this sequence holds, position == index
+    std::vector<llama_token> generated;  // sampled tokens, end of generation excluded
+    size_t                   n_done = 0;       // prompt tokens in the KV cache
+    size_t                   n_evaluated = 0;  // prompt tokens this request evaluated
+    llama_sampler *          chain = nullptr;    // borrowed: owned by the caller's Sampler
+    llama_sampler *          grammar = nullptr;  // borrowed, may be null
+    lln_stop_matcher         stop;
+    int64_t                  max_tokens = -1;  // <= 0: 10 x the context
+    bool                     shift = true;
+    int32_t                  n_keep = 4;       // -1: the whole prompt
+    bool                     special = false;  // render special tokens as text
+    // step state
+    std::string pending;   // bytes of an unfinished UTF-8 character
+    int32_t     out_index = -1;
+    size_t      chunk = 0;       // prompt tokens added to the current batch
+    bool        feeding = false; // the last generated token is in the current batch
+};
+
+// Sample one token from `logits` with `chain`, checking it against `grammar`
+// (may be null) and resampling from the constrained distribution only when the
+// grammar rejects it; accepts the token into both. `cur` holds n_vocab entries.
+llama_token lln_sample_with_grammar(llama_sampler * chain, llama_sampler * grammar, const float * logits,
+                                    int32_t n_vocab, llama_token_data * cur);
+
+class lln_stepper {
+  public:
+    lln_stepper(llama_context * ctx, int32_t n_slots, int32_t n_batch);
+
+    // Start a request on `slot`: the first `keep` prompt tokens are already
+    // in the KV cache (the caller removed the rest of the sequence).
+    void start(int32_t slot, const llama_token * prompt, size_t n_prompt, size_t keep, llama_sampler * chain,
+               llama_sampler * grammar, std::vector<std::string> stops, int64_t max_tokens, bool shift,
+               int32_t n_keep, bool special);
+    // Stop serving `slot` (its cached tokens stay for prefix reuse).
+    void release(int32_t slot) { slots[slot].active = false; }
+
+    int32_t step(llama_batch & batch, std::vector<lln_event> & events);
+
+    std::vector<lln_slot> slots;
+
+  private:
+    void sample(int32_t i, std::vector<lln_event> & events);
+    void finish(int32_t i, int32_t reason, std::vector<lln_event> & events, lln_event * last);
+    bool shift(lln_slot & s);
+
+    llama_context *               ctx;
+    const llama_vocab *           vocab;
+    int32_t                       n_batch;
+    int32_t                       n_vocab;
+    uint32_t                      n_ctx_seq;
+    std::vector<llama_token_data> cur;
+};

@@ -1,0 +1,236 @@
+# Stepper: the compiled per-token loop of continuous batching (stepper.cpp).
+
+FINISH_NAMES = {st.LLN_FINISH_STOP: "stop", st.LLN_FINISH_LENGTH: "length"}
+
+
+# Keep `ctx` set until __dealloc__: the C++ stepper points into the context.
+@cython.no_gc_clear
+cdef class Stepper:
+    """Runs the requests of several sequence slots of one :class:`Context`, a step at a time.
+
+    Each :meth:`step` builds one batch from every active slot (the last token
+    of each generating slot, then chunks of pending prompts up to the
+    context's ``n_batch``), decodes it, samples every slot with its own
+    :class:`Sampler`, detokenizes (never splitting a UTF-8 character), holds
+    back text that may be the start of a stop string, and finishes slots on
+    end of generation, a stop string, the token limit or a full context that
+    cannot be shifted. All of it runs in C++ without the GIL; Python sees one
+    event per sampled token.
+
+    Slot ``i`` is sequence ``i`` of the context. Choosing a slot and removing
+    the part of its sequence that is not reused (``Context.seq_rm``) is the
+    caller's job; :meth:`cached` tells which tokens a slot's sequence holds.
+
+    Args:
+        ctx: the context; it must not be decoded by anything else meanwhile.
+        n_slots: number of slots (at most ``ctx.n_seq_max``).
+    """
+
+    cdef st.lln_stepper * _s
+    cdef readonly Context ctx
+    cdef Batch _batch
+    cdef list _samplers
+    cdef vector[st.lln_event] _events
+    cdef int32_t _n_slots
+
+    def __cinit__(self):
+        self._s = NULL
+
+    def __init__(self, Context ctx not None, int n_slots):
+        ctx._check()
+        if not 0 < n_slots <= ctx.n_seq_max:
+            raise ValueError(f"n_slots must be 1..{ctx.n_seq_max} (the context's n_seq_max), got {n_slots}")
+        if ctx.embeddings:
+            raise ValueError("the context computes embeddings; generation needs one without")
+        self.ctx = ctx
+        self._batch = Batch(ctx.n_batch)
+        self._samplers = [None] * n_slots
+        self._n_slots = n_slots
+        self._s = new st.lln_stepper(ctx._ptr, n_slots, ctx.n_batch)
+
+    def __dealloc__(self):
+        if self._s != NULL:
+            del self._s
+            self._s = NULL
+
+    def close(self) -> None:
+        """Free the native state. Safe to call twice."""
+        if self._s != NULL:
+            del self._s
+            self._s = NULL
+        self._samplers = [None] * self._n_slots
+
+    @property
+    def n_slots(self) -> int:
+        return self._n_slots
+
+    cdef int _slot(self, int slot) except -1:
+        if self._s == NULL:
+            raise ValueError("the stepper is closed")
+        if not 0 <= slot < self._n_slots:
+            raise IndexError(f"slot {slot} out of range (0..{self._n_slots - 1})")
+        return slot
+
+    def start(self, int slot, prompt, Py_ssize_t keep, Sampler sampler not None, stops=(), *,
+              int64_t max_tokens=-1, bint shift=True, int32_t n_keep=4, bint special=False) -> None:
+        """Start generating on ``slot`` from ``prompt``.
+
+        Args:
+            prompt: int32 token ids, at least one, fewer than the context holds.
+            keep: leading prompt tokens already in the slot's KV cache (0 ..
+                len(prompt) - 1); the caller has removed the rest of the sequence.
+            sampler: picks the tokens; kept alive until the slot is released.
+            stops: stop strings, never part of the output.
+            max_tokens: most tokens to generate; <= 0 means ten times the context.
+            shift: when the context fills up, drop the older half after
+                ``n_keep`` tokens and go on; False finishes with "length".
+            n_keep: prompt tokens a shift keeps (-1 = the whole prompt).
+            special: render special tokens as their text.
+
+        Raises:
+            ValueError: a token id outside the vocabulary, an empty or too long
+                prompt, ``keep`` out of range, or a sampler of another model /
+                without a final greedy/dist stage.
+        """
+        self._slot(slot)
+        self.ctx._check()
+        cdef cnp.ndarray[cnp.int32_t, ndim=1] toks = np.ascontiguousarray(prompt, dtype=np.int32)
+        cdef Py_ssize_t n = toks.shape[0]
+        if n == 0:
+            raise ValueError("the prompt is empty")
+        if n >= self.ctx.n_ctx_seq:
+            raise ValueError(f"the prompt has {n} tokens; the context holds {self.ctx.n_ctx_seq}")
+        cdef int32_t n_vocab = self.ctx.n_vocab
+        if toks.min() < 0 or toks.max() >= n_vocab:
+            raise ValueError(f"the prompt has token ids outside the vocabulary (0..{n_vocab - 1})")
+        if not 0 <= keep < n:
+            raise ValueError(f"keep must be 0..{n - 1}, got {keep}")
+        if sampler.model is not self.ctx.model:
+            raise ValueError("the sampler belongs to another model than the context")
+        if sampler._ptr == NULL or not sampler._final:
+            raise ValueError("the sampler must be open and end with greedy() or dist()")
+        cdef vector[string] cstops
+        for s in stops:
+            cstops.push_back(s.encode())
+        self._s.start(slot, <const llama_token *> toks.data, n, keep, sampler._ptr, sampler._grammar,
+                      cstops, max_tokens, shift, n_keep, special)
+        self._samplers[slot] = sampler
+
+    def release(self, int slot) -> None:
+        """Stop serving ``slot`` (its cached tokens stay, for prefix reuse)."""
+        self._slot(slot)
+        self._s.release(slot)
+        self._samplers[slot] = None
+
+    def active(self, int slot) -> bool:
+        """Whether ``slot`` has a request that has not finished."""
+        self._slot(slot)
+        return self._s.slots[slot].active
+
+    def cached(self, int slot) -> np.ndarray:
+        """The tokens whose KV the slot's sequence holds (a copy; position == index)."""
+        self._slot(slot)
+        return _int32_copy(self._s.slots[slot].cached)
+
+    def forget(self, int slot, Py_ssize_t keep=0) -> None:
+        """Record that only the first ``keep`` cached tokens remain (after ``Context.seq_rm``)."""
+        self._slot(slot)
+        if self._s.slots[slot].active:
+            raise ValueError(f"slot {slot} is running a request")
+        if keep < 0:
+            raise ValueError(f"keep must be >= 0, got {keep}")
+        if <size_t> keep < self._s.slots[slot].cached.size():
+            self._s.slots[slot].cached.resize(keep)
+
+    def generated(self, int slot) -> np.ndarray:
+        """The tokens the slot's request generated (end of generation excluded)."""
+        self._slot(slot)
+        return _int32_copy(self._s.slots[slot].generated)
+
+    def n_evaluated(self, int slot) -> int:
+        """Prompt tokens the slot's request evaluated (a reused cached prefix is not counted)."""
+        self._slot(slot)
+        return self._s.slots[slot].n_evaluated
+
+    def generating(self, int slot) -> bool:
+        """Whether the slot's prompt is fully evaluated."""
+        self._slot(slot)
+        return self._s.slots[slot].n_done >= self._s.slots[slot].prompt.size()
+
+    def step(self) -> list:
+        """Decode one batch and sample every slot with an output.
+
+        Returns one ``(slot, text, token, out_index, finish)`` per sampled
+        token, in slot order: ``text`` is what became showable (may be ""),
+        ``out_index`` the batch index whose logits the token came from (valid
+        for ``ctx.logits`` until the next decode), ``finish`` None or "stop" /
+        "length" (the slot is then inactive). A slot that ends on an
+        end-of-generation token reports ``token`` -1.
+
+        Raises:
+            NoKvSlotError: the KV cache has no room for the batch; nothing has
+                changed, free room (or release a slot) and step again.
+            DecodeError: another decode failure (or ``ctx.cancel()``).
+        """
+        if self._s == NULL:
+            raise ValueError("the stepper is closed")
+        cdef int32_t rc
+        self.ctx._enter()
+        try:
+            self._events.clear()
+            with nogil:
+                rc = self._s.step(self._batch._b, self._events)
+            self.ctx._after_run(self._batch, rc)
+        finally:
+            self.ctx._leave()
+        if rc != 0:
+            raise _decode_error(rc, "decode")
+        out = []
+        cdef size_t i
+        cdef st.lln_event * ev
+        for i in range(self._events.size()):
+            ev = &self._events[i]
+            out.append((ev.slot, ev.text.decode("utf-8", "replace"), ev.token, ev.out_index,
+                        FINISH_NAMES.get(ev.finish)))
+            if ev.finish != st.LLN_FINISH_NONE:
+                self._samplers[ev.slot] = None
+        return out
+
+
+cdef class StopMatcher:
+    """Stop strings over a stream of text pieces (the matcher :class:`Stepper` uses).
+
+    A stop string may arrive split across pieces, so text that could be the
+    start of one is held back until the next piece decides. Nothing of a stop
+    string is ever emitted.
+
+    Args:
+        stops: the stop strings (empty strings are ignored).
+    """
+
+    cdef st.lln_stop_matcher _m
+
+    def __init__(self, stops=()):
+        cdef vector[string] cstops
+        for s in stops:
+            cstops.push_back(s.encode())
+        self._m.reset(cstops)
+
+    def push(self, str piece) -> str:
+        """Add ``piece``; return what can be emitted now. After a stop, returns ``""``."""
+        return self._m.push(piece.encode()).decode("utf-8", "replace")
+
+    def flush(self) -> str:
+        """At the end of generation: release held-back text (it was no stop string)."""
+        return self._m.flush().decode("utf-8", "replace")
+
+    @property
+    def stopped(self) -> bool:
+        return self._m.stopped
+
+
+cdef object _int32_copy(const vector[llama_token] & v):
+    cdef cnp.ndarray[cnp.int32_t, ndim=1] a = np.empty(v.size(), dtype=np.int32)
+    if v.size():
+        memcpy(a.data, v.data(), v.size() * sizeof(llama_token))
+    return a
