@@ -352,3 +352,26 @@ def test_pull_short_name_and_pypi_package(tmp_path):
             c.pull(bad)
         assert e.value.status_code == code
     c.close()
+
+
+def test_model_messages_parameters_and_modelfile_round_trip(tmp_path, smollm2_path):
+    from llamanative.store.modelfile import parse_modelfile
+
+    c = Client(models_dir=tmp_path)
+    c.create("tutor", from_=str(smollm2_path), system="Be brief.",
+             parameters={"stop": ["<|im_end|>", "\n\nUser:"], "temperature": 0.0, "num_predict": 8},
+             messages=[{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "A tutor."}])
+    s = c.show("tutor")
+    assert s.parameters.splitlines() == ['stop                           "<|im_end|>"',
+                                         'stop                           "\\n\\nUser:"',
+                                         "temperature                    0.0", "num_predict                    8"]
+    assert [m.content for m in s.messages] == ["Who are you?", "A tutor."]
+    mf = parse_modelfile(s.modelfile)
+    assert mf.system == "Be brief." and mf.parameters["stop"] == ["<|im_end|>", "\n\nUser:"]
+    assert mf.messages == [{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "A tutor."}]
+    # The MESSAGE lines open every conversation, after the system prompt.
+    prompt = c.chat("tutor", ask("Hi"), _debug_render_only=True).debug_info.rendered_template
+    assert prompt.index("Be brief.") < prompt.index("Who are you?") < prompt.index("A tutor.") < prompt.index("Hi")
+    assert c.chat("tutor", ask("Hi")).done
+    assert c.unload("tutor") is True and c.ps().models == [] and c.unload("tutor") is False
+    c.close()

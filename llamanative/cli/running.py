@@ -68,5 +68,5 @@ def stop(args: argparse.Namespace) -> int:
         print(f"model '{stored.name}' is not loaded in this process: nothing to stop ({_IN_PROCESS})",
               file=sys.stderr)
         return 0
-    c.generate(args.model, "", keep_alive=0)  # the documented unload idiom
+    c.unload(args.model)
     return 0

@@ -131,6 +131,10 @@ class AsyncClient:
     async def delete(self, model: str) -> StatusResponse:
         return await asyncio.to_thread(self._client.delete, model)
 
+    async def unload(self, model: str) -> bool:
+        """:meth:`Client.unload`."""
+        return await asyncio.to_thread(self._client.unload, model)
+
     async def version(self) -> VersionResponse:
         return self._client.version()
 

@@ -62,6 +62,7 @@ class _Prepared:
     keep_alive_s: float
     system: str | None
     has_projector: bool = False
+    messages: tuple[Message, ...] = ()  # the model's MESSAGE lines, prepended to each conversation
 
     @property
     def config(self):
@@ -95,8 +96,9 @@ class Client:
     def _prepare(self, model: str, options, keep_alive) -> _Prepared:
         stored = self.store.resolve(model)  # 404 here, before anything loads
         _template, system, params, _license, projector = _details.stored_layers(stored)
+        messages = tuple(Message.model_validate(m) for m in _details.stored_messages(stored))
         return _Prepared(stored, effective_options(params, options), keep_alive_seconds(keep_alive), system,
-                         projector)
+                         projector, messages)
 
     @contextmanager
     def _use(self, prep: _Prepared) -> Iterator[Loaded]:
@@ -182,7 +184,7 @@ class Client:
         # A template without tool syntax gets the generic JSON form (see _generic_tools).
         use_generic = bool(tools) and not caps.get("supports_tool_calls")
         schema = json_schema_of(req.format)
-        messages = list(req.messages)
+        messages = list(prep.messages) + list(req.messages)
         while True:
             msgs = oai_messages(messages, prep.system)
             if use_generic:
@@ -279,7 +281,8 @@ class Client:
         else:
             templates = self._chat_templates(entry, req.template)
             system = req.system if req.system is not None else prep.system
-            messages = oai_messages([Message(role="user", content=req.prompt or "")], system)
+            history = list(prep.messages) if not req.context else []  # as Ollama: not with a context
+            messages = oai_messages(history + [Message(role="user", content=req.prompt or "")], system)
             rendered = render_chat(templates, vocab, messages, None, None, schema, req.think)
             text, grammar = rendered.prompt, rendered.grammar
         toks = vocab.tokenize(text, add_special=not req.context, parse_special=not req.raw)
@@ -418,7 +421,7 @@ class Client:
         caps = _core.ChatTemplates(None, gguf_template).caps() if gguf_template else None
         return ShowResponse(
             license=license_text, template=template or gguf_template or "", system=system,
-            parameters="\n".join(f"{k:<30} {v!r}" for k, v in (params or {}).items()) or None,
+            parameters=_details.format_parameters(params), messages=_details.stored_messages(stored) or None,
             modelfile=_details.modelfile(stored, template or gguf_template or "", system, params),
             details=_details.model_details(md, _details.parameter_count(stored.path)),
             model_info=_details.model_info(md, bool(req.verbose)),
@@ -537,6 +540,18 @@ class Client:
         req = _validate(CopyRequest, source=source, destination=destination)
         self.store.copy(req.source, req.destination)
         return StatusResponse(status="success")
+
+    def unload(self, model: str) -> bool:
+        """Unload ``model`` now (after its running requests), whatever options it was loaded with.
+
+        A llamanative extension (Ollama's idiom, ``generate(model, keep_alive=0)``,
+        would first reload a model loaded with other load-time options).
+        Returns whether it was loaded.
+
+        Raises:
+            StatusError: 404 unknown model.
+        """
+        return self._scheduler.unload(self.store.resolve(model).path)
 
     def delete(self, model: str) -> StatusResponse:
         req = _validate(DeleteRequest, model=model)
