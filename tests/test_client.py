@@ -375,3 +375,17 @@ def test_model_messages_parameters_and_modelfile_round_trip(tmp_path, smollm2_pa
     assert c.chat("tutor", ask("Hi")).done
     assert c.unload("tutor") is True and c.ps().models == [] and c.unload("tutor") is False
     c.close()
+
+
+def test_create_from_an_uploaded_blob(tmp_path, smollm2_path):
+    c = Client(models_dir=tmp_path)
+    digest = c.create_blob(smollm2_path)
+    assert digest.startswith("sha256:") and len(digest) == 71
+    assert c.create("from-blob", files={"model.gguf": digest}).status == "success"
+    assert c.show("from-blob").details.family == "llama"
+    with pytest.raises(StatusError) as e:
+        c.create("nope", files={"model.gguf": "sha256:" + "0" * 64})
+    assert e.value.status_code == 400 and "create_blob" in str(e.value)
+    with pytest.raises(FileNotFoundError):
+        c.create_blob(tmp_path / "missing.gguf")
+    c.close()

@@ -131,6 +131,10 @@ class AsyncClient:
     async def delete(self, model: str) -> StatusResponse:
         return await asyncio.to_thread(self._client.delete, model)
 
+    async def create_blob(self, path) -> str:
+        """:meth:`Client.create_blob`."""
+        return await asyncio.to_thread(self._client.create_blob, path)
+
     async def unload(self, model: str) -> bool:
         """:meth:`Client.unload`."""
         return await asyncio.to_thread(self._client.unload, model)

@@ -10,11 +10,13 @@ written for it runs unchanged; the spec's request objects with a callback
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,7 @@ from ..engine import CompletionJob, EmbedJob, Finished
 from ..engine.scheduler import Loaded, Scheduler
 from ..errors import LlamaError, StatusError
 from ..store import ModelStore, StoredModel
+from ..store.store import is_digest
 from ..types import (ChatRequest, ChatResponse, Choice, CopyRequest, CreateRequest, DebugInfo, DeleteRequest,
                      EmbeddingRequest, EmbeddingResponse, EmbedRequest, EmbedResponse, GenerateRequest,
                      GenerateResponse, ListModelResponse, ListResponse, Message, Modalities, Options,
@@ -504,13 +507,26 @@ class Client:
             raise StatusError.bad_request("quantize and adapters are not supported by create")
         source = req.from_ or next(iter((req.files or {}).values()), None)
         if not source:
-            raise StatusError.bad_request("create needs from_ (a GGUF path or a model name)")
+            raise StatusError.bad_request("create needs from_ (a GGUF path or a model name) or files")
+        if is_digest(source):  # files={"model.gguf": digest} after create_blob, as ollama-python does
+            blob = self.store.blob_path(source)
+            if not blob.is_file():
+                raise StatusError.bad_request(f"blob {source} not found: upload it with create_blob(path) first")
+            source = str(blob)
         if req.parameters:
             Options.from_map(req.parameters)  # validate before storing
         self.store.create(req.model, from_=source, template=req.template, system=req.system,
                           parameters=req.parameters, license=req.license,
                           messages=[m.model_dump(exclude_none=True) for m in req.messages] if req.messages else None)
         return StatusResponse(status="success")
+
+    def create_blob(self, path: str | os.PathLike) -> str:
+        """Put the file at ``path`` into the store's blobs; return its digest (``sha256:<hex>``) for ``create(files=...)``.
+
+        Raises:
+            FileNotFoundError: no such file.
+        """
+        return self.store.put_blob(Path(path))
 
     def pull(self, model: str | PullRequest = "", fn: Callable | None = None, *, insecure: bool = False,
              stream: bool = False, **extra: Any):

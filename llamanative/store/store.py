@@ -167,6 +167,17 @@ class ModelStore:
         return sorted(out, key=lambda m: m.modified_at, reverse=True)
 
     # -- writing -------------------------------------------------------------------------
+    def put_blob(self, src: Path) -> str:
+        """Put the file ``src`` into the blobs (atomically, under the store lock); return its digest.
+
+        Raises:
+            FileNotFoundError: no such file.
+        """
+        if not src.is_file():
+            raise FileNotFoundError(f"no such file: {src}")
+        with self._locked():
+            return self._put_blob_file(src)["digest"]
+
     def _put_blob_file(self, src: Path) -> dict:
         digest = "sha256:" + sha256_file(src)
         dst = self.blob_path(digest)
