@@ -217,3 +217,13 @@ def test_a_thinking_level_reaches_the_template_as_reasoning_effort(smollm2):
                                        None, None, None, think).prompt
     assert render(ThinkValue("high")) == "hi|high" and render(ThinkValue("low")) == "hi|low"
     assert render(ThinkValue(True)) == render(None) == "hi|unset"
+
+
+def test_generate_separates_thinking_too(client):
+    r = client.generate("qwen-style", "What is 2+2?", options={"temperature": 0, "num_predict": 24})
+    assert r.thinking and not THINK_TAGS.search(r.thinking + r.response)
+    chunks = list(client.generate("qwen-style", "What is 2+2?", stream=True,
+                                  options={"temperature": 0, "num_predict": 24}))
+    assert "".join(c.thinking or "" for c in chunks) and all(not THINK_TAGS.search(c.response) for c in chunks)
+    off = client.generate("qwen-style", "What is 2+2?", think=False, options={"temperature": 0, "num_predict": 8})
+    assert off.thinking is None and off.response

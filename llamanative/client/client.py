@@ -264,12 +264,19 @@ class Client:
             return with_callback(chunks, fn)
         return chunks if req.stream else _join_generate(chunks)
 
-    def _generate_prompt(self, req: GenerateRequest, prep: _Prepared, entry: Loaded) -> tuple[np.ndarray, dict, str]:
-        """Prompt tokens, grammar fields and the rendered text."""
+    def _generate_prompt(self, req: GenerateRequest, prep: _Prepared,
+                         entry: Loaded) -> tuple[np.ndarray, dict, str, dict | None]:
+        """Prompt tokens, grammar fields, the rendered text, and ``common``'s parse
+        parameters (None for raw and fill-in-the-middle prompts, whose output is taken as it is)."""
         vocab = entry.runner.vocab
         schema = json_schema_of(req.format)
-        # Raw and fill-in-the-middle prompts bypass the template: compile the schema here.
-        grammar = {"grammar": _core.json_schema_to_grammar(schema)} if schema is not None else {}
+        grammar: dict = {}
+        if schema is not None and (req.raw or req.suffix is not None):
+            # Raw and fill-in-the-middle prompts bypass the template: compile the schema here.
+            try:
+                grammar = {"grammar": _core.json_schema_to_grammar(schema)}
+            except ValueError as exc:
+                raise StatusError.bad_request(f"invalid format schema: {exc}") from exc
         if req.suffix is not None:
             if min(vocab.fim_pre, vocab.fim_suf, vocab.fim_mid) < 0:
                 raise StatusError.bad_request(f"{req.model} does not support insert")
@@ -278,7 +285,8 @@ class Client:
             bos = [vocab.bos] if vocab.add_bos and vocab.bos >= 0 else []
             toks = np.concatenate([np.array(bos + [vocab.fim_pre], np.int32), pre,
                                    np.array([vocab.fim_suf], np.int32), suf, np.array([vocab.fim_mid], np.int32)])
-            return toks, grammar, vocab.detokenize(toks, unparse_special=True)
+            return toks, grammar, vocab.detokenize(toks, unparse_special=True), None
+        params = None
         if req.raw:
             text = req.prompt or ""
         else:
@@ -287,11 +295,11 @@ class Client:
             history = list(prep.messages) if not req.context else []  # as Ollama: not with a context
             messages = oai_messages(history + [Message(role="user", content=req.prompt or "")], system)
             rendered = render_chat(templates, vocab, messages, None, None, schema, req.think)
-            text, grammar = rendered.prompt, rendered.grammar
+            text, grammar, params = rendered.prompt, rendered.grammar, rendered.params
         toks = vocab.tokenize(text, add_special=not req.context, parse_special=not req.raw)
         if req.context:
             toks = np.concatenate([np.asarray(req.context, np.int32), toks])
-        return toks, grammar, text
+        return toks, grammar, text, params
 
     def _generate_stream(self, req: GenerateRequest, prep: _Prepared) -> Iterator[GenerateResponse]:
         t0 = time.perf_counter_ns()
@@ -315,7 +323,7 @@ class Client:
         vocab = runner.vocab
         if req.context and (min(req.context) < 0 or max(req.context) >= vocab.n_vocab):
             raise StatusError.bad_request(f"context has token ids outside the vocabulary (0..{vocab.n_vocab - 1})")
-        tokens, grammar, text = self._generate_prompt(req, prep, entry)
+        tokens, grammar, text, params = self._generate_prompt(req, prep, entry)
         if len(tokens) >= runner.n_ctx:
             raise StatusError.bad_request(
                 f"the prompt has {len(tokens)} tokens, more than the context length of {runner.n_ctx}")
@@ -325,25 +333,30 @@ class Client:
             return
         job = _completion_job(req, prep.opts, tokens, grammar)
         gen_id = f"gen-{created}-{id(job) & 0xFFFFFF:06x}"
+        # A templated prompt's output goes through common's parser, as in chat: it
+        # separates thinking and unwraps structured output from a code fence.
+        parser = OutputParser(params) if params is not None else None
         yield Submit(runner, job)
         while True:
             ev = checked((yield NEED_EVENT))
             if isinstance(ev, Finished):
+                tail, thinking = parser.feed("", final=True)[:2] if parser else ("", "")
                 yield GenerateResponse(
                     model=name, created_at=_now(), created=created, id=gen_id, object="text_completion",
-                    response="", done=True, done_reason=ev.reason,
-                    choices=[Choice(text="", index=0, finish_reason=ev.reason)],
+                    response=tail, thinking=thinking or None, done=True, done_reason=ev.reason,
+                    choices=[Choice(text=tail, index=0, finish_reason=ev.reason)],
                     logprobs=[] if job.logprobs >= 0 else None,
                     context=[int(t) for t in tokens] + list(ev.tokens),
                     total_duration=ns_since(t0), load_duration=self._load_ns(entry, t0),
                     prompt_eval_count=ev.prompt_eval_count, prompt_eval_duration=ev.prompt_eval_duration,
                     eval_count=ev.eval_count, eval_duration=ev.eval_duration)
                 return
-            if ev.text or ev.logprobs:
+            text, thinking = parser.feed(ev.text)[:2] if parser else (ev.text, "")
+            if text or thinking or ev.logprobs:
                 lp = to_logprobs(runner.vocab, ev.logprobs) if ev.logprobs else None
                 yield GenerateResponse(model=name, created_at=_now(), created=created, id=gen_id,
-                                       object="text_completion", response=ev.text, done=False, logprobs=lp,
-                                       choices=[Choice(text=ev.text, index=0, logprobs=lp)])
+                                       object="text_completion", response=text, thinking=thinking or None,
+                                       done=False, logprobs=lp, choices=[Choice(text=text, index=0, logprobs=lp)])
 
     # -- embeddings ---------------------------------------------------------------------------
     def embed(self, model: str = "", input: str | Sequence[str] = "", truncate: bool | None = None,
@@ -617,12 +630,14 @@ def _join_chat(chunks: Iterator[ChatResponse]) -> ChatResponse:
 
 
 def _join_generate(chunks: Iterator[GenerateResponse]) -> GenerateResponse:
-    text, logprobs, last = [], [], None
+    text, thinking, logprobs, last = [], [], [], None
     for c in chunks:
         text.append(c.response or "")
+        thinking.append(c.thinking or "")
         logprobs.extend(c.logprobs or ())
         last = c
     last.response = "".join(text)
+    last.thinking = "".join(thinking) or None
     if last.logprobs is not None:
         last.logprobs = logprobs
     if last.choices:
