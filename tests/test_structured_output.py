@@ -269,10 +269,15 @@ def test_generate_streaming_with_format_json(client: Client) -> None:
     assert isinstance(json.loads(text), dict), text
 
 
-# Schemas llama.cpp's converter rejects, and what its message must name. (It ignores
-# keywords it does not implement, e.g. number bounds or uniqueItems, rather than
-# rejecting them; the cases here are the ones it refuses.)
+# Schemas that cannot be enforced, and what the 400 must name: the ones llama.cpp's
+# converter refuses, and keywords it would skip silently (refused by llamanative
+# before the converter sees them, so output never only looks constrained).
 BAD_SCHEMAS = {
+    "number_bounds": ({"type": "object", "properties": {"x": {"type": "number", "minimum": 0}}},
+                      r"#/properties/x: minimum \(bounds are enforced for integers only\)"),
+    "unique_items": ({"type": "array", "items": {"type": "integer"}, "uniqueItems": True}, "#: uniqueItems"),
+    "unanchored_pattern": ({"type": "string", "pattern": "a+"}, "must be anchored"),
+    "email_format": ({"type": "string", "format": "email"}, "format 'email'"),
     "missing_def": ({"type": "object", "properties": {"a": {"$ref": "#/$defs/nope"}}, "required": ["a"]},
                     r"cannot resolve \$ref #/\$defs/nope"),
     "remote_ref": ({"type": "object", "properties": {"a": {"$ref": "https://example.com/a.json"}}},

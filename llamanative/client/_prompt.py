@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from .. import _core
 from ..errors import StatusError
 from ..types import Message, ThinkValue, Tool, ToolCall, ToolCallFunction
+from ._schema_check import unenforced
 
 _ID_CHARS = string.ascii_lowercase + string.digits
 
@@ -58,6 +59,10 @@ def json_schema_of(fmt) -> dict | None:
     if fmt == "json":
         return {"type": "object"}
     if isinstance(fmt, dict):
+        problems = unenforced(fmt)
+        if problems:
+            raise StatusError.bad_request(
+                "format: the schema uses keywords the grammar cannot enforce: " + "; ".join(problems))
         return fmt
     raise StatusError.bad_request(f'invalid format: {fmt!r}; expected "json" or a valid JSON Schema object')
 
