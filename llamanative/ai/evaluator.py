@@ -1,0 +1,140 @@
+"""Evaluators: score a dataset of examples (Go's ``DefineEvaluator`` / ``DefineBatchEvaluator``).
+
+A per-example evaluator function is
+``fn(request: EvaluatorCallbackRequest) -> EvaluationResult`` (a
+:class:`Score` or a list of scores is accepted too). Examples run one after
+the other; an example without ``test_case_id`` gets a UUID; an example whose
+function raises gets a ``FAIL`` score with the error and the run goes on.
+
+A batch evaluator function is ``fn(request: EvaluatorRequest) ->
+list[EvaluationResult]`` and sees the whole dataset at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._wire import WireModel
+from .errors import InvalidArgumentError
+
+__all__ = [
+    "EvaluationResult",
+    "Evaluator",
+    "EvaluatorCallbackRequest",
+    "EvaluatorRequest",
+    "Example",
+    "Score",
+    "new_batch_evaluator",
+    "new_evaluator",
+]
+
+log = logging.getLogger("llamanative.ai")
+
+
+class Example(WireModel):
+    """One test case: an input, the output to judge, and optional context and reference."""
+
+    test_case_id: str | None = None
+    input: Any = None
+    output: Any = None
+    context: list[Any] | None = None
+    reference: Any = None
+    trace_ids: list[str] | None = None
+
+
+class Score(WireModel):
+    id: str | None = None
+    score: Any = None
+    status: str | None = None
+    "``UNKNOWN``, ``FAIL`` or ``PASS``."
+
+    error: str | None = None
+    details: dict[str, Any] | None = None
+    'e.g. ``{"reasoning": ...}``.'
+
+
+class EvaluationResult(WireModel):
+    test_case_id: str
+    trace_id: str | None = None
+    span_id: str | None = None
+    evaluation: list[Score] = []
+
+
+class EvaluatorRequest(WireModel):
+    dataset: list[Example] = []
+    eval_run_id: str | None = None
+    options: Any = None
+
+
+class EvaluatorCallbackRequest(WireModel):
+    input: Example
+    options: Any = None
+
+
+def _as_result(value: Any, test_case_id: str) -> EvaluationResult:
+    if isinstance(value, EvaluationResult):
+        return value
+    if isinstance(value, Score):
+        return EvaluationResult(test_case_id=test_case_id, evaluation=[value])
+    if isinstance(value, dict):
+        return EvaluationResult.model_validate({"testCaseId": test_case_id, **value})
+    return EvaluationResult(test_case_id=test_case_id, evaluation=list(value))
+
+
+class Evaluator:
+    """An evaluator (per example or batch)."""
+
+    kind = "evaluator"
+
+    def __init__(self, name: str, fn: Callable[[Any], Any], *, batch: bool = False, display_name: str = "",
+                 definition: str = "", is_billed: bool = False, config_schema: dict[str, Any] | None = None,
+                 metadata: dict[str, Any] | None = None) -> None:
+        if not name:
+            raise InvalidArgumentError("an evaluator needs a name")
+        self.name = name
+        self.fn = fn
+        self.batch = batch
+        self.display_name = display_name or name
+        self.definition = definition
+        self.is_billed = is_billed
+        self.config_schema = config_schema
+        self.metadata = metadata
+
+    def __repr__(self) -> str:
+        return f"Evaluator({self.name!r})"
+
+    def evaluate(self, request: EvaluatorRequest) -> list[EvaluationResult]:
+        """Score every example of ``request.dataset`` (see the module doc for the rules)."""
+        if self.batch:
+            return [_as_result(r, "") if not isinstance(r, EvaluationResult) else r for r in self.fn(request)]
+        results = []
+        for example in request.dataset:
+            if not example.test_case_id:
+                example = example.model_copy(update={"test_case_id": str(uuid.uuid4())})
+            try:
+                out = self.fn(EvaluatorCallbackRequest(input=example, options=request.options))
+                results.append(_as_result(out, example.test_case_id))
+            except Exception as exc:  # one failing example does not stop the run
+                log.warning("evaluation of test case %s failed, continuing: %s", example.test_case_id, exc)
+                results.append(EvaluationResult(test_case_id=example.test_case_id, evaluation=[Score(
+                    status="FAIL", error=f"Evaluation of test case {example.test_case_id} failed: \n {exc}")]))
+        return results
+
+
+def new_evaluator(name: str, fn: Callable[[EvaluatorCallbackRequest], Any], *, display_name: str = "",
+                  definition: str = "", is_billed: bool = False, config_schema: dict[str, Any] | None = None,
+                  metadata: dict[str, Any] | None = None) -> Evaluator:
+    """A per-example evaluator that is not registered (pass it to ``evaluate``)."""
+    return Evaluator(name, fn, display_name=display_name, definition=definition, is_billed=is_billed,
+                     config_schema=config_schema, metadata=metadata)
+
+
+def new_batch_evaluator(name: str, fn: Callable[[EvaluatorRequest], Sequence[Any]], *, display_name: str = "",
+                        definition: str = "", is_billed: bool = False, config_schema: dict[str, Any] | None = None,
+                        metadata: dict[str, Any] | None = None) -> Evaluator:
+    """A batch evaluator that is not registered (pass it to ``evaluate``)."""
+    return Evaluator(name, fn, batch=True, display_name=display_name, definition=definition, is_billed=is_billed,
+                     config_schema=config_schema, metadata=metadata)

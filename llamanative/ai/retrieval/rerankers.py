@@ -1,0 +1,116 @@
+"""Rerankers: order candidate documents by relevance to a query, with scores.
+
+A reranker is anything with ``rerank(query, documents, options=None) ->
+list[RankedDocument]`` (best first), or a plain function of those arguments.
+Two are built in: :class:`EmbeddingReranker` (cosine similarity through a
+text embedder, one batched call for the query and all candidates) and
+:class:`BM25Reranker` (lexical: Okapi BM25 over the candidates, no model).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ._compat import as_document, document_text, invalid_argument
+from .embedders import as_text_embedder, embed_texts
+from .types import RankedDocument, ScoredDocument
+from .vector_store import single_query
+
+__all__ = ["BM25Reranker", "EmbeddingReranker", "Reranker", "rerank"]
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    def rerank(self, query: Any, documents: Sequence[Any], options: Any = None) -> list[RankedDocument]: ...
+
+
+def _top_k(options: Any) -> int | None:
+    k = options.get("k") if isinstance(options, Mapping) else getattr(options, "k", None)
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 0):
+        raise invalid_argument(f"k must be a non-negative integer, got {k!r}")
+    return k
+
+
+def _ranked(docs: list[Any], scores: np.ndarray, k: int | None) -> list[RankedDocument]:
+    order = np.argsort(-scores, kind="stable")
+    if k is not None:
+        order = order[:k]
+    return [RankedDocument(docs[i], float(scores[i])) for i in order]
+
+
+class EmbeddingReranker:
+    """Scores each document by the cosine similarity of its embedding to the query's.
+
+    Useful after a cheap first stage (a lexical search, or a vector store built
+    with a smaller model). Options: ``{"k": n}`` keeps the best n.
+    """
+
+    def __init__(self, embedder: Any, *, model: str | None = None, options: Any = None) -> None:
+        self.embedder = as_text_embedder(embedder, model, options)
+
+    def rerank(self, query: Any, documents: Sequence[Any], options: Any = None) -> list[RankedDocument]:
+        q = single_query(query)
+        docs = [as_document(d) for d in documents]
+        if not docs:
+            return []
+        matrix = embed_texts(self.embedder, [document_text(q)] + [document_text(d) for d in docs])
+        return _ranked(docs, matrix[1:] @ matrix[0], _top_k(options))
+
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+class BM25Reranker:
+    """Okapi BM25 of the query's words in each document; IDF over the candidates given.
+
+    Args:
+        k1: term-frequency saturation (default 1.2).
+        b: length normalisation (default 0.75).
+    """
+
+    def __init__(self, *, k1: float = 1.2, b: float = 0.75) -> None:
+        self.k1 = k1
+        self.b = b
+
+    def rerank(self, query: Any, documents: Sequence[Any], options: Any = None) -> list[RankedDocument]:
+        q_terms = list(dict.fromkeys(_tokens(document_text(single_query(query)))))
+        docs = [as_document(d) for d in documents]
+        if not docs:
+            return []
+        counts = [Counter(_tokens(document_text(d))) for d in docs]
+        lengths = np.array([sum(c.values()) for c in counts], dtype=np.float64)
+        avg = float(lengths.mean()) or 1.0
+        n = len(docs)
+        # tf[i, j]: occurrences of query term j in document i.
+        tf = np.array([[c.get(t, 0) for t in q_terms] for c in counts], dtype=np.float64).reshape(n, len(q_terms))
+        df = (tf > 0).sum(axis=0)
+        idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+        norm = self.k1 * (1.0 - self.b + self.b * lengths / avg)
+        scores = ((tf * (self.k1 + 1.0)) / (tf + norm[:, None]) * idf[None, :]).sum(axis=1)
+        return _ranked(docs, scores, _top_k(options))
+
+
+def rerank(reranker: Any, query: Any, documents: Sequence[Any], options: Any = None,
+           **option_kwargs: Any) -> list[RankedDocument]:
+    """Run a reranker (an object with ``rerank`` or a function) on one query and candidate documents.
+
+    Candidates may be texts, documents, or :class:`~.types.ScoredDocument` hits of a search.
+    """
+    if option_kwargs:
+        options = {**(dict(options) if isinstance(options, Mapping) else {}), **option_kwargs}
+    docs = [d.document if isinstance(d, (ScoredDocument, RankedDocument)) else d for d in documents]
+    fn = getattr(reranker, "rerank", None) or reranker
+    if not callable(fn):
+        raise invalid_argument(f"not a reranker: {type(reranker).__name__}")
+    out = fn(query, docs, options)
+    return [r if isinstance(r, RankedDocument) else RankedDocument.of(*r) for r in out]
+
