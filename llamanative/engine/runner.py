@@ -99,7 +99,6 @@ class Runner:
             self.model.close()
             raise
         self._embed_ctx: _core.Context | None = None
-        self._batch = _core.Batch(self.ctx.n_batch)  # reused by every step of the worker
         self.loaded_at_ns = time.perf_counter_ns()
         self.load_duration = self.loaded_at_ns - t0
         n_slots = 0 if self.is_embedding_model else self.ctx.n_seq_max
