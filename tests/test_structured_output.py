@@ -213,9 +213,11 @@ def test_chat_outputs_follow_the_schema(client: Client, model: str, name: str) -
 # answer runs is up to the model (Gemma 3 sometimes pads with whitespace for
 # 200 tokens). Questions with short answers, room for the long ones, and seeds
 # run one at a time.
+# Gemma 3 270M is not here: asked for free-form JSON, it writes objects that go on
+# past any token budget (greedy and sampled alike), so no answer would end to be
+# checked. Gemma's constrained output is covered by the schema tests above.
 JSON_CASES = [
     ("smol", 'What is the capital of France? Answer with a JSON object like {"capital": "..."}.', (2, 3, 4)),
-    ("gemma", "What is the capital of France?", (0, 1, 2)),
 ]
 
 
