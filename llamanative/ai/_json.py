@@ -33,6 +33,21 @@ def extract_json_from_markdown(md: str) -> str:
     return md
 
 
+def _outside_strings(text: str, start: int):
+    """``(index, char)`` for each character from ``start`` that is not inside a JSON string (quotes excluded)."""
+    in_string = escape = False
+    for i in range(start, len(text)):
+        ch = text[i]
+        if escape:
+            escape = False
+        elif ch == "\\":
+            escape = True
+        elif ch == '"':
+            in_string = not in_string
+        elif not in_string:
+            yield i, ch
+
+
 def extract_json(text: str) -> Any:
     """The first JSON object or array in ``text``; an unfinished one is completed (partial JSON).
 
@@ -43,19 +58,7 @@ def extract_json(text: str) -> Any:
     """
     opening = closing = ""
     start, depth = -1, 0
-    in_string = escape = False
-    for i, ch in enumerate(text):
-        if escape:
-            escape = False
-            continue
-        if ch == "\\":
-            escape = True
-            continue
-        if ch == '"':
-            in_string = not in_string
-            continue
-        if in_string:
-            continue
+    for i, ch in _outside_strings(text, 0):
         if not opening and ch in "{[":
             opening, closing = ch, "}" if ch == "{" else "]"
             start, depth = i, 1
@@ -210,20 +213,7 @@ def extract_items(text: str, cursor: int) -> tuple[list[Any], int]:
             return items, len(text)
         pos = start + 1
     obj_start, depth = -1, 0
-    in_string = escape = False
-    for i in range(pos, len(text)):
-        ch = text[i]
-        if escape:
-            escape = False
-            continue
-        if ch == "\\":
-            escape = True
-            continue
-        if ch == '"':
-            in_string = not in_string
-            continue
-        if in_string:
-            continue
+    for i, ch in _outside_strings(text, pos):
         if ch == "{":
             if depth == 0:
                 obj_start = i

@@ -114,9 +114,7 @@ class Model:
 
     def supports_constrained(self, has_tools: bool) -> bool:
         """Whether the model constrains output natively for a request with (or without) tools."""
-        sup = self.info.supports
-        c = sup.constrained if sup else None
-        return c not in (None, "", "none") and not (c == "no-tools" and has_tools)
+        return _supports_constrained(self.info, has_tools)
 
     def _built(self) -> ModelFn:
         if self._chain is None:
@@ -183,9 +181,7 @@ class BackgroundModel:
         return self._info.get()
 
     def supports_constrained(self, has_tools: bool) -> bool:
-        sup = self.info.supports
-        c = sup.constrained if sup else None
-        return c not in (None, "", "none") and not (c == "no-tools" and has_tools)
+        return _supports_constrained(self.info, has_tools)
 
     def supports_cancel(self) -> bool:
         return self._cancel is not None
@@ -239,3 +235,10 @@ def new_background_model(name: str, start: Callable[[ModelRequest], Operation],
                          config_schema: dict[str, Any] | type | None = None) -> BackgroundModel:
     """A background model that is not registered (see :class:`BackgroundModel`)."""
     return BackgroundModel(name, start, check, cancel=cancel, info=info, config_schema=config_schema)
+
+
+def _supports_constrained(info: ModelInfo, has_tools: bool) -> bool:
+    """Go's rule: ``constrained`` "all", or "no-tools" for a request without tools."""
+    sup = info.supports
+    c = sup.constrained if sup else None
+    return c not in (None, "", "none") and not (c == "no-tools" and has_tools)
