@@ -16,6 +16,11 @@ __version__ = "0.1.0"
 
 from . import _core  # noqa: E402
 from ._core import LLAMA_CPP_COMMIT, backends, devices, set_log_level, system_info  # noqa: E402
+from ._backends import PluginAttempt, backend_load_log, load_backends as _load_backends  # noqa: E402
+
+# The backend plugins (CPU variant, GPU backends) are loaded here, once, from
+# the package directory; see llamanative/_backends.py.
+_load_backends()
 from .client import AsyncClient, Client  # noqa: E402
 from .errors import LlamaError, ModelLoadError, RequestError, ResponseError, StatusError  # noqa: E402
 from .types import (  # noqa: E402
@@ -129,9 +134,9 @@ def heartbeat() -> None:
 __all__ = [
     "LLAMA_CPP_COMMIT", "AsyncClient", "ChatRequest", "ChatResponse", "Client", "Duration", "EmbedRequest", "EmbedResponse",
     "EmbeddingResponse", "EmbeddingsResponse", "GenerateRequest", "GenerateResponse", "Image", "ListResponse",
-    "LlamaError", "Message", "ModelLoadError", "Options", "ProcessResponse", "ProgressResponse", "RequestError",
+    "LlamaError", "Message", "ModelLoadError", "Options", "PluginAttempt", "ProcessResponse", "ProgressResponse", "RequestError",
     "ResponseError", "ShowResponse", "StatusError", "StatusResponse", "ThinkValue", "Tool", "__version__",
-    "backends", "chat", "copy", "create", "default_options", "delete", "devices", "embed", "embeddings",
+    "backend_load_log", "backends", "chat", "copy", "create", "default_options", "delete", "devices", "embed", "embeddings",
     "generate", "heartbeat", "list", "list_running", "ps", "pull", "set_log_level", "show", "system_info",
     "tool_from_function", "version",
 ]

@@ -23,6 +23,7 @@ from libcpp.string cimport string
 from libcpp.vector cimport vector
 
 cimport chat_bridge as cb
+cimport plugin_probe as pp
 cimport stepper as st
 cimport llama
 from llama cimport llama_pos, llama_seq_id, llama_token

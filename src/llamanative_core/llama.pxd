@@ -64,6 +64,10 @@ cdef extern from "ggml-backend.h" nogil:
     size_t ggml_backend_reg_dev_count(ggml_backend_reg_t reg)
     void * ggml_backend_reg_get_proc_address(ggml_backend_reg_t reg, const char * name)
 
+    # Load one backend plugin and register it; NULL (logged by ggml) when the
+    # file cannot be loaded, reports a score of 0, or fails to initialise.
+    ggml_backend_reg_t ggml_backend_load(const char * path)
+
     size_t ggml_backend_reg_count()
     ggml_backend_reg_t ggml_backend_reg_get(size_t index)
     size_t ggml_backend_dev_count()

@@ -32,12 +32,60 @@ cdef dict _reg_features(llama.ggml_backend_reg_t reg):
     return features
 
 
-def backends() -> list:
-    """The ggml backends compiled into this build.
+# Backend name -> the plugin file it was loaded from (plugin_load).
+_plugin_paths = {}
+
+
+def plugin_score(path: str) -> tuple:
+    """Probe a backend plugin file without registering it.
 
     Returns:
-        A list of dicts ``{"name", "n_devices", "features"}``; ``features`` maps
-        a feature name (``"AVX2"``, ``"CUDA"`` ...) to its value as a string.
+        ``(status, score, error)``: status ``"scored"`` with the plugin's
+        ``ggml_backend_score()`` (0 means the CPU or driver here cannot run
+        it), ``"no-score"`` for a plugin built for one machine (usable as is),
+        or ``"load-failed"`` with the loader's message in ``error``.
+    """
+    cdef bytes bpath = _os.fsencode(path)
+    cdef const char * cpath = bpath
+    cdef int score = 0
+    cdef string error
+    cdef pp.lln_probe_status status
+    with nogil:
+        status = pp.lln_plugin_score(cpath, &score, &error)
+    if status == pp.LLN_PROBE_SCORED:
+        return ("scored", score, "")
+    if status == pp.LLN_PROBE_NO_SCORE:
+        return ("no-score", None, "")
+    return ("load-failed", None, error.decode("utf-8", "replace"))
+
+
+def plugin_load(path: str):
+    """Load a backend plugin and register its devices with ggml.
+
+    Returns:
+        The backend's name (``"CPU"``, ``"Vulkan"``...), or None when ggml
+        refused the file (the reason goes to the ``llamanative.native`` log).
+    """
+    cdef bytes bpath = _os.fsencode(path)
+    cdef const char * cpath = bpath
+    cdef llama.ggml_backend_reg_t reg
+    with nogil:
+        reg = llama.ggml_backend_load(cpath)
+    if reg == NULL:
+        return None
+    name = llama.ggml_backend_reg_name(reg).decode()
+    _plugin_paths[name] = path
+    return name
+
+
+def backends() -> list:
+    """The ggml backends registered in this process.
+
+    Returns:
+        A list of dicts ``{"name", "n_devices", "features", "path"}``;
+        ``features`` maps a feature name (``"AVX2"``, ``"CUDA"`` ...) to its
+        value as a string; ``path`` is the plugin file the backend was loaded
+        from (None for a backend linked into the library).
     """
     cdef size_t i
     cdef llama.ggml_backend_reg_t reg
@@ -48,6 +96,7 @@ def backends() -> list:
             "name": llama.ggml_backend_reg_name(reg).decode(),
             "n_devices": llama.ggml_backend_reg_dev_count(reg),
             "features": _reg_features(reg),
+            "path": _plugin_paths.get(llama.ggml_backend_reg_name(reg).decode()),
         })
     return out
 
