@@ -21,10 +21,11 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# In bin/, beside the backend plugins they load (ggml looks in the executable's directory).
 TOOLS = {
-    "llama-bench": "reference-tools/llama-bench/llama-bench",
-    "llama-tokenize": "reference-tools/tokenize/llama-tokenize",
-    "llama-completion": "reference-tools/completion/llama-completion",
+    "llama-bench": "bin/llama-bench",
+    "llama-tokenize": "bin/llama-tokenize",
+    "llama-completion": "bin/llama-completion",
 }
 
 

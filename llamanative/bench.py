@@ -2,6 +2,7 @@
 
     llamanative bench MODEL.gguf --threads 1,2 --ubatch 128,512 --flash-attn on,off --reps 3
     python -m llamanative.bench MODEL.gguf --type-k f16,q8_0 --output csv
+    llamanative bench MODEL.gguf --device all --cpu-variant all    # every backend
 
 For every combination of the settings given (comma-separated lists), measures
 with llama-bench's protocol (random tokens, one warm-up run, KV cleared
@@ -10,6 +11,12 @@ of ``--batch``), generation tokens/s (``--tg`` tokens, one at a time, an
 output on each), time to first token (the prompt plus one sampled token) and,
 with ``--embed N``, embeddings/s for N short inputs packed into shared
 batches. Repetitions give mean ± stdev. Output: a table, JSON or CSV.
+
+``--device`` places the model on the named devices (``CPU``, ``Vulkan0``,
+``CUDA0``...; ``all`` = each loaded device in turn). ``--cpu-variant`` runs
+the grid once per CPU plugin of a portable build (``haswell``, ``sse42``...;
+``all`` = every variant this CPU can run), each in its own process since a
+process loads one CPU plugin.
 """
 
 from __future__ import annotations
@@ -20,14 +27,16 @@ import io
 import itertools
 import json
 import random
+import os
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import _core
+from . import _backends, _core
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,7 @@ class Setting:
     type_k: str
     type_v: str
     n_gpu_layers: int
+    device: str = ""  # "" = llama.cpp's default placement
 
 
 def _random_tokens(vocab: _core.Vocab, n: int, rng: random.Random) -> np.ndarray:
@@ -157,13 +167,14 @@ def run_grid(path: str, settings: list[Setting], pp: int, tg: int, reps: int, em
     results = []
     models: dict[tuple, _core.Model] = {}
     for s in settings:
-        key = (s.n_gpu_layers,)
+        key = (s.n_gpu_layers, s.device)
         if key not in models:
             for m in models.values():
                 m.close()
-            models = {key: _core.Model(path, n_gpu_layers=s.n_gpu_layers)}
+            models = {key: _core.Model(path, n_gpu_layers=s.n_gpu_layers,
+                                       devices=[s.device] if s.device else None)}
         model = models[key]
-        row = {**asdict(s)}
+        row = {"cpu_variant": loaded_cpu_variant(), **asdict(s)}
         common = dict(n_batch=s.batch, n_ubatch=s.ubatch, n_threads=s.threads, flash_attn=s.flash_attn,
                       type_k=s.type_k, type_v=s.type_v)
         if pp:
@@ -179,6 +190,33 @@ def run_grid(path: str, settings: list[Setting], pp: int, tg: int, reps: int, em
     for m in models.values():
         m.close()
     return results
+
+
+def loaded_cpu_variant() -> str:
+    """The CPU plugin this process loaded: its variant (``haswell``...), or ``native`` for a one-machine build."""
+    for attempt in _backends.backend_load_log():
+        if attempt.backend == "cpu" and attempt.outcome == "loaded":
+            return attempt.variant or "native"
+    return "linked"
+
+
+def runnable_cpu_variants() -> list[str]:
+    """The CPU variants of this build that this CPU can run (score > 0), best first."""
+    scored = [a for a in _backends.backend_load_log() if a.backend == "cpu" and a.variant and a.score]
+    return [a.variant for a in sorted(scored, key=lambda a: -(a.score or 0))]
+
+
+def run_variants(argv: list[str], variants: list[str]) -> list[dict]:
+    """Run this benchmark once per CPU variant, each in a child process (one CPU plugin per process)."""
+    rows = []
+    for variant in variants:
+        env = {**os.environ, "LLAMANATIVE_CPU_VARIANT": variant}
+        proc = subprocess.run([sys.executable, "-m", "llamanative.bench", *argv, "--output", "json"],
+                              env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"the {variant} run failed: {proc.stderr.strip()}")
+        rows.extend(json.loads(proc.stdout)["results"])
+    return rows
 
 
 def _table(rows: list[dict]) -> str:
@@ -204,6 +242,21 @@ def _strs(text: str) -> list[str]:
     return text.split(",")
 
 
+def _child_argv(argv: list[str]) -> list[str]:
+    """This command line without the options the parent handles itself."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        name = a.split("=", 1)[0]
+        if name in ("--cpu-variant", "--device", "--output"):
+            skip = "=" not in a
+            continue
+        out.append(a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="llamanative bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("model", help="GGUF file")
@@ -214,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--type-k", type=_strs, default=["f16"])
     ap.add_argument("--type-v", type=_strs, default=["f16"])
     ap.add_argument("--n-gpu-layers", type=_ints, default=[-1])
+    ap.add_argument("--device", type=_strs, default=[""],
+                    help="devices to place the model on (CPU, Vulkan0, ...; all = each in turn)")
+    ap.add_argument("--cpu-variant", type=_strs, default=[],
+                    help="CPU plugins to compare (haswell, sse42, ...; all = every runnable one)")
     ap.add_argument("--pp", type=int, default=512, help="prompt tokens (0 = skip)")
     ap.add_argument("--tg", type=int, default=128, help="generated tokens (0 = skip)")
     ap.add_argument("--embed", type=int, default=0, help="also measure embeddings/s for this many inputs")
@@ -222,11 +279,29 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.reps < 1:
         ap.error("--reps must be >= 1")
+    if args.device == ["all"]:
+        args.device = [d["name"] for d in _core.devices()]
+    variants = runnable_cpu_variants() if args.cpu_variant == ["all"] else args.cpu_variant
+    runnable = runnable_cpu_variants()
+    for v in variants:
+        if v not in runnable:
+            print(f"llamanative bench: no runnable CPU variant {v!r} in this build "
+                  f"(runnable: {', '.join(runnable) or 'none; this build has one CPU plugin: ' + loaded_cpu_variant()})",
+                  file=sys.stderr)
+            return 2
     settings = [Setting(*combo) for combo in itertools.product(
-        args.threads, args.batch, args.ubatch, args.flash_attn, args.type_k, args.type_v, args.n_gpu_layers)]
+        args.threads, args.batch, args.ubatch, args.flash_attn, args.type_k, args.type_v, args.n_gpu_layers,
+        args.device)]
     try:
-        rows = run_grid(args.model, settings, args.pp, args.tg, args.reps, args.embed)
-    except (OSError, ValueError) as exc:
+        rows = []
+        if variants:
+            # Each variant's process measures the CPU; other devices are measured here.
+            child_argv = _child_argv(argv if argv is not None else sys.argv[1:])
+            rows += run_variants(child_argv + ["--device", "CPU"], variants)
+            settings = [s for s in settings if s.device not in ("", "CPU")]
+        if settings:
+            rows += run_grid(args.model, settings, args.pp, args.tg, args.reps, args.embed)
+    except (OSError, ValueError, RuntimeError) as exc:
         print(f"llamanative bench: {exc}", file=sys.stderr)
         return 2
     if args.output == "json":

@@ -28,3 +28,17 @@ def test_bench_csv_and_embeddings(minilm_path, capsys):
 def test_bench_bad_model_path(tmp_path, capsys):
     assert main(["bench", str(tmp_path / "missing.gguf"), "--reps", "1"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_bench_on_named_device(smollm2_path, capsys):
+    assert main(["bench", str(smollm2_path), "--device", "CPU", "--pp", "16", "--tg", "4", "--reps", "1",
+                 "--output", "json"]) == 0
+    row = json.loads(capsys.readouterr().out)["results"][0]
+    assert row["device"] == "CPU" and row["tg_tps"] > 0 and row["cpu_variant"]
+
+
+def test_bench_unknown_device_and_variant(smollm2_path, capsys):
+    assert main(["bench", str(smollm2_path), "--device", "NoSuchGPU0", "--reps", "1"]) == 2
+    assert "no device named 'NoSuchGPU0'" in capsys.readouterr().err
+    assert main(["bench", str(smollm2_path), "--cpu-variant", "pentium3", "--reps", "1"]) == 2
+    assert "no runnable CPU variant 'pentium3'" in capsys.readouterr().err

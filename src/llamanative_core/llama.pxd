@@ -72,6 +72,7 @@ cdef extern from "ggml-backend.h" nogil:
     ggml_backend_reg_t ggml_backend_reg_get(size_t index)
     size_t ggml_backend_dev_count()
     ggml_backend_dev_t ggml_backend_dev_get(size_t index)
+    ggml_backend_dev_t ggml_backend_dev_by_name(const char * name)
 
 
 cdef extern from "gguf.h" nogil:
@@ -210,6 +211,8 @@ cdef extern from "llama.h" nogil:
     # Partial declarations: Cython only touches the fields named here and
     # always starts from llama_*_default_params(), so the C layout is llama.h's.
     struct llama_model_params:
+        # NULL-terminated list of devices to place the model on (NULL: all)
+        ggml_backend_dev_t * devices
         int32_t n_gpu_layers
         llama_split_mode split_mode
         llama_load_mode load_mode

@@ -12,11 +12,16 @@ cdef class Model:
         use_mmap: map the file instead of reading it (fast load, shared pages).
         use_mlock: lock the weights in RAM.
         vocab_only: load only the tokenizer (for tokenizing without weights).
+        devices: names of the devices to place the model on (see
+            :func:`devices`: ``"Vulkan0"``, ``"CUDA0"``...); ``["CPU"]`` keeps
+            every layer on the CPU. Default: every GPU device loaded.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
         ModelLoadError (a ValueError): the file is not a GGUF, is truncated,
-            or llama.cpp cannot load it (unknown architecture, ...).
+            or llama.cpp cannot load it (unknown architecture, ...), or no
+            backend plugin is loaded.
+        ValueError: an unknown device name, or ``main_gpu`` beyond the GPUs loaded.
 
     The GIL is released while the weights load. ``close()`` frees the model;
     it refuses while a :class:`Context` made from it is still open.
@@ -33,7 +38,7 @@ cdef class Model:
         self._n_contexts = 0
 
     def __init__(self, path, *, int n_gpu_layers=-1, int main_gpu=0, bint use_mmap=True,
-                 bint use_mlock=False, bint vocab_only=False):
+                 bint use_mlock=False, bint vocab_only=False, devices=None):
         self.path = _os.fspath(path)
         if main_gpu < 0:
             raise ValueError(f"main_gpu must be >= 0, got {main_gpu}")
@@ -53,6 +58,36 @@ cdef class Model:
             params.load_mode = llama.LLAMA_LOAD_MODE_MLOCK
         else:
             params.load_mode = llama.LLAMA_LOAD_MODE_NONE
+        if llama.ggml_backend_dev_count() == 0:
+            # llama.cpp would only log "no backends are loaded" and return NULL.
+            raise ModelLoadError(
+                f"cannot load {self.path!r}: no ggml backend is loaded (no usable libggml-cpu plugin was "
+                f"found in the package directory or LLAMANATIVE_LIBRARY_PATH); "
+                f"llamanative.backend_load_log() lists every file tried and why it was skipped", self.path)
+        cdef size_t i, n_gpus = 0
+        for i in range(llama.ggml_backend_dev_count()):
+            if llama.ggml_backend_dev_get_type(llama.ggml_backend_dev_get(i)) != llama.GGML_BACKEND_DEVICE_TYPE_CPU:
+                n_gpus += 1
+        if n_gpus and main_gpu >= <int> n_gpus:
+            raise ValueError(f"main_gpu={main_gpu} but only {n_gpus} GPU device(s) are loaded "
+                             f"(llamanative.devices() lists them)")
+        # devices: names from devices() ("Vulkan0", "CUDA1"...), checked here
+        # because llama.cpp would dereference whatever it is given.
+        cdef vector[llama.ggml_backend_dev_t] dev_list
+        cdef llama.ggml_backend_dev_t dev
+        if devices is not None:
+            for name in devices:
+                dev = llama.ggml_backend_dev_by_name(str(name).encode())
+                if dev == NULL:
+                    known = [d["name"] for d in _all_devices()]
+                    raise ValueError(f"no device named {name!r}; loaded devices: {', '.join(known)}")
+                if llama.ggml_backend_dev_get_type(dev) != llama.GGML_BACKEND_DEVICE_TYPE_CPU:
+                    dev_list.push_back(dev)
+            # Only the CPU named: no GPU device, nothing offloaded.
+            dev_list.push_back(NULL)
+            params.devices = dev_list.data()
+            if dev_list.size() == 1:
+                params.n_gpu_layers = 0
         cdef bytes bpath = _os.fsencode(self.path)
         cdef const char * cpath = bpath
         with nogil:

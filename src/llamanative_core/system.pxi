@@ -127,6 +127,10 @@ def devices() -> list:
     return out
 
 
+# For Model(devices=...), whose parameter hides this function's name.
+_all_devices = devices
+
+
 def supports_gpu_offload() -> bool:
     """Whether a backend that can hold model layers (CUDA, Vulkan, Metal, ...) was compiled in."""
     return llama.llama_supports_gpu_offload()
