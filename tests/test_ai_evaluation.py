@@ -158,3 +158,22 @@ def test_builtin_evaluator_registered_in_a_registry(client, minilm_path):
         {"testCaseId": "b", "input": "q", "output": "Stock prices fell sharply.", "reference": "The cat is on a mat."},
     ])
     assert judge.batch and [(r.test_case_id, r.evaluation[0].status) for r in results] == [("a", PASS), ("b", FAIL)]
+
+
+def test_registry_and_package_evaluate_are_one_implementation():
+    """``Genkit.evaluate`` resolves the name and runs ``llamanative.ai.evaluator.evaluate``: same rules."""
+    from llamanative.ai import Genkit
+    from llamanative.ai import evaluator as core
+
+    assert evaluate is core.evaluate
+    ai = Genkit()
+    judge = ai.define_evaluator("len", lambda r: Score(score=len(r.input.output)))
+    data = [{"testCaseId": "a", "output": "xyz"}, {"output": "boom!"}]
+    by_name, by_object, package = ai.evaluate("len", data), ai.evaluate(judge, data), evaluate(judge, data)
+    for results in (by_name, by_object, package):
+        assert results[0].test_case_id == "a" and [r.evaluation[0].score for r in results] == [3, 5]
+        assert is_uuid4(results[1].test_case_id)
+    with pytest.raises(InvalidArgumentError, match="mapping"):
+        ai.evaluate("len", ["not an example"])
+    with pytest.raises(InvalidArgumentError, match="not an evaluator"):
+        ai.evaluate(object(), data)

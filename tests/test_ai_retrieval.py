@@ -253,3 +253,25 @@ def test_rag_flow_through_the_registry(client, minilm_path, smollm2_path):
                        config={"temperature": 0, "maxOutputTokens": 12, "num_thread": 1})
     assert resp.text().strip()
     assert [d.metadata["id"] for d in resp.request.docs] == ["mars"]  # the retrieved context reached the model
+
+
+def test_one_query_rule_for_the_registry_and_the_store(client, minilm_path):
+    """``ai.retrieve`` and the store apply the same rule (one implementation: ``retriever.query_document``)."""
+    from llamanative.ai import Genkit, Message
+    from llamanative.ai.retrieval import define_vector_store, single_query
+    from llamanative.ai.retriever import query_document
+
+    assert single_query is query_document
+    ai = Genkit(client=client)
+    store = define_vector_store(ai, "rule", f"llamanative/{minilm_path}", options={"num_thread": 1})
+    store.index(docs())
+    for query in ("Which planet is red?", Document.from_text("Which planet is red?"),
+                  {"content": [{"text": "Which planet is red?"}]}, Message(role="user", content="Which planet is red?"),
+                  ("Which planet is red?",)):
+        assert ids_of(ai.retrieve("rule", query, options={"k": 1})) == ["mars"]
+        assert ids_of(store.retrieve(query, k=1)) == ["mars"]
+    for bad, match in (([], "required"), (None, "required"), (["a", "b"], "single document"), (42, "not a document")):
+        with pytest.raises(InvalidArgumentError, match=match):
+            ai.retrieve("rule", bad)
+        with pytest.raises(InvalidArgumentError, match=match):
+            store.retrieve(bad)

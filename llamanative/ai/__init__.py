@@ -22,12 +22,14 @@ from .evaluator import (EvaluationResult, Evaluator, EvaluatorCallbackRequest, E
                         new_batch_evaluator, new_evaluator)
 from .formats import BaseFormatHandler, FormatHandler, Formatter, inject_instructions
 from .generate import DEFAULT_MAX_TURNS, GenerateActionOptions, GenerateKwargs
+from .hooks import GenerateParams, Hooks, Middleware, ModelParams, ToolParams
 from .messages import (Document, Message, Role, document_from_text, new_message, new_model_message,
                        new_model_text_message, new_system_message, new_system_text_message, new_text_message,
                        new_user_message, new_user_text_message)
 from .middleware import (ModelFn, ModelMiddleware, StreamCallback, augment_with_context, download_request_media,
                          simulate_system_prompt, validate_support)
 from .model import BackgroundModel, Model, new_background_model, new_model
+from .model_ref import ModelRef, model_ref
 from .model_types import (ConstrainedSupport, FinishReason, GenerationCommonConfig, GenerationUsage, ModelInfo,
                           ModelOutputConfig, ModelRequest, ModelResponse, ModelResponseChunk, ModelStage,
                           ModelSupports, Operation, OperationError, ToolChoice, ToolDefinition)
@@ -49,17 +51,18 @@ __all__ = [
     "BackgroundModel", "BaseFormatHandler", "CancelledError", "ConstrainedSupport", "DataPrompt", "Document",
     "EmbedRequest", "EmbedResponse", "Embedder", "EmbedderInfo", "Embedding", "EvaluationResult", "Evaluator",
     "EvaluatorCallbackRequest", "EvaluatorRequest", "Example", "FailedPreconditionError", "FinishReason",
-    "FormatHandler", "Formatter", "GenerateActionOptions", "GenerateKwargs", "GenerateStream",
-    "GenerationCommonConfig", "GenerationUsage", "Genkit", "GenkitError", "InputTypeMismatch", "InternalError",
-    "InvalidArgumentError", "InvalidInput", "InvalidOutput", "InvalidPart", "InvalidSchema", "MaxTurnsExceeded",
-    "Media", "Message", "Model", "ModelFn", "ModelInfo", "ModelMiddleware", "ModelNotFound", "ModelOutputConfig",
-    "ModelRequest", "ModelResponse", "ModelResponseChunk", "ModelStage", "ModelSupports", "MultipartToolResponse",
-    "NotFoundError", "Operation", "OperationError", "Part", "Prompt", "Registry", "Resource", "ResourceInput",
-    "ResourceOutput", "ResourceRef", "Retriever", "RetrieverInfo", "RetrieverRequest", "RetrieverResponse", "Role",
-    "SchemaValidationError", "Score", "StreamCallback", "StreamValue", "Tool", "ToolChoice", "ToolContext",
-    "ToolDefinition", "ToolFailed", "ToolInterrupt", "ToolNotFound", "ToolRequest", "ToolResponse",
-    "UnavailableError", "UnimplementedError", "UnresolvedToolRequest", "UnsupportedByModel",
-    "augment_with_context", "document_from_text", "download_request_media", "inject_instructions", "interrupt_as",
+    "FormatHandler", "Formatter", "GenerateActionOptions", "GenerateKwargs", "GenerateParams", "GenerateStream",
+    "GenerationCommonConfig", "GenerationUsage", "Genkit", "GenkitError", "Hooks", "InputTypeMismatch",
+    "InternalError", "InvalidArgumentError", "InvalidInput", "InvalidOutput", "InvalidPart", "InvalidSchema",
+    "MaxTurnsExceeded", "Media", "Message", "Middleware", "Model", "ModelFn", "ModelInfo", "ModelMiddleware",
+    "ModelNotFound", "ModelOutputConfig", "ModelParams", "ModelRef", "ModelRequest", "ModelResponse",
+    "ModelResponseChunk", "ModelStage", "ModelSupports", "MultipartToolResponse", "NotFoundError", "Operation",
+    "OperationError", "Part", "Prompt", "Registry", "Resource", "ResourceInput", "ResourceOutput", "ResourceRef",
+    "Retriever", "RetrieverInfo", "RetrieverRequest", "RetrieverResponse", "Role", "SchemaValidationError", "Score",
+    "StreamCallback", "StreamValue", "Tool", "ToolChoice", "ToolContext", "ToolDefinition", "ToolFailed",
+    "ToolInterrupt", "ToolNotFound", "ToolParams", "ToolRequest", "ToolResponse", "UnavailableError",
+    "UnimplementedError", "UnresolvedToolRequest", "UnsupportedByModel", "augment_with_context",
+    "document_from_text", "download_request_media", "inject_instructions", "interrupt_as", "model_ref",
     "new_background_model", "new_batch_evaluator", "new_custom_part", "new_data_part", "new_embedder",
     "new_evaluator", "new_json_part", "new_media_part", "new_message", "new_model", "new_model_message",
     "new_model_text_message", "new_multipart_tool", "new_partial_tool_response_part", "new_reasoning_part",

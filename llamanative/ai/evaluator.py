@@ -8,28 +8,41 @@ function raises gets a ``FAIL`` score with the error and the run goes on.
 
 A batch evaluator function is ``fn(request: EvaluatorRequest) ->
 list[EvaluationResult]`` and sees the whole dataset at once.
+
+:func:`evaluate` runs an evaluator on a dataset (Go's ``ai.Evaluate``);
+``Genkit.evaluate`` and ``llamanative.ai.evaluation.evaluate`` are this function.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ._wire import WireModel
 from .errors import InvalidArgumentError
 
 __all__ = [
+    "FAIL",
+    "PASS",
+    "UNKNOWN",
     "EvaluationResult",
     "Evaluator",
     "EvaluatorCallbackRequest",
     "EvaluatorRequest",
     "Example",
     "Score",
+    "as_examples",
+    "evaluate",
+    "failed_result",
+    "fill_test_case_ids",
     "new_batch_evaluator",
     "new_evaluator",
 ]
+
+PASS, FAIL, UNKNOWN = "PASS", "FAIL", "UNKNOWN"
+"Score statuses."
 
 log = logging.getLogger("llamanative.ai")
 
@@ -74,6 +87,35 @@ class EvaluatorCallbackRequest(WireModel):
     options: Any = None
 
 
+def as_examples(dataset: Iterable[Any]) -> list[Example]:
+    """Examples from :class:`Example` values or their JSON (``testCaseId`` or ``test_case_id`` ...).
+
+    Raises:
+        InvalidArgumentError: an item is neither.
+    """
+    out = []
+    for item in dataset:
+        if isinstance(item, Example):
+            out.append(item)
+        elif isinstance(item, Mapping):
+            out.append(Example.model_validate(dict(item)))
+        else:
+            raise InvalidArgumentError(f"an example must be an Example or a mapping, not {type(item).__name__}")
+    return out
+
+
+def fill_test_case_ids(dataset: Iterable[Example]) -> list[Example]:
+    """The examples, those without a test case id copied with a random UUID (Go's rule; batch evaluators use it
+    too)."""
+    return [e if e.test_case_id else e.model_copy(update={"test_case_id": str(uuid.uuid4())}) for e in dataset]
+
+
+def failed_result(test_case_id: str, error: BaseException | str) -> EvaluationResult:
+    """The result recorded for an example whose evaluation failed (Go's wording)."""
+    return EvaluationResult(test_case_id=test_case_id, evaluation=[
+        Score(status=FAIL, error=f"Evaluation of test case {test_case_id} failed: \n {error}")])
+
+
 def _as_result(value: Any, test_case_id: str) -> EvaluationResult:
     if isinstance(value, EvaluationResult):
         return value
@@ -111,17 +153,32 @@ class Evaluator:
         if self.batch:
             return [_as_result(r, "") if not isinstance(r, EvaluationResult) else r for r in self.fn(request)]
         results = []
-        for example in request.dataset:
-            if not example.test_case_id:
-                example = example.model_copy(update={"test_case_id": str(uuid.uuid4())})
+        for example in fill_test_case_ids(request.dataset):
             try:
                 out = self.fn(EvaluatorCallbackRequest(input=example, options=request.options))
                 results.append(_as_result(out, example.test_case_id))
             except Exception as exc:  # one failing example does not stop the run
                 log.warning("evaluation of test case %s failed, continuing: %s", example.test_case_id, exc)
-                results.append(EvaluationResult(test_case_id=example.test_case_id, evaluation=[Score(
-                    status="FAIL", error=f"Evaluation of test case {example.test_case_id} failed: \n {exc}")]))
+                results.append(failed_result(example.test_case_id, exc))
         return results
+
+
+def evaluate(evaluator: Evaluator, dataset: Iterable[Any], *, options: Any = None,
+             eval_run_id: str | None = None) -> list[EvaluationResult]:
+    """Run ``evaluator`` on ``dataset`` (examples or their JSON): one result per example, in order.
+
+    ``evaluator`` is an :class:`Evaluator` (or any object with its
+    ``evaluate(EvaluatorRequest)``); ``options`` reach the evaluator function.
+
+    Raises:
+        InvalidArgumentError: no evaluator, or a malformed example.
+    """
+    if evaluator is None:
+        raise InvalidArgumentError("evaluate: evaluator must be set")
+    if not callable(getattr(evaluator, "evaluate", None)):
+        raise InvalidArgumentError(f"evaluate: not an evaluator: {type(evaluator).__name__}")
+    request = EvaluatorRequest(dataset=as_examples(dataset), eval_run_id=eval_run_id, options=options)
+    return list(evaluator.evaluate(request))
 
 
 def new_evaluator(name: str, fn: Callable[[EvaluatorCallbackRequest], Any], *, display_name: str = "",

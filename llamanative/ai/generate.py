@@ -11,6 +11,9 @@ Turns: ``max_turns`` (default 5; 0 means the default; negative is an error)
 counts tool rounds. N rounds allow N+1 model calls; a model that asks for
 tools once more raises :class:`MaxTurnsExceeded` before the tools run. A
 resume counts as a round.
+
+Per-call middleware (``use=``, :mod:`.hooks`) wraps each iteration of the
+loop (the iterations nest, as in Go), each model call and each tool run.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from pydantic import ValidationError
@@ -28,12 +32,16 @@ from .errors import (FailedPreconditionError, GenkitError, InternalError, Invali
                      InvalidPart, MaxTurnsExceeded, ModelNotFound, NotFoundError, ToolFailed, ToolNotFound,
                      UnresolvedToolRequest)
 from .formats import FormatHandler, inject_instructions, resolve_format_name, unknown_format
+from .hooks import (GenerateParams, Hooks, ToolRunner, build_generate_chain, build_model_chain, build_tool_runner,
+                    resolve_hooks)
 from .messages import Document, Message, Role, as_document, as_message
 from .middleware import chain
 from .model import BackgroundModel, Model
+from .model_ref import ModelRef, resolve_config
 from .model_types import (ABNORMAL_FINISH, ModelOutputConfig, ModelRequest, ModelResponse, ModelResponseChunk,
                           Operation)
-from .parts import Part, ToolResponse, new_response_for_tool_request, new_text_part, new_tool_response_part
+from .parts import (Part, ToolRequest, ToolResponse, new_response_for_tool_request, new_text_part,
+                    new_tool_response_part)
 from .resource import Resource
 from .schema import SchemaValidationError, schema_for, validate
 from .tools import MultipartToolResponse, Tool, ToolContext, ToolInterrupt, _PartialSender
@@ -102,12 +110,13 @@ class GenerateKwargs(TypedDict, total=False):
     Collections (``tools``, ``docs`` ...) replace; unset options keep their default.
     """
 
-    model: str | Model | BackgroundModel
-    "The model: a name (``llamanative/smollm2``), or a model object. Default: the registry's default model."
+    model: str | Model | BackgroundModel | ModelRef
+    """The model: a name (``llamanative/smollm2``), a model object, or a :class:`ModelRef` (whose config is used
+    when ``config`` is not given). Default: the registry's default model."""
 
     config: Any
     """Model config: ``{"temperature": 0, "maxOutputTokens": 64}``, a ``GenerationCommonConfig``, llamanative
-    ``Options`` (for local models), or the model's own config type."""
+    ``Options`` (for local models), or the model's own config type. Replaces a ``ModelRef``'s config whole."""
 
     prompt: str | Part | Sequence[Part | str] | Callable[[], Any]
     "The user message (text, parts, or a function returning either), added after ``messages``."
@@ -158,7 +167,12 @@ class GenerateKwargs(TypedDict, total=False):
     "Resources visible to this call (for ``resource`` parts)."
 
     use: Sequence[Any]
-    "Model middleware (``next -> fn``), first listed outermost."
+    """Per-call middleware (Go's ``WithUse``), first listed outermost: :class:`~llamanative.ai.Middleware`
+    objects with ``wrap_generate`` / ``wrap_model`` / ``wrap_tool`` hooks, or plain model middleware
+    (``next -> fn``) acting as a ``wrap_model`` hook. See :mod:`llamanative.ai.hooks`."""
+
+    middleware: Sequence[Any]
+    "Model middleware (``next -> fn``, Go's deprecated ``WithMiddleware``), outside every ``wrap_model`` hook."
 
     on_chunk: Callable[[ModelResponseChunk], None]
     "Streaming callback, called with every chunk (model text, tool results). Raising stops the generation."
@@ -178,7 +192,11 @@ class GenerateKwargs(TypedDict, total=False):
 
 # -- streaming: chunk indexes and roles ------------------------------------------------------------
 class _Stream:
-    """Assigns chunk roles and indexes (one more per role change), parses their output, calls back."""
+    """Assigns chunk roles and indexes (one more per role change), parses their output, calls back.
+
+    Indexes are tracked even when nobody streams, so every iteration knows
+    the index its model message gets (``GenerateParams.message_index``).
+    """
 
     def __init__(self, on_chunk: Callable[[ModelResponseChunk], None] | None, handler: FormatHandler | None) -> None:
         self.on_chunk = on_chunk
@@ -187,22 +205,46 @@ class _Stream:
         self.index = 0
         self.lock = threading.Lock()
 
+    def begin(self, index: int) -> None:
+        """Start a model message at ``index`` (each iteration of the loop)."""
+        with self.lock:
+            self.role = Role.MODEL.value
+            self.index = index
+
     def emit(self, chunk: ModelResponseChunk) -> None:
-        if self.on_chunk is None:
-            return
         with self.lock:
             role = chunk.role or Role.MODEL.value
             if role != self.role:
                 self.index += 1
                 self.role = role
+            if self.on_chunk is None:
+                return
             chunk.role = role
             chunk.index = self.index
             chunk.attach_output(self.handler)
             self.on_chunk(chunk)
 
+    def emit_as_is(self, chunk: ModelResponseChunk) -> None:
+        """A chunk sent by a ``wrap_generate`` hook: its index is kept, its role defaults to model."""
+        if self.on_chunk is None:
+            return
+        with self.lock:
+            chunk.role = chunk.role or Role.MODEL.value
+            chunk.attach_output(self.handler)
+            self.on_chunk(chunk)
+
+    @property
+    def next_index(self) -> int:
+        """The index of the next model message (after the messages streamed so far)."""
+        return self.index + 1
+
     @property
     def callback(self) -> Callable[[ModelResponseChunk], None] | None:
         return self.emit if self.on_chunk is not None else None
+
+    @property
+    def hook_callback(self) -> Callable[[ModelResponseChunk], None] | None:
+        return self.emit_as_is if self.on_chunk is not None else None
 
 
 # -- tool rounds -------------------------------------------------------------------------------------
@@ -212,13 +254,16 @@ def _ensure_refs(message: Message | None) -> None:
             p.tool_request.ref = str(uuid.uuid4())
 
 
-def _run_tool(registry: Registry, name: str, value: Any, ctx: ToolContext) -> MultipartToolResponse:
-    """Run one tool request; ToolInterrupt passes through, any other failure becomes ToolFailed."""
+def _run_tool(registry: Registry, run_tool: ToolRunner, request: ToolRequest,
+              ctx: ToolContext) -> MultipartToolResponse:
+    """Run one tool request through the ``wrap_tool`` hooks; ToolInterrupt passes through, any other failure
+    (of the tool or a hook) becomes ToolFailed."""
+    name = request.name
     tool = registry.lookup_tool(name)
     if tool is None:
         raise ToolNotFound(f"tool {name!r} not found")
     try:
-        return tool.run(value, ctx)
+        return run_tool(tool, request, ctx)
     except ToolInterrupt:
         raise
     except Exception as exc:
@@ -240,8 +285,8 @@ def _parallel(fns: list[Callable[[], Any]]) -> list[tuple[Any, BaseException | N
         return list(pool.map(safe, fns))
 
 
-def _handle_tool_requests(registry: Registry, message: Message, stream: _Stream,
-                          context: dict[str, Any] | None) -> tuple[Message | None, Message | None]:
+def _handle_tool_requests(registry: Registry, message: Message, stream: _Stream, context: dict[str, Any] | None,
+                          run_tool: ToolRunner) -> tuple[Message | None, Message | None]:
     """Run the message's tool requests concurrently: (tool message, None), or (None, revised message)
     when a tool interrupted."""
     revised = message.clone()
@@ -255,7 +300,7 @@ def _handle_tool_requests(registry: Registry, message: Message, stream: _Stream,
         def run() -> Any:
             ctx = ToolContext(req.name, req.ref, context=context, send_partial=sender.for_request(req))
             try:
-                return _run_tool(registry, req.name, req.input, ctx)
+                return _run_tool(registry, run_tool, req, ctx)
             except ToolInterrupt as ti:
                 return ti
 
@@ -286,7 +331,7 @@ def _handle_tool_requests(registry: Registry, message: Message, stream: _Stream,
 
 
 def _handle_resume(registry: Registry, messages: list[Message], resume: GenerateActionResume,
-                   context: dict[str, Any] | None) -> tuple[list[Message], Message]:
+                   context: dict[str, Any] | None, run_tool: ToolRunner) -> tuple[list[Message], Message]:
     """Resolve the last model message's tool requests from pending outputs, responses and restarts.
 
     Returns the revised messages (ending with the revised model message and
@@ -340,7 +385,8 @@ def _handle_resume(registry: Registry, messages: list[Message], resume: Generate
                     ctx = ToolContext(req.name, req.ref, context=context, resumed=resumed,
                                       original_input=rmeta.get("replacedInput"))
                     try:
-                        out = _run_tool(registry, req.name, r.tool_request.input, ctx)
+                        out = _run_tool(registry, run_tool,
+                                        ToolRequest(name=req.name, ref=req.ref, input=r.tool_request.input), ctx)
                     except ToolInterrupt:
                         return p, None  # interrupted again
                     resp = new_tool_response_part(ToolResponse(name=req.name, ref=req.ref, output=out.output,
@@ -372,10 +418,42 @@ def _handle_resume(registry: Registry, messages: list[Message], resume: Generate
 
 
 # -- the loop ------------------------------------------------------------------------------------------
-def generate_with_request(registry: Registry, opts: GenerateActionOptions, *, middleware: Sequence[Any] = (),
+def _call_tools(registry: Registry, opts: GenerateActionOptions, hooks: Sequence[Hooks]) -> tuple[Registry, list[Tool]]:
+    """The call's tools (declared ones in order, then those its middleware adds) and the registry to run them
+    in (a child one when middleware adds tools).
+
+    Raises:
+        InvalidArgumentError: a duplicate tool name.
+        ToolNotFound: a declared tool is unknown.
+    """
+    tools: list[Tool] = []
+    for tname in opts.tools or ():
+        if any(t.name == tname for t in tools):
+            raise InvalidArgumentError(f"duplicate tool {tname!r}")
+        tool = registry.lookup_tool(tname)
+        if tool is None:
+            raise ToolNotFound(f"tool {tname!r} not found")
+        tools.append(tool)
+    added = [t for h in hooks for t in h.tools]
+    if not added:
+        return registry, tools
+    child = registry.new_child()
+    for t in added:
+        if any(x.name == t.name for x in tools):
+            raise InvalidArgumentError(f"tool {t.name!r} is contributed by middleware but already declared elsewhere")
+        child.register("tool", t.name, t)
+        tools.append(t)
+    return child, tools
+
+
+def generate_with_request(registry: Registry, opts: GenerateActionOptions, *, use: Sequence[Any] = (),
+                          middleware: Sequence[Any] = (),
                           on_chunk: Callable[[ModelResponseChunk], None] | None = None,
                           context: dict[str, Any] | None = None) -> ModelResponse:
     """Run a rendered request: resolve the model, tools and format, then the loop (Go's ``GenerateWithRequest``).
+
+    ``use`` is the per-call middleware (:mod:`.hooks`), ``middleware`` the
+    legacy model middleware (outside every ``wrap_model`` hook).
 
     Raises:
         See :meth:`Registry.generate`.
@@ -388,14 +466,8 @@ def generate_with_request(registry: Registry, opts: GenerateActionOptions, *, mi
     if model is None and bg is None:
         raise ModelNotFound(f"model {name!r} not found")
 
-    tools: list[Tool] = []
-    for tname in opts.tools or ():
-        if any(t.name == tname for t in tools):
-            raise InvalidArgumentError(f"duplicate tool {tname!r}")
-        tool = registry.lookup_tool(tname)
-        if tool is None:
-            raise ToolNotFound(f"tool {tname!r} not found")
-        tools.append(tool)
+    hooks = resolve_hooks(use)
+    registry, tools = _call_tools(registry, opts, hooks)
 
     max_turns = opts.max_turns or 0
     if max_turns < 0:
@@ -424,17 +496,20 @@ def generate_with_request(registry: Registry, opts: GenerateActionOptions, *, mi
     request = ModelRequest(messages=messages, config=opts.config, docs=opts.docs or None,
                            tool_choice=opts.tool_choice or None, tools=[t.definition() for t in tools] or None,
                            output=output_cfg)
-    model_fn = chain(middleware, bg.as_model_fn() if bg is not None else model.generate)
+    model_fn = chain(middleware, build_model_chain(hooks, bg.as_model_fn() if bg is not None else model.generate))
+    run_tool = build_tool_runner(hooks)
     stream = _Stream(on_chunk, handler)
+    resume = opts.resume if opts.resume is not None and (opts.resume.respond or opts.resume.restart) else None
 
-    turn = 0
-    if opts.resume is not None and (opts.resume.respond or opts.resume.restart):
-        revised, tool_msg = _handle_resume(registry, request.messages, opts.resume, context)
-        stream.emit(ModelResponseChunk(role=Role.TOOL, content=tool_msg.content))
-        request = request.model_copy(update={"messages": revised})
-        turn = 1
-
-    while True:
+    def step(params: GenerateParams) -> ModelResponse | GenerateParams:
+        """One iteration: the final response, or the params of the next iteration."""
+        request = params.request
+        stream.begin(params.message_index)
+        if params.iteration == 0 and resume is not None:
+            revised, tool_msg = _handle_resume(registry, request.messages, resume, context, run_tool)
+            stream.emit(ModelResponseChunk(role=Role.TOOL, content=tool_msg.content))
+            return replace(params, request=request.model_copy(update={"messages": revised}), iteration=1,
+                           message_index=stream.next_index)
         resp = model_fn(request, stream.callback)
         if not isinstance(resp, ModelResponse):
             raise InternalError(f"model {name!r} returned {type(resp).__name__}, not a ModelResponse")
@@ -451,17 +526,33 @@ def generate_with_request(registry: Registry, opts: GenerateActionOptions, *, mi
                     raise InvalidOutput(f"model failed to generate output matching expected schema: {exc}") from exc
         if not resp.tool_requests() or opts.return_tool_requests:
             return resp
-        if turn + 1 > max_turns:
+        if params.iteration + 1 > max_turns:
             raise MaxTurnsExceeded(f"exceeded maximum tool call iterations ({max_turns})")
-        tool_msg, interrupted = _handle_tool_requests(registry, resp.message, stream, context)
+        tool_msg, interrupted = _handle_tool_requests(registry, resp.message, stream, context, run_tool)
         if interrupted is not None:
             resp.finish_reason = "interrupted"
             resp.finish_message = "One or more tool calls resulted in interrupts."
             resp.message = interrupted
             return resp
         stream.emit(ModelResponseChunk(role=Role.TOOL, content=tool_msg.content))
-        request = request.model_copy(update={"messages": [*request.messages, resp.message, tool_msg]})
-        turn += 1
+        return replace(params, request=request.model_copy(update={"messages": [*request.messages, resp.message,
+                                                                              tool_msg]}),
+                       iteration=params.iteration + 1, message_index=stream.next_index)
+
+    nested = any(h.wrap_generate is not None for h in hooks)
+
+    def run(params: GenerateParams) -> ModelResponse:
+        while True:
+            out = step(params)
+            if isinstance(out, ModelResponse):
+                return out
+            if nested:  # the next iteration runs inside this one's hooks, as in Go
+                return hooked(out)
+            params = out
+
+    hooked = build_generate_chain(hooks, run)
+    return hooked(GenerateParams(options=opts, request=request, iteration=0, message_index=0,
+                                 on_chunk=stream.hook_callback))
 
 
 # -- Generate: options → request -----------------------------------------------------------------------
@@ -517,7 +608,9 @@ def build_options(registry: Registry, options: GenerateKwargs) -> tuple[Registry
     # model, tools, resources
     model = options.get("model")
     model_name: str | None = None
-    if isinstance(model, (Model, BackgroundModel)):
+    if isinstance(model, ModelRef):
+        model_name = model.name
+    elif isinstance(model, (Model, BackgroundModel)):
         model_name = model.name
         found = registry.lookup_model(model.name) or registry.lookup_background_model(model.name)
         if found is not model:
@@ -560,7 +653,8 @@ def build_options(registry: Registry, options: GenerateKwargs) -> tuple[Registry
                                       metadata=options.get("resume_metadata"))
     tool_choice = options.get("tool_choice")
     opts = GenerateActionOptions(
-        model=model_name, messages=messages, tools=tool_names or None, config=options.get("config"),
+        model=model_name, messages=messages, tools=tool_names or None,
+        config=resolve_config(model, options.get("config")),
         tool_choice=getattr(tool_choice, "value", tool_choice),
         docs=[as_document(d) for d in options.get("docs") or ()] or None,
         max_turns=options.get("max_turns"), return_tool_requests=options.get("return_tool_requests"),
@@ -597,10 +691,11 @@ def process_resources(registry: Registry, messages: list[Message]) -> list[Messa
 def generate(registry: Registry, **options: Any) -> ModelResponse:
     """See :meth:`Registry.generate`."""
     use = options.pop("use", None) or ()
+    middleware = options.pop("middleware", None) or ()
     on_chunk = options.pop("on_chunk", None)
     context = options.pop("context", None)
     r, opts = build_options(registry, options)
-    return generate_with_request(r, opts, middleware=use, on_chunk=on_chunk, context=context)
+    return generate_with_request(r, opts, use=use, middleware=middleware, on_chunk=on_chunk, context=context)
 
 
 def generate_text(registry: Registry, **options: Any) -> str:

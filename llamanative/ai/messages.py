@@ -9,13 +9,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any
 
 from pydantic import field_validator
 
 from ._wire import WireModel
+from .errors import InvalidArgumentError
 from .parts import Part, new_data_part, new_media_part, new_text_part
 
 __all__ = [
@@ -134,13 +135,22 @@ def document_from_text(text: str, metadata: dict[str, Any] | None = None) -> Doc
     return Document.from_text(text, metadata)
 
 
-def as_document(value: Document | str | dict[str, Any]) -> Document:
-    """A document from a document, a text or its JSON form."""
+def as_document(value: Document | str | Mapping[str, Any] | Message) -> Document:
+    """A document from a document, a text, its JSON form, or a message (its content and metadata).
+
+    Raises:
+        InvalidArgumentError: ``value`` is none of these.
+        pydantic.ValidationError: the JSON form is malformed.
+    """
     if isinstance(value, Document):
         return value
     if isinstance(value, str):
         return Document.from_text(value)
-    return Document.model_validate(value)
+    if isinstance(value, Message):
+        return Document(content=list(value.content), metadata=value.metadata)
+    if isinstance(value, Mapping):
+        return Document.model_validate(dict(value))
+    raise InvalidArgumentError(f"not a document: {type(value).__name__}")
 
 
 def as_message(value: Message | dict[str, Any]) -> Message:

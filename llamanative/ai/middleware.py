@@ -12,8 +12,9 @@ returns a new one (Go's ``ModelMiddleware``)::
 
     ai.generate(prompt="hi", use=[log_calls])
 
-In a chain the first listed is the outermost. An object with a
-``wrap_model(request, on_chunk, next)`` method is accepted too.
+In a chain the first listed is the outermost. In ``use=`` such a function
+acts as a ``wrap_model`` hook at its place in the list; hooks around whole
+generate iterations and tool runs are in :mod:`.hooks`.
 
 Every model runs these built-ins, innermost last: config normalisation,
 :func:`simulate_system_prompt` (when the model has no system role),
@@ -58,19 +59,14 @@ CONTEXT_PREFACE = "\n\nUse the following information to complete your task:\n\n"
 
 
 def as_middleware(mw: Any) -> ModelMiddleware:
-    """A middleware from a ``next -> fn`` callable or an object with ``wrap_model(request, on_chunk, next)``."""
-    wrap = getattr(mw, "wrap_model", None)
-    if wrap is None:
-        if not callable(mw):
-            raise InvalidArgumentError(f"not a model middleware: {mw!r}")
-        return mw
+    """``mw`` checked to be a ``next -> fn`` model middleware.
 
-    def middleware(next_fn: ModelFn) -> ModelFn:
-        def wrapped(request: ModelRequest, on_chunk: StreamCallback | None) -> ModelResponse:
-            return wrap(request, on_chunk, next_fn)
-        return wrapped
-
-    return middleware
+    Raises:
+        InvalidArgumentError: it is not callable.
+    """
+    if not callable(mw):
+        raise InvalidArgumentError(f"not a model middleware: {mw!r}")
+    return mw
 
 
 def chain(middlewares: Sequence[Any], fn: ModelFn) -> ModelFn:

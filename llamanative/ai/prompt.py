@@ -11,7 +11,9 @@ input when it runs:
 
 The messages are: system, the prompt's messages, the caller's ``messages``
 (history), then the user prompt. ``execute`` options override the prompt's
-(``config`` is replaced, not merged).
+(``config`` is replaced, not merged). A :class:`ModelRef` as the prompt's
+model gives its config when the prompt has none; as ``execute(model=...)``
+without ``config=`` its config replaces the prompt's (Go's rules).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .errors import InputTypeMismatch, InvalidArgumentError
 from .generate import GenerateActionOptions, build_options, generate, typed_output
 from .messages import Message, as_message
 from .model import Model
+from .model_ref import ModelRef, resolve_config
 from .model_types import ModelResponse
 from .schema import SchemaValidationError, convert, schema_for, to_jsonable, validate
 from .tools import Tool
@@ -59,7 +62,7 @@ def render_template(template: str, variables: dict[str, Any]) -> str:
 
 
 _EXECUTE_OPTIONS = frozenset({"model", "config", "messages", "docs", "tools", "tool_choice", "max_turns",
-                              "return_tool_requests", "use", "on_chunk", "context", "output_instructions",
+                              "return_tool_requests", "use", "middleware", "on_chunk", "context", "output_instructions",
                               "tool_responses", "tool_restarts", "resume_metadata", "resources"})
 
 
@@ -69,8 +72,8 @@ class Prompt:
     kind = "prompt"
 
     def __init__(self, registry: Registry, name: str, *, variant: str | None = None,
-                 model: str | Model | None = None, config: Any = None, description: str | None = None,
-                 system: Any = None, prompt: Any = None, messages: Any = None,
+                 model: str | Model | ModelRef | None = None, config: Any = None,
+                 description: str | None = None, system: Any = None, prompt: Any = None, messages: Any = None,
                  tools: Sequence[str | Tool] | None = None, tool_choice: str | None = None,
                  max_turns: int | None = None, return_tool_requests: bool | None = None,
                  input_schema: dict[str, Any] | type | None = None, default_input: dict[str, Any] | None = None,
@@ -90,7 +93,8 @@ class Prompt:
         self.default_input = default_input
         self._system, self._prompt, self._messages, self._docs = system, prompt, messages, docs
         self._options: dict[str, Any] = {
-            "model": model, "config": config, "tools": list(tools) if tools else None, "tool_choice": tool_choice,
+            "model": model, "config": resolve_config(model, config), "tools": list(tools) if tools else None,
+            "tool_choice": tool_choice,
             "max_turns": max_turns, "return_tool_requests": return_tool_requests, "output_type": output_type,
             "output_schema": output_schema, "output_format": output_format, "output_enums": output_enums,
             "output_instructions": output_instructions, "custom_constrained": custom_constrained or None,
@@ -147,6 +151,9 @@ class Prompt:
         kw.update(system=self._text(self._system, typed, variables, context), messages=msgs,
                   prompt=self._text(self._prompt, typed, variables, context), docs=docs)
         kw.update({k: v for k, v in overrides.items() if k != "messages" and v is not None})
+        ref_config = resolve_config(overrides.get("model"), overrides.get("config"))
+        if ref_config is not None:  # execute(model=ref) without config: the ref's config replaces the prompt's
+            kw["config"] = ref_config
         return {k: v for k, v in kw.items() if v is not None}
 
     def render(self, input: Any = None, *, context: dict[str, Any] | None = None) -> GenerateActionOptions:
@@ -156,7 +163,7 @@ class Prompt:
             InputTypeMismatch: the input does not match the input schema.
         """
         kw = self._kwargs(input, {"context": context} if context else {})
-        for key in ("use", "on_chunk", "context"):
+        for key in ("use", "middleware", "on_chunk", "context"):
             kw.pop(key, None)
         return build_options(self.registry, kw)[1]
 
@@ -166,7 +173,7 @@ class Prompt:
 
         ``overrides`` (each replaces the prompt's): model, config, messages
         (history), docs, tools, tool_choice, max_turns, return_tool_requests,
-        use, on_chunk, context, output_instructions, tool_responses,
+        use, middleware, on_chunk, context, output_instructions, tool_responses,
         tool_restarts, resume_metadata, resources.
         """
         return generate(self.registry, **self._kwargs(input, overrides))

@@ -34,13 +34,14 @@ from typing import TYPE_CHECKING, Any
 
 from .embedder import Embedder, EmbedderInfo, EmbedResponse, new_embedder
 from .errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
-from .evaluator import EvaluationResult, Evaluator, EvaluatorRequest, Example, new_batch_evaluator, new_evaluator
+from .evaluator import EvaluationResult, Evaluator, Example, evaluate, new_batch_evaluator, new_evaluator
 from .formats import BUILTIN_FORMATS, Formatter
-from .messages import Document, as_document
+from .messages import Document
 from .model import BackgroundModel, InfoArg, Model, new_background_model, new_model
+from .model_ref import ModelRef
 from .model_types import ModelResponse, Operation
 from .resource import Resource, ResourceInput, new_resource
-from .retriever import Retriever, RetrieverInfo, RetrieverRequest, RetrieverResponse, new_retriever
+from .retriever import Retriever, RetrieverInfo, RetrieverRequest, RetrieverResponse, new_retriever, query_document
 from .schema import schema_for
 from .tools import Tool, new_multipart_tool, new_tool
 
@@ -259,7 +260,7 @@ class Registry:
         """Register a named JSON schema (or a type's schema): ``output_schema="<name>"`` finds it."""
         return self.register("schema", name, schema if isinstance(schema, dict) else schema_for(schema))
 
-    def define_prompt(self, name: str, *, variant: str | None = None, model: str | Model | None = None,
+    def define_prompt(self, name: str, *, variant: str | None = None, model: str | Model | ModelRef | None = None,
                       config: Any = None, description: str | None = None, system: Any = None,
                       prompt: Any = None, messages: Any = None, tools: Sequence[str | Tool] | None = None,
                       tool_choice: str | None = None, max_turns: int | None = None,
@@ -289,8 +290,8 @@ class Registry:
         return self.register("prompt", p.key, p)
 
     def define_data_prompt(self, name: str, output_type: Any, *, variant: str | None = None,
-                           model: str | Model | None = None, config: Any = None, description: str | None = None,
-                           system: Any = None, prompt: Any = None, messages: Any = None,
+                           model: str | Model | ModelRef | None = None, config: Any = None,
+                           description: str | None = None, system: Any = None, prompt: Any = None, messages: Any = None,
                            tools: Sequence[str | Tool] | None = None, tool_choice: str | None = None,
                            max_turns: int | None = None, input_schema: dict[str, Any] | type | None = None,
                            default_input: dict[str, Any] | None = None, output_format: str | None = None,
@@ -465,13 +466,14 @@ class Registry:
         return generate_data_stream(self, output_type, **options)
 
     def generate_with_request(self, options: GenerateActionOptions, *, use: Sequence[Any] | None = None,
-                              on_chunk: Callable[..., None] | None = None,
+                              middleware: Sequence[Any] | None = None, on_chunk: Callable[..., None] | None = None,
                               context: dict[str, Any] | None = None) -> ModelResponse:
         """Run a rendered request (``GenerateActionOptions``, e.g. from ``Prompt.render``), Go's
-        ``GenerateWithRequest``."""
+        ``GenerateWithRequest``. ``use`` and ``middleware`` are as in :meth:`generate`."""
         from .generate import generate_with_request
 
-        return generate_with_request(self, options, middleware=use or (), on_chunk=on_chunk, context=context)
+        return generate_with_request(self, options, use=use or (), middleware=middleware or (), on_chunk=on_chunk,
+                                     context=context)
 
     def generate_operation(self, **options: Unpack[GenerateKwargs]) -> Operation:
         """Start a background model's operation (``model=`` must name one).
@@ -527,32 +529,25 @@ class Registry:
 
     def retrieve(self, retriever: str | Retriever, query: Document | str | Sequence[Document | str],
                  options: Any = None) -> RetrieverResponse:
-        """Run a retriever with one query document (a text is turned into one).
+        """Run a retriever with one query document (:func:`llamanative.ai.retriever.query_document`).
 
         Raises:
             InvalidArgumentError: no query, or more than one query document.
             NotFoundError: unknown retriever.
         """
-        if isinstance(query, (str, Document)):
-            query = [query]
-        docs = list(query)
-        if not docs:
-            raise InvalidArgumentError("a query document is required")
-        if len(docs) > 1:
-            raise InvalidArgumentError("retrieve only supports a single document as input")
         r = self._resolve("retriever", retriever, Retriever)
-        return r.retrieve(RetrieverRequest(query=as_document(docs[0]), options=options))
+        return r.retrieve(RetrieverRequest(query=query_document(query), options=options))
 
     def evaluate(self, evaluator: str | Evaluator, dataset: Sequence[Example | dict[str, Any]],
                  options: Any = None, eval_run_id: str | None = None) -> list[EvaluationResult]:
-        """Score a dataset with an evaluator (see :mod:`llamanative.ai.evaluator`).
+        """Score a dataset with an evaluator, by name or object (:func:`llamanative.ai.evaluator.evaluate`).
 
         Raises:
-            NotFoundError: unknown evaluator.
+            NotFoundError: unknown evaluator name.
+            InvalidArgumentError: not an evaluator, or a malformed example.
         """
-        e = self._resolve("evaluator", evaluator, Evaluator)
-        examples = [x if isinstance(x, Example) else Example.model_validate(x) for x in dataset]
-        return e.evaluate(EvaluatorRequest(dataset=examples, eval_run_id=eval_run_id, options=options))
+        e = self._resolve("evaluator", evaluator, Evaluator) if isinstance(evaluator, str) else evaluator
+        return evaluate(e, dataset, options=options, eval_run_id=eval_run_id)
 
     # -- async twins (the sync call in a worker thread) ----------------------------------------
     async def agenerate(self, **options: Unpack[GenerateKwargs]) -> ModelResponse:

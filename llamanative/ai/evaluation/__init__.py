@@ -7,15 +7,18 @@
     for r in evaluate(judge, [{"input": "q", "output": "Paris", "reference": "The capital is Paris"}]):
         print(r.test_case_id, r.evaluation[0].status, r.evaluation[0].score)
 
-The data types (``Example``, ``Score``, ``EvaluationResult``) and
-``new_evaluator`` / ``new_batch_evaluator`` are the ``ai`` layer's
-(:mod:`llamanative.ai.evaluator`); they are re-exported here.
+``evaluate`` (Go's rules: examples in order, missing test case ids filled
+with UUIDs, a failing example scored ``FAIL`` and the run going on), the data
+types (``Example``, ``Score``, ``EvaluationResult``) and ``new_evaluator`` /
+``new_batch_evaluator`` are the ``ai`` layer's (:mod:`llamanative.ai.evaluator`,
+which ``Genkit.evaluate`` uses too); they are re-exported here next to the
+built-in evaluators.
 """
 
-from ..evaluator import (EvaluationResult, Evaluator, EvaluatorCallbackRequest, EvaluatorRequest, Example, Score,
-                         new_batch_evaluator, new_evaluator)
+from ..evaluator import (FAIL, PASS, UNKNOWN, EvaluationResult, Evaluator, EvaluatorCallbackRequest, EvaluatorRequest,
+                         Example, Score, as_examples, evaluate, failed_result, fill_test_case_ids, new_batch_evaluator,
+                         new_evaluator)
 from .builtin import embedding_similarity_evaluator, exact_match_evaluator, regex_match_evaluator
-from .run import FAIL, PASS, UNKNOWN, as_examples, evaluate, failed_result, fill_test_case_ids
 
 __all__ = [
     "EvaluationResult", "Evaluator", "EvaluatorCallbackRequest", "EvaluatorRequest", "Example", "FAIL", "PASS",

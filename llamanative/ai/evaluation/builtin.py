@@ -8,11 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from ..evaluator import (EvaluationResult, Evaluator, EvaluatorCallbackRequest, EvaluatorRequest, Score,
-                         new_batch_evaluator, new_evaluator)
+from ..evaluator import (FAIL, PASS, EvaluationResult, Evaluator, EvaluatorCallbackRequest, EvaluatorRequest, Score,
+                         failed_result, fill_test_case_ids, new_batch_evaluator, new_evaluator)
 from ..retrieval._compat import text_of
 from ..retrieval.embedders import as_text_embedder, embed_texts
-from .run import FAIL, PASS, failed_result, fill_test_case_ids
 
 __all__ = ["embedding_similarity_evaluator", "exact_match_evaluator", "regex_match_evaluator"]
 

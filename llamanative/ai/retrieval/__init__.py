@@ -13,10 +13,11 @@
 (then ``ai.retrieve("notes", "query", options={"k": 5})``).
 """
 
+from ..retriever import query_document as single_query  # the one "exactly one query document" rule
 from .embedders import ClientEmbedder, TextEmbedder, as_text_embedder, embed_texts
 from .rerankers import BM25Reranker, EmbeddingReranker, Reranker, rerank
 from .types import DEFAULT_K, RankedDocument, ScoredDocument, VectorRetrieverOptions
-from .vector_store import VectorStore, define_vector_store, document_id, single_query
+from .vector_store import VectorStore, define_vector_store, document_id
 
 __all__ = [
     "BM25Reranker", "ClientEmbedder", "DEFAULT_K", "EmbeddingReranker", "RankedDocument", "Reranker",

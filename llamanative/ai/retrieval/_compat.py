@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidArgumentError
-from ..messages import Document, Message
-from ..messages import as_document as _as_document
+from ..messages import Document, Message, as_document
 from ..messages import as_message as _as_message
 from ..parts import Media, Part
 
@@ -23,15 +22,6 @@ __all__ = ["Document", "Media", "Message", "Part", "as_document", "as_message", 
 def invalid_argument(message: str) -> InvalidArgumentError:
     """The error for a bad argument (Go's ``ErrInvalidArgument``; also a ``ValueError``)."""
     return InvalidArgumentError(message)
-
-
-def as_document(x: Any) -> Document:
-    """A document from a string, a wire dict, or a document (returned as is)."""
-    if isinstance(x, (Document, str, Mapping)):
-        return _as_document(dict(x) if isinstance(x, Mapping) and not isinstance(x, dict) else x)
-    if hasattr(x, "content"):  # another document-like value (e.g. a ScoredDocument's document)
-        return Document.model_validate(to_wire(x))
-    raise invalid_argument(f"not a document: {type(x).__name__}")
 
 
 def as_message(x: Any) -> Message:

@@ -16,10 +16,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..retriever import query_document
 from ._compat import as_document, document_text, invalid_argument
 from .embedders import as_text_embedder, embed_texts
 from .types import RankedDocument, ScoredDocument
-from .vector_store import single_query
 
 __all__ = ["BM25Reranker", "EmbeddingReranker", "Reranker", "rerank"]
 
@@ -54,7 +54,7 @@ class EmbeddingReranker:
         self.embedder = as_text_embedder(embedder, model, options)
 
     def rerank(self, query: Any, documents: Sequence[Any], options: Any = None) -> list[RankedDocument]:
-        q = single_query(query)
+        q = query_document(query)
         docs = [as_document(d) for d in documents]
         if not docs:
             return []
@@ -82,7 +82,7 @@ class BM25Reranker:
         self.b = b
 
     def rerank(self, query: Any, documents: Sequence[Any], options: Any = None) -> list[RankedDocument]:
-        q_terms = list(dict.fromkeys(_tokens(document_text(single_query(query)))))
+        q_terms = list(dict.fromkeys(_tokens(document_text(query_document(query)))))
         docs = [as_document(d) for d in documents]
         if not docs:
             return []

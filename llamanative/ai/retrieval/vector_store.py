@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from ..retriever import Retriever, RetrieverInfo, RetrieverRequest, RetrieverResponse
+from ..retriever import Retriever, RetrieverInfo, RetrieverRequest, RetrieverResponse, query_document
 from ._compat import as_document, document_metadata, document_text, invalid_argument, to_wire
 from .embedders import as_text_embedder, embed_texts
 from .types import DEFAULT_K, ScoredDocument, VectorRetrieverOptions
 
-__all__ = ["VectorStore", "define_vector_store", "document_id", "single_query"]
+__all__ = ["VectorStore", "define_vector_store", "document_id"]
 
 FORMAT = "llamanative.vectorstore"
 OPTIONS_SCHEMA = {"type": "object", "properties": {
@@ -48,24 +48,6 @@ def document_id(doc: Any, id_key: str = "id") -> str:
         return str(md[id_key])
     wire = json.dumps(to_wire(doc), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.md5(wire.encode("utf-8")).hexdigest()
-
-
-def single_query(query: Any) -> Any:
-    """The one query document of a retrieval (Go's rule: exactly one).
-
-    ``query`` may be a text, a document, or a sequence of them that must hold exactly one.
-    """
-    if isinstance(query, RetrieverRequest):
-        query = query.query
-    if isinstance(query, (list, tuple)):
-        if not query:
-            raise invalid_argument("retrieve: a query document is required")
-        if len(query) > 1:
-            raise invalid_argument("retrieve: only supports a single document as input")
-        query = query[0]
-    if query is None:
-        raise invalid_argument("retrieve: a query document is required")
-    return as_document(query)
 
 
 def _matches(doc: Any, flt: Any) -> bool:
@@ -227,7 +209,7 @@ class VectorStore:
             raise invalid_argument(f"k must be a non-negative integer, got {k!r}")
         if filter is not None and not (callable(filter) or isinstance(filter, Mapping)):
             raise invalid_argument("filter must be a mapping of metadata values or a predicate")
-        doc = single_query(query)
+        doc = query_document(query)
         if len(self._ids) == 0 or k == 0:
             return []
         q = embed_texts(self.embedder, [document_text(doc)])[0]
