@@ -140,7 +140,9 @@ def _load_backend(backend: str, files: list[tuple[Path, str | None]]) -> None:
         if wanted and variant == wanted:
             why = f"LLAMANATIVE_CPU_VARIANT={wanted}"
         elif score is None:
-            why = "the only build of this backend"
+            why = "a build of this backend for one machine (no score to compare)"
+        elif len(order) == 1:
+            why = f"the only plugin of this backend; runnable here (score {score})"
         else:
             why = f"best score {score} of {len(scored)} runnable variant(s)"
         _record(PluginAttempt(str(path), backend, variant, score, "loaded", why))

@@ -4,13 +4,13 @@
 #
 #   scripts/test_vulkan.sh
 #
-# Debian/Ubuntu packages: libvulkan-dev glslc mesa-vulkan-drivers (installed
+# Debian/Ubuntu packages: libvulkan-dev glslc spirv-headers mesa-vulkan-drivers (installed
 # here when missing and apt-get is usable).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v glslc >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq libvulkan-dev glslc mesa-vulkan-drivers >/dev/null
+if ! { command -v glslc && [ -d /usr/share/cmake/SPIRV-Headers ]; } >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq libvulkan-dev glslc spirv-headers mesa-vulkan-drivers >/dev/null
 fi
 scripts/build_plugin.sh vulkan
 pkg=$(cd /tmp && python -c "import os, llamanative._core as c; print(os.path.dirname(c.__file__))")

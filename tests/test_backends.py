@@ -139,3 +139,13 @@ def test_main_gpu_out_of_range_on_cpu_only_is_not_a_crash(smollm2_path):
             _core.Model(smollm2_path, main_gpu=len(gpus))
     else:
         _core.Model(smollm2_path, main_gpu=3).close()
+
+
+def test_backends_command(capsys):
+    from llamanative.cli import main
+
+    assert main(["backends"]) == 0
+    out = capsys.readouterr().out
+    assert "CPU" in out and "loaded" in out and "searched: " in out
+    cpu = next(a for a in llamanative.backend_load_log() if a.outcome == "loaded" and a.backend == "cpu")
+    assert Path(cpu.path).name in out
