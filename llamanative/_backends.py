@@ -140,7 +140,7 @@ def _load_backend(backend: str, files: list[tuple[Path, str | None]]) -> None:
         if wanted and variant == wanted:
             why = f"LLAMANATIVE_CPU_VARIANT={wanted}"
         elif score is None:
-            why = "a build of this backend for one machine (no score to compare)"
+            why = "the only plugin of this backend (it reports no score)"
         elif len(order) == 1:
             why = f"the only plugin of this backend; runnable here (score {score})"
         else:
