@@ -13,7 +13,9 @@ process. The two sides alternate within every repetition, and the one that
 goes first changes from one repetition to the next, so that load from
 elsewhere on the machine slows both alike. Same model, same thread count, same context and batch sizes;
 flash attention on for llama-cpp-python, which is what llamanative's default
-``auto`` resolves to on the CPU.
+``auto`` resolves to on the CPU for both models (``--lcp-flash-attn off``
+measures llama-cpp-python's own default instead; MiniLM embeds about twice
+as fast with it on).
 
 Measured (targets from the performance issue, printed beside each figure):
 
@@ -243,8 +245,8 @@ def bench_generate(client: Client, lcp: Driver, model: Path, args) -> dict:
     """End-to-end generate of ``args.tokens`` tokens: tokens/s of each side (the call's wall time)."""
     opts = {"temperature": 0, "repeat_penalty": 1.0, "seed": 0, "num_predict": args.tokens,
             "num_thread": args.threads, "num_ctx": args.ctx, "num_batch": N_BATCH}
-    lcp.call("load", kind="gen", path=str(model), threads=args.threads, n_ctx=args.ctx, n_batch=N_BATCH,
-             flash_attn=args.lcp_flash_attn == "on")
+    loaded = lcp.call("load", kind="gen", path=str(model), threads=args.threads, n_ctx=args.ctx, n_batch=N_BATCH,
+                      flash_attn=args.lcp_flash_attn == "on")
     texts = {}
 
     def ours() -> float:
@@ -260,7 +262,7 @@ def bench_generate(client: Client, lcp: Driver, model: Path, args) -> dict:
         return r["n_tokens"] / (r["ns"] / 1e9)
 
     a, b = alternate(args.reps, ours, theirs)
-    return {"llamanative_tps": a, "llama_cpp_python_tps": b,
+    return {"llamanative_tps": a, "llama_cpp_python_tps": b, "lcp_system_info": loaded["system_info"].strip(),
             "same_text": texts["llamanative"] == texts["llama-cpp-python"], "texts": texts}
 
 
@@ -440,6 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"llamanative (llama.cpp {_core.LLAMA_CPP_COMMIT[:8]}) vs llama-cpp-python {LCP_VERSION}; "
           f"{model.name}{' / ' + minilm.name if minilm else ''}, {args.threads} threads, "
           f"{args.reps} repetitions, mean ± stdev")
+    print(f"llamanative      {_core.system_info().strip()}")
+    if "generate" in res:
+        print(f"llama-cpp-python {res['generate']['lcp_system_info']}")
+    print(f"llama-cpp-python flash attention: {args.lcp_flash_attn}")
     print_table(table(res, args))
     checks = []
     if "generate" in res:

@@ -384,10 +384,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.threads} threads, {args.reps} repetitions, mean ± stdev")
     print_table(rows_of(res, args))
     ev = res["ttft"]["evaluated"]
-    print("2nd turn, tokens evaluated: llamanative "
-          f"{[e['prompt_eval_count'] for e in ev['llamanative']]} (first turn {ev['llamanative'][0]['first_turn_prompt']}); "
-          f"llama-server {[e['prompt_n'] for e in ev['llama-server']]} with "
-          f"{[e['cache_n'] for e in ev['llama-server']]} from its cache")
+    ours, theirs = ev["llamanative"], ev["llama-server"]
+    print(f"2nd turn, tokens evaluated: llamanative {[e['prompt_eval_count'] for e in ours]} "
+          f"(first turn: {[e['first_turn_prompt'] for e in ours]}); "
+          f"llama-server {[e['prompt_n'] for e in theirs]} with {[e['cache_n'] for e in theirs]} from its cache "
+          f"(first turn: {[e['first_turn_prompt'] for e in theirs]})")
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))
     return 0
