@@ -1,8 +1,12 @@
-"""Build llama.cpp's own tools (llama-bench, llama-tokenize, llama-completion)
-from the vendored tree: the reference that the benchmarks and parity tests
-compare against (same source, same flags, same machine).
+"""Build llama.cpp's own tools (llama-bench, llama-tokenize, llama-completion,
+llama-server) from the vendored tree: the reference that the benchmarks and
+parity tests compare against (same source, same flags, same machine).
 
-    python benchmarks/reference_tools.py        # build (or reuse) and print the paths
+    python benchmarks/reference_tools.py                # the default three: build (or reuse), print the paths
+    python benchmarks/reference_tools.py llama-server   # only the named ones
+
+llama-server is built only when asked for by name (it adds libmtmd and the
+server, a few more minutes on two cores); the parity tests do not need it.
 
 The tools are targets of this project's CMake tree, configured on its own in
 ``build/reference`` (without the Python extension, so it does not depend on
@@ -26,18 +30,25 @@ TOOLS = {
     "llama-bench": "bin/llama-bench",
     "llama-tokenize": "bin/llama-tokenize",
     "llama-completion": "bin/llama-completion",
+    "llama-server": "bin/llama-server",
 }
+DEFAULT_TOOLS = ("llama-bench", "llama-tokenize", "llama-completion")
 
 
 BUILD_DIR = REPO / "build" / "reference"
 
 
-def build_reference_tools(build_dir: Path | None = None) -> dict[str, Path]:
-    """Build the tools if needed (incremental) and return ``{name: path}``.
+def build_reference_tools(build_dir: Path | None = None,
+                          names: tuple[str, ...] = DEFAULT_TOOLS) -> dict[str, Path]:
+    """Build the tools ``names`` (keys of ``TOOLS``) if needed (incremental) and return ``{name: path}``.
 
     Raises:
+        KeyError: a name that is not in ``TOOLS``.
         subprocess.CalledProcessError: cmake failed (its output is shown).
     """
+    unknown = [n for n in names if n not in TOOLS]
+    if unknown:
+        raise KeyError(f"unknown reference tool(s) {unknown}; known: {sorted(TOOLS)}")
     build_dir = build_dir or BUILD_DIR
     build_dir.mkdir(parents=True, exist_ok=True)
     with open(build_dir / ".reference-tools.lock", "w") as lock:
@@ -50,11 +61,11 @@ def build_reference_tools(build_dir: Path | None = None) -> dict[str, Path]:
                 cmd += ["-DCMAKE_C_COMPILER_LAUNCHER=ccache", "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"]
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         subprocess.run(["cmake", "--build", str(build_dir), "--parallel", str(os.cpu_count() or 2),
-                        "--target", *TOOLS], check=True, stdout=subprocess.DEVNULL)
-    return {name: build_dir / rel for name, rel in TOOLS.items()}
+                        "--target", *names], check=True, stdout=subprocess.DEVNULL)
+    return {name: build_dir / TOOLS[name] for name in names}
 
 
 if __name__ == "__main__":
-    for name, path in build_reference_tools().items():
+    for name, path in build_reference_tools(names=tuple(sys.argv[1:]) or DEFAULT_TOOLS).items():
         print(f"{name}: {path}")
     sys.exit(0)
