@@ -126,12 +126,12 @@ def test_embeddings_batched_equal_single(minilm_path):
     try:
         v = r.model.vocab
         texts = [f"sentence number {i} about {w}" for i, w in enumerate(["cats", "dogs", "cars"] * 30)]
-        job = EmbedJob([v.tokenize(t) for t in texts])
+        job = EmbedJob.from_sequences([v.tokenize(t) for t in texts])
         r.submit(job)
         many = job.result.result(timeout=120)
         assert many.shape == (90, 384) and many.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(many, axis=1), 1.0, rtol=1e-5)
-        one = EmbedJob([v.tokenize(texts[47])])
+        one = EmbedJob.from_sequences([v.tokenize(texts[47])])
         r.submit(one)
         alone = one.result.result(timeout=60)[0]
         assert float(alone @ many[47]) > 0.9999
@@ -171,11 +171,11 @@ def test_concurrent_embed_calls_are_merged_and_exact(minilm_path):
         texts = [f"text {i} about {w}" for i, w in enumerate(["sun", "rain", "snow", "wind"] * 8)]
         alone = {}
         for t in texts[:4]:
-            j = EmbedJob([v.tokenize(t)])
+            j = EmbedJob.from_sequences([v.tokenize(t)])
             r.submit(j)
             alone[t] = j.result.result(timeout=60)[0].copy()
-        jobs = [EmbedJob([v.tokenize(t) for t in texts[i:i + 8]]) for i in range(0, 32, 8)]
-        jobs.append(EmbedJob([np.ones(600, np.int32)]))  # too long: fails alone
+        jobs = [EmbedJob.from_sequences([v.tokenize(t) for t in texts[i:i + 8]]) for i in range(0, 32, 8)]
+        jobs.append(EmbedJob.from_sequences([np.ones(600, np.int32)]))  # too long: fails alone
         for j in jobs:
             r.submit(j)  # queued together: the worker packs them into shared batches
         results = [j.result.result(timeout=120) for j in jobs[:4]]

@@ -376,8 +376,7 @@ class Client:
         with self._use(prep) as entry:
             if not texts or texts == [""]:
                 return EmbedResponse(model=req.model, embeddings=[], load_duration=self._load_ns(entry, t0))
-            inputs = self._embed_inputs(entry, texts, req.truncate is not False)
-            job = EmbedJob(inputs, normalize=True)
+            job = self._embed_inputs(entry, texts, req.truncate is not False)
             entry.runner.submit(job)
             matrix = job.result.result()
             if req.dimensions:
@@ -387,21 +386,24 @@ class Client:
                 raise StatusError.internal("embedding contains NaN or Inf values")
             return EmbedResponse.from_array(matrix, model=req.model, total_duration=ns_since(t0),
                                             load_duration=self._load_ns(entry, t0),
-                                            prompt_eval_count=int(sum(len(i) for i in inputs)))
+                                            prompt_eval_count=job.n_tokens)
 
-    def _embed_inputs(self, entry: Loaded, texts: list[str], truncate: bool) -> list[np.ndarray]:
-        vocab = entry.runner.vocab
+    def _embed_inputs(self, entry: Loaded, texts: list[str], truncate: bool, normalize: bool = True) -> EmbedJob:
+        """One packed job for ``texts``: tokenized in one native call, cut to the context when ``truncate``."""
+        tokens, offsets = entry.runner.vocab.tokenize_many(texts, add_special=True)
         limit = entry.runner.n_ctx
-        out = []
-        for i, text in enumerate(texts):
-            toks = vocab.tokenize(text, add_special=True)
-            if len(toks) > limit:
-                if not truncate:
-                    raise StatusError.bad_request(
-                        f"input {i}: the input length exceeds the context length ({len(toks)} > {limit} tokens)")
-                toks = toks[:limit]
-            out.append(toks)
-        return out
+        lengths = np.diff(offsets)
+        over = np.flatnonzero(lengths > limit)
+        if over.size:
+            if not truncate:
+                i = int(over[0])
+                raise StatusError.bad_request(
+                    f"input {i}: the input length exceeds the context length ({int(lengths[i])} > {limit} tokens)")
+            # Keep the first `limit` tokens of each input (position within its input < limit).
+            within = np.arange(len(tokens)) - np.repeat(offsets[:-1], lengths)
+            tokens = tokens[within < limit]
+            offsets = np.concatenate(([0], np.cumsum(np.minimum(lengths, limit))))
+        return EmbedJob(tokens, offsets, normalize)
 
     def embeddings(self, model: str = "", prompt: str | None = None, options: Options | dict | None = None,
                    keep_alive=None, **extra: Any) -> EmbeddingResponse:
@@ -412,7 +414,7 @@ class Client:
         with self._use(prep) as entry:
             if not req.prompt:
                 return EmbeddingResponse(embedding=[])
-            job = EmbedJob(self._embed_inputs(entry, [req.prompt], True), normalize=False)
+            job = self._embed_inputs(entry, [req.prompt], True, normalize=False)
             entry.runner.submit(job)
             return EmbeddingResponse(embedding=job.result.result()[0].tolist())
 

@@ -94,8 +94,31 @@ class CompletionJob:
 
 @dataclass
 class EmbedJob:
-    """Token sequences to embed; the result is a float32 matrix, one row per input."""
+    """Token sequences to embed; the result is a float32 matrix, one row per input.
 
-    inputs: list[np.ndarray]
+    The inputs are packed: input ``i`` is ``tokens[offsets[i]:offsets[i + 1]]``
+    (int32 tokens, int64 offsets, as ``Vocab.tokenize_many`` returns them), so
+    that the worker hands them to the native loop without touching each one.
+    """
+
+    tokens: np.ndarray
+    offsets: np.ndarray
     normalize: bool = True
     result: Future = field(default_factory=Future)
+
+    @classmethod
+    def from_sequences(cls, seqs: list[np.ndarray], normalize: bool = True) -> "EmbedJob":
+        """A job from one token array per input."""
+        lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+        offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        tokens = np.concatenate(seqs).astype(np.int32, copy=False) if seqs else np.empty(0, np.int32)
+        return cls(tokens, offsets, normalize)
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.offsets[-1])

@@ -328,8 +328,17 @@ class Runner:
         return self._embed_ctx
 
     def _run_embeds(self, jobs: list[EmbedJob]) -> None:
+        # Concurrent calls are merged into one packed input list, so they share decodes.
+        native_norm = all(job.normalize for job in jobs)
         try:
-            matrix = self._embed([t for job in jobs for t in job.inputs], normalize=False)
+            if len(jobs) == 1:
+                tokens, offsets = jobs[0].tokens, jobs[0].offsets
+            else:
+                tokens = np.concatenate([job.tokens for job in jobs])
+                shifts = np.cumsum([0] + [job.n_tokens for job in jobs[:-1]])
+                offsets = np.concatenate([jobs[0].offsets[:1]]
+                                         + [job.offsets[1:] + s for job, s in zip(jobs, shifts)])
+            matrix = self._embed(tokens, offsets, normalize=native_norm)
         except BaseException as exc:
             if len(jobs) > 1:  # one bad input must fail only its own call
                 for job in jobs:
@@ -340,36 +349,18 @@ class Runner:
             return
         row = 0
         for job in jobs:
-            rows = matrix[row:row + len(job.inputs)]  # a view: each call gets its own rows, no copy
-            row += len(job.inputs)
-            if job.normalize:
+            rows = matrix[row:row + job.n_inputs]  # a view: each call gets its own rows, no copy
+            row += job.n_inputs
+            if job.normalize and not native_norm:
                 _l2_normalize(rows)
             job.result.set_result(rows)
             self._job_done()
 
-    def _embed(self, inputs: list[np.ndarray], normalize: bool) -> np.ndarray:
+    def _embed(self, tokens: np.ndarray, offsets: np.ndarray, normalize: bool) -> np.ndarray:
+        """Pooled rows of the packed inputs, from as few decodes as the embedding context allows."""
         ctx = self._embedding_context()
-        out = np.empty((len(inputs), ctx.n_embd_out), dtype=np.float32)
-        batch = _core.Batch(ctx.n_batch)
-        i = 0
-        while i < len(inputs):
-            ctx.clear(False)
-            batch.clear()
-            rows = []
-            while i < len(inputs) and len(rows) < ctx.n_seq_max:
-                toks = inputs[i]
-                if len(toks) > ctx.n_batch:
-                    raise ValueError(f"input {i} has {len(toks)} tokens; the context holds {ctx.n_batch}")
-                if batch.n_tokens + len(toks) > ctx.n_batch:
-                    break
-                batch.add_sequence(toks, 0, len(rows), output="all")
-                rows.append(i)
-                i += 1
-            ctx.decode(batch)
-            for seq, row in enumerate(rows):
-                ctx.embeddings_seq(seq, out=out[row])
-        if normalize:
-            _l2_normalize(out)
+        out = np.empty((len(offsets) - 1, ctx.n_embd_out), dtype=np.float32)
+        ctx.embed_sequences(tokens, offsets, out, normalize=normalize)
         return out
 
 

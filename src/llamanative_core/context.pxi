@@ -431,6 +431,85 @@ cdef class Context:
             n = max(1, llama.llama_model_n_cls_out(self.model._ptr))
         return _copy_or_view(p, n, self, out)
 
+    def embed_sequences(self, tokens, offsets, out, *, bint normalize=False) -> int:
+        """Pooled embeddings of many inputs, packed into as few decodes as fit.
+
+        Input ``i`` is ``tokens[offsets[i]:offsets[i + 1]]``; each decode
+        takes whole inputs, up to n_batch tokens (n_ubatch too for encoders,
+        which attend to the whole batch at once) and n_seq_max sequences, and
+        starts from an empty memory. Row ``i`` of ``out`` receives input
+        ``i``'s pooled embedding. Everything runs with the GIL released, and
+        nothing of Python runs per input.
+
+        Args:
+            tokens: every input's token ids, one after the other (int32).
+            offsets: ``n + 1`` boundaries (int64), from 0 to ``len(tokens)``.
+            out: a C-contiguous float32 matrix of ``n`` rows and
+                :attr:`n_embd_out` columns (``n_cls_out`` for rank pooling).
+            normalize: scale each row to unit L2 length (zero rows stay zero).
+
+        Returns:
+            The number of decodes run.
+
+        Raises:
+            ValueError: embeddings are off, pooling is "none", ``out`` has the
+                wrong shape, an input is empty or longer than one decode holds,
+                or a token id is out of range (all checked before any decode).
+            DecodeAbortedError, DecodeError, ...: as :meth:`decode`; rows
+                before the failing batch are filled, the rest are not.
+        """
+        self._check()
+        if not self._embeddings:
+            raise ValueError("this context does not compute embeddings (create it with embeddings=True)")
+        cdef int pooling = llama.llama_get_pooling_type(self._ptr)
+        if pooling == llama.LLAMA_POOLING_TYPE_NONE:
+            raise ValueError("pooling_type is 'none': there is no pooled embedding per input")
+        cdef Py_ssize_t width = self._n_embd_out
+        if pooling == llama.LLAMA_POOLING_TYPE_RANK:
+            width = max(1, llama.llama_model_n_cls_out(self.model._ptr))
+        cdef cnp.ndarray toks = _as_tokens(tokens)
+        cdef cnp.ndarray offs = np.ascontiguousarray(offsets, dtype=np.int64)
+        if offs.ndim != 1 or cnp.PyArray_DIM(offs, 0) < 1:
+            raise ValueError("offsets must be a one-dimensional array of n + 1 boundaries")
+        cdef Py_ssize_t n_inputs = cnp.PyArray_DIM(offs, 0) - 1
+        cdef float[:, ::1] dst = out
+        if dst.shape[0] != n_inputs or dst.shape[1] != width:
+            raise ValueError(f"out must be a ({n_inputs}, {width}) float32 matrix, "
+                             f"got ({dst.shape[0]}, {dst.shape[1]})")
+        if n_inputs == 0:
+            return 0
+        cdef bint whole = llama.llama_get_memory(self._ptr) == NULL or not llama.llama_get_causal_attn(self._ptr)
+        cdef int32_t limit = <int32_t> min(self._n_batch, self._n_ubatch if whole else self._n_batch,
+                                           self._n_ctx_seq)
+        _check_embed_inputs(toks, offs, n_inputs, limit, self._n_vocab)
+        cdef uint32_t n_seq = min(self._n_seq_max, <uint32_t> limit)
+        cdef llama.llama_batch b = llama.llama_batch_init(limit, 0, 1)
+        if b.token == NULL:
+            raise MemoryError("llama_batch_init failed")
+        cdef int32_t n_decodes = 0, rc
+        cdef Py_ssize_t first_row = 0
+        cdef const llama_token * t = <const llama_token *> cnp.PyArray_DATA(toks)
+        cdef const int64_t * o = <const int64_t *> cnp.PyArray_DATA(offs)
+        self._enter()
+        try:
+            with nogil:
+                rc = _embed_packed(self._ptr, &b, t, o, n_inputs, limit, n_seq, &dst[0, 0], width,
+                                   normalize, &n_decodes, &first_row)
+            self._abort_flag = 0
+            # The outputs of the last batch are llama.cpp's, not known to the
+            # per-token readers: they raise IndexError until the next decode.
+            self._last_outputs = b""
+            self._n_last_outputs = 0
+        finally:
+            llama.llama_batch_free(b)
+            self._leave()
+        if rc == 0:
+            return n_decodes
+        exc = (DecodeError(-1, "llama.cpp returned no pooled embedding for a sequence") if rc == -100
+               else _decode_error(rc, "decode"))
+        exc.add_note(f"while embedding the batch that starts at input {first_row}")
+        raise exc
+
     # -- KV memory -------------------------------------------------------------
     cdef int _check_seq(self, llama_seq_id seq, bint allow_all) except -1:
         if allow_all and seq == -1:

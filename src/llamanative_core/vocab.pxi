@@ -113,6 +113,72 @@ cdef class Vocab:
             cnp.PyArray_Resize(out, &shape, 0, cnp.NPY_CORDER)
         return out
 
+    def tokenize_many(self, texts, bint add_special=True, bint parse_special=False):
+        """Tokenize every text of ``texts`` in one call, with the GIL released.
+
+        Args:
+            texts: a sequence of str or UTF-8 bytes.
+            add_special, parse_special: as :meth:`tokenize`, for every text.
+
+        Returns:
+            ``(tokens, offsets)``: all the token ids one after the other
+            (int32), and ``len(texts) + 1`` boundaries (int64): text ``i`` is
+            ``tokens[offsets[i]:offsets[i + 1]]``. The form
+            :meth:`Context.embed_sequences` takes.
+
+        Raises:
+            TypeError: ``texts`` is one text, or an item is neither str nor bytes.
+            ValueError: a text is longer than llama_tokenize accepts.
+        """
+        self._check()
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("texts must be a sequence of texts, not one text (use tokenize())")
+        cdef list items = list(texts)  # holds every text (and its UTF-8 form) until the end
+        cdef Py_ssize_t n = len(items), i
+        cdef vector[const char *] ptrs
+        cdef vector[int32_t] sizes
+        cdef Py_ssize_t n_bytes, total_bytes = 0
+        ptrs.resize(n)
+        sizes.resize(n)
+        for i in range(n):
+            ptrs[i] = _text_ptr(items[i], &n_bytes)
+            if n_bytes > INT32_MAX - 64:
+                raise ValueError(f"text {i} is too long to tokenize: {n_bytes} bytes (limit {INT32_MAX - 64})")
+            sizes[i] = <int32_t> n_bytes
+            total_bytes += n_bytes
+        cdef cnp.npy_intp n_offs = n + 1
+        cdef cnp.ndarray offsets = cnp.PyArray_ZEROS(1, &n_offs, cnp.NPY_INT64, 0)
+        cdef int64_t * offs = <int64_t *> cnp.PyArray_DATA(offsets)
+        cdef vector[llama_token] buf
+        cdef Py_ssize_t total = 0
+        cdef int32_t k, cap
+        cdef bint failed = False
+        with nogil:
+            # At most one token per byte plus the specials; retried with the exact size otherwise.
+            buf.reserve(total_bytes + 16 * n)
+            for i in range(n):
+                cap = sizes[i] + 16
+                buf.resize(total + cap)
+                k = llama.llama_tokenize(self._ptr, ptrs[i], sizes[i], buf.data() + total, cap,
+                                         add_special, parse_special)
+                if k < 0:
+                    cap = -k
+                    buf.resize(total + cap)
+                    k = llama.llama_tokenize(self._ptr, ptrs[i], sizes[i], buf.data() + total, cap,
+                                             add_special, parse_special)
+                    if k < 0:
+                        failed = True
+                        break
+                total += k
+                offs[i + 1] = total
+        if failed:
+            raise RuntimeError(f"llama_tokenize failed on text {i}")
+        cdef cnp.npy_intp n_tok = total
+        cdef cnp.ndarray tokens = cnp.PyArray_EMPTY(1, &n_tok, cnp.NPY_INT32, 0)
+        if total:
+            memcpy(cnp.PyArray_DATA(tokens), buf.data(), total * sizeof(llama_token))
+        return tokens, offsets
+
     cdef int32_t _tokenize_into(self, const char * data, int32_t n_bytes, cnp.ndarray out,
                                 bint add_special, bint parse_special):
         cdef llama_token * dst = <llama_token *> cnp.PyArray_DATA(out)
