@@ -21,7 +21,9 @@ Measured (targets from the performance issue, printed beside each figure):
 
 - end-to-end generate of 128 tokens with SmolLM2, greedy, raw prompt, not
   streamed (``Client.generate`` vs ``Llama.create_completion``), tokens/s:
-  llamanative >= 1.25x llama-cpp-python;
+  llamanative >= 1.25x llama-cpp-python. Beside it: llama-cpp-python with its
+  own defaults (``Llama(path, n_ctx=...)``: half the CPUs for generation), and
+  llama-bench's tg128 on the same model and threads, the decode-only ceiling;
 - tokenizing a short string, microseconds per call: ``Vocab.tokenize`` vs
   llama.cpp's own ``llama_tokenize`` timed in C (``_core._bench_tokenize_c``)
   vs ``Llama.tokenize``, in short interleaved blocks (a median block per
@@ -30,7 +32,8 @@ Measured (targets from the performance issue, printed beside each figure):
   ``Vocab.tokenize`` >= 0.95x the C call (llama-cpp-python shown beside);
 - embedding 1,000 short sentences with all-MiniLM-L6-v2, sentences/s,
   L2-normalised on both sides (``Client.embed`` vs ``Llama(embedding=True).embed``):
-  llamanative >= 2x llama-cpp-python.
+  llamanative >= 2x llama-cpp-python. Beside it: llama-cpp-python with its own
+  defaults (flash attention off, half the CPUs for generation).
 
 Figures are mean ± stdev over ``--reps`` repetitions after one warm-up run of
 each side. Both sides' outputs are compared as a sanity check (generated text,
@@ -53,8 +56,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from compare_llama_bench import corpus  # noqa: E402
-from reference_tools import REPO  # noqa: E402
+from compare_llama_bench import corpus, llama_bench  # noqa: E402
+from reference_tools import REPO, build_reference_tools  # noqa: E402
 
 from llamanative import Client, _core  # noqa: E402
 from llamanative.fetch import fetch_model  # noqa: E402
@@ -130,17 +133,23 @@ from llama_cpp import Llama
 
 models = {}
 
-def load(kind, path, threads, n_ctx, n_batch, flash_attn):
+def load(kind, path, threads, n_ctx, n_batch, flash_attn, as_=None, defaults=False):
     t0 = time.perf_counter_ns()
-    models[kind] = Llama(path, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch, n_threads=threads,
-                         n_threads_batch=threads, embedding=(kind == "embed"), flash_attn=flash_attn,
-                         seed=0, verbose=False)
+    if defaults:  # what Llama(path) gives a user who sets nothing but the context
+        llm = Llama(path, n_ctx=n_ctx, embedding=(kind == "embed"), seed=0, verbose=False)
+    else:
+        llm = Llama(path, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch, n_threads=threads,
+                    n_threads_batch=threads, embedding=(kind == "embed"), flash_attn=flash_attn,
+                    seed=0, verbose=False)
+    models[as_ or kind] = llm
     return {"ns": time.perf_counter_ns() - t0, "version": llama_cpp.__version__,
-            "system_info": llama_cpp.llama_print_system_info().decode()}
+            "system_info": llama_cpp.llama_print_system_info().decode(),
+            "n_threads": llm.n_threads, "n_threads_batch": llm.n_threads_batch,
+            "flash_attn": llm.context_params.flash_attn_type == llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED}
 
-def generate(prompt, n):
+def generate(prompt, n, which="gen"):
     t0 = time.perf_counter_ns()
-    out = models["gen"].create_completion(prompt, max_tokens=n, temperature=0.0, repeat_penalty=1.0, seed=0)
+    out = models[which].create_completion(prompt, max_tokens=n, temperature=0.0, repeat_penalty=1.0, seed=0)
     ns = time.perf_counter_ns() - t0
     return {"ns": ns, "n_tokens": out["usage"]["completion_tokens"], "text": out["choices"][0]["text"]}
 
@@ -152,9 +161,9 @@ def tokenize(text, calls):
         tok(text.encode("utf-8"))
     return {"ns_per_call": (time.perf_counter_ns() - t0) / calls, "n_tokens": len(ids), "head": ids[:64]}
 
-def embed(inputs, keep):
+def embed(inputs, keep, which="embed"):
     t0 = time.perf_counter_ns()
-    rows = models["embed"].embed(inputs, normalize=True)
+    rows = models[which].embed(inputs, normalize=True)
     ns = time.perf_counter_ns() - t0
     return {"ns": ns, "n_rows": len(rows), "rows": rows[:keep]}
 
@@ -242,11 +251,21 @@ def sentences(n: int, seed: int = 0) -> list[str]:
 
 # -- the measurements -------------------------------------------------------------------------
 def bench_generate(client: Client, lcp: Driver, model: Path, args) -> dict:
-    """End-to-end generate of ``args.tokens`` tokens: tokens/s of each side (the call's wall time)."""
+    """End-to-end generate of ``args.tokens`` tokens: tokens/s of each side (the call's wall time).
+
+    Two more figures, in the same alternation: llama-cpp-python as ``Llama(path,
+    n_ctx=...)`` constructs it with nothing else set (its own thread and
+    flash-attention defaults; information, not the target), and llama-bench's
+    tg of the same length, the speed of the decodes alone (no prompt, no
+    sampling, no detokenising): the ceiling that no binding can pass.
+    """
     opts = {"temperature": 0, "repeat_penalty": 1.0, "seed": 0, "num_predict": args.tokens,
             "num_thread": args.threads, "num_ctx": args.ctx, "num_batch": N_BATCH}
     loaded = lcp.call("load", kind="gen", path=str(model), threads=args.threads, n_ctx=args.ctx, n_batch=N_BATCH,
                       flash_attn=args.lcp_flash_attn == "on")
+    dflt = lcp.call("load", kind="gen", as_="gen_default", path=str(model), threads=0, n_ctx=args.ctx,
+                    n_batch=0, flash_attn=False, defaults=True)
+    tool = build_reference_tools()["llama-bench"]
     texts = {}
 
     def ours() -> float:
@@ -261,8 +280,17 @@ def bench_generate(client: Client, lcp: Driver, model: Path, args) -> dict:
         texts["llama-cpp-python"] = r["text"]
         return r["n_tokens"] / (r["ns"] / 1e9)
 
-    a, b = alternate(args.reps, ours, theirs)
-    return {"llamanative_tps": a, "llama_cpp_python_tps": b, "lcp_system_info": loaded["system_info"].strip(),
+    def theirs_default() -> float:
+        r = lcp.call("generate", prompt=GEN_PROMPT, n=args.tokens, which="gen_default")
+        return r["n_tokens"] / (r["ns"] / 1e9)
+
+    def ceiling() -> float:
+        return llama_bench(tool, model, args.threads, 0, args.tokens, 1)["tg"][0]
+
+    a, b, c, d = alternate(args.reps, ours, theirs, theirs_default, ceiling)
+    return {"llamanative_tps": a, "llama_cpp_python_tps": b, "llama_cpp_python_default_tps": c,
+            "llama_bench_tg_tps": d, "lcp_system_info": loaded["system_info"].strip(),
+            "lcp_default_settings": {k: dflt[k] for k in ("n_threads", "n_threads_batch", "flash_attn")},
             "same_text": texts["llamanative"] == texts["llama-cpp-python"], "texts": texts}
 
 
@@ -324,10 +352,16 @@ def bench_tokenize_long(vocab: _core.Vocab, lcp: Driver, args) -> dict:
 
 
 def bench_embed(client: Client, lcp: Driver, model: Path, args) -> dict:
-    """Sentences/s of embedding ``args.sentences`` short sentences in one call (normalised rows)."""
+    """Sentences/s of embedding ``args.sentences`` short sentences in one call (normalised rows).
+
+    Also, in the same alternation, llama-cpp-python as ``Llama(path,
+    embedding=True)`` constructs it with nothing else set (information).
+    """
     inputs = sentences(args.sentences)
     lcp.call("load", kind="embed", path=str(model), threads=args.threads, n_ctx=N_BATCH, n_batch=N_BATCH,
              flash_attn=args.lcp_flash_attn == "on")
+    dflt = lcp.call("load", kind="embed", as_="embed_default", path=str(model), threads=0, n_ctx=N_BATCH,
+                    n_batch=0, flash_attn=False, defaults=True)
     rows = {}
     keep = 8
 
@@ -343,9 +377,15 @@ def bench_embed(client: Client, lcp: Driver, model: Path, args) -> dict:
         rows["llama-cpp-python"] = np.asarray(r["rows"], np.float32)
         return r["n_rows"] / (r["ns"] / 1e9)
 
-    a, b = alternate(args.reps, ours, theirs)
+    def theirs_default() -> float:
+        r = lcp.call("embed", inputs=inputs, keep=keep, which="embed_default")
+        return r["n_rows"] / (r["ns"] / 1e9)
+
+    a, b, c = alternate(args.reps, ours, theirs, theirs_default)
     cos = float(np.min(np.sum(rows["llamanative"] * rows["llama-cpp-python"], axis=1)))
-    return {"llamanative_sps": a, "llama_cpp_python_sps": b, "min_cosine_first_rows": cos}
+    return {"llamanative_sps": a, "llama_cpp_python_sps": b, "llama_cpp_python_default_sps": c,
+            "lcp_default_settings": {k: dflt[k] for k in ("n_threads", "n_threads_batch", "flash_attn")},
+            "min_cosine_first_rows": cos}
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -367,6 +407,15 @@ def table(res: dict, args) -> list[tuple[str, str, str, str, str, bool | None]]:
         rows.append((f"generate {args.tokens} tokens, tok/s", fmt(g["llamanative_tps"]),
                      "lcp " + fmt(g["llama_cpp_python_tps"]), f"{r:.3f}x", f">= {TARGET_GENERATE}x",
                      r >= TARGET_GENERATE))
+        s = g["lcp_default_settings"]
+        r = ratio(g["llamanative_tps"], g["llama_cpp_python_default_tps"])
+        rows.append(("", "", f"lcp defaults ({s['n_threads']} thread(s)) " + fmt(g["llama_cpp_python_default_tps"]),
+                     f"{r:.3f}x", "info", None))
+        ceil = mean_sd(g["llama_bench_tg_tps"])[0]
+        rows.append(("", "", f"llama-bench tg{args.tokens} " + fmt(g["llama_bench_tg_tps"]),
+                     f"{mean_sd(g['llamanative_tps'])[0] / ceil:.3f} of it "
+                     f"(lcp {mean_sd(g['llama_cpp_python_tps'])[0] / ceil:.3f})",
+                     f"ceiling: {ceil / mean_sd(g['llama_cpp_python_tps'])[0]:.3f}x lcp", None))
     if "tokenize_short" in res:
         ts = res["tokenize_short"]
         diff = mean_sd(ts["overhead_us"])[0]
@@ -386,6 +435,11 @@ def table(res: dict, args) -> list[tuple[str, str, str, str, str, bool | None]]:
         r = ratio(e["llamanative_sps"], e["llama_cpp_python_sps"])
         rows.append((f"embed {args.sentences} sentences, sent/s", fmt(e["llamanative_sps"]),
                      "lcp " + fmt(e["llama_cpp_python_sps"]), f"{r:.3f}x", f">= {TARGET_EMBED}x", r >= TARGET_EMBED))
+        s = e["lcp_default_settings"]
+        r = ratio(e["llamanative_sps"], e["llama_cpp_python_default_sps"])
+        rows.append(("", "", f"lcp defaults ({s['n_threads']}/{s['n_threads_batch']} threads, flash attn "
+                     f"{'on' if s['flash_attn'] else 'off'}) " + fmt(e["llama_cpp_python_default_sps"]),
+                     f"{r:.3f}x", "info", None))
     return rows
 
 

@@ -1,8 +1,9 @@
 """llamanative's Client against llama-server (the same llama.cpp commit), measured in one run.
 
-    python benchmarks/compare_llama_server.py --server PATH/llama-server [--threads N] [--reps 3] [--json FILE]
+    python benchmarks/compare_llama_server.py [--server PATH/llama-server] [--threads N] [--reps 3] [--json FILE]
 
-The script starts llama-server itself on 127.0.0.1 (a free port; its log goes
+Without ``--server`` it builds llama-server from the vendored tree
+(``reference_tools.py``, incremental, no Web UI). The script starts llama-server itself on 127.0.0.1 (a free port; its log goes
 to ``benchmarks/.cache/``), talks to it with the standard library's HTTP
 client from Python threads, and stops it at the end. The Client runs in this
 process. The two sides alternate within every repetition (the first of the
@@ -348,7 +349,8 @@ def print_table(rows) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--server", type=Path, required=True, help="the llama-server executable")
+    ap.add_argument("--server", type=Path, default=None,
+                    help="the llama-server executable (default: built from the vendored tree)")
     ap.add_argument("--model", type=Path, default=None, help="chat GGUF (default: SmolLM2-135M Q4_1)")
     ap.add_argument("--minilm", type=Path, default=None, help="embedding GGUF (default: the test suite's MiniLM)")
     ap.add_argument("--threads", type=int, default=_core.default_n_threads())
@@ -362,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args(argv)
 
+    if args.server is None:
+        from reference_tools import build_reference_tools
+        args.server = build_reference_tools(names=("llama-server",))["llama-server"]
     model = args.model or fetch_model("smollm2", quiet=True)
     minilm = args.minilm or minilm_path()
     threads = ["-t", str(args.threads), "-tb", str(args.threads)]
