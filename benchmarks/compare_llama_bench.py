@@ -8,7 +8,10 @@ Prints, for the same model, thread count and machine:
   ``_core`` driven from Python with llama-bench's own protocol (random tokens,
   one warm-up run, KV cleared between repetitions, a fresh context per test
   of n_ctx = pp or tg, batch 2048 / ubatch 512, an output on every generated
-  token), and their ratio (targets: >= 0.98);
+  token), and their ratio (targets: >= 0.98); and through the Client, what
+  a user gets: ``Client.generate`` streamed (tg: caller-side time from the
+  first chunk to the last) and a ~pp-token prompt with one token generated (pp:
+  the tokens evaluated over the whole call); targets >= 0.97;
 - tokenize throughput on ~1 MB of text: ``Vocab.tokenize`` against the bare
   ``llama_tokenize`` call timed in C, and against the ``llama-tokenize`` tool
   (its wall time on the text minus its wall time on an empty text); target >= 0.95;
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -33,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_tools import REPO, build_reference_tools  # noqa: E402
 
-from llamanative import _core  # noqa: E402
+from llamanative import Client, _core  # noqa: E402
 from llamanative.bench import generation_rate, prompt_rate  # noqa: E402
 from llamanative.fetch import fetch_model  # noqa: E402
 
@@ -64,6 +68,60 @@ def core_pp(model: _core.Model, threads: int, n: int, reps: int) -> list[float]:
 def core_tg(model: _core.Model, threads: int, n: int, reps: int) -> list[float]:
     with _core.Context(model, n_ctx=n, n_batch=2048, n_ubatch=512, n_threads=threads) as ctx:
         return generation_rate(ctx, n, reps)
+
+
+# -- the same through the Client ------------------------------------------------
+# A raw prompt that SmolLM2 continues greedily well past 128 tokens (no early stop).
+GEN_PROMPT = "Count from one to one thousand: one, two, three,"
+
+
+def client_tg(client: Client, model: Path, threads: int, n: int, reps: int) -> list[float]:
+    """Generation tokens/s through ``Client.generate(stream=True)``, timed by the caller.
+
+    The rate is (tokens - 1) over the wall time from the first streamed chunk
+    to the last, so it includes everything per token: sampling, stop checks,
+    detokenising, and handing each piece to this thread.
+    """
+    opts = {"temperature": 0, "repeat_penalty": 1.0, "seed": 0, "num_predict": n, "num_thread": threads}
+
+    def run() -> float:
+        first = last = None
+        count = 0
+        for chunk in client.generate(str(model), GEN_PROMPT, raw=True, stream=True, options=opts):
+            now = time.perf_counter_ns()
+            if chunk.response:
+                first = first or now
+                last = now
+            if chunk.done:
+                count = chunk.eval_count
+        return (count - 1) / ((last - first) / 1e9)
+
+    run()
+    return [run() for _ in range(reps)]
+
+
+def client_pp(client: Client, model: Path, vocab: _core.Vocab, threads: int, n: int, reps: int
+              ) -> tuple[list[float], list[int]]:
+    """Prompt-processing tokens/s through ``Client.generate``: a new ~``n``-token prompt per run
+    (so the prefix cache has nothing to reuse), one token generated; the rate is the tokens the
+    Client reports evaluated over the call's whole wall time. Also returns those token counts."""
+    rng = random.Random(0)
+    opts = {"temperature": 0, "seed": 0, "num_predict": 1, "num_thread": threads, "num_batch": 512}
+
+    def prompt() -> str:
+        # Random tokens, as llama-bench uses, turned into text (it re-tokenizes to about n tokens).
+        ids = [rng.randrange(vocab.n_vocab) for _ in range(n)]
+        return vocab.detokenize(ids)
+
+    def run() -> tuple[float, int]:
+        text = prompt()
+        t0 = time.perf_counter_ns()
+        r = client.generate(str(model), text, raw=True, options=opts)
+        return r.prompt_eval_count / ((time.perf_counter_ns() - t0) / 1e9), r.prompt_eval_count
+
+    run()
+    runs = [run() for _ in range(reps)]
+    return [r for r, _ in runs], [k for _, k in runs]
 
 
 # -- tokenize ------------------------------------------------------------------
@@ -149,13 +207,22 @@ def main() -> int:
     model = _core.Model(model_path)
     ours = {"pp": core_pp(model, args.threads, args.pp, args.reps),
             "tg": core_tg(model, args.threads, args.tg, args.reps)}
-    results: dict = {"model": str(model_path.name), "threads": args.threads, "llama_bench_params": {}}
-    print(f"\n{'test':<8}{'llama-bench t/s':>20}{'_core t/s':>20}{'ratio':>8}")
+    with Client() as client:
+        pp_rates, pp_counts = client_pp(client, model_path, model.vocab, args.threads, args.pp, args.reps)
+        via_client = {"pp": pp_rates, "tg": client_tg(client, model_path, args.threads, args.tg, args.reps)}
+    results: dict = {"model": str(model_path.name), "threads": args.threads, "llama_bench_params": {},
+                     "client_pp_prompt_tokens": pp_counts}
+    print(f"\n{'test':<8}{'llama-bench t/s':>20}{'_core t/s':>20}{'ratio':>8}{'Client t/s':>20}{'ratio':>8}"
+          "  (target for the Client: >= 0.97)")
     for key, n in (("pp", args.pp), ("tg", args.tg)):
-        (rm, rs), (om, os_) = mean_sd(ref[key]), mean_sd(ours[key])
-        results[key] = {"llama_bench": ref[key], "core": ours[key], "ratio": om / rm}
+        (rm, rs), (om, os_), (cm, cs) = mean_sd(ref[key]), mean_sd(ours[key]), mean_sd(via_client[key])
+        results[key] = {"llama_bench": ref[key], "core": ours[key], "ratio": om / rm,
+                        "client": via_client[key], "client_ratio": cm / rm}
         results["llama_bench_params"][key] = ref.get(key + "_params")
-        print(f"{key}{n:<6}{rm:>12.1f} ± {rs:<6.1f}{om:>12.1f} ± {os_:<6.1f}{om / rm:>8.3f}")
+        print(f"{key}{n:<6}{rm:>12.1f} ± {rs:<6.1f}{om:>12.1f} ± {os_:<6.1f}{om / rm:>8.3f}"
+              f"{cm:>12.1f} ± {cs:<6.1f}{cm / rm:>8.3f}")
+    print(f"Client pp: prompts of {pp_counts} tokens (random ids, re-tokenized), rate over the whole call; "
+          "Client tg: Client.generate streamed, first chunk to last")
 
     tok = tokenize_figures(model_path, tools["llama-tokenize"], args.reps)
     results["tokenize"] = tok

@@ -20,7 +20,8 @@ Measured (targets from the performance issue, printed beside each figure):
   Python threads calling ``Client.chat``. Target: llamanative >= 1.1x.
   A single stream is measured too on both sides: llamanative's 4-stream
   aggregate over its own single stream (target >= 1.3x), and llama-server's
-  for reference.
+  for reference. Beside them, the bound: ``_core`` decoding 4 sequences (and
+  1) one token per step with nothing else, and each side's share of it.
 - **1,000-sentence embedding** with all-MiniLM-L6-v2: sentences/s of one
   batched ``/embedding`` request (``content`` a list, L2-normalised, a server
   started with ``--embeddings -np 32``) against one ``Client.embed`` call.
@@ -225,6 +226,36 @@ def bench_concurrent(client: Client, port: int, model: Path, args, n_streams: in
     return {"llamanative_tps": a, "llama_server_tps": b}
 
 
+def decode_ceiling(model: Path, args, n_seqs: int) -> list[float]:
+    """Tokens/s of the decodes alone for ``n_seqs`` streams: ``_core`` decoding one token per
+    sequence per step (``args.tokens`` steps after a short prompt each), no sampling, no
+    detokenising, nothing handed to a caller. Neither side can generate faster than this on
+    this machine: it is the bound that the concurrent-chat figures are read against."""
+    with _core.Model(model) as m, _core.Context(m, n_ctx=args.ctx, n_batch=512, n_ubatch=512, n_seq_max=N_STREAMS,
+                                                n_threads=args.threads) as ctx:
+        prompt = m.vocab.tokenize(count_prompt(0, 0)[0]["content"])
+        batch = _core.Batch(512)
+
+        def run() -> float:
+            ctx.clear(False)
+            batch.clear()
+            for s in range(n_seqs):
+                batch.add_sequence(prompt, 0, s, output="last")
+            ctx.decode(batch)
+            pos, token = len(prompt), int(prompt[-1])
+            t0 = time.perf_counter()
+            for _ in range(args.tokens):
+                batch.clear()
+                for s in range(n_seqs):
+                    batch.add(token, pos, s, True)
+                ctx.decode(batch)
+                pos += 1
+            return n_seqs * args.tokens / (time.perf_counter() - t0)
+
+        run()
+        return [run() for _ in range(args.reps)]
+
+
 # -- 2. embeddings ----------------------------------------------------------------------------
 def bench_embed(client: Client, port: int, model: Path, args) -> dict:
     """Sentences/s of one call embedding ``args.sentences`` sentences (L2-normalised) on each side."""
@@ -328,6 +359,14 @@ def rows_of(res: dict, args) -> list[tuple]:
     s_theirs = ratio(c4["llama_server_tps"], c1["llama_server_tps"])
     out.append((f"{N_STREAMS} streams over 1 stream", f"{s_ours:.3f}x", f"{s_theirs:.3f}x", "",
                 f">= {TARGET_SELF_SCALING}x", s_ours >= TARGET_SELF_SCALING))
+    if "ceiling" in res:
+        k1, k4 = res["ceiling"]["1"], res["ceiling"][str(N_STREAMS)]
+        out.append((f"decodes alone, {N_STREAMS} seqs / 1 seq, tok/s", fmt(k4), fmt(k1),
+                    f"{ratio(k4, k1):.3f}x", "bound", None))
+        out.append((f"  share of that bound, {N_STREAMS} / 1 streams",
+                    f"{ratio(c4['llamanative_tps'], k4):.3f} / {ratio(c1['llamanative_tps'], k1):.3f}",
+                    f"{ratio(c4['llama_server_tps'], k4):.3f} / {ratio(c1['llama_server_tps'], k1):.3f}",
+                    "", "", None))
     r = ratio(e["llamanative_sps"], e["llama_server_sps"])
     out.append((f"embed {args.sentences} sentences, sent/s", fmt(e["llamanative_sps"]), fmt(e["llama_server_sps"]),
                 f"{r:.3f}x", f">= {TARGET_EMBED}x", r >= TARGET_EMBED))
@@ -379,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
             res["single"] = bench_concurrent(client, srv.port, model, args, 1)
             with _core.Model(model, vocab_only=True) as vocab_model:
                 res["ttft"] = bench_ttft(client, srv.port, model, vocab_model.vocab, args)
+        res["ceiling"] = {str(n): decode_ceiling(model, args, n) for n in (1, N_STREAMS)}
         n = args.embed_parallel
         embed_args = ["-m", str(minilm), *threads, "--embeddings", "-np", str(n), "-c", str(512 * n),
                       "-b", "512", "-ub", "512", "--no-webui"]
