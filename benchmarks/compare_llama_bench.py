@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -58,6 +59,32 @@ def llama_bench(tool: Path, model: Path, threads: int, pp: int, tg: int, reps: i
         res[key + "_params"] = {k: row[k] for k in ("n_batch", "n_ubatch", "type_k", "type_v", "flash_attn",
                                                     "n_threads") if k in row}
     return res
+
+
+def in_own_thread(fn, *args):
+    """``fn(*args)`` on a thread that ends when it returns, and its result (or its exception).
+
+    ggml computes with OpenMP, and a thread that has run a decode keeps an
+    OpenMP team until it ends. The Client decodes on its own worker threads;
+    if this script's main thread also kept a team, the process would hold more
+    OpenMP threads than CPUs and libgomp would stop spin-waiting everywhere,
+    slowing the Client's figures by half or more. (The Client's workers end
+    when idle for the same reason: see ``llamanative/engine/runner.py``.)
+    """
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["result"] = fn(*args)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    th = threading.Thread(target=run)
+    th.start()
+    th.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
 
 
 def core_pp(model: _core.Model, threads: int, n: int, reps: int) -> list[float]:
@@ -205,8 +232,8 @@ def main() -> int:
     print(f"llama.cpp {_core.LLAMA_CPP_COMMIT[:10]}; {_core.system_info().strip()}")
     ref = llama_bench(tools["llama-bench"], model_path, args.threads, args.pp, args.tg, args.reps)
     model = _core.Model(model_path)
-    ours = {"pp": core_pp(model, args.threads, args.pp, args.reps),
-            "tg": core_tg(model, args.threads, args.tg, args.reps)}
+    ours = {"pp": in_own_thread(core_pp, model, args.threads, args.pp, args.reps),
+            "tg": in_own_thread(core_tg, model, args.threads, args.tg, args.reps)}
     with Client() as client:
         pp_rates, pp_counts = client_pp(client, model_path, model.vocab, args.threads, args.pp, args.reps)
         via_client = {"pp": pp_rates, "tg": client_tg(client, model_path, args.threads, args.tg, args.reps)}

@@ -53,6 +53,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from compare_llama_bench import in_own_thread  # noqa: E402
 from compare_llama_cpp_python import minilm_path, sentences  # noqa: E402
 
 from llamanative import Client, _core  # noqa: E402
@@ -418,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
             res["single"] = bench_concurrent(client, srv.port, model, args, 1)
             with _core.Model(model, vocab_only=True) as vocab_model:
                 res["ttft"] = bench_ttft(client, srv.port, model, vocab_model.vocab, args)
-        res["ceiling"] = {str(n): decode_ceiling(model, args, n) for n in (1, N_STREAMS)}
+        # On a thread that ends: the main thread must not keep an OpenMP team (see in_own_thread).
+        res["ceiling"] = {str(n): in_own_thread(decode_ceiling, model, args, n) for n in (1, N_STREAMS)}
         n = args.embed_parallel
         embed_args = ["-m", str(minilm), *threads, "--embeddings", "-np", str(n), "-c", str(512 * n),
                       "-b", "512", "-ub", "512", "--no-webui"]

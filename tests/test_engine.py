@@ -10,6 +10,7 @@ import pytest
 
 from llamanative.engine import (CompletionJob, EmbedJob, Failed, Finished, Piece, Runner, RunnerConfig,
                                 SamplingParams)
+from llamanative.engine.runner import IDLE_EXIT_S
 from llamanative.engine.scheduler import Scheduler
 from llamanative._core import StopMatcher
 
@@ -186,3 +187,39 @@ def test_concurrent_embed_calls_are_merged_and_exact(minilm_path):
         assert all(res.shape == (8, 384) for res in results)
     finally:
         r.close()
+
+
+def _wait_for(cond, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_idle_worker_ends_and_the_next_job_starts_one(runner):
+    # An idle runner must not keep a thread (and with it an OpenMP team, which
+    # would slow every other model of the process: see runner.py).
+    complete(runner, "The capital of France is", 4)
+    assert _wait_for(lambda: runner._thread is None, timeout=5 * IDLE_EXIT_S + 5)
+    assert not any(t.name.startswith(f"llamanative-runner:{runner.path}") for t in threading.enumerate())
+    text, fin = complete(runner, "The capital of France is", 24)
+    assert text.startswith(" Paris.\n\nThe United States") and fin.eval_count == 24
+
+
+def test_jobs_submitted_as_the_worker_ends_are_never_lost(runner):
+    # Submit right around the idle deadline, many times: every job must finish.
+    for i in range(30):
+        complete(runner, "Hello", 1)
+        time.sleep(IDLE_EXIT_S * (0.8 + 0.02 * i))  # sweeps across the moment the worker ends
+    done = []
+    jobs = [CompletionJob(runner.model.vocab.tokenize(f"Count {i}:"), GREEDY, 2, ()) for i in range(8)]
+    threads = [threading.Thread(target=lambda j=j: (runner.submit(j), done.append(collect(j))))
+               for j in jobs]
+    time.sleep(IDLE_EXIT_S)
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(done) == 8 and all(fin.eval_count == 2 for _, fin in done)

@@ -12,6 +12,15 @@ The per-token work of a step (batch building, decode, sampling, end of
 generation and stop strings, UTF-8-safe detokenisation, context shift) runs
 in the compiled :class:`_core.Stepper` without the GIL; this module decides
 admission, hands each token's text to its caller and handles a full KV cache.
+
+The worker thread ends when the runner has been idle for ``IDLE_EXIT_S`` and
+a new one starts with the next job. This is for speed, not tidiness: ggml
+computes with OpenMP, and every thread that has run a decode keeps an OpenMP
+team. Once the teams of a process hold more threads than there are CPUs,
+libgomp stops spin-waiting in all of them, and a generating model runs at
+half speed or less (measured: 103-114 tokens/s alone, 47-49 once an idle
+embedding model had kept its team). A team is freed when its thread ends, so
+an idle model must not keep one.
 """
 
 from __future__ import annotations
@@ -30,6 +39,11 @@ from .jobs import CompletionJob, EmbedJob, Failed, Finished, Piece, TokenLogprob
 from .sampling import make_sampler
 
 log = logging.getLogger("llamanative.engine")
+
+# Seconds a runner's worker waits for work before it ends (and frees its
+# OpenMP team: see the module docstring). Back-to-back requests keep it; a
+# new thread costs well under a millisecond.
+IDLE_EXIT_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -109,9 +123,8 @@ class Runner:
         self._wake = threading.Event()
         self._closed = False
         self._active = 0  # submitted jobs not yet finished (for the scheduler's idle check)
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name=f"llamanative-runner:{path}", daemon=True)
-        self._thread.start()
+        self._lock = threading.Lock()  # guards _active, _thread and the hand-over of _pending
+        self._thread: threading.Thread | None = None  # the worker, while there is work
 
     # -- public, any thread --------------------------------------------------------
     @property
@@ -128,7 +141,11 @@ class Runner:
             raise RuntimeError("the runner is closed")
         with self._lock:
             self._active += 1
-        self._pending.put(job)
+            self._pending.put(job)
+            if self._thread is None:  # under the lock: the worker checks _pending under it before ending
+                self._thread = threading.Thread(target=self._loop, name=f"llamanative-runner:{self.path}",
+                                                daemon=True)
+                self._thread.start()
         self._wake.set()
 
     def close(self) -> None:
@@ -137,7 +154,10 @@ class Runner:
             return
         self._closed = True
         self._wake.set()
-        self._thread.join()
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join()
         if self._stepper is not None:
             self._stepper.close()
         for slot in self._slots:
@@ -187,12 +207,30 @@ class Runner:
             waiting[:] = self._admit(waiting)
             active = [s for s in self._slots if s.job is not None]
             if not active:
-                if self._closed and not waiting:
+                if not waiting and self._idle_exit():
                     return
                 self._wake.wait(0.05)
                 self._wake.clear()
                 continue
             self._step(active)
+
+    def _idle_exit(self) -> bool:
+        """With nothing running or waiting: True when this worker should end now.
+
+        It ends at once when the runner is closed, otherwise after ``IDLE_EXIT_S``
+        without a new job; a job submitted meanwhile keeps it (checked under the
+        lock that ``submit`` holds while it decides whether to start a worker).
+        """
+        deadline = time.monotonic() + (0 if self._closed else IDLE_EXIT_S)
+        while True:
+            with self._lock:
+                if not self._pending.empty():
+                    return False
+                if self._closed or time.monotonic() >= deadline:
+                    self._thread = None
+                    return True
+            self._wake.wait(max(0.0, deadline - time.monotonic()))
+            self._wake.clear()
 
     def _job_done(self) -> None:
         with self._lock:
