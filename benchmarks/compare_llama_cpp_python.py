@@ -56,7 +56,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from compare_llama_bench import corpus, llama_bench  # noqa: E402
+from compare_llama_bench import corpus, in_own_thread, llama_bench  # noqa: E402
 from reference_tools import REPO, build_reference_tools  # noqa: E402
 
 from llamanative import Client, _core  # noqa: E402
@@ -381,9 +381,25 @@ def bench_embed(client: Client, lcp: Driver, model: Path, args) -> dict:
         r = lcp.call("embed", inputs=inputs, keep=keep, which="embed_default")
         return r["n_rows"] / (r["ns"] / 1e9)
 
-    a, b, c = alternate(args.reps, ours, theirs, theirs_default)
+    # The bound: the same packed decodes with nothing around them (inputs tokenized
+    # beforehand, no Client), on a thread that ends (see in_own_thread).
+    with _core.Model(model) as m:
+        tokens, offsets = m.vocab.tokenize_many(inputs)
+        ctx = _core.Context(m, n_ctx=N_BATCH, n_batch=N_BATCH, n_ubatch=N_BATCH, n_seq_max=64,
+                            n_threads=args.threads, embeddings=True)
+        out = np.empty((len(inputs), ctx.n_embd_out), np.float32)
+        n_decodes = []
+
+        def bound() -> float:
+            t0 = time.perf_counter_ns()
+            n_decodes.append(in_own_thread(ctx.embed_sequences, tokens, offsets, out))
+            return len(inputs) / ((time.perf_counter_ns() - t0) / 1e9)
+
+        a, b, c, d = alternate(args.reps, ours, theirs, theirs_default, bound)
+        ctx.close()
     cos = float(np.min(np.sum(rows["llamanative"] * rows["llama-cpp-python"], axis=1)))
     return {"llamanative_sps": a, "llama_cpp_python_sps": b, "llama_cpp_python_default_sps": c,
+            "decodes_alone_sps": d, "n_decodes": n_decodes[0], "n_tokens": int(len(tokens)),
             "lcp_default_settings": {k: dflt[k] for k in ("n_threads", "n_threads_batch", "flash_attn")},
             "min_cosine_first_rows": cos}
 
@@ -440,6 +456,12 @@ def table(res: dict, args) -> list[tuple[str, str, str, str, str, bool | None]]:
         rows.append(("", "", f"lcp defaults ({s['n_threads']}/{s['n_threads_batch']} threads, flash attn "
                      f"{'on' if s['flash_attn'] else 'off'}) " + fmt(e["llama_cpp_python_default_sps"]),
                      f"{r:.3f}x", "info", None))
+        bound = mean_sd(e["decodes_alone_sps"])[0]
+        rows.append(("", "", f"decodes alone ({e['n_decodes']} of <= {N_BATCH} tokens) "
+                     + fmt(e["decodes_alone_sps"]),
+                     f"{mean_sd(e['llamanative_sps'])[0] / bound:.3f} of it "
+                     f"(lcp {mean_sd(e['llama_cpp_python_sps'])[0] / bound:.3f})",
+                     f"bound: {bound / mean_sd(e['llama_cpp_python_sps'])[0]:.3f}x lcp", None))
     return rows
 
 
