@@ -11,7 +11,8 @@ Prints, for the same model, thread count and machine:
   token), and their ratio (targets: >= 0.98); and through the Client, what
   a user gets: ``Client.generate`` streamed (tg: caller-side time from the
   first chunk to the last) and a ~pp-token prompt with one token generated (pp:
-  the tokens evaluated over the whole call); targets >= 0.97;
+  the tokens evaluated over the whole call); targets >= 0.97. The three sides
+  take turns, one repetition each, the first of them rotating;
 - tokenize throughput on ~1 MB of text: ``Vocab.tokenize`` against the bare
   ``llama_tokenize`` call timed in C, and against the ``llama-tokenize`` tool
   (its wall time on the text minus its wall time on an empty text); target >= 0.95;
@@ -127,12 +128,12 @@ def client_tg(client: Client, model: Path, threads: int, n: int, reps: int) -> l
     return [run() for _ in range(reps)]
 
 
-def client_pp(client: Client, model: Path, vocab: _core.Vocab, threads: int, n: int, reps: int
+def client_pp(client: Client, model: Path, vocab: _core.Vocab, threads: int, n: int, reps: int, seed: int = 0
               ) -> tuple[list[float], list[int]]:
     """Prompt-processing tokens/s through ``Client.generate``: a new ~``n``-token prompt per run
     (so the prefix cache has nothing to reuse), one token generated; the rate is the tokens the
     Client reports evaluated over the call's whole wall time. Also returns those token counts."""
-    rng = random.Random(0)
+    rng = random.Random(seed)  # a new seed per call: prompts of earlier calls are in the cache
     opts = {"temperature": 0, "seed": 0, "num_predict": 1, "num_thread": threads, "num_batch": 512}
 
     def prompt() -> str:
@@ -230,13 +231,35 @@ def main() -> int:
 
     print(f"model {model_path.name}, {args.threads} threads, {args.reps} repetitions")
     print(f"llama.cpp {_core.LLAMA_CPP_COMMIT[:10]}; {_core.system_info().strip()}")
-    ref = llama_bench(tools["llama-bench"], model_path, args.threads, args.pp, args.tg, args.reps)
     model = _core.Model(model_path)
-    ours = {"pp": in_own_thread(core_pp, model, args.threads, args.pp, args.reps),
-            "tg": in_own_thread(core_tg, model, args.threads, args.tg, args.reps)}
+    # One repetition of each side in turn, the first of the three rotating, so that load from
+    # elsewhere on this shared machine slows all three alike (each call does its own warm-up).
+    ref: dict = {"pp": [], "tg": []}
+    ours: dict = {"pp": [], "tg": []}
+    via_client: dict = {"pp": [], "tg": []}
+    pp_counts: list[int] = []
     with Client() as client:
-        pp_rates, pp_counts = client_pp(client, model_path, model.vocab, args.threads, args.pp, args.reps)
-        via_client = {"pp": pp_rates, "tg": client_tg(client, model_path, args.threads, args.tg, args.reps)}
+        def run_llama_bench() -> None:
+            r = llama_bench(tools["llama-bench"], model_path, args.threads, args.pp, args.tg, 1)
+            ref["pp"] += r["pp"]
+            ref["tg"] += r["tg"]
+            ref.update({k: v for k, v in r.items() if k.endswith("_params")})
+
+        def run_core() -> None:
+            ours["pp"] += in_own_thread(core_pp, model, args.threads, args.pp, 1)
+            ours["tg"] += in_own_thread(core_tg, model, args.threads, args.tg, 1)
+
+        def run_client() -> None:
+            rates, counts = client_pp(client, model_path, model.vocab, args.threads, args.pp, 1,
+                                      seed=len(pp_counts) + 1)
+            via_client["pp"] += rates
+            pp_counts.extend(counts)
+            via_client["tg"] += client_tg(client, model_path, args.threads, args.tg, 1)
+
+        sides = [run_llama_bench, run_core, run_client]
+        for rep in range(args.reps):
+            for k in range(len(sides)):
+                sides[(rep + k) % len(sides)]()
     results: dict = {"model": str(model_path.name), "threads": args.threads, "llama_bench_params": {},
                      "client_pp_prompt_tokens": pp_counts}
     print(f"\n{'test':<8}{'llama-bench t/s':>20}{'_core t/s':>20}{'ratio':>8}{'Client t/s':>20}{'ratio':>8}"
