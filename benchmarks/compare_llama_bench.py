@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_tools import REPO, build_reference_tools  # noqa: E402
 
 from llamanative import Client, _core  # noqa: E402
+from llamanative.engine.runner import IDLE_EXIT_S  # noqa: E402
 from llamanative.bench import generation_rate, prompt_rate  # noqa: E402
 from llamanative.fetch import fetch_model  # noqa: E402
 
@@ -80,6 +81,9 @@ def in_own_thread(fn, *args):
         except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
 
+    # The Client's worker ends (and frees its team) IDLE_EXIT_S after its last job: let it, so
+    # that the two teams never overlap in a measurement.
+    time.sleep(3 * IDLE_EXIT_S)
     th = threading.Thread(target=run)
     th.start()
     th.join()

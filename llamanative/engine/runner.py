@@ -43,7 +43,7 @@ log = logging.getLogger("llamanative.engine")
 # Seconds a runner's worker waits for work before it ends (and frees its
 # OpenMP team: see the module docstring). Back-to-back requests keep it; a
 # new thread costs well under a millisecond.
-IDLE_EXIT_S = 0.2
+IDLE_EXIT_S = 0.1
 
 
 @dataclass(frozen=True)
