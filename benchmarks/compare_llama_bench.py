@@ -141,9 +141,15 @@ def client_pp(client: Client, model: Path, vocab: _core.Vocab, threads: int, n: 
     opts = {"temperature": 0, "seed": 0, "num_predict": 1, "num_thread": threads, "num_batch": 512}
 
     def prompt() -> str:
-        # Random tokens, as llama-bench uses, turned into text (it re-tokenizes to about n tokens).
-        ids = [rng.randrange(vocab.n_vocab) for _ in range(n)]
-        return vocab.detokenize(ids)
+        # Random tokens, as llama-bench uses, turned into text. It re-tokenizes to a few more
+        # tokens than n; trim it to at most n, so that it is one decode as llama-bench's pp is.
+        text = vocab.detokenize([rng.randrange(vocab.n_vocab) for _ in range(n)])
+        for k in range(10):
+            ids = vocab.tokenize(text, add_special=False)
+            if len(ids) + int(vocab.add_bos) <= n:
+                break
+            text = vocab.detokenize(ids[: n - int(vocab.add_bos) - k])
+        return text
 
     def run() -> tuple[float, int]:
         text = prompt()
@@ -182,8 +188,12 @@ def tokenize_figures(model_path: Path, tool: Path, reps: int) -> dict[str, float
         vocab.tokenize(text)
         return time.perf_counter_ns() - t0
 
-    c_long = best_of(lambda: _core._bench_tokenize_c(vocab, text, 1), reps)
-    p_long = best_of(py_long, reps)
+    # Alternated, best of each: the two calls do the same work, so only load can tell them apart.
+    c_runs, p_runs = [], []
+    for _ in range(reps):
+        c_runs.append(_core._bench_tokenize_c(vocab, text, 1))
+        p_runs.append(py_long())
+    c_long, p_long = min(c_runs), min(p_runs)
 
     with tempfile.TemporaryDirectory() as tmp:
         big, tiny = Path(tmp, "big.txt"), Path(tmp, "tiny.txt")

@@ -207,8 +207,10 @@ class Runner:
             waiting[:] = self._admit(waiting)
             active = [s for s in self._slots if s.job is not None]
             if not active:
-                if not waiting and self._idle_exit():
-                    return
+                if not waiting:
+                    if self._idle_exit():
+                        return
+                    continue  # a job arrived while idle: serve it at once
                 self._wake.wait(0.05)
                 self._wake.clear()
                 continue
