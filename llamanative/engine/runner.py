@@ -137,9 +137,9 @@ class Runner:
 
     def submit(self, job: CompletionJob | EmbedJob) -> None:
         """Queue a job; its events (or its future) report the outcome."""
-        if self._closed:
-            raise RuntimeError("the runner is closed")
-        with self._lock:
+        with self._lock:  # with close(): a job is either refused or served, never left queued
+            if self._closed:
+                raise RuntimeError("the runner is closed")
             self._active += 1
             self._pending.put(job)
             if self._thread is None:  # under the lock: the worker checks _pending under it before ending
@@ -150,12 +150,12 @@ class Runner:
 
     def close(self) -> None:
         """Stop the worker after the jobs in flight, then free the context and the model."""
-        if self._closed:
-            return
-        self._closed = True
-        self._wake.set()
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
             thread = self._thread
+        self._wake.set()
         if thread is not None:
             thread.join()
         if self._stepper is not None:
