@@ -40,6 +40,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _report import mean_sd
 from llamanative import _core
 from llamanative.client._prompt import grammar_fields
 from llamanative.engine.sampling import SamplingParams, make_sampler
@@ -66,10 +67,6 @@ SCHEMA = {
 QUESTION = "Invent a customer record with name, age, email, active flag, tags and address. Reply in JSON."
 MAX_TOKENS = 512  # the schema bounds an answer well below this
 CONSTRAINED, FREE = 0, 1  # the sequence ids of the two runs
-
-
-def mean_sd(xs: list[float]) -> tuple[float, float]:
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
 @dataclass

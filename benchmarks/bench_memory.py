@@ -33,7 +33,6 @@ import argparse
 import gc
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _report import fmt, mean_sd  # noqa: E402
 
 TARGET_EXTRA_MB = 60.0  # llamanative's peak minus llama-bench's
 TARGET_GROWTH_MB = 10.0  # RSS growth over the sequential requests
@@ -73,10 +73,6 @@ def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MB  # kB on Linux
-
-
-def mean_sd(xs: list[float]) -> tuple[float, float]:
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
 # -- llama-bench side -------------------------------------------------------------------------
@@ -176,11 +172,6 @@ def bench_growth(model: Path, args) -> dict:
 
 
 # -- report -----------------------------------------------------------------------------------
-def fmt(xs: list[float]) -> str:
-    m, s = mean_sd(xs)
-    return f"{m:.1f} ± {s:.1f}"
-
-
 def report(load: dict, growth: dict, args) -> None:
     """The table (measure, llamanative, llama-bench, figure, target, verdict), then the details."""
     bench = load["llama_bench_peak_mb"]

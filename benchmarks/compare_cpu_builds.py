@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 
+from _report import mean_sd
 from llamanative import _core
 from llamanative.fetch import fetch_model
 
@@ -32,10 +33,6 @@ def bench_once(python: str, model: str, threads: int, pp: int, tg: int) -> dict:
                           "--tg", str(tg), "--reps", "2", "--device", "CPU", "--output", "json"],
                          capture_output=True, text=True, check=True, cwd="/").stdout
     return json.loads(out)["results"][0]
-
-
-def mean_sd(xs: list[float]) -> tuple[float, float]:
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
 def main() -> int:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,16 +36,13 @@ from pathlib import Path
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import mean_sd  # noqa: E402
 from reference_tools import REPO, build_reference_tools  # noqa: E402
 
 from llamanative import Client, _core  # noqa: E402
 from llamanative.engine.runner import IDLE_EXIT_S  # noqa: E402
 from llamanative.bench import generation_rate, prompt_rate  # noqa: E402
 from llamanative.fetch import fetch_model  # noqa: E402
-
-
-def mean_sd(xs: list[float]) -> tuple[float, float]:
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
 # -- decode --------------------------------------------------------------------

@@ -56,6 +56,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _report import fmt, mean_sd, print_table  # noqa: E402
 from compare_llama_bench import corpus, in_own_thread, llama_bench  # noqa: E402
 from reference_tools import REPO, build_reference_tools  # noqa: E402
 
@@ -206,10 +207,6 @@ class Driver:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def mean_sd(xs: list[float]) -> tuple[float, float]:
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
-
-
 def alternate(reps: int, *fns, warmup: bool = True) -> list[list]:
     """Call every one of ``fns`` once per repetition, rotating which goes first, after one
     warm-up call of each (unless not ``warmup``). Returns one list of results per function."""
@@ -405,11 +402,6 @@ def bench_embed(client: Client, lcp: Driver, model: Path, args) -> dict:
 
 
 # -- report -----------------------------------------------------------------------------------
-def fmt(xs: list[float], digits: int = 1) -> str:
-    m, s = mean_sd(xs)
-    return f"{m:.{digits}f} ± {s:.{digits}f}"
-
-
 def table(res: dict, args) -> list[tuple[str, str, str, str, str, bool | None]]:
     """Rows: measure, llamanative, reference, figure, target, met (None: no target)."""
     rows = []
@@ -463,14 +455,6 @@ def table(res: dict, args) -> list[tuple[str, str, str, str, str, bool | None]]:
                      f"(lcp {mean_sd(e['llama_cpp_python_sps'])[0] / bound:.3f})",
                      f"bound: {bound / mean_sd(e['llama_cpp_python_sps'])[0]:.3f}x lcp", None))
     return rows
-
-
-def print_table(rows) -> None:
-    head = ("measure", "llamanative", "reference", "figure", "target", "")
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(5)]
-    for r in [head, *rows]:
-        verdict = {True: "met", False: "MISSED", None: ""}.get(r[5], r[5])
-        print("  ".join(str(c).ljust(w) for c, w in zip(r[:5], widths)) + "  " + verdict)
 
 
 def main(argv: list[str] | None = None) -> int:

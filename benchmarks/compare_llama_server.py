@@ -44,7 +44,6 @@ import argparse
 import http.client
 import json
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -53,6 +52,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _report import fmt, mean_sd, print_table  # noqa: E402
 from compare_llama_bench import in_own_thread  # noqa: E402
 from compare_llama_cpp_python import minilm_path, sentences  # noqa: E402
 
@@ -160,10 +160,6 @@ def stream_chat(port: int, body: dict):
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def mean_sd(xs: list[float]) -> tuple[float, float]:
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
-
-
 def alternate(reps: int, ours, theirs) -> tuple[list, list]:
     """``ours(rep)`` and ``theirs(rep)`` once per repetition, the first of the two swapping
     every repetition, after one warm-up call of each (rep = -1)."""
@@ -338,11 +334,6 @@ def bench_ttft(client: Client, port: int, model: Path, vocab: _core.Vocab, args)
 
 
 # -- report -----------------------------------------------------------------------------------
-def fmt(xs: list[float], digits: int = 1) -> str:
-    m, s = mean_sd(xs)
-    return f"{m:.{digits}f} ± {s:.{digits}f}"
-
-
 def rows_of(res: dict, args) -> list[tuple]:
     """Rows: measure, llamanative, llama-server, figure, target, met (None: no target)."""
     c4, c1, e, t = res["concurrent"], res["single"], res["embed"], res["ttft"]
@@ -377,14 +368,6 @@ def rows_of(res: dict, args) -> list[tuple]:
     out.append((f"2nd-turn TTFT (~{args.conversation} tok), ms", fmt(ms_ours), fmt(ms_theirs), f"{r:.3f}x",
                 f"<= {TARGET_TTFT}x", r <= TARGET_TTFT))
     return out
-
-
-def print_table(rows) -> None:
-    head = ("measure", "llamanative", "llama-server", "figure", "target", "")
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(5)]
-    for r in [head, *rows]:
-        verdict = {True: "met", False: "MISSED", None: ""}.get(r[5], r[5])
-        print("  ".join(str(c).ljust(w) for c, w in zip(r[:5], widths)) + "  " + verdict)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -429,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"llamanative vs llama-server (llama.cpp {_core.LLAMA_CPP_COMMIT[:8]}); {model.name} / {minilm.name}, "
           f"{args.threads} threads, {args.reps} repetitions, mean ± stdev")
-    print_table(rows_of(res, args))
+    print_table(rows_of(res, args), reference="llama-server")
     ev = res["ttft"]["evaluated"]
     ours, theirs = ev["llamanative"], ev["llama-server"]
     print(f"2nd turn, tokens evaluated: llamanative {[e['prompt_eval_count'] for e in ours]} "
