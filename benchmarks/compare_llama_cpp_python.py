@@ -489,6 +489,9 @@ def main(argv: list[str] | None = None) -> int:
             if "generate" in args.only:
                 res["generate"] = bench_generate(client, lcp, model, args)
             if {"tokenize_short", "tokenize_long"} & set(args.only):
+                if "generate" not in args.only:  # its tokenizer is the generation model's
+                    lcp.call("load", kind="gen", path=str(model), threads=args.threads, n_ctx=args.ctx,
+                             n_batch=N_BATCH, flash_attn=args.lcp_flash_attn == "on")
                 with _core.Model(model, vocab_only=True) as vocab_model:
                     if "tokenize_short" in args.only:
                         res["tokenize_short"] = bench_tokenize_short(vocab_model.vocab, lcp, args)
