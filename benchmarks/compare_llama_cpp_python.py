@@ -65,8 +65,11 @@ from llamanative.fetch import fetch_model  # noqa: E402
 
 LCP_VERSION = "0.3.36"  # vendors llama.cpp 0c1e5709, the commit of vendor/llama.cpp
 VENV = HERE / ".cache" / "venv-llama-cpp-python"
+# The same fix as llamanative's own build for GCC's AMX intrinsic (src/ggml_fixes/amx_tileconfig.h):
+# without it, llama-cpp-python crashes at its first prompt on a CPU with AMX.
+AMX_FIX = REPO / "src" / "ggml_fixes" / "amx_tileconfig.h"
 CMAKE_ARGS = ("-DGGML_NATIVE=ON -DCMAKE_C_COMPILER_LAUNCHER=ccache "
-              "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache")
+              f"-DCMAKE_CXX_COMPILER_LAUNCHER=ccache '-DCMAKE_CXX_FLAGS=-include {AMX_FIX}'")
 
 TARGET_GENERATE = 1.25  # llamanative tokens/s over llama-cpp-python's
 TARGET_SHORT_US = 5.0  # llamanative per-call cost minus the C call's, microseconds

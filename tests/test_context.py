@@ -15,16 +15,22 @@ from llamanative.errors import ContextBusyError, DecodeAbortedError, StateError
 
 PROMPT = "The capital of France is"
 
-# What llama.cpp's own completion tool prints for PROMPT with greedy sampling,
-# built from the vendored tree at the pinned commit
-# (python benchmarks/reference_tools.py builds it) and run as:
-#   llama-completion -m MODEL -p "The capital of France is" -n 24 --temp 0 \
-#       -no-cnv --no-display-prompt -t 2 --seed 0
-# (the tool ends its output with "\n\n", left out here).
-REFERENCE = {
-    "smollm2": " Paris.\n\nThe United States has a population of approximately 321 million people.\n\nThe United States",
-    "gemma3": " the capital of the country of France. It is the largest city in France. It is the capital of the country of",
-}
+
+@pytest.fixture(scope="module")
+def completion_tool():
+    """llama.cpp's own completion tool, built (once, cached) from the vendored tree on this machine."""
+    from reference_tools import build_reference_tools
+
+    return build_reference_tools()["llama-completion"]
+
+
+def tool_greedy(tool, model_path, prompt: str, n: int) -> str:
+    """What llama.cpp's completion tool prints for ``prompt``, greedy, without the prompt."""
+    out = subprocess.run(
+        [str(tool), "-m", str(model_path), "-p", prompt, "-n", str(n), "--temp", "0", "-no-cnv",
+         "--no-display-prompt", "-t", "2", "--seed", "0"],
+        capture_output=True, check=True).stdout.decode()
+    return out.removesuffix("\n\n")  # the tool ends its output with a blank line
 
 
 def greedy(model, prompt, n, **ctx_kw):
@@ -35,24 +41,34 @@ def greedy(model, prompt, n, **ctx_kw):
     return out
 
 
+# The reference is the tool run now, on this machine, and not a recorded text:
+# greedy choices at near-ties depend on the CPU's kernels. SmolLM2's answer
+# says "321 million" with the AVX2 kernels and with AMX, "311 million" with
+# AVX-512 and repacking off; Gemma 3 answers "the capital of the country of
+# France" or "... of the United Kingdom" the same way.
 @pytest.mark.parametrize("name", ["smollm2", "gemma3"])
-def test_greedy_matches_llama_cpp_completion_tool(name, request):
+def test_greedy_matches_llama_cpp_completion_tool(name, request, completion_tool):
     model = request.getfixturevalue(name)
     tokens = greedy(model, PROMPT, 24)
     assert len(tokens) == 24
-    assert model.vocab.detokenize(tokens) == REFERENCE[name]
+    assert model.vocab.detokenize(tokens) == tool_greedy(completion_tool, model.path, PROMPT, 24)
 
 
-def test_greedy_matches_the_reference_tool_run_now(smollm2_path):
-    """Re-runs the tool itself, building it (once, cached) from the vendored tree."""
-    from reference_tools import build_reference_tools
-
-    tool = build_reference_tools()["llama-completion"]
-    out = subprocess.run(
-        [str(tool), "-m", str(smollm2_path), "-p", PROMPT, "-n", "24", "--temp", "0", "-no-cnv",
-         "--no-display-prompt", "-t", "2", "--seed", "0"],
-        capture_output=True, check=True).stdout.decode()
-    assert out.removesuffix("\n\n") == REFERENCE["smollm2"]
+@pytest.mark.parametrize("name", ["smollm2", "gemma3"])
+def test_repacked_and_plain_weights_agree(name, request):
+    """The CPU's extra buffer types (repacked layouts, AMX tiles) compute the same logits as the GGUF layout."""
+    path = request.getfixturevalue(f"{name}_path")
+    logits = []
+    for repack in (True, False):
+        with _core.Model(path, repack=repack) as model, _core.Context(model, n_ctx=256) as ctx:
+            b = _core.Batch(64)
+            b.add_sequence(model.vocab.tokenize(PROMPT), 0, 0, output="all")
+            ctx.decode(b)
+            logits.append(np.array([ctx.logits(i) for i in range(b.n_tokens)]))
+    a, b = logits
+    assert np.argmax(a[-1]) == np.argmax(b[-1])
+    # Quantized kernels differ in rounding only: small against the logits' spread.
+    assert np.abs(a - b).max() < 0.05 * (a.max() - a.min())
 
 
 def test_greedy_generation_is_deterministic(smollm2):

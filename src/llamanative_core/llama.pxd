@@ -219,6 +219,7 @@ cdef extern from "llama.h" nogil:
         int32_t main_gpu
         bint vocab_only
         bint check_tensors
+        bint use_extra_bufts
 
     struct llama_context_params:
         uint32_t n_ctx

@@ -15,6 +15,11 @@ cdef class Model:
         devices: names of the devices to place the model on (see
             :func:`devices`: ``"Vulkan0"``, ``"CUDA0"``...); ``["CPU"]`` keeps
             every layer on the CPU. Default: every GPU device loaded.
+        repack: let the CPU backend keep weights in its extra buffer types:
+            layouts repacked for this CPU's SIMD, or AMX tiles on CPUs with
+            AMX (llama.cpp's ``use_extra_bufts``; ``llama-bench -nr`` turns
+            it off). Default True. Off, every CPU computes on the GGUF's own
+            layout: slower prompts, and results that depend less on the CPU.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -38,7 +43,7 @@ cdef class Model:
         self._n_contexts = 0
 
     def __init__(self, path, *, int n_gpu_layers=-1, int main_gpu=0, bint use_mmap=True,
-                 bint use_mlock=False, bint vocab_only=False, devices=None):
+                 bint use_mlock=False, bint vocab_only=False, devices=None, bint repack=True):
         self.path = _os.fspath(path)
         if main_gpu < 0:
             raise ValueError(f"main_gpu must be >= 0, got {main_gpu}")
@@ -50,6 +55,7 @@ cdef class Model:
         params.n_gpu_layers = n_gpu_layers
         params.main_gpu = main_gpu
         params.vocab_only = vocab_only
+        params.use_extra_bufts = repack
         if use_mmap and use_mlock:
             params.load_mode = llama.LLAMA_LOAD_MODE_MMAP_MLOCK
         elif use_mmap:
