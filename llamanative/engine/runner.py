@@ -14,13 +14,14 @@ in the compiled :class:`_core.Stepper` without the GIL; this module decides
 admission, hands each token's text to its caller and handles a full KV cache.
 
 The worker thread ends when the runner has been idle for ``IDLE_EXIT_S`` and
-a new one starts with the next job. This is for speed, not tidiness: ggml
-computes with OpenMP, and every thread that has run a decode keeps an OpenMP
-team. Once the teams of a process hold more threads than there are CPUs,
-libgomp stops spin-waiting in all of them, and a generating model runs at
-half speed or less (measured: 103-114 tokens/s alone, 47-49 once an idle
-embedding model had kept its team). A team is freed when its thread ends, so
-an idle model must not keep one.
+a new one starts with the next job. This matters for builds with OpenMP
+(``-DGGML_OPENMP=ON``; the default build uses ggml's own thread pool): every
+thread that has run a decode keeps an OpenMP team, and once the teams of a
+process hold more threads than there are CPUs, libgomp stops spin-waiting in
+all of them and a generating model runs at half speed or less (measured:
+103-114 tokens/s alone, 47-49 once an idle embedding model had kept its
+team). A team is freed when its thread ends, so an idle model must not keep
+one.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ from .sampling import make_sampler
 
 log = logging.getLogger("llamanative.engine")
 
-# Seconds a runner's worker waits for work before it ends (and frees its
-# OpenMP team: see the module docstring). Back-to-back requests keep it; a
+# Seconds a runner's worker waits for work before it ends (and frees an
+# OpenMP team in builds with OpenMP: see the module docstring). Back-to-back requests keep it; a
 # new thread costs well under a millisecond.
 IDLE_EXIT_S = 0.1
 
