@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -270,3 +271,48 @@ def test_concurrent_use_of_one_context_is_refused_not_a_crash(smollm2):
     ctx.decode(b)
     t.join()
     assert len(errors) == 3
+
+
+def _n_threads_of_process() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads through /proc")
+@pytest.mark.skipif("OPENMP = 1" in _core.system_info(), reason="with OpenMP, the pool's threads are OpenMP's")
+def test_each_context_owns_a_thread_pool_freed_on_close(smollm2):
+    before = _n_threads_of_process()
+    ctxs = [_core.Context(smollm2, n_ctx=128, n_threads=3) for _ in range(4)]
+    assert _n_threads_of_process() == before + 4 * 2  # n_threads - 1 workers each: the caller is the last
+    for ctx in ctxs:
+        ctx.close()
+    assert _n_threads_of_process() == before
+
+
+def test_thread_pool_follows_set_n_threads(smollm2):
+    """More threads than the pool was made with: a new pool, and the same greedy tokens."""
+    ref = greedy(smollm2, PROMPT, 8, n_threads=1)
+    ctx = _core.Context(smollm2, n_ctx=512, n_threads=1)
+    ctx.set_n_threads(4)
+    sampler = _core.Sampler(smollm2).greedy()
+    out = [s.token for s in generate_step(ctx, sampler, smollm2.vocab.tokenize(PROMPT), max_tokens=8)]
+    assert out == ref
+    ctx.close()
+
+
+def test_decodes_from_several_threads_agree(smollm2):
+    """The pool serves whichever thread decodes: results equal the main thread's."""
+    ref = greedy(smollm2, PROMPT, 12, n_threads=2)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(greedy(smollm2, PROMPT, 12, n_threads=2)))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [ref] * 3
+
+
+@pytest.mark.parametrize("poll", [-1, 101])
+def test_poll_out_of_range_is_refused(smollm2, poll):
+    with pytest.raises(ValueError, match="poll"):
+        _core.Context(smollm2, n_ctx=128, poll=poll)

@@ -15,13 +15,13 @@ admission, hands each token's text to its caller and handles a full KV cache.
 
 The worker thread ends when the runner has been idle for ``IDLE_EXIT_S`` and
 a new one starts with the next job. This matters for builds with OpenMP
-(``-DGGML_OPENMP=ON``; the default build uses ggml's own thread pool): every
-thread that has run a decode keeps an OpenMP team, and once the teams of a
-process hold more threads than there are CPUs, libgomp stops spin-waiting in
-all of them and a generating model runs at half speed or less (measured:
-103-114 tokens/s alone, 47-49 once an idle embedding model had kept its
-team). A team is freed when its thread ends, so an idle model must not keep
-one.
+(``-DLLAMANATIVE_OPENMP=ON``; the default build uses ggml's own thread
+pool): every thread that has run a decode keeps an OpenMP team, and once the
+teams of a process hold more threads than there are CPUs, libgomp stops
+spin-waiting in all of them and a generating model runs at half speed or
+less (measured: 103-114 tokens/s alone, 47-49 once an idle embedding model
+had kept its team). A team is freed when its thread ends, so an idle model
+must not keep one.
 """
 
 from __future__ import annotations

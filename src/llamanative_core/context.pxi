@@ -79,10 +79,18 @@ cdef class Context:
             reserve n_ctx. Default True.
         offload_kqv: keep the KV cache on the GPU when layers are offloaded.
         swa_full: full-size cache for sliding-window-attention layers.
+        poll: how long the context's CPU worker threads spin waiting for the
+            next decode before they sleep, 0 (never) to 100 (longest); as
+            llama.cpp's ``--poll``. Default 50, llama.cpp's.
 
     Raises:
         ValueError: an argument is out of range.
         ContextCreateError: llama.cpp could not create the context.
+
+    The context owns a pool of CPU worker threads (``max(n_threads,
+    n_threads_batch) - 1`` of them, the calling thread being the last), as
+    llama.cpp's own tools attach one. Without it ggml would start and join
+    its threads at every decode.
 
     A Context must be used by one thread at a time; overlapping calls from two
     threads raise :class:`ContextBusyError` instead of corrupting memory.
@@ -97,6 +105,9 @@ cdef class Context:
     cdef uint32_t _n_seq_max
     cdef int32_t _n_embd_out
     cdef bint _embeddings
+    cdef llama.ggml_threadpool_t _pool
+    cdef llama.ggml_threadpool_free_fn _pool_free
+    cdef uint32_t _poll
     cdef volatile int _abort_flag
     cdef bint _busy
     cdef bytes _last_outputs
@@ -104,6 +115,8 @@ cdef class Context:
 
     def __cinit__(self):
         self._ptr = NULL
+        self._pool = NULL
+        self._pool_free = NULL
         self._busy = False
         self._abort_flag = 0
         self._last_outputs = b""
@@ -112,8 +125,11 @@ cdef class Context:
     def __init__(self, Model model not None, *, int n_ctx=4096, int n_batch=512, int n_ubatch=512,
                  int n_seq_max=1, n_threads=None, n_threads_batch=None, bint embeddings=False,
                  pooling_type=None, attention_type=None, flash_attn="auto", type_k="f16",
-                 type_v="f16", bint kv_unified=True, bint offload_kqv=True, bint swa_full=False):
+                 type_v="f16", bint kv_unified=True, bint offload_kqv=True, bint swa_full=False,
+                 int poll=50):
         model._check()
+        if not 0 <= poll <= 100:
+            raise ValueError(f"poll must be in 0..100, got {poll}")
         if n_ctx < 0:
             raise ValueError(f"n_ctx must be >= 0 (0 = the model's training context), got {n_ctx}")
         if n_batch < 1:
@@ -164,6 +180,8 @@ cdef class Context:
         self._n_seq_max = llama.llama_n_seq_max(self._ptr)
         self._n_embd_out = llama.llama_model_n_embd_out(model._ptr)
         self._embeddings = embeddings
+        self._poll = poll
+        self._attach_pool(max(nt, ntb))
 
     def __dealloc__(self):
         if self._ptr != NULL:
@@ -171,6 +189,7 @@ cdef class Context:
             self._ptr = NULL
             if self.model is not None:
                 self.model._n_contexts -= 1
+        self._free_pool()
 
     def close(self) -> None:
         """Free the context. Safe to call twice. Views from :meth:`logits` die with it."""
@@ -180,6 +199,37 @@ cdef class Context:
             self._ptr = NULL
             self._busy = False
             self.model._n_contexts -= 1
+        self._free_pool()
+
+    cdef void _attach_pool(self, int n_threads) noexcept:
+        """Give the context a thread pool of ``n_threads`` (keeping ggml's per-decode threads if none can be made)."""
+        cdef llama.ggml_backend_dev_t dev = llama.ggml_backend_dev_by_type(llama.GGML_BACKEND_DEVICE_TYPE_CPU)
+        if dev == NULL:
+            return
+        cdef llama.ggml_backend_reg_t reg = llama.ggml_backend_dev_backend_reg(dev)
+        cdef llama.ggml_threadpool_new_fn new_fn = <llama.ggml_threadpool_new_fn> (
+            llama.ggml_backend_reg_get_proc_address(reg, b"ggml_threadpool_new"))
+        cdef llama.ggml_threadpool_free_fn free_fn = <llama.ggml_threadpool_free_fn> (
+            llama.ggml_backend_reg_get_proc_address(reg, b"ggml_threadpool_free"))
+        if new_fn == NULL or free_fn == NULL:
+            return
+        cdef llama.ggml_threadpool_params params = llama.ggml_threadpool_params_default(n_threads)
+        params.poll = self._poll
+        cdef llama.ggml_threadpool_t pool
+        with nogil:
+            pool = new_fn(&params)
+        if pool == NULL:
+            return
+        llama.llama_attach_threadpool(self._ptr, pool, NULL)  # NULL: the same pool for batches
+        self._free_pool()  # the one it replaces, if any
+        self._pool, self._pool_free = pool, free_fn
+
+    cdef void _free_pool(self) noexcept:
+        # Only once the context is freed or has a new pool: it points to this one.
+        if self._pool != NULL:
+            with nogil:
+                self._pool_free(self._pool)
+            self._pool = NULL
 
     @property
     def closed(self) -> bool:
@@ -254,8 +304,12 @@ cdef class Context:
         if n_threads < 1 or n_threads_batch < 0:
             raise ValueError(f"thread counts must be >= 1, got {n_threads}, {n_threads_batch}")
         self._enter()
-        llama.llama_set_n_threads(self._ptr, n_threads, n_threads_batch or n_threads)
-        self._leave()
+        try:
+            llama.llama_set_n_threads(self._ptr, n_threads, n_threads_batch or n_threads)
+            # A pool runs at most as many threads as it was made with.
+            self._attach_pool(max(n_threads, n_threads_batch))
+        finally:
+            self._leave()
 
     def set_embeddings(self, bint embeddings) -> None:
         """Switch embedding output on or off for the following decodes."""

@@ -33,6 +33,23 @@ cdef extern from "ggml.h" nogil:
     const char * ggml_version()
     const char * ggml_commit()
 
+    # Thread pools: the parameters are in ggml-base, creating and freeing a
+    # pool is the CPU backend's (ggml_threadpool_new/free, looked up in its
+    # registry, since the CPU backend is a plugin).
+    struct ggml_threadpool_params:
+        int n_threads
+        uint32_t poll
+        cppbool strict_cpu
+        cppbool paused
+    struct ggml_threadpool:
+        pass
+    ctypedef ggml_threadpool * ggml_threadpool_t
+    ggml_threadpool_params ggml_threadpool_params_default(int n_threads)
+
+# The signatures of the CPU backend's ggml_threadpool_new / ggml_threadpool_free.
+ctypedef ggml_threadpool_t (*ggml_threadpool_new_fn)(ggml_threadpool_params * params) noexcept nogil
+ctypedef void (*ggml_threadpool_free_fn)(ggml_threadpool_t threadpool) noexcept nogil
+
 
 cdef extern from "ggml-backend.h" nogil:
     ctypedef struct ggml_backend_reg:
@@ -73,6 +90,7 @@ cdef extern from "ggml-backend.h" nogil:
     size_t ggml_backend_dev_count()
     ggml_backend_dev_t ggml_backend_dev_get(size_t index)
     ggml_backend_dev_t ggml_backend_dev_by_name(const char * name)
+    ggml_backend_dev_t ggml_backend_dev_by_type(ggml_backend_dev_type type)
 
 
 cdef extern from "gguf.h" nogil:
@@ -316,6 +334,9 @@ cdef extern from "llama.h" nogil:
     # The C function shares its name with its enum; Cython needs another name.
     llama_pooling_type llama_get_pooling_type "llama_pooling_type"(const llama_context * ctx)
     void llama_set_n_threads(llama_context * ctx, int32_t n_threads, int32_t n_threads_batch)
+    # The pool must outlive its use by the context: detach (or free the context) first.
+    void llama_attach_threadpool(llama_context * ctx, ggml_threadpool_t threadpool, ggml_threadpool_t threadpool_batch)
+    void llama_detach_threadpool(llama_context * ctx)
     int32_t llama_n_threads(llama_context * ctx)
     int32_t llama_n_threads_batch(llama_context * ctx)
     void llama_set_embeddings(llama_context * ctx, bint embeddings)
