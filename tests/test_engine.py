@@ -62,6 +62,22 @@ def test_runner_greedy_matches_reference(runner):
     assert fin.prompt_eval_duration > 0 and fin.eval_duration > 0
 
 
+def test_greedy_takes_the_tokens_of_llama_cpps_greedy_sampler(runner):
+    """The step loop takes the maximum itself for a greedy-only chain: the same tokens as llama.cpp's sampler."""
+    from llamanative import _core
+    from llamanative.engine import generate_step
+
+    model = runner.model
+    for prompt in ["The capital of France is", "def fibonacci(n):", "Water is made of"]:
+        _, fin = complete(runner, prompt, 16)
+        with _core.Context(model, n_ctx=1024, n_seq_max=4) as ctx:
+            sampler = _core.Sampler(model).greedy()  # sampled by llama_sampler_sample, not the fast path
+            ref = [s.token for s in generate_step(ctx, sampler, model.vocab.tokenize(prompt), max_tokens=16)
+                   if not s.is_eog]
+            sampler.close()
+        assert list(fin.tokens) == ref
+
+
 def test_concurrent_requests_share_steps_and_match_single_runs(runner):
     prompts = ["The capital of France is", "1, 2, 3, 4,", "Water is made of", "Once upon a time",
                "The largest planet is", "My favourite colour is"]

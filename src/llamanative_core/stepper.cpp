@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace {
 
@@ -40,8 +41,33 @@ void add_token(llama_batch & b, llama_token tok, llama_pos pos, llama_seq_id seq
 
 }  // namespace
 
+bool lln_is_plain_greedy(llama_sampler * chain) {
+    return llama_sampler_chain_n(chain) == 1 &&
+           std::strcmp(llama_sampler_name(llama_sampler_chain_get(chain, 0)), "greedy") == 0;
+}
+
+llama_token lln_argmax(const float * logits, int32_t n_vocab) {
+    // The first of equal maxima, as llama.cpp's greedy sampler picks.
+    llama_token best = 0;
+    float       max  = logits[0];
+    for (int32_t t = 1; t < n_vocab; ++t) {
+        if (logits[t] > max) {
+            max  = logits[t];
+            best = t;
+        }
+    }
+    return best;
+}
+
 llama_token lln_sample_with_grammar(llama_sampler * chain, llama_sampler * grammar, const float * logits,
                                     int32_t n_vocab, llama_token_data * cur) {
+    if (grammar == nullptr && lln_is_plain_greedy(chain)) {
+        // The chain would copy every logit into a candidate array to take its
+        // maximum: 41 us a token for a 49k vocabulary, against a few for this.
+        const llama_token tok = lln_argmax(logits, n_vocab);
+        llama_sampler_accept(chain, tok);
+        return tok;
+    }
     auto fill = [&](llama_token_data_array & arr) {
         for (int32_t t = 0; t < n_vocab; ++t) {
             cur[t] = llama_token_data{ t, logits[t], 0.0f };

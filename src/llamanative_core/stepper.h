@@ -83,6 +83,10 @@ struct lln_slot {
 // Sample one token from `logits` with `chain`, checking it against `grammar`
 // (may be null) and resampling from the constrained distribution only when the
 // grammar rejects it; accepts the token into both. `cur` holds n_vocab entries.
+// A chain of greedy alone, without a grammar, takes the maximum directly
+// (the same token: the first of equal maxima).
+bool        lln_is_plain_greedy(llama_sampler * chain);
+llama_token lln_argmax(const float * logits, int32_t n_vocab);
 llama_token lln_sample_with_grammar(llama_sampler * chain, llama_sampler * grammar, const float * logits,
                                     int32_t n_vocab, llama_token_data * cur);
 
