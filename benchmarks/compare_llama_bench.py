@@ -46,9 +46,11 @@ from llamanative.fetch import fetch_model  # noqa: E402
 
 
 # -- decode --------------------------------------------------------------------
-def llama_bench(tool: Path, model: Path, threads: int, pp: int, tg: int, reps: int) -> dict[str, list[float]]:
+def llama_bench(tool: Path, model: Path, threads: int, pp: int, tg: int, reps: int,
+                depth: int = 0) -> dict[str, list[float]]:
+    """llama-bench's samples (tokens/s) for ppN and tgN; ``depth`` tokens already in the KV cache."""
     out = subprocess.run(
-        [str(tool), "-m", str(model), "-t", str(threads), "-p", str(pp), "-n", str(tg),
+        [str(tool), "-m", str(model), "-t", str(threads), "-p", str(pp), "-n", str(tg), "-d", str(depth),
          "-r", str(reps), "-o", "json"], capture_output=True, text=True, check=True).stdout
     res = {}
     for row in json.loads(out):
@@ -244,7 +246,11 @@ def main() -> int:
     model = _core.Model(model_path)
     # One repetition of each side in turn, the first of the three rotating, so that load from
     # elsewhere on this shared machine slows all three alike (each call does its own warm-up).
-    ref: dict = {"pp": [], "tg": []}
+    ref: dict = {"pp": [], "tg": [], "tg_depth": []}
+    # The Client generates after its prompt, so each of its tokens attends to
+    # the prompt too; llama-bench's tg128 starts from an empty cache. The same
+    # depth on llama-bench's side tells that attention apart from the binding.
+    depth = len(model.vocab.tokenize(GEN_PROMPT, add_special=True, parse_special=False))
     ours: dict = {"pp": [], "tg": []}
     via_client: dict = {"pp": [], "tg": []}
     pp_counts: list[int] = []
@@ -254,6 +260,8 @@ def main() -> int:
             ref["pp"] += r["pp"]
             ref["tg"] += r["tg"]
             ref.update({k: v for k, v in r.items() if k.endswith("_params")})
+            ref["tg_depth"] += llama_bench(tools["llama-bench"], model_path, args.threads, 0, args.tg, 1,
+                                           depth=depth)["tg"]
 
         def run_core() -> None:
             ours["pp"] += in_own_thread(core_pp, model, args.threads, args.pp, 1)
@@ -281,6 +289,10 @@ def main() -> int:
         results["llama_bench_params"][key] = ref.get(key + "_params")
         print(f"{key}{n:<6}{rm:>12.1f} ± {rs:<6.1f}{om:>12.1f} ± {os_:<6.1f}{om / rm:>8.3f}"
               f"{cm:>12.1f} ± {cs:<6.1f}{cm / rm:>8.3f}")
+    (dm, ds), (cm, _) = mean_sd(ref["tg_depth"]), mean_sd(via_client["tg"])
+    results["tg_depth"] = {"depth": depth, "llama_bench": ref["tg_depth"], "client_ratio": cm / dm}
+    print(f"tg{args.tg} @ depth {depth} (llama-bench -d {depth}, the Client prompt's tokens in the cache): "
+          f"{dm:.1f} ± {ds:.1f} t/s; Client / that: {cm / dm:.3f}")
     print(f"Client pp: prompts of {pp_counts} tokens (random ids, re-tokenized), rate over the whole call; "
           "Client tg: Client.generate streamed, first chunk to last")
 

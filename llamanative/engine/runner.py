@@ -196,16 +196,19 @@ class Runner:
 
     def _serve(self, waiting: list[CompletionJob]) -> None:
         while True:
-            embeds = []
-            while True:
-                try:
-                    job = self._pending.get_nowait()
-                except queue.Empty:
-                    break
-                (embeds if isinstance(job, EmbedJob) else waiting).append(job)
-            if embeds:
-                self._run_embeds(embeds)  # concurrent embed calls share batches
-            waiting[:] = self._admit(waiting)
+            # This loop runs once per generated token: it checks before it works.
+            if not self._pending.empty():
+                embeds = []
+                while True:
+                    try:
+                        job = self._pending.get_nowait()
+                    except queue.Empty:
+                        break
+                    (embeds if isinstance(job, EmbedJob) else waiting).append(job)
+                if embeds:
+                    self._run_embeds(embeds)  # concurrent embed calls share batches
+            if waiting:
+                waiting[:] = self._admit(waiting)
             active = [s for s in self._slots if s.job is not None]
             if not active:
                 if not waiting:
