@@ -160,6 +160,13 @@ def stream_chat(port: int, body: dict):
 
 
 # -- helpers ----------------------------------------------------------------------------------
+# Seconds between two measured calls. ggml's worker threads spin for a while
+# after their last decode before they sleep (llama-server's, with llama.cpp's
+# default --poll 50, kept a core busy for ~100 ms here): without a pause, a
+# side would start on a machine still busy with the other.
+SETTLE_S = 0.5
+
+
 def alternate(reps: int, ours, theirs) -> tuple[list, list]:
     """``ours(rep)`` and ``theirs(rep)`` once per repetition, the first of the two swapping
     every repetition, after one warm-up call of each (rep = -1)."""
@@ -167,6 +174,7 @@ def alternate(reps: int, ours, theirs) -> tuple[list, list]:
     a, b = [], []
     for rep in range(reps):
         for fn, out in ([(ours, a), (theirs, b)] if rep % 2 == 0 else [(theirs, b), (ours, a)]):
+            time.sleep(SETTLE_S)
             out.append(fn(rep))
     return a, b
 
