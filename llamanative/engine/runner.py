@@ -6,7 +6,10 @@ from all active slots (the next token of each generating slot, then chunks of
 pending prompts up to ``n_batch``), decodes once and samples every slot with
 its own sampler chain (continuous batching). A new request takes the free slot
 whose cached tokens share the longest prefix with its prompt and only
-evaluates the rest (prompt-prefix cache).
+evaluates the rest (prompt-prefix cache). The other idle slots are then
+parked in RAM and cleared from the KV cache, which all slots share, so that
+their old tokens do not slow the running ones; a request that continues a
+parked sequence gets it back from RAM (``prompt_cache``).
 
 The per-token work of a step (batch building, decode, sampling, end of
 generation and stop strings, UTF-8-safe detokenisation, context shift) runs
@@ -35,8 +38,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _core
-from ..errors import NoKvSlotError
+from ..errors import NoKvSlotError, StateError
 from .jobs import CompletionJob, EmbedJob, Failed, Finished, Piece, TokenLogprobs
+from .prompt_cache import MIN_PARK_TOKENS, PromptCache, cache_ram_bytes, common_prefix
 from .sampling import make_sampler
 
 log = logging.getLogger("llamanative.engine")
@@ -73,14 +77,6 @@ class _Slot:
     t_first: int = 0
 
 
-def _common_prefix(a: np.ndarray, b: np.ndarray) -> int:
-    n = min(len(a), len(b))
-    if n == 0:
-        return 0
-    diff = np.nonzero(a[:n] != b[:n])[0]
-    return int(diff[0]) if diff.size else n
-
-
 class Runner:
     """Loads ``path`` and serves completion and embedding jobs on a worker thread.
 
@@ -90,6 +86,7 @@ class Runner:
 
     def __init__(self, path: str, config: RunnerConfig) -> None:
         t0 = time.perf_counter_ns()
+        parked_capacity = cache_ram_bytes()  # before loading: a bad setting must not leak a model
         self.path = path
         self.config = config
         self.model = _core.Model(path, n_gpu_layers=config.n_gpu_layers, main_gpu=config.main_gpu,
@@ -119,6 +116,7 @@ class Runner:
         n_slots = 0 if self.is_embedding_model else self.ctx.n_seq_max
         self._slots = [_Slot(seq=i) for i in range(n_slots)]
         self._stepper = _core.Stepper(self.ctx, n_slots) if n_slots else None
+        self._parked = PromptCache(parked_capacity)  # idle slots' sequences, out of the KV cache
         self._pending: queue.SimpleQueue = queue.SimpleQueue()
         self._deferred: list[CompletionJob] = []  # waiting for KV room: retried when a job finishes
         self._wake = threading.Event()
@@ -161,6 +159,7 @@ class Runner:
             thread.join()
         if self._stepper is not None:
             self._stepper.close()
+        self._parked.clear()
         for slot in self._slots:
             if slot.sampler is not None:
                 slot.sampler.close()
@@ -244,6 +243,7 @@ class Runner:
 
     def _admit(self, waiting: list[CompletionJob]) -> list[CompletionJob]:
         still = []
+        started = False
         for job in waiting:
             if job.cancelled:
                 self._job_done()
@@ -252,16 +252,60 @@ class Runner:
             if not free:
                 still.append(job)
                 continue
-            prefixes = [_common_prefix(self._stepper.cached(s.seq), job.prompt) for s in free]
-            best = max(range(len(free)), key=prefixes.__getitem__)
-            slot = free[best]
+            cached = [self._stepper.cached(s.seq) for s in free]
+            prefixes = [common_prefix(c, job.prompt) for c in cached]
+            # The longest shared prefix; among equals, the slot with the least to lose.
+            best = max(range(len(free)), key=lambda i: (prefixes[i], -len(cached[i])))
+            slot, prefix = free[best], prefixes[best]
+            if len(cached[best]) - prefix >= MIN_PARK_TOKENS and prefix < len(cached[best]) // 2:
+                self._park(slot)  # mostly another conversation: keep it for later instead of overwriting it
+                prefix = 0
+            prefix = max(prefix, self._restore(slot, job.prompt, prefix))
             try:
-                self._start(slot, job, prefixes[best])
+                self._start(slot, job, prefix)
+                started = True
             except BaseException as exc:  # a bad grammar, a prompt too long ...
                 slot.job = None
                 job.events.put(Failed(exc))
                 self._job_done()
+        if started:
+            self._park_idle_slots()
         return still
+
+    def _restore(self, slot: _Slot, prompt: np.ndarray, prefix: int) -> int:
+        """Put the parked sequence that shares more than ``prefix`` tokens with ``prompt`` into ``slot``.
+
+        Returns the prefix the slot now shares with the prompt (0 when nothing was restored).
+        """
+        found = self._parked.best(prompt, prefix)
+        if found is None:
+            return 0
+        entry, shared = found
+        self.ctx.seq_rm(slot.seq, -1, -1)
+        self._stepper.forget(slot.seq, 0)
+        try:
+            self.ctx.load_seq_state(entry.state, slot.seq)
+        except StateError:  # no room beside the running sequences: evaluate the prompt instead
+            self.ctx.seq_rm(slot.seq, -1, -1)
+            return 0
+        self._stepper.restored(slot.seq, entry.tokens)
+        return shared
+
+    def _park_idle_slots(self) -> None:
+        """Move the sequences of idle slots out of the KV cache (see ``prompt_cache``)."""
+        for slot in self._slots:
+            if slot.job is None:
+                self._park(slot)
+
+    def _park(self, slot: _Slot) -> None:
+        """Keep the slot's sequence in RAM (unless it is short) and clear it from the KV cache."""
+        cached = self._stepper.cached(slot.seq)
+        if not len(cached):
+            return
+        if len(cached) >= MIN_PARK_TOKENS and self._parked.capacity_bytes:
+            self._parked.put(cached, self.ctx.save_seq_state(slot.seq))
+        self.ctx.seq_rm(slot.seq, -1, -1)
+        self._stepper.forget(slot.seq, 0)
 
     def _start(self, slot: _Slot, job: CompletionJob, prefix: int) -> None:
         n = len(job.prompt)

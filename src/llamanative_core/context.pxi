@@ -685,6 +685,46 @@ cdef class Context:
             raise StateError("the state could not be restored: it was saved from another model or "
                              "context size, or it is corrupt")
 
+    def save_seq_state(self, int seq_id) -> bytes:
+        """The KV cache of one sequence as bytes (for :meth:`load_seq_state`). GIL released while copying."""
+        self._check_seq(seq_id, False)
+        self._enter()
+        cdef size_t size, written
+        cdef bytes out
+        cdef uint8_t * dst
+        try:
+            size = llama.llama_state_seq_get_size(self._ptr, seq_id)
+            out = PyBytes_FromStringAndSize(NULL, size)
+            dst = <uint8_t *> PyBytes_AS_STRING(out)
+            with nogil:
+                written = llama.llama_state_seq_get_data(self._ptr, dst, size, seq_id)
+        finally:
+            self._leave()
+        return out[:written]
+
+    def load_seq_state(self, data, int seq_id) -> None:
+        """Put a sequence saved by :meth:`save_seq_state` (same model and KV types) into ``seq_id``.
+
+        The sequence should be empty first (``seq_rm(seq_id, -1, -1)``).
+
+        Raises:
+            StateError: no room in the KV cache, or data of another model or context.
+        """
+        self._check_seq(seq_id, False)
+        cdef const uint8_t[::1] view = memoryview(data).cast("B")
+        cdef size_t n = view.shape[0], read
+        if n == 0:
+            raise StateError("the sequence state is empty")
+        self._enter()
+        try:
+            with nogil:
+                read = llama.llama_state_seq_set_data(self._ptr, &view[0], n, seq_id)
+        finally:
+            self._leave()
+        if read == 0:
+            raise StateError("the sequence could not be restored: no room in the KV cache, or it was saved "
+                             "from another model or context")
+
     def save_state_file(self, path, tokens=None) -> None:
         """Write the state and the tokens it holds to ``path`` (llama.cpp's session format)."""
         cdef cnp.ndarray arr = _as_tokens([] if tokens is None else tokens)

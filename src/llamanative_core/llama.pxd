@@ -356,6 +356,10 @@ cdef extern from "llama.h" nogil:
     size_t llama_state_get_size(llama_context * ctx)
     size_t llama_state_get_data(llama_context * ctx, uint8_t * dst, size_t size)
     size_t llama_state_set_data(llama_context * ctx, const uint8_t * src, size_t size)
+    size_t llama_state_seq_get_size(llama_context * ctx, llama_seq_id seq_id)
+    size_t llama_state_seq_get_data(llama_context * ctx, uint8_t * dst, size_t size, llama_seq_id seq_id)
+    # 0: failed to load (no room, or data of another model / context)
+    size_t llama_state_seq_set_data(llama_context * ctx, const uint8_t * src, size_t size, llama_seq_id dest_seq_id)
     bint llama_state_load_file(llama_context * ctx, const char * path_session, llama_token * tokens_out,
                                size_t n_token_capacity, size_t * n_token_count_out)
     bint llama_state_save_file(llama_context * ctx, const char * path_session, const llama_token * tokens,

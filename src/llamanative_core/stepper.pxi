@@ -142,6 +142,15 @@ cdef class Stepper:
         if <size_t> keep < self._s.slots[slot].cached.size():
             self._s.slots[slot].cached.resize(keep)
 
+    def restored(self, int slot, tokens) -> None:
+        """Record that the slot's sequence now holds ``tokens`` (after ``Context.load_seq_state``)."""
+        self._slot(slot)
+        if self._s.slots[slot].active:
+            raise ValueError(f"slot {slot} is running a request")
+        cdef cnp.ndarray[cnp.int32_t, ndim=1] toks = np.ascontiguousarray(tokens, dtype=np.int32)
+        cdef const llama_token * p = <const llama_token *> toks.data
+        self._s.slots[slot].cached.assign(p, p + toks.shape[0])
+
     def generated(self, int slot) -> np.ndarray:
         """The tokens the slot's request generated (end of generation excluded)."""
         self._slot(slot)
