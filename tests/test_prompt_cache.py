@@ -56,7 +56,7 @@ def test_a_new_request_parks_the_other_idle_slots(runner):
             assert runner.ctx.seq_pos_max(s.seq) == -1
 
 
-def test_a_parked_conversation_is_restored_and_gives_the_same_tokens(runner, smollm2_path, monkeypatch):
+def test_a_parked_conversation_is_restored_and_gives_the_same_tokens(runner, smollm2_path):
     a, b = conversation(runner, 1), conversation(runner, 2)
     _, fin_a = run(runner, a)
     follow_up = np.concatenate([a, np.asarray(fin_a.tokens, np.int32),
@@ -66,14 +66,15 @@ def test_a_parked_conversation_is_restored_and_gives_the_same_tokens(runner, smo
     text, fin = run(runner, follow_up)
     # Only what follows A's cached tokens was evaluated.
     assert fin.prompt_eval_count <= len(follow_up) - len(a) + 1
-    # The same greedy answer as a runner that never cached anything.
-    monkeypatch.setenv("LLAMANATIVE_CACHE_RAM", "0")
+    # The same greedy answer as a runner that kept A in its slot: the same
+    # batches (A, then the follow-up after A's cached tokens), no parking.
     fresh = Runner(str(smollm2_path), RunnerConfig(n_ctx=2048, n_parallel=4))
     try:
+        run(fresh, a)
         ref_text, ref = run(fresh, follow_up)
     finally:
         fresh.close()
-    assert ref.prompt_eval_count == len(follow_up)
+    assert ref.prompt_eval_count == fin.prompt_eval_count
     assert list(fin.tokens) == list(ref.tokens) and text == ref_text
 
 
@@ -115,3 +116,29 @@ def test_prompt_cache_keeps_the_longest_match_and_evicts_the_oldest():
     assert len(cache) == 2 and cache.best(c, 0)[0].state == b"e" * 30
     cache.put(d, b"x" * 101)  # larger than the whole budget: not kept
     assert len(cache) == 2
+
+
+def test_sliding_window_prefix_that_was_pruned_is_evaluated_again(gemma3_path):
+    """Gemma 3's sliding-window layers keep only their last window: a shorter prefix cannot be continued."""
+    # One slot: the sliding-window cache holds n_swa + n_ubatch cells, fewer than the first prompt.
+    r = Runner(str(gemma3_path), RunnerConfig(n_ctx=2048, n_parallel=1))
+    try:
+        n_swa = r.model.n_swa
+        assert n_swa > 0
+        long_text = " ".join(f"Item {i} is blue." for i in range(150))
+        first = r.vocab.tokenize(long_text)
+        assert len(first) > n_swa + 200
+        run(r, first, n=2)
+        assert r.ctx.seq_pos_min(0) > 0  # the window's cache dropped the oldest positions
+        # Shares a prefix shorter than the window: its attention needs positions that are gone.
+        second = np.concatenate([first[:n_swa - 12], r.vocab.tokenize(" Item red.", add_special=False)])
+        text, fin = run(r, second, n=8)
+        assert fin.prompt_eval_count == len(second)  # not a continuation of a pruned cache
+    finally:
+        r.close()
+    fresh = Runner(str(gemma3_path), RunnerConfig(n_ctx=2048, n_parallel=1))
+    try:
+        ref_text, _ = run(fresh, second, n=8)
+    finally:
+        fresh.close()
+    assert text == ref_text

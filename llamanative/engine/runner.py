@@ -117,6 +117,7 @@ class Runner:
         self._slots = [_Slot(seq=i) for i in range(n_slots)]
         self._stepper = _core.Stepper(self.ctx, n_slots) if n_slots else None
         self._parked = PromptCache(parked_capacity)  # idle slots' sequences, out of the KV cache
+        self._n_swa = self.model.n_swa
         self._pending: queue.SimpleQueue = queue.SimpleQueue()
         self._deferred: list[CompletionJob] = []  # waiting for KV room: retried when a job finishes
         self._wake = threading.Event()
@@ -260,7 +261,9 @@ class Runner:
             if len(cached[best]) - prefix >= MIN_PARK_TOKENS and prefix < len(cached[best]) // 2:
                 self._park(slot)  # mostly another conversation: keep it for later instead of overwriting it
                 prefix = 0
-            prefix = max(prefix, self._restore(slot, job.prompt, prefix))
+            restored = self._restore(slot, job.prompt, prefix)
+            if restored is not None:  # the slot was cleared for it: what it held is gone
+                prefix = restored
             try:
                 self._start(slot, job, prefix)
                 started = True
@@ -272,21 +275,23 @@ class Runner:
             self._park_idle_slots()
         return still
 
-    def _restore(self, slot: _Slot, prompt: np.ndarray, prefix: int) -> int:
+    def _restore(self, slot: _Slot, prompt: np.ndarray, prefix: int) -> int | None:
         """Put the parked sequence that shares more than ``prefix`` tokens with ``prompt`` into ``slot``.
 
-        Returns the prefix the slot now shares with the prompt (0 when nothing was restored).
+        Returns None when no parked sequence does (the slot is untouched),
+        otherwise the prefix the slot now shares with the prompt: 0 when the
+        restore failed (the slot is then empty).
         """
         found = self._parked.best(prompt, prefix)
         if found is None:
-            return 0
+            return None
         entry, shared = found
-        self.ctx.seq_rm(slot.seq, -1, -1)
-        self._stepper.forget(slot.seq, 0)
+        self._park(slot)  # what the slot holds now may be wanted later too
         try:
             self.ctx.load_seq_state(entry.state, slot.seq)
         except StateError:  # no room beside the running sequences: evaluate the prompt instead
             self.ctx.seq_rm(slot.seq, -1, -1)
+            self._stepper.forget(slot.seq, 0)
             return 0
         self._stepper.restored(slot.seq, entry.tokens)
         return shared
@@ -322,6 +327,13 @@ class Runner:
         keep = min(prefix, n - 1)
         self.ctx.seq_rm(slot.seq, keep, -1)
         self._stepper.forget(slot.seq, keep)
+        if keep and self._n_swa and not 0 <= self.ctx.seq_pos_min(slot.seq) <= max(0, keep - self._n_swa):
+            # Sliding-window layers keep only their last window: the window
+            # before `keep` is gone, so the prefix cannot be continued (as
+            # llama-server decides). Evaluate the whole prompt.
+            self.ctx.seq_rm(slot.seq, -1, -1)
+            self._stepper.forget(slot.seq, 0)
+            keep = 0
         if slot.sampler is not None:
             slot.sampler.close()
         slot.sampler = make_sampler(self.model, job.params, n_ctx=self.ctx.n_ctx_seq)
@@ -387,8 +399,7 @@ class Runner:
         idle = [s for s in self._slots if s.job is None and len(self._stepper.cached(s.seq))]
         if idle:
             for s in idle:
-                self.ctx.seq_rm(s.seq, -1, -1)
-                self._stepper.forget(s.seq, 0)
+                self._park(s)
             return
         victim = max(active, key=lambda s: s.t_start)
         if len(active) == 1 or len(self._stepper.generated(victim.seq)):

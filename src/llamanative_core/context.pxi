@@ -109,7 +109,9 @@ cdef class Context:
     cdef int32_t _n_embd_out
     cdef bint _embeddings
     cdef llama.ggml_threadpool_t _pool
+    cdef vector[llama.ggml_threadpool_t] _retired  # replaced pools: the CPU backend still points to one
     cdef llama.ggml_threadpool_free_fn _pool_free
+    cdef int _pool_threads
     cdef uint32_t _poll
     cdef volatile int _abort_flag
     cdef bint _busy
@@ -206,6 +208,8 @@ cdef class Context:
 
     cdef void _attach_pool(self, int n_threads) noexcept:
         """Give the context a thread pool of ``n_threads`` (keeping ggml's per-decode threads if none can be made)."""
+        if self._pool != NULL and n_threads <= self._pool_threads:
+            return  # a pool runs fewer threads than it was made with as well
         cdef llama.ggml_backend_dev_t dev = llama.ggml_backend_dev_by_type(llama.GGML_BACKEND_DEVICE_TYPE_CPU)
         if dev == NULL:
             return
@@ -224,14 +228,21 @@ cdef class Context:
         if pool == NULL:
             return
         llama.llama_attach_threadpool(self._ptr, pool, NULL)  # NULL: the same pool for batches
-        self._free_pool()  # the one it replaces, if any
-        self._pool, self._pool_free = pool, free_fn
+        if self._pool != NULL:
+            # Not freed yet: the CPU backend keeps a pointer to the last pool it ran
+            # and pauses it when the next decode brings the new one.
+            self._retired.push_back(self._pool)
+        self._pool, self._pool_free, self._pool_threads = pool, free_fn, n_threads
 
     cdef void _free_pool(self) noexcept:
-        # Only once the context is freed or has a new pool: it points to this one.
+        # Only once the context is freed: it and its CPU backend point to these pools.
+        cdef size_t i
         if self._pool != NULL:
             with nogil:
                 self._pool_free(self._pool)
+                for i in range(self._retired.size()):
+                    self._pool_free(self._retired[i])
+            self._retired.clear()
             self._pool = NULL
 
     @property
@@ -310,7 +321,7 @@ cdef class Context:
         try:
             llama.llama_set_n_threads(self._ptr, n_threads, n_threads_batch or n_threads)
             # A pool runs at most as many threads as it was made with.
-            self._attach_pool(max(n_threads, n_threads_batch))
+            self._attach_pool(max(n_threads, n_threads_batch or n_threads))
         finally:
             self._leave()
 

@@ -194,6 +194,12 @@ cdef class Model:
         return llama.llama_model_n_ctx_train(self._ptr)
 
     @property
+    def n_swa(self) -> int:
+        """Sliding-window attention size in tokens (0: the model has no sliding-window layers)."""
+        self._check()
+        return llama.llama_model_n_swa(self._ptr)
+
+    @property
     def n_embd(self) -> int:
         self._check()
         return llama.llama_model_n_embd(self._ptr)
