@@ -46,8 +46,8 @@ from .sampling import make_sampler
 log = logging.getLogger("llamanative.engine")
 
 # Seconds a runner's worker waits for work before it ends (and frees an
-# OpenMP team in builds with OpenMP: see the module docstring). Back-to-back requests keep it; a
-# new thread costs well under a millisecond.
+# OpenMP team in builds with OpenMP: see the module docstring). Back-to-back
+# requests keep it; a new thread costs well under a millisecond.
 IDLE_EXIT_S = 0.1
 
 
