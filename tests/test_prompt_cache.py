@@ -142,3 +142,35 @@ def test_sliding_window_prefix_that_was_pruned_is_evaluated_again(gemma3_path):
     finally:
         fresh.close()
     assert text == ref_text
+
+
+def test_a_sequence_larger_than_the_budget_is_cleared_without_a_copy(smollm2_path, monkeypatch):
+    monkeypatch.setenv("LLAMANATIVE_CACHE_RAM", "1")  # 1 MiB: SmolLM2 needs ~23 KB a token
+    r = Runner(str(smollm2_path), RunnerConfig(n_ctx=2048, n_parallel=4))
+    try:
+        a = conversation(r, 1)
+        run(r, a)
+        seq = slot_holding(r, a)
+        assert r.ctx.seq_state_size(seq) > 1 << 20
+        saved = []
+
+        class Recording:  # the context, recording the states the runner copies out
+            def __init__(self, ctx):
+                self._ctx = ctx
+
+            def __getattr__(self, name):
+                return getattr(self._ctx, name)
+
+            def save_seq_state(self, seq_id):
+                saved.append(seq_id)
+                return self._ctx.save_seq_state(seq_id)
+
+        real = r.ctx
+        r.ctx = Recording(real)
+        try:
+            run(r, conversation(r, 2))
+        finally:
+            r.ctx = real
+        assert slot_holding(r, a) is None and len(r._parked) == 0 and saved == []
+    finally:
+        r.close()

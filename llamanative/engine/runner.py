@@ -307,7 +307,8 @@ class Runner:
         cached = self._stepper.cached(slot.seq)
         if not len(cached):
             return
-        if len(cached) >= MIN_PARK_TOKENS and self._parked.capacity_bytes:
+        # The size first: a sequence larger than the whole budget is not copied at all.
+        if len(cached) >= MIN_PARK_TOKENS and 0 < self.ctx.seq_state_size(slot.seq) <= self._parked.capacity_bytes:
             self._parked.put(cached, self.ctx.save_seq_state(slot.seq))
         self.ctx.seq_rm(slot.seq, -1, -1)
         self._stepper.forget(slot.seq, 0)

@@ -696,6 +696,18 @@ cdef class Context:
             raise StateError("the state could not be restored: it was saved from another model or "
                              "context size, or it is corrupt")
 
+    def seq_state_size(self, int seq_id) -> int:
+        """Bytes :meth:`save_seq_state` would return for the sequence (its KV cells)."""
+        self._check_seq(seq_id, False)
+        self._enter()
+        cdef size_t size
+        try:
+            with nogil:
+                size = llama.llama_state_seq_get_size(self._ptr, seq_id)
+        finally:
+            self._leave()
+        return size
+
     def save_seq_state(self, int seq_id) -> bytes:
         """The KV cache of one sequence as bytes (for :meth:`load_seq_state`). GIL released while copying."""
         self._check_seq(seq_id, False)
