@@ -334,9 +334,8 @@ cdef extern from "llama.h" nogil:
     # The C function shares its name with its enum; Cython needs another name.
     llama_pooling_type llama_get_pooling_type "llama_pooling_type"(const llama_context * ctx)
     void llama_set_n_threads(llama_context * ctx, int32_t n_threads, int32_t n_threads_batch)
-    # The pool must outlive its use by the context: detach (or free the context) first.
+    # The pool must outlive its use by the context: free the context first.
     void llama_attach_threadpool(llama_context * ctx, ggml_threadpool_t threadpool, ggml_threadpool_t threadpool_batch)
-    void llama_detach_threadpool(llama_context * ctx)
     int32_t llama_n_threads(llama_context * ctx)
     int32_t llama_n_threads_batch(llama_context * ctx)
     void llama_set_embeddings(llama_context * ctx, bint embeddings)

@@ -39,15 +39,13 @@ void add_token(llama_batch & b, llama_token tok, llama_pos pos, llama_seq_id seq
     b.logits[i]    = output;
 }
 
-}  // namespace
-
-bool lln_is_plain_greedy(llama_sampler * chain) {
+bool is_plain_greedy(llama_sampler * chain) {
     return llama_sampler_chain_n(chain) == 1 &&
            std::strcmp(llama_sampler_name(llama_sampler_chain_get(chain, 0)), "greedy") == 0;
 }
 
-llama_token lln_argmax(const float * logits, int32_t n_vocab) {
-    // The first of equal maxima, as llama.cpp's greedy sampler picks.
+// The first of equal maxima, as llama.cpp's greedy sampler picks.
+llama_token argmax(const float * logits, int32_t n_vocab) {
     llama_token best = 0;
     float       max  = logits[0];
     for (int32_t t = 1; t < n_vocab; ++t) {
@@ -59,15 +57,10 @@ llama_token lln_argmax(const float * logits, int32_t n_vocab) {
     return best;
 }
 
+}  // namespace
+
 llama_token lln_sample_with_grammar(llama_sampler * chain, llama_sampler * grammar, const float * logits,
                                     int32_t n_vocab, llama_token_data * cur) {
-    if (grammar == nullptr && lln_is_plain_greedy(chain)) {
-        // The chain would copy every logit into a candidate array to take its
-        // maximum: 41 us a token for a 49k vocabulary, against a few for this.
-        const llama_token tok = lln_argmax(logits, n_vocab);
-        llama_sampler_accept(chain, tok);
-        return tok;
-    }
     auto fill = [&](llama_token_data_array & arr) {
         for (int32_t t = 0; t < n_vocab; ++t) {
             cur[t] = llama_token_data{ t, logits[t], 0.0f };
@@ -127,6 +120,7 @@ void lln_stepper::start(int32_t slot, const llama_token * prompt, size_t n_promp
     s.shift      = shift;
     s.n_keep     = n_keep;
     s.special    = special;
+    s.take_max   = grammar == nullptr && is_plain_greedy(chain);
     s.pending.clear();
     s.out_index = -1;
     s.chunk     = 0;
@@ -182,9 +176,15 @@ int32_t lln_stepper::step(llama_batch & batch, std::vector<lln_event> & events) 
 }
 
 void lln_stepper::sample(int32_t i, std::vector<lln_event> & events) {
-    lln_slot &        s   = slots[i];
-    const llama_token tok = lln_sample_with_grammar(s.chain, s.grammar, llama_get_logits_ith(ctx, s.out_index),
-                                                    n_vocab, cur.data());
+    lln_slot &    s      = slots[i];
+    const float * logits = llama_get_logits_ith(ctx, s.out_index);
+    llama_token   tok;
+    if (s.take_max) {
+        tok = argmax(logits, n_vocab);
+        llama_sampler_accept(s.chain, tok);  // a no-op for greedy; kept for the chain's contract
+    } else {
+        tok = lln_sample_with_grammar(s.chain, s.grammar, logits, n_vocab, cur.data());
+    }
     if (llama_vocab_is_eog(vocab, tok)) {
         finish(i, LLN_FINISH_STOP, events, nullptr);
         return;
