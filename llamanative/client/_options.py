@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from ..engine import RunnerConfig, SamplingParams
+from ..engine.attention import flash_attn_setting
 from ..types import Duration, Options, default_options
 
 # Parallel sequence slots per loaded model (continuous batching).
@@ -31,6 +32,7 @@ def runner_config(opts: Options) -> RunnerConfig:
         main_gpu=opts.main_gpu or 0,
         use_mmap=True if opts.use_mmap is None else opts.use_mmap,
         n_threads=opts.num_thread or 0,
+        flash_attn=flash_attn_setting(),
     )
 
 

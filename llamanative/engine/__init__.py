@@ -2,6 +2,8 @@
 
 - :mod:`.runner` — one loaded model, one worker thread, continuous batching.
 - :mod:`.scheduler` — which runners are loaded, keep_alive, eviction.
+- :mod:`.prompt_cache` — idle slots' sequences parked in RAM.
+- :mod:`.attention` — the flash-attention setting of a generation context.
 - :mod:`.generate` — a plain single-sequence loop (demo and tests).
 """
 

@@ -40,6 +40,7 @@ import numpy as np
 from .. import _core
 from ..errors import NoKvSlotError, StateError
 from .jobs import CompletionJob, EmbedJob, Failed, Finished, Piece, TokenLogprobs
+from .attention import resolve_flash_attn
 from .prompt_cache import MIN_PARK_TOKENS, PromptCache, cache_ram_bytes, common_prefix
 from .sampling import make_sampler
 
@@ -62,7 +63,7 @@ class RunnerConfig:
     main_gpu: int = 0
     use_mmap: bool = True
     n_threads: int = 0  # 0 = all available CPUs
-    flash_attn: str = "auto"
+    flash_attn: str = "auto"  # "on", "off" or "auto" (see attention.py: off on the CPU)
 
 
 @dataclass
@@ -96,6 +97,8 @@ class Runner:
         header = _core.read_gguf_metadata(path, arrays=False)
         self.is_embedding_model = f"{header.get('general.architecture')}.pooling_type" in header
         threads = config.n_threads or None
+        # The flash-attention setting the context was created with ("auto": llama.cpp decides).
+        self.flash_attn = config.flash_attn
         n_ctx = min(config.n_ctx, self.model.n_ctx_train) if self.model.n_ctx_train > 0 else config.n_ctx
         try:
             if self.is_embedding_model:
@@ -104,9 +107,12 @@ class Runner:
                                          n_seq_max=min(64, _core.max_parallel_sequences()), n_threads=threads,
                                          embeddings=True, flash_attn=config.flash_attn)
             else:
+                on_cpu = config.n_gpu_layers == 0 or not _core.supports_gpu_offload()
+                self.flash_attn = resolve_flash_attn(config.flash_attn, on_cpu=on_cpu, n_ctx=n_ctx,
+                                                     n_ubatch=config.n_batch, n_head=self.model.n_head)
                 self.ctx = _core.Context(self.model, n_ctx=n_ctx, n_batch=config.n_batch, n_ubatch=config.n_batch,
                                          n_seq_max=min(config.n_parallel, config.n_batch), n_threads=threads,
-                                         flash_attn=config.flash_attn)
+                                         flash_attn=self.flash_attn)
         except BaseException:
             self.model.close()
             raise
@@ -424,7 +430,7 @@ class Runner:
             self._embed_ctx = _core.Context(self.model, n_ctx=n, n_batch=n, n_ubatch=n,
                                             n_seq_max=min(64, _core.max_parallel_sequences()),
                                             n_threads=self.config.n_threads or None, embeddings=True,
-                                            pooling_type="mean")  # a generative model declares no pooling
+                                            pooling_type="mean", flash_attn=self.config.flash_attn)  # a generative model declares no pooling
         return self._embed_ctx
 
     def _run_embeds(self, jobs: list[EmbedJob]) -> None:

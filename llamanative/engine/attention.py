@@ -1,0 +1,76 @@
+"""Flash attention: the setting a model's generation context is created with.
+
+llama.cpp's ``auto`` turns flash attention on wherever the device supports
+it, the CPU included. On the CPU that is the faster choice for prompt
+processing but the slower one for generation as soon as the context holds
+more than a few dozen tokens: its flash-attention kernel handles one KV cell
+at a time for a single query token, where the plain path multiplies
+matrices. Measured with llama-bench on a 2-core x86 CPU (SmolLM2-135M,
+tokens/s, flash attention off / on):
+
+================  =========  =========
+depth (tokens)    pp512      tg64
+================  =========  =========
+0                 1051/1484  250/283
+512               682/945    176/82
+1500              379/527    108/44
+================  =========  =========
+
+A chat spends most of its time generating, with the conversation so far in
+the context, so ``auto`` here means *off* when every layer runs on the CPU,
+which is also llama-cpp-python's default (``flash_attn=False``). The price is memory: without flash attention
+a prompt chunk's attention scores are materialised, ``n_ctx * n_ubatch *
+n_head * 4`` bytes at a full context (SmolLM2 at 8192 tokens: +200 MB RSS).
+Where that estimate exceeds ``SCORES_BUDGET_BYTES``, ``auto`` keeps flash
+attention on. With a GPU, ``auto`` is left to llama.cpp.
+
+``LLAMANATIVE_FLASH_ATTENTION`` overrides the choice for every model:
+``on``/``off``/``auto`` (also ``1``/``true`` and ``0``/``false``, as Ollama's
+``OLLAMA_FLASH_ATTENTION``).
+"""
+
+from __future__ import annotations
+
+import os
+
+ENV_VAR = "LLAMANATIVE_FLASH_ATTENTION"
+
+# Above this estimate of the attention-score buffer, ``auto`` on the CPU keeps
+# flash attention on: the memory would cost more than the speed is worth.
+SCORES_BUDGET_BYTES = 1 << 30
+
+_ALIASES = {"auto": "auto", "on": "on", "off": "off", "1": "on", "true": "on", "0": "off", "false": "off"}
+
+
+def flash_attn_setting() -> str:
+    """``LLAMANATIVE_FLASH_ATTENTION`` as ``"on"``, ``"off"`` or ``"auto"`` (the default when unset or empty).
+
+    Raises ValueError for any other value.
+    """
+    value = os.environ.get(ENV_VAR, "").strip().lower()
+    if not value:
+        return "auto"
+    try:
+        return _ALIASES[value]
+    except KeyError:
+        raise ValueError(f"{ENV_VAR} must be on, off or auto (or 1/true, 0/false), "
+                         f"got {os.environ[ENV_VAR]!r}") from None
+
+
+def scores_bytes(n_ctx: int, n_ubatch: int, n_head: int) -> int:
+    """Bytes of one layer's attention scores for a full ubatch at a full context, without flash attention."""
+    return n_ctx * n_ubatch * n_head * 4
+
+
+def resolve_flash_attn(setting: str, *, on_cpu: bool, n_ctx: int, n_ubatch: int, n_head: int) -> str:
+    """The ``flash_attn`` value to create a generation context with.
+
+    ``setting`` is ``"on"``, ``"off"`` or ``"auto"``; ``on_cpu`` is true when no
+    layer is offloaded to a GPU. ``"on"`` and ``"off"`` are returned as given.
+    ``"auto"`` becomes ``"off"`` on the CPU (see the module docstring) unless
+    the score buffer would exceed ``SCORES_BUDGET_BYTES``, and stays
+    ``"auto"`` (llama.cpp decides) otherwise.
+    """
+    if setting != "auto" or not on_cpu:
+        return setting
+    return "off" if scores_bytes(n_ctx, n_ubatch, n_head) <= SCORES_BUDGET_BYTES else "on"
