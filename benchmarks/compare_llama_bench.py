@@ -8,7 +8,9 @@ Prints, for the same model, thread count and machine:
   ``_core`` driven from Python with llama-bench's own protocol (random tokens,
   one warm-up run, KV cleared between repetitions, a fresh context per test
   of n_ctx = pp or tg, batch 2048 / ubatch 512, an output on every generated
-  token), and their ratio (targets: >= 0.98); and through the Client, what
+  token), both with the flash-attention setting the Client resolves for the
+  model (llama-bench at its own default is shown too), and their ratio
+  (targets: >= 0.98); and through the Client, what
   a user gets: ``Client.generate`` streamed (tg: caller-side time from the
   first chunk to the last) and a ~pp-token prompt with one token generated (pp:
   the tokens evaluated over the whole call); targets >= 0.97. The three sides
@@ -42,16 +44,19 @@ from reference_tools import REPO, build_reference_tools  # noqa: E402
 from llamanative import Client, _core  # noqa: E402
 from llamanative.engine.runner import IDLE_EXIT_S  # noqa: E402
 from llamanative.bench import generation_rate, prompt_rate  # noqa: E402
+from llamanative.engine.attention import generation_flash_attn  # noqa: E402
 from llamanative.fetch import fetch_model  # noqa: E402
 
 
 # -- decode --------------------------------------------------------------------
 def llama_bench(tool: Path, model: Path, threads: int, pp: int, tg: int, reps: int,
-                depth: int = 0) -> dict[str, list[float]]:
-    """llama-bench's samples (tokens/s) for ppN and tgN; ``depth`` tokens already in the KV cache."""
+                depth: int = 0, flash_attn: str = "auto") -> dict[str, list[float]]:
+    """llama-bench's samples (tokens/s) for ppN and tgN; ``depth`` tokens already in the KV cache;
+    ``flash_attn`` "on", "off" or "auto" (llama-bench's default)."""
+    fa = {"on": ["-fa", "1"], "off": ["-fa", "0"], "auto": []}[flash_attn]
     out = subprocess.run(
         [str(tool), "-m", str(model), "-t", str(threads), "-p", str(pp), "-n", str(tg), "-d", str(depth),
-         "-r", str(reps), "-o", "json"], capture_output=True, text=True, check=True).stdout
+         "-r", str(reps), *fa, "-o", "json"], capture_output=True, text=True, check=True).stdout
     res = {}
     for row in json.loads(out):
         key = "pp" if row["n_prompt"] > 0 else "tg"
@@ -90,13 +95,13 @@ def in_own_thread(fn, *args):
     return box["result"]
 
 
-def core_pp(model: _core.Model, threads: int, n: int, reps: int) -> list[float]:
-    with _core.Context(model, n_ctx=n, n_batch=2048, n_ubatch=512, n_threads=threads) as ctx:
+def core_pp(model: _core.Model, threads: int, n: int, reps: int, flash_attn: str) -> list[float]:
+    with _core.Context(model, n_ctx=n, n_batch=2048, n_ubatch=512, n_threads=threads, flash_attn=flash_attn) as ctx:
         return prompt_rate(ctx, n, reps)
 
 
-def core_tg(model: _core.Model, threads: int, n: int, reps: int) -> list[float]:
-    with _core.Context(model, n_ctx=n, n_batch=2048, n_ubatch=512, n_threads=threads) as ctx:
+def core_tg(model: _core.Model, threads: int, n: int, reps: int, flash_attn: str) -> list[float]:
+    with _core.Context(model, n_ctx=n, n_batch=2048, n_ubatch=512, n_threads=threads, flash_attn=flash_attn) as ctx:
         return generation_rate(ctx, n, reps)
 
 
@@ -244,9 +249,15 @@ def main() -> int:
     print(f"model {model_path.name}, {args.threads} threads, {args.reps} repetitions")
     print(f"llama.cpp {_core.LLAMA_CPP_COMMIT[:10]}; {_core.system_info().strip()}")
     model = _core.Model(model_path)
+    # llama-bench and _core run with the flash-attention setting the Client resolves for this model
+    # (off on the CPU: llamanative/engine/attention.py), so that the ratios compare the bindings and
+    # not the setting; llama-bench at its own default (auto: on) is shown beside them.
+    fa = generation_flash_attn(model, n_ctx=4096, n_ubatch=512)
+    print(f"flash attention: {fa} (the Client's setting for this model; llama-bench's default: auto)")
     # One repetition of each side in turn, the first of the three rotating, so that load from
     # elsewhere on this shared machine slows all three alike (each call does its own warm-up).
     ref: dict = {"pp": [], "tg": [], "tg_depth": []}
+    ref_default: dict = {"pp": [], "tg": []}
     # The Client generates after its prompt, so each of its tokens attends to
     # the prompt too; llama-bench's tg128 starts from an empty cache. The same
     # depth on llama-bench's side tells that attention apart from the binding.
@@ -256,16 +267,20 @@ def main() -> int:
     pp_counts: list[int] = []
     with Client() as client:
         def run_llama_bench() -> None:
-            r = llama_bench(tools["llama-bench"], model_path, args.threads, args.pp, args.tg, 1)
+            r = llama_bench(tools["llama-bench"], model_path, args.threads, args.pp, args.tg, 1, flash_attn=fa)
             ref["pp"] += r["pp"]
             ref["tg"] += r["tg"]
             ref.update({k: v for k, v in r.items() if k.endswith("_params")})
             ref["tg_depth"] += llama_bench(tools["llama-bench"], model_path, args.threads, 0, args.tg, 1,
-                                           depth=depth)["tg"]
+                                           depth=depth, flash_attn=fa)["tg"]
+            if fa != "auto":
+                r = llama_bench(tools["llama-bench"], model_path, args.threads, args.pp, args.tg, 1)
+                ref_default["pp"] += r["pp"]
+                ref_default["tg"] += r["tg"]
 
         def run_core() -> None:
-            ours["pp"] += in_own_thread(core_pp, model, args.threads, args.pp, 1)
-            ours["tg"] += in_own_thread(core_tg, model, args.threads, args.tg, 1)
+            ours["pp"] += in_own_thread(core_pp, model, args.threads, args.pp, 1, fa)
+            ours["tg"] += in_own_thread(core_tg, model, args.threads, args.tg, 1, fa)
 
         def run_client() -> None:
             rates, counts = client_pp(client, model_path, model.vocab, args.threads, args.pp, 1,
@@ -279,7 +294,7 @@ def main() -> int:
             for k in range(len(sides)):
                 sides[(rep + k) % len(sides)]()
     results: dict = {"model": str(model_path.name), "threads": args.threads, "llama_bench_params": {},
-                     "client_pp_prompt_tokens": pp_counts}
+                     "client_pp_prompt_tokens": pp_counts, "flash_attn": fa}
     print(f"\n{'test':<8}{'llama-bench t/s':>20}{'_core t/s':>20}{'ratio':>8}{'Client t/s':>20}{'ratio':>8}"
           "  (target for the Client: >= 0.97)")
     for key, n in (("pp", args.pp), ("tg", args.tg)):
@@ -293,6 +308,13 @@ def main() -> int:
     results["tg_depth"] = {"depth": depth, "llama_bench": ref["tg_depth"], "client_ratio": cm / dm}
     print(f"tg{args.tg} @ depth {depth} (llama-bench -d {depth}, the Client prompt's tokens in the cache): "
           f"{dm:.1f} ± {ds:.1f} t/s; Client / that: {cm / dm:.3f}")
+    if ref_default["pp"]:
+        results["llama_bench_default"] = ref_default
+        line = []
+        for key, n in (("pp", args.pp), ("tg", args.tg)):
+            (dm, ds), (cm, _) = mean_sd(ref_default[key]), mean_sd(via_client[key])
+            line.append(f"{key}{n} {dm:.1f} ± {ds:.1f} t/s, Client / that {cm / dm:.3f}")
+        print(f"llama-bench at its default flash attention (auto): {'; '.join(line)}")
     print(f"Client pp: prompts of {pp_counts} tokens (random ids, re-tokenized), rate over the whole call; "
           "Client tg: Client.generate streamed, first chunk to last")
 

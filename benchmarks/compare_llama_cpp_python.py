@@ -11,11 +11,13 @@ driver that answers JSON requests on stdin and times each call itself, so the
 pipe is never inside a measurement); the llamanative side runs in this
 process. The two sides alternate within every repetition, and the one that
 goes first changes from one repetition to the next, so that load from
-elsewhere on the machine slows both alike. Same model, same thread count, same context and batch sizes;
-flash attention on for llama-cpp-python, which is what llamanative's default
-``auto`` resolves to on the CPU for both models (``--lcp-flash-attn off``
-measures llama-cpp-python's own default instead; MiniLM embeds about twice
-as fast with it on).
+elsewhere on the machine slows both alike. Same model, same thread count, same context and batch sizes,
+and llama-cpp-python gets the flash-attention setting that llamanative's
+default ``auto`` resolves to on this machine: for generation, off on the CPU
+(``llamanative/engine/attention.py``), which is also llama-cpp-python's own
+default; for the embedding model, llama.cpp's ``auto``, which is on for the
+CPU (MiniLM embeds about twice as fast with it on). ``--lcp-flash-attn``
+sets both instead.
 
 Measured (targets from the performance issue, printed beside each figure):
 
@@ -61,6 +63,7 @@ from compare_llama_bench import corpus, in_own_thread, llama_bench  # noqa: E402
 from reference_tools import REPO, build_reference_tools  # noqa: E402
 
 from llamanative import Client, _core  # noqa: E402
+from llamanative.engine.attention import flash_attn_setting, generation_flash_attn  # noqa: E402
 from llamanative.fetch import fetch_model  # noqa: E402
 
 LCP_VERSION = "0.3.36"  # vendors llama.cpp 0c1e5709, the commit of vendor/llama.cpp
@@ -81,6 +84,17 @@ SHORT_TEXT = "Hello, how are you doing today?"
 GEN_PROMPT = "Count from one to one thousand: one, two, three,"
 MEASURES = ("generate", "tokenize_short", "tokenize_long", "embed")
 N_BATCH = 512  # both sides' logical and physical batch (the Client's default, llama-cpp-python's default)
+
+
+def lcp_flash_attn(args, kind: str, model: Path) -> bool:
+    """llama-cpp-python's flash attention for ``kind`` ("gen" or "embed"): ``--lcp-flash-attn`` if given,
+    else what llamanative's ``auto`` resolves to for that model here."""
+    if args.lcp_flash_attn:
+        return args.lcp_flash_attn == "on"
+    if kind == "embed":  # embedding models keep llama.cpp's auto: on wherever supported, the CPU included
+        return flash_attn_setting() != "off"
+    with _core.Model(model, vocab_only=True) as m:
+        return generation_flash_attn(m, n_ctx=args.ctx, n_ubatch=N_BATCH) != "off"
 
 
 # -- the llama-cpp-python environment -----------------------------------------------------------
@@ -262,7 +276,7 @@ def bench_generate(client: Client, lcp: Driver, model: Path, args) -> dict:
     opts = {"temperature": 0, "repeat_penalty": 1.0, "seed": 0, "num_predict": args.tokens,
             "num_thread": args.threads, "num_ctx": args.ctx, "num_batch": N_BATCH}
     loaded = lcp.call("load", kind="gen", path=str(model), threads=args.threads, n_ctx=args.ctx, n_batch=N_BATCH,
-                      flash_attn=args.lcp_flash_attn == "on")
+                      flash_attn=lcp_flash_attn(args, "gen", model))
     dflt = lcp.call("load", kind="gen", as_="gen_default", path=str(model), threads=0, n_ctx=args.ctx,
                     n_batch=0, flash_attn=False, defaults=True)
     tool = build_reference_tools()["llama-bench"]
@@ -285,7 +299,8 @@ def bench_generate(client: Client, lcp: Driver, model: Path, args) -> dict:
         return r["n_tokens"] / (r["ns"] / 1e9)
 
     def ceiling() -> float:
-        return llama_bench(tool, model, args.threads, 0, args.tokens, 1)["tg"][0]
+        return llama_bench(tool, model, args.threads, 0, args.tokens, 1,
+                           flash_attn="on" if lcp_flash_attn(args, "gen", model) else "off")["tg"][0]
 
     a, b, c, d = alternate(args.reps, ours, theirs, theirs_default, ceiling)
     return {"llamanative_tps": a, "llama_cpp_python_tps": b, "llama_cpp_python_default_tps": c,
@@ -359,7 +374,7 @@ def bench_embed(client: Client, lcp: Driver, model: Path, args) -> dict:
     """
     inputs = sentences(args.sentences)
     lcp.call("load", kind="embed", path=str(model), threads=args.threads, n_ctx=N_BATCH, n_batch=N_BATCH,
-             flash_attn=args.lcp_flash_attn == "on")
+             flash_attn=lcp_flash_attn(args, "embed", model))
     dflt = lcp.call("load", kind="embed", as_="embed_default", path=str(model), threads=0, n_ctx=N_BATCH,
                     n_batch=0, flash_attn=False, defaults=True)
     rows = {}
@@ -471,8 +486,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block", type=int, default=50, help="short-string tokenize calls per timed block")
     ap.add_argument("--rounds", type=int, default=200, help="interleaved blocks of each side per repetition")
     ap.add_argument("--sentences", type=int, default=1000, help="sentences per embed call")
-    ap.add_argument("--lcp-flash-attn", choices=("on", "off"), default="on",
-                    help="llama-cpp-python's flash attention (llamanative's 'auto' is on for the CPU)")
+    ap.add_argument("--lcp-flash-attn", choices=("on", "off"), default=None,
+                    help="llama-cpp-python's flash attention for both models (default: what llamanative "
+                         "resolves on this machine: off for generation on the CPU, on for MiniLM)")
     ap.add_argument("--only", type=lambda v: v.split(","), default=list(MEASURES),
                     help=f"comma-separated subset of: {','.join(MEASURES)}")
     ap.add_argument("--venv", type=Path, default=VENV, help="the llama-cpp-python environment (made if absent)")
@@ -494,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
             if {"tokenize_short", "tokenize_long"} & set(args.only):
                 if "generate" not in args.only:  # its tokenizer is the generation model's
                     lcp.call("load", kind="gen", path=str(model), threads=args.threads, n_ctx=args.ctx,
-                             n_batch=N_BATCH, flash_attn=args.lcp_flash_attn == "on")
+                             n_batch=N_BATCH, flash_attn=lcp_flash_attn(args, "gen", model))
                 with _core.Model(model, vocab_only=True) as vocab_model:
                     if "tokenize_short" in args.only:
                         res["tokenize_short"] = bench_tokenize_short(vocab_model.vocab, lcp, args)
@@ -511,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"llamanative      {_core.system_info().strip()}")
     if "generate" in res:
         print(f"llama-cpp-python {res['generate']['lcp_system_info']}")
-    print(f"llama-cpp-python flash attention: {args.lcp_flash_attn}")
+    fa = {k: "on" if lcp_flash_attn(args, k, m) else "off" for k, m in (("gen", model), ("embed", minilm)) if m}
+    print(f"flash attention, both sides: {fa}" + (" (--lcp-flash-attn)" if args.lcp_flash_attn else ""))
     print_table(table(res, args))
     checks = []
     if "generate" in res:

@@ -9,7 +9,11 @@ client from Python threads, and stops it at the end. The Client runs in this
 process. The two sides alternate within every repetition (the first of the
 two swapping every repetition), with the same model, thread count and total
 context; llama-server keeps its own defaults otherwise (continuous batching,
-prompt cache, flash attention ``auto`` as llamanative).
+prompt cache, flash attention ``auto``). The two ``auto`` differ on the CPU:
+llama.cpp's turns flash attention on, llamanative's off (it slows generation
+as the context fills: ``llamanative/engine/attention.py``). So the chats are
+measured once more against a llama-server given llamanative's setting
+(``-fa off``), to show what of the difference is the setting.
 
 Measured (targets from the performance issue, printed beside each figure):
 
@@ -57,6 +61,7 @@ from compare_llama_bench import in_own_thread  # noqa: E402
 from compare_llama_cpp_python import minilm_path, sentences  # noqa: E402
 
 from llamanative import Client, _core  # noqa: E402
+from llamanative.engine.attention import generation_flash_attn  # noqa: E402
 from llamanative.fetch import fetch_model  # noqa: E402
 
 TARGET_CONCURRENT = 1.1  # llamanative's 4-stream tokens/s over llama-server's
@@ -202,10 +207,12 @@ def in_threads(fns) -> tuple[float, list]:
     return seconds, results
 
 
-def count_prompt(rep: int, i: int) -> list[dict]:
-    """A chat request that SmolLM2 answers at length (a count), distinct per repetition and stream."""
-    return [{"role": "user", "content": f"({rep}.{i}) Count from one to two hundred in words, "
-                                        "separated by commas. Do not stop early."}]
+def story_prompt(rep: int, i: int) -> list[dict]:
+    """A chat request, distinct per repetition and stream, that SmolLM2 answers at length: greedy, it
+    wrote 128 tokens or more for all 28 of (-1..5) x (0..3), where a request to count to two hundred
+    ended after 9-87 tokens for 12 of them (and so measured fewer streams than it claimed)."""
+    return [{"role": "user", "content": f"({rep}.{i}) Write a long story about a lighthouse keeper and a storm. "
+                                        "Use at least five paragraphs."}]
 
 
 # -- 1. concurrent chats ----------------------------------------------------------------------
@@ -215,20 +222,24 @@ def bench_concurrent(client: Client, port: int, model: Path, args, n_streams: in
             "num_thread": args.threads, "num_ctx": args.ctx}
     body = {"temperature": 0, "repeat_penalty": 1.0, "seed": 0, "max_tokens": args.tokens}
 
+    generated: dict[str, list] = {"llamanative": [], "llama-server": []}  # tokens of each chat, per rep
+
     def ours(rep: int) -> float:
-        calls = [lambda i=i: client.chat(str(model), count_prompt(rep, i), options=opts).eval_count
+        calls = [lambda i=i: client.chat(str(model), story_prompt(rep, i), options=opts).eval_count
                  for i in range(n_streams)]
         seconds, counts = in_threads(calls)
+        generated["llamanative"].append(counts)
         return sum(counts) / seconds
 
     def theirs(rep: int) -> float:
-        calls = [lambda i=i: post(port, "/v1/chat/completions", {**body, "messages": count_prompt(rep, i)})
+        calls = [lambda i=i: post(port, "/v1/chat/completions", {**body, "messages": story_prompt(rep, i)})
                  ["usage"]["completion_tokens"] for i in range(n_streams)]
         seconds, counts = in_threads(calls)
+        generated["llama-server"].append(counts)
         return sum(counts) / seconds
 
     a, b = alternate(args.reps, ours, theirs)
-    return {"llamanative_tps": a, "llama_server_tps": b}
+    return {"llamanative_tps": a, "llama_server_tps": b, "generated": generated}
 
 
 def decode_ceiling(model: Path, args, n_seqs: int) -> list[float]:
@@ -237,8 +248,8 @@ def decode_ceiling(model: Path, args, n_seqs: int) -> list[float]:
     detokenising, nothing handed to a caller. Neither side can generate faster than this on
     this machine: it is the bound that the concurrent-chat figures are read against."""
     with _core.Model(model) as m, _core.Context(m, n_ctx=args.ctx, n_batch=512, n_ubatch=512, n_seq_max=N_STREAMS,
-                                                n_threads=args.threads) as ctx:
-        prompt = m.vocab.tokenize(count_prompt(0, 0)[0]["content"])
+                                                n_threads=args.threads, flash_attn=client_flash_attn(m, args)) as ctx:
+        prompt = m.vocab.tokenize(story_prompt(0, 0)[0]["content"])
         batch = _core.Batch(512)
 
         def run() -> float:
@@ -259,6 +270,11 @@ def decode_ceiling(model: Path, args, n_seqs: int) -> list[float]:
 
         run()
         return [run() for _ in range(args.reps)]
+
+
+def client_flash_attn(m: _core.Model, args) -> str:
+    """The flash-attention setting the Client's runner creates this model's context with."""
+    return generation_flash_attn(m, n_ctx=args.ctx, n_ubatch=512)
 
 
 # -- 2. embeddings ----------------------------------------------------------------------------
@@ -359,6 +375,18 @@ def rows_of(res: dict, args) -> list[tuple]:
     s_theirs = ratio(c4["llama_server_tps"], c1["llama_server_tps"])
     out.append((f"{N_STREAMS} streams over 1 stream", f"{s_ours:.3f}x", f"{s_theirs:.3f}x", "",
                 f">= {TARGET_SELF_SCALING}x", s_ours >= TARGET_SELF_SCALING))
+    if "concurrent_same_fa" in res:
+        c4s, c1s = res["concurrent_same_fa"], res["single_same_fa"]
+        fa = res["flash_attn"]
+        r = ratio(c4s["llamanative_tps"], c4s["llama_server_tps"])
+        out.append((f"{N_STREAMS} chats, llama-server -fa {fa} too, tok/s", fmt(c4s["llamanative_tps"]),
+                    fmt(c4s["llama_server_tps"]), f"{r:.3f}x", "same settings", None))
+        r = ratio(c1s["llamanative_tps"], c1s["llama_server_tps"])
+        out.append((f"1 chat, llama-server -fa {fa} too, tok/s", fmt(c1s["llamanative_tps"]),
+                    fmt(c1s["llama_server_tps"]), f"{r:.3f}x", "same settings", None))
+        out.append((f"  {N_STREAMS} streams over 1, -fa {fa} both",
+                    f"{ratio(c4s['llamanative_tps'], c1s['llamanative_tps']):.3f}x",
+                    f"{ratio(c4s['llama_server_tps'], c1s['llama_server_tps']):.3f}x", "", "", None))
     if "ceiling" in res:
         k1, k4 = res["ceiling"]["1"], res["ceiling"][str(N_STREAMS)]
         out.append((f"decodes alone, {N_STREAMS} seqs / 1 seq, tok/s", fmt(k4), fmt(k1),
@@ -410,6 +438,14 @@ def main(argv: list[str] | None = None) -> int:
             res["single"] = bench_concurrent(client, srv.port, model, args, 1)
             with _core.Model(model, vocab_only=True) as vocab_model:
                 res["ttft"] = bench_ttft(client, srv.port, model, vocab_model.vocab, args)
+                res["flash_attn"] = client_flash_attn(vocab_model, args)
+        if res["flash_attn"] in ("on", "off"):
+            # The same chats against llama-server with llamanative's flash-attention setting: what of the
+            # difference is the setting and what is the engine.
+            same = [*chat_args, "-fa", res["flash_attn"]]
+            with Server(args.server, same, logs / "llama-server-chat-same-fa.log") as srv:
+                res["concurrent_same_fa"] = bench_concurrent(client, srv.port, model, args, N_STREAMS)
+                res["single_same_fa"] = bench_concurrent(client, srv.port, model, args, 1)
         # On a thread that ends: the main thread must not keep an OpenMP team (see in_own_thread).
         res["ceiling"] = {str(n): in_own_thread(decode_ceiling, model, args, n) for n in (1, N_STREAMS)}
         n = args.embed_parallel
@@ -421,6 +457,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"llamanative vs llama-server (llama.cpp {_core.LLAMA_CPP_COMMIT[:8]}); {model.name} / {minilm.name}, "
           f"{args.threads} threads, {args.reps} repetitions, mean ± stdev")
     print_table(rows_of(res, args), reference="llama-server")
+    print(f"flash attention: llamanative {res['flash_attn']} (its default on the CPU, or LLAMANATIVE_FLASH_ATTENTION), "
+          "llama-server auto (on wherever supported) unless the row says otherwise")
+    for key in ("concurrent", "single", "concurrent_same_fa", "single_same_fa"):
+        if key in res:
+            g = res[key]["generated"]
+            print(f"tokens per chat ({key}): llamanative {g['llamanative']}; llama-server {g['llama-server']}")
     ev = res["ttft"]["evaluated"]
     ours, theirs = ev["llamanative"], ev["llama-server"]
     print(f"2nd turn, tokens evaluated: llamanative {[e['prompt_eval_count'] for e in ours]} "

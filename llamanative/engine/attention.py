@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import os
 
+from .. import _core
+
 ENV_VAR = "LLAMANATIVE_FLASH_ATTENTION"
 
 # Above this estimate of the attention-score buffer, ``auto`` on the CPU keeps
@@ -74,3 +76,16 @@ def resolve_flash_attn(setting: str, *, on_cpu: bool, n_ctx: int, n_ubatch: int,
     if setting != "auto" or not on_cpu:
         return setting
     return "off" if scores_bytes(n_ctx, n_ubatch, n_head) <= SCORES_BUDGET_BYTES else "on"
+
+
+def generation_flash_attn(model: _core.Model, *, n_ctx: int, n_ubatch: int, n_gpu_layers: int = -1,
+                          setting: str | None = None) -> str:
+    """The ``flash_attn`` a Runner creates ``model``'s generation context with.
+
+    ``setting`` defaults to ``LLAMANATIVE_FLASH_ATTENTION`` (see
+    :func:`flash_attn_setting`); the layers are on the CPU when
+    ``n_gpu_layers`` is 0 or this build cannot offload to a GPU.
+    """
+    on_cpu = n_gpu_layers == 0 or not _core.supports_gpu_offload()
+    return resolve_flash_attn(flash_attn_setting() if setting is None else setting, on_cpu=on_cpu,
+                              n_ctx=n_ctx, n_ubatch=n_ubatch, n_head=model.n_head)

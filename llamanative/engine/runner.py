@@ -40,7 +40,7 @@ import numpy as np
 from .. import _core
 from ..errors import NoKvSlotError, StateError
 from .jobs import CompletionJob, EmbedJob, Failed, Finished, Piece, TokenLogprobs
-from .attention import resolve_flash_attn
+from .attention import generation_flash_attn
 from .prompt_cache import MIN_PARK_TOKENS, PromptCache, cache_ram_bytes, common_prefix
 from .sampling import make_sampler
 
@@ -107,9 +107,8 @@ class Runner:
                                          n_seq_max=min(64, _core.max_parallel_sequences()), n_threads=threads,
                                          embeddings=True, flash_attn=config.flash_attn)
             else:
-                on_cpu = config.n_gpu_layers == 0 or not _core.supports_gpu_offload()
-                self.flash_attn = resolve_flash_attn(config.flash_attn, on_cpu=on_cpu, n_ctx=n_ctx,
-                                                     n_ubatch=config.n_batch, n_head=self.model.n_head)
+                self.flash_attn = generation_flash_attn(self.model, n_ctx=n_ctx, n_ubatch=config.n_batch,
+                                                        n_gpu_layers=config.n_gpu_layers, setting=config.flash_attn)
                 self.ctx = _core.Context(self.model, n_ctx=n_ctx, n_batch=config.n_batch, n_ubatch=config.n_batch,
                                          n_seq_max=min(config.n_parallel, config.n_batch), n_threads=threads,
                                          flash_attn=self.flash_attn)
