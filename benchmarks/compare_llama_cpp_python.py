@@ -93,7 +93,7 @@ def lcp_flash_attn(args, kind: str, model: Path) -> bool:
         return args.lcp_flash_attn == "on"
     if kind == "embed":  # embedding models keep llama.cpp's auto: on wherever supported, the CPU included
         return flash_attn_setting() != "off"
-    with _core.Model(model, vocab_only=True) as m:
+    with _core.Model(model) as m:  # mapped, not read: cheap
         return generation_flash_attn(m, n_ctx=args.ctx, n_ubatch=N_BATCH) != "off"
 
 

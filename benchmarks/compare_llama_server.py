@@ -436,9 +436,9 @@ def main(argv: list[str] | None = None) -> int:
         with Server(args.server, chat_args, logs / "llama-server-chat.log") as srv:
             res["concurrent"] = bench_concurrent(client, srv.port, model, args, N_STREAMS)
             res["single"] = bench_concurrent(client, srv.port, model, args, 1)
-            with _core.Model(model, vocab_only=True) as vocab_model:
-                res["ttft"] = bench_ttft(client, srv.port, model, vocab_model.vocab, args)
-                res["flash_attn"] = client_flash_attn(vocab_model, args)
+            with _core.Model(model) as m:
+                res["ttft"] = bench_ttft(client, srv.port, model, m.vocab, args)
+                res["flash_attn"] = client_flash_attn(m, args)
         if res["flash_attn"] in ("on", "off"):
             # The same chats against llama-server with llamanative's flash-attention setting: what of the
             # difference is the setting and what is the engine.

@@ -91,6 +91,15 @@ def test_vocab_only_model_cannot_make_a_context(smollm2_path):
         _core.Context(m)
 
 
+def test_a_vocab_only_model_reports_zero_for_its_layer_shapes(smollm2_path):
+    """llama.cpp aborts on per-layer reads of a model without layers: the binding answers 0 instead."""
+    with _core.Model(smollm2_path, vocab_only=True) as m:
+        assert (m.n_layer, m.n_head, m.n_head_kv, m.n_embd) == (0, 0, 0, 0)
+        assert m.n_swa == 0 and m.has_decoder and not m.is_recurrent
+    with _core.Model(smollm2_path) as m:
+        assert (m.n_layer, m.n_head, m.n_head_kv) == (30, 9, 3)
+
+
 def test_close_is_idempotent_and_guarded(smollm2_path):
     m = _core.Model(smollm2_path)
     ctx = _core.Context(m, n_ctx=256)

@@ -86,6 +86,8 @@ def generation_flash_attn(model: _core.Model, *, n_ctx: int, n_ubatch: int, n_gp
     :func:`flash_attn_setting`); the layers are on the CPU when
     ``n_gpu_layers`` is 0 or this build cannot offload to a GPU.
     """
+    if model.n_layer <= 0:
+        raise ValueError("a vocab_only model has no attention layers to decide for")
     on_cpu = n_gpu_layers == 0 or not _core.supports_gpu_offload()
     return resolve_flash_attn(flash_attn_setting() if setting is None else setting, on_cpu=on_cpu,
                               n_ctx=n_ctx, n_ubatch=n_ubatch, n_head=model.n_head)

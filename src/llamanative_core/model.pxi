@@ -217,12 +217,20 @@ cdef class Model:
 
     @property
     def n_head(self) -> int:
+        """Attention heads of the first layer (0 for a ``vocab_only`` model)."""
         self._check()
+        # llama.cpp reads a per-layer array and aborts the process when the
+        # model has no layers, as a vocab-only model has not.
+        if llama.llama_model_n_layer(self._ptr) <= 0:
+            return 0
         return llama.llama_model_n_head(self._ptr)
 
     @property
     def n_head_kv(self) -> int:
+        """Key/value heads of the first layer (0 for a ``vocab_only`` model)."""
         self._check()
+        if llama.llama_model_n_layer(self._ptr) <= 0:  # as n_head
+            return 0
         return llama.llama_model_n_head_kv(self._ptr)
 
     @property
