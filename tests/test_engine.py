@@ -79,6 +79,23 @@ def test_greedy_takes_the_tokens_of_llama_cpps_greedy_sampler(runner):
         assert list(fin.tokens) == ref
 
 
+def test_a_job_not_taken_per_token_gets_its_text_in_one_piece(runner):
+    """per_token=False: no event until the end, then one Piece with all the text (and logprobs) and Finished."""
+    prompt = runner.model.vocab.tokenize("Once upon a time")
+    streamed = CompletionJob(prompt, GREEDY, 20, logprobs=1)
+    runner.submit(streamed)
+    text, fin = collect(streamed)
+    held = CompletionJob(prompt, GREEDY, 20, logprobs=1, per_token=False)
+    runner.submit(held)
+    events = []
+    while not events or not isinstance(events[-1], (Finished, Failed)):
+        events.append(held.events.get(timeout=120))
+    assert [type(e) for e in events] == [Piece, Finished]
+    assert events[0].text == text and len(text) > 0
+    assert len(events[0].logprobs) == fin.eval_count == events[1].eval_count == 20
+    assert events[1].tokens == fin.tokens
+
+
 def test_concurrent_requests_share_steps_and_match_single_runs(runner):
     prompts = ["The capital of France is", "1, 2, 3, 4,", "Water is made of", "Once upon a time",
                "The largest planet is", "My favourite colour is"]

@@ -69,7 +69,8 @@ class AsyncClient:
             req = _validate(ChatRequest, model=model, messages=messages, tools=tools, stream=stream, think=think,
                             format=format, options=options, keep_alive=keep_alive, tool_choice=tool_choice, **extra)
         prep = await asyncio.to_thread(self._client._prepare, req.model, req.options, req.keep_alive)
-        chunks = self._stream(prep, lambda entry, t0: self._client._chat_steps(req, prep, entry, t0))
+        per_token = req.stream or fn is not None
+        chunks = self._stream(prep, lambda entry, t0: self._client._chat_steps(req, prep, entry, t0, per_token))
         if fn is not None:
             return await _with_callback(chunks, fn)
         return chunks if req.stream else _join_chat(iter([c async for c in chunks]))
@@ -85,7 +86,8 @@ class AsyncClient:
                 kwargs["context"] = list(kwargs["context"])
             req = _validate(GenerateRequest, model=model, prompt=prompt, suffix=suffix, stream=stream, **kwargs)
         prep = await asyncio.to_thread(self._client._prepare, req.model, req.options, req.keep_alive)
-        chunks = self._stream(prep, lambda entry, t0: self._client._generate_steps(req, prep, entry, t0))
+        per_token = req.stream or fn is not None
+        chunks = self._stream(prep, lambda entry, t0: self._client._generate_steps(req, prep, entry, t0, per_token))
         if fn is not None:
             return await _with_callback(chunks, fn)
         return chunks if req.stream else _join_generate(iter([c async for c in chunks]))

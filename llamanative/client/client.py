@@ -152,18 +152,23 @@ class Client:
                             think=think, format=format, options=options, keep_alive=keep_alive,
                             tool_choice=tool_choice, logprobs=logprobs, top_logprobs=top_logprobs, **extra)
         prep = self._prepare(req.model, req.options, req.keep_alive)
-        chunks = self._chat_stream(req, prep)
+        chunks = self._chat_stream(req, prep, per_token=req.stream or fn is not None)
         if fn is not None:
             return with_callback(chunks, fn)
         return chunks if req.stream else _join_chat(chunks)
 
-    def _chat_stream(self, req: ChatRequest, prep: _Prepared) -> Iterator[ChatResponse]:
+    def _chat_stream(self, req: ChatRequest, prep: _Prepared, per_token: bool) -> Iterator[ChatResponse]:
         t0 = time.perf_counter_ns()
         with self._use(prep) as entry:
-            yield from drive(self._chat_steps(req, prep, entry, t0))
+            yield from drive(self._chat_steps(req, prep, entry, t0, per_token))
 
-    def _chat_steps(self, req: ChatRequest, prep: _Prepared, entry: Loaded, t0: int) -> Generator:
-        """The chat logic as a step generator (see ``_stream``): renders, runs, parses."""
+    def _chat_steps(self, req: ChatRequest, prep: _Prepared, entry: Loaded, t0: int,
+                    per_token: bool = True) -> Generator:
+        """The chat logic as a step generator (see ``_stream``): renders, runs, parses.
+
+        ``per_token``: the caller takes every partial response (a stream or a
+        callback); otherwise the engine hands the text over once, at the end.
+        """
         name = req.model
         runner = entry.runner
         if not req.messages:  # the load / unload idiom
@@ -209,7 +214,7 @@ class Client:
             yield ChatResponse(model=name, created_at=_now(), message=Message(role="assistant", content=""),
                                done=True, done_reason="stop", debug_info=DebugInfo(rendered_template=rendered.prompt))
             return
-        job = _completion_job(req, prep.opts, tokens, rendered.grammar, rendered.stops)
+        job = _completion_job(req, prep.opts, tokens, rendered.grammar, rendered.stops, per_token)
         parser = OutputParser(rendered.params)
         if use_generic and mode != "none":
             parser = generic.GenericReplyParser(parser)
@@ -259,7 +264,7 @@ class Client:
                             stream=stream, think=think, raw=raw, format=format, images=images, options=options,
                             keep_alive=keep_alive, logprobs=logprobs, top_logprobs=top_logprobs, **extra)
         prep = self._prepare(req.model, req.options, req.keep_alive)
-        chunks = self._generate_stream(req, prep)
+        chunks = self._generate_stream(req, prep, per_token=req.stream or fn is not None)
         if fn is not None:
             return with_callback(chunks, fn)
         return chunks if req.stream else _join_generate(chunks)
@@ -301,13 +306,14 @@ class Client:
             toks = np.concatenate([np.asarray(req.context, np.int32), toks])
         return toks, grammar, text, params
 
-    def _generate_stream(self, req: GenerateRequest, prep: _Prepared) -> Iterator[GenerateResponse]:
+    def _generate_stream(self, req: GenerateRequest, prep: _Prepared, per_token: bool) -> Iterator[GenerateResponse]:
         t0 = time.perf_counter_ns()
         with self._use(prep) as entry:
-            yield from drive(self._generate_steps(req, prep, entry, t0))
+            yield from drive(self._generate_steps(req, prep, entry, t0, per_token))
 
-    def _generate_steps(self, req: GenerateRequest, prep: _Prepared, entry: Loaded, t0: int) -> Generator:
-        """The generate logic as a step generator (see ``_stream``)."""
+    def _generate_steps(self, req: GenerateRequest, prep: _Prepared, entry: Loaded, t0: int,
+                        per_token: bool = True) -> Generator:
+        """The generate logic as a step generator (see ``_stream``); ``per_token`` as in chat's."""
         name = req.model
         created = int(time.time())
         runner = entry.runner
@@ -331,7 +337,7 @@ class Client:
             yield GenerateResponse(model=name, created_at=_now(), created=created, response="", done=True,
                                    done_reason="stop", debug_info=DebugInfo(rendered_template=text))
             return
-        job = _completion_job(req, prep.opts, tokens, grammar)
+        job = _completion_job(req, prep.opts, tokens, grammar, per_token=per_token)
         gen_id = f"gen-{created}-{id(job) & 0xFFFFFF:06x}"
         # A templated prompt's output goes through common's parser, as in chat: it
         # separates thinking and unwraps structured output from a code fence.
@@ -609,11 +615,12 @@ def _check_images(name: str, prep: _Prepared) -> None:
 
 
 def _completion_job(req: ChatRequest | GenerateRequest, opts: Options, tokens: np.ndarray, grammar: dict,
-                    stops: tuple[str, ...] = ()) -> CompletionJob:
-    """The engine job for a chat or generate request: sampler, limits, stops, context shift, logprobs."""
+                    stops: tuple[str, ...] = (), per_token: bool = True) -> CompletionJob:
+    """The engine job for a chat or generate request: sampler, limits, stops, context shift, logprobs,
+    and whether the caller takes the text token by token."""
     return CompletionJob(tokens, sampling_params(opts, **grammar), opts.num_predict, tuple(opts.stop or ()) + stops,
                          shift=req.shift is not False, n_keep=4 if opts.num_keep is None else opts.num_keep,
-                         logprobs=top_count(req.logprobs, req.top_logprobs))
+                         logprobs=top_count(req.logprobs, req.top_logprobs), per_token=per_token)
 
 
 def _join_chat(chunks: Iterator[ChatResponse]) -> ChatResponse:

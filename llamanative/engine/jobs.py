@@ -71,6 +71,11 @@ class CompletionJob:
         n_keep: prompt tokens a shift never drops (-1 = the whole prompt).
         logprobs: -1 = none; n >= 0 = report each token's log probability
             with the n most likely alternatives (``Piece.logprobs``).
+        per_token: hand each token's text over as it comes (streaming). With
+            False the runner keeps the text and sends it as one ``Piece`` just
+            before ``Finished``, so that the caller's thread does not wake for
+            every token: on a machine whose cores all compute the decode, each
+            wake-up takes a core from it.
     """
 
     prompt: np.ndarray
@@ -80,6 +85,7 @@ class CompletionJob:
     shift: bool = True
     n_keep: int = 4
     logprobs: int = -1
+    per_token: bool = True
     events: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     _cancelled: threading.Event = field(default_factory=threading.Event)
 

@@ -74,6 +74,7 @@ class _Slot:
     job: CompletionJob | None = None
     sampler: _core.Sampler | None = None
     logprobs: list[TokenLogprobs] = field(default_factory=list)  # not yet handed out with a piece
+    held: list[str] = field(default_factory=list)  # text kept for a job that is not per_token
     t_start: int = 0
     t_first: int = 0
 
@@ -345,7 +346,7 @@ class Runner:
         slot.sampler = make_sampler(self.model, job.params, n_ctx=self.ctx.n_ctx_seq)
         self._stepper.start(slot.seq, job.prompt, keep, slot.sampler, job.stops, max_tokens=job.max_tokens,
                             shift=job.shift, n_keep=job.n_keep)
-        slot.job, slot.logprobs = job, []
+        slot.job, slot.logprobs, slot.held = job, [], []
         slot.t_start, slot.t_first = time.perf_counter_ns(), 0
 
     def _step(self, active: list[_Slot]) -> None:
@@ -375,6 +376,12 @@ class Runner:
             slot.t_first = time.perf_counter_ns()
         if token >= 0 and job.logprobs >= 0:
             slot.logprobs.append(_token_logprobs(self.ctx.logits(out_index), token, job.logprobs))
+        if not job.per_token:
+            if text:
+                slot.held.append(text)
+            if finish is None:
+                return
+            text, slot.held = "".join(slot.held), []
         if text or (finish is not None and slot.logprobs):
             job.events.put(Piece(text, token, tuple(slot.logprobs)))
             slot.logprobs = []
@@ -429,7 +436,8 @@ class Runner:
             self._embed_ctx = _core.Context(self.model, n_ctx=n, n_batch=n, n_ubatch=n,
                                             n_seq_max=min(64, _core.max_parallel_sequences()),
                                             n_threads=self.config.n_threads or None, embeddings=True,
-                                            pooling_type="mean", flash_attn=self.config.flash_attn)  # a generative model declares no pooling
+                                            # a generative model declares no pooling
+                                            pooling_type="mean", flash_attn=self.config.flash_attn)
         return self._embed_ctx
 
     def _run_embeds(self, jobs: list[EmbedJob]) -> None:
