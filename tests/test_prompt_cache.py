@@ -1,12 +1,13 @@
-"""Idle slots parked in RAM: out of the shared KV cache, restored when a request continues them."""
+"""The prompt cache: idle slots parked in RAM and restored, prefixes shared between slots, kept or dropped."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from llamanative.engine import CompletionJob, Runner, RunnerConfig
-from llamanative.engine.prompt_cache import MIN_PARK_TOKENS, PromptCache
+from llamanative.engine import CompletionJob, Failed, Finished, Piece, Runner, RunnerConfig, TokenLogprobs
+from llamanative.engine.prompt_cache import MIN_PARK_TOKENS, PromptCache, common_prefix
+from llamanative.engine.runner import MIN_SHARE_TOKENS
 from test_engine import GREEDY, collect
 
 STORY = ("Once upon a time, in a small village by the sea, there lived an old fisherman who "
@@ -174,3 +175,83 @@ def test_a_sequence_larger_than_the_budget_is_cleared_without_a_copy(smollm2_pat
         assert slot_holding(r, a) is None and len(r._parked) == 0 and saved == []
     finally:
         r.close()
+
+
+def test_a_slot_parked_for_another_conversation_keeps_their_shared_prefix(runner):
+    """A new conversation that shares its start with an idle slot's evaluates only the rest,
+    while the old conversation goes to RAM."""
+    system = runner.vocab.tokenize("System: you are a careful assistant who answers briefly. " * 2)
+    a = np.concatenate([system, runner.vocab.tokenize(STORY * 4, add_special=False)])
+    run(runner, a)
+    b = np.concatenate([system, runner.vocab.tokenize(" Question: what is water made of?", add_special=False)])
+    _, fin = run(runner, b)
+    assert fin.prompt_eval_count == len(b) - len(system)
+    assert len(runner._parked) == 1  # A, kept for a follow-up
+
+
+def first_token_logprob(job) -> tuple[TokenLogprobs, Finished]:
+    """The first generated token with its log probability, and the Finished event."""
+    logprobs = []
+    while True:
+        ev = job.events.get(timeout=120)
+        if isinstance(ev, Piece):
+            logprobs.extend(ev.logprobs)
+        elif isinstance(ev, Failed):
+            raise ev.error
+        else:
+            return logprobs[0], ev
+
+
+def test_requests_that_start_together_share_a_running_slots_prefix(runner, smollm2_path):
+    system = runner.vocab.tokenize("System: you are a careful assistant. Answer briefly, kindly and in English. ")
+    assert len(system) >= MIN_SHARE_TOKENS
+    questions = [" Question: what is water made of?", " Question: name a colour.", " Question: count to three."]
+    prompts = [np.concatenate([system, runner.vocab.tokenize(q, add_special=False)]) for q in questions]
+    refs = []
+    for p in prompts:  # each alone in a new runner: the reference first tokens
+        fresh = Runner(str(smollm2_path), RunnerConfig(n_ctx=2048, n_parallel=4))
+        try:
+            job = CompletionJob(p, GREEDY, 4, logprobs=0)
+            fresh.submit(job)
+            refs.append(first_token_logprob(job)[0])
+        finally:
+            fresh.close()
+    # Started while the first one runs: the later ones find the shared start in its slot.
+    first = CompletionJob(prompts[0], GREEDY, 40)
+    runner.submit(first)
+    first.events.get(timeout=120)  # its first piece: its prompt is in the KV cache
+    later = [CompletionJob(p, GREEDY, 4, logprobs=0) for p in prompts[1:]]
+    for job in later:
+        runner.submit(job)
+    for job, p, ref in zip(later, prompts[1:], refs[1:]):
+        lp, fin = first_token_logprob(job)
+        # What it shares with the running request (the system prompt and " Question:") was not evaluated again ...
+        assert fin.prompt_eval_count == len(p) - common_prefix(p, prompts[0])
+        # ... and the shared cells give what its own evaluation gave: the same first token and
+        # probability, up to the rounding of a different batch shape. (Later greedy tokens may
+        # break a near-tie the other way, as in any batch: "count to three" has one at its 2nd.)
+        assert lp.token == ref.token and abs(lp.logprob - ref.logprob) < 0.02
+    collect(first)
+
+
+def test_an_interleaved_sequence_is_dropped_not_copied_without_flash_attention(smollm2_path):
+    """Without flash attention, copying out a sequence whose cells alternate with another's is slow:
+    such a sequence is cleared without a copy, and a contiguous one is still parked."""
+    for fa, expect_parked in (("off", 0), ("on", 1)):
+        r = Runner(str(smollm2_path), RunnerConfig(n_ctx=2048, n_parallel=4, flash_attn=fa))
+        try:
+            a, b = conversation(r, 1), conversation(r, 2)
+            ja, jb = CompletionJob(a, GREEDY, 24), CompletionJob(b, GREEDY, 24)
+            r.submit(ja)
+            r.submit(jb)
+            collect(ja), collect(jb)  # generated side by side: their cells alternate
+            assert all(s.interleaved for s in r._slots if len(r._stepper.cached(s.seq)))
+            run(r, r.vocab.tokenize("Something else entirely, about the weather today."))
+            assert len(r._parked) == 2 * expect_parked
+            # A conversation generated alone is contiguous: parked either way.
+            c = conversation(r, 3)
+            run(r, c)
+            run(r, r.vocab.tokenize("And now a question about cooking rice properly."))
+            assert any(np.array_equal(e.tokens[:len(c)], c) for e in r._parked._entries.values())
+        finally:
+            r.close()

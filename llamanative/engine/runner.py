@@ -46,6 +46,10 @@ from .sampling import make_sampler
 
 log = logging.getLogger("llamanative.engine")
 
+# A running slot's prefix is shared with a new request from this length on:
+# below it, a few tokens of evaluation cost about what the bookkeeping does.
+MIN_SHARE_TOKENS = 16
+
 # Seconds a runner's worker waits for work before it ends (and frees an
 # OpenMP team in builds with OpenMP: see the module docstring). Back-to-back
 # requests keep it; a new thread costs well under a millisecond.
@@ -75,6 +79,9 @@ class _Slot:
     sampler: _core.Sampler | None = None
     logprobs: list[TokenLogprobs] = field(default_factory=list)  # not yet handed out with a piece
     held: list[str] = field(default_factory=list)  # text kept for a job that is not per_token
+    # Some of its cached tokens were generated in steps shared with other slots,
+    # so its KV cells alternate with theirs (see Runner._park).
+    interleaved: bool = False
     t_start: int = 0
     t_first: int = 0
 
@@ -265,11 +272,13 @@ class Runner:
             best = max(range(len(free)), key=lambda i: (prefixes[i], -len(cached[i])))
             slot, prefix = free[best], prefixes[best]
             if len(cached[best]) - prefix >= MIN_PARK_TOKENS and prefix < len(cached[best]) // 2:
-                self._park(slot)  # mostly another conversation: keep it for later instead of overwriting it
-                prefix = 0
+                # Mostly another conversation: keep it for later instead of overwriting it; the
+                # shared prefix stays in place for this job.
+                self._park(slot, keep=prefix)
             restored = self._restore(slot, job.prompt, prefix)
             if restored is not None:  # the slot was cleared for it: what it held is gone
                 prefix = restored
+            prefix = self._share(slot, job.prompt, prefix)
             try:
                 self._start(slot, job, prefix)
                 started = True
@@ -300,7 +309,33 @@ class Runner:
             self._stepper.forget(slot.seq, 0)
             return 0
         self._stepper.restored(slot.seq, entry.tokens)
+        slot.interleaved = False  # a restored sequence fills contiguous cells
         return shared
+
+    def _share(self, slot: _Slot, prompt: np.ndarray, prefix: int) -> int:
+        """Give ``slot`` a longer prefix of ``prompt`` held by a running slot, if one holds it.
+
+        Requests that arrive together with the same system prompt find no
+        idle slot holding it (they all start at once), but the first one's
+        slot does: its cells are shared (``seq_cp`` in the unified KV cache
+        copies no data), so each request evaluates only what differs.
+        Returns the prefix the slot now shares with ``prompt``.
+        """
+        if self.model.is_recurrent or self.model.is_hybrid:  # a recurrent state cannot be shared in part
+            return prefix
+        best, donor = prefix, None
+        for other in self._slots:
+            if other.job is not None and other is not slot:
+                n = common_prefix(self._stepper.cached(other.seq), prompt)
+                if n > best:
+                    best, donor = n, other
+        if donor is None or best < MIN_SHARE_TOKENS:
+            return prefix
+        self._park(slot)  # what it held beyond `prefix` may be wanted later; the rest comes from the donor
+        self.ctx.seq_cp(donor.seq, slot.seq, 0, best)
+        self._stepper.restored(slot.seq, self._stepper.cached(donor.seq)[:best])
+        slot.interleaved = donor.interleaved
+        return best
 
     def _park_idle_slots(self) -> None:
         """Move the sequences of idle slots out of the KV cache (see ``prompt_cache``)."""
@@ -308,16 +343,26 @@ class Runner:
             if slot.job is None:
                 self._park(slot)
 
-    def _park(self, slot: _Slot) -> None:
-        """Keep the slot's sequence in RAM (unless it is short) and clear it from the KV cache."""
+    def _park(self, slot: _Slot, keep: int = 0) -> None:
+        """Keep the slot's sequence in RAM (unless it is short or costly to copy) and clear it
+        from the KV cache, all but its first ``keep`` tokens."""
         cached = self._stepper.cached(slot.seq)
-        if not len(cached):
+        if len(cached) <= keep:
             return
+        # Without flash attention llama.cpp stores V transposed and copies a
+        # sequence out one element per cell range and row: for a sequence
+        # whose cells alternate with other slots' (it was generated beside
+        # them), that took 36 ms for 181 tokens of SmolLM2, against 2 ms for
+        # contiguous cells, and it holds up every running request. Such a
+        # sequence is dropped instead, as llama-server overwrites a slot; its
+        # follow-up is evaluated again.
+        costly = slot.interleaved and self.flash_attn == "off"
         # The size first: a sequence larger than the whole budget is not copied at all.
-        if len(cached) >= MIN_PARK_TOKENS and 0 < self.ctx.seq_state_size(slot.seq) <= self._parked.capacity_bytes:
+        if (len(cached) >= MIN_PARK_TOKENS and not costly
+                and 0 < self.ctx.seq_state_size(slot.seq) <= self._parked.capacity_bytes):
             self._parked.put(cached, self.ctx.save_seq_state(slot.seq))
-        self.ctx.seq_rm(slot.seq, -1, -1)
-        self._stepper.forget(slot.seq, 0)
+        self.ctx.seq_rm(slot.seq, keep, -1)
+        self._stepper.forget(slot.seq, keep)
 
     def _start(self, slot: _Slot, job: CompletionJob, prefix: int) -> None:
         n = len(job.prompt)
@@ -341,6 +386,8 @@ class Runner:
             self.ctx.seq_rm(slot.seq, -1, -1)
             self._stepper.forget(slot.seq, 0)
             keep = 0
+        if keep == 0:
+            slot.interleaved = False
         if slot.sampler is not None:
             slot.sampler.close()
         slot.sampler = make_sampler(self.model, job.params, n_ctx=self.ctx.n_ctx_seq)
@@ -357,6 +404,9 @@ class Runner:
         active = [s for s in active if s.job is not None]
         if not active:
             return
+        if len(active) > 1:
+            for slot in active:
+                slot.interleaved = True
         try:
             events = self._stepper.step()
         except NoKvSlotError as exc:

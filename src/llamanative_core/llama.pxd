@@ -320,6 +320,7 @@ cdef extern from "llama.h" nogil:
     bint llama_model_has_encoder(const llama_model * model)
     bint llama_model_has_decoder(const llama_model * model)
     bint llama_model_is_recurrent(const llama_model * model)
+    bint llama_model_is_hybrid(const llama_model * model)
     uint32_t llama_model_n_cls_out(const llama_model * model)
 
     # Context

@@ -249,6 +249,12 @@ cdef class Model:
         return llama.llama_model_is_recurrent(self._ptr)
 
     @property
+    def is_hybrid(self) -> bool:
+        """Attention layers beside recurrent ones (their state cannot be shared or cut in part)."""
+        self._check()
+        return llama.llama_model_is_hybrid(self._ptr)
+
+    @property
     def chat_template(self):
         """The default chat template (Jinja source) stored in the GGUF, or None."""
         self._check()
