@@ -100,10 +100,44 @@ def test_batch_builder_limits():
     ({"pooling_type": "median"}, "pooling_type"),
     ({"flash_attn": "maybe"}, "flash_attn"),
     ({"type_k": "q3"}, "type_k"),
+    # llama.cpp aborts the process when there are more sequences than batch (or context) rows.
+    ({"n_seq_max": 64, "n_batch": 48, "n_ubatch": 48}, "n_seq_max=64 is more than the batch holds"),
+    ({"n_seq_max": 8, "n_ctx": 4}, "n_seq_max=8 is more than the batch holds"),
 ])
 def test_bad_context_parameters(smollm2, kw, match):
     with pytest.raises(ValueError, match=match):
         _core.Context(smollm2, **kw)
+
+
+def test_an_encoder_context_with_fewer_batch_rows_than_sequences_is_refused(minilm):
+    with pytest.raises(ValueError, match="n_seq_max"):
+        _core.Context(minilm, n_ctx=48, n_batch=48, n_ubatch=48, n_seq_max=64, embeddings=True)
+    with _core.Context(minilm, n_ctx=48, n_batch=48, n_ubatch=48, n_seq_max=48, embeddings=True) as ctx:
+        assert ctx.n_seq_max == 48
+
+
+def test_mean_pooling_with_a_ubatch_that_is_not_a_multiple_of_the_sequences_is_refused(minilm, smollm2):
+    """llama.cpp rounds its worst-case ubatch up to a multiple of n_seq_max and mean pooling then aborts."""
+    with pytest.raises(ValueError, match="multiple of n_seq_max=64"):
+        _core.Context(minilm, n_ctx=100, n_batch=100, n_ubatch=100, n_seq_max=64, embeddings=True)
+    with pytest.raises(ValueError, match="multiple of n_seq_max=3"):
+        _core.Context(smollm2, n_ctx=512, n_seq_max=3, embeddings=True, pooling_type="mean")
+    for ok in ({"n_seq_max": 50, "embeddings": True}, {"n_seq_max": 64, "embeddings": True, "pooling_type": "cls"},
+               {"n_seq_max": 64}):
+        with _core.Context(minilm, n_ctx=100, n_batch=100, n_ubatch=100, **ok):
+            pass
+
+
+def test_a_tiny_context_still_embeds_and_generates(smollm2_path, minilm_path):
+    """A context smaller than the engine's default sequence counts: the runner sizes them down."""
+    from llamanative import Client
+    with Client() as client:
+        for path in (smollm2_path, minilm_path):
+            for num_ctx in (16, 100):  # 100: not a multiple of the 64 sequences an embedding decode takes
+                r = client.embed(str(path), ["a short text", "another one"], options={"num_ctx": num_ctx})
+                assert len(r.embeddings) == 2 and len(r.embeddings[0]) > 0
+        r = client.generate(str(smollm2_path), "Hi", raw=True, options={"num_ctx": 8, "num_predict": 2})
+        assert r.done
 
 
 def test_closed_objects_raise(smollm2):

@@ -56,6 +56,17 @@ MIN_SHARE_TOKENS = 16
 IDLE_EXIT_S = 0.1
 
 
+def embedding_sequences(n_batch: int) -> int:
+    """Sequences per decode of an embedding context whose batch (= ubatch = context) is ``n_batch`` tokens.
+
+    Up to 64 inputs share a decode; llama.cpp's mean pooling also needs the
+    batch to be a multiple of the count (see ``Context``), so the largest
+    divisor of ``n_batch`` up to that bound.
+    """
+    bound = min(64, _core.max_parallel_sequences(), n_batch)
+    return next(d for d in range(bound, 0, -1) if n_batch % d == 0)
+
+
 @dataclass(frozen=True)
 class RunnerConfig:
     """Load-time settings: a change of any of them means a new Runner (a reload)."""
@@ -112,13 +123,13 @@ class Runner:
             if self.is_embedding_model:
                 # Encoders attend to the whole input at once: one ubatch holds a sequence.
                 self.ctx = _core.Context(self.model, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
-                                         n_seq_max=min(64, _core.max_parallel_sequences()), n_threads=threads,
+                                         n_seq_max=embedding_sequences(n_ctx), n_threads=threads,
                                          embeddings=True, flash_attn=config.flash_attn)
             else:
                 self.flash_attn = generation_flash_attn(self.model, n_ctx=n_ctx, n_ubatch=config.n_batch,
                                                         n_gpu_layers=config.n_gpu_layers, setting=config.flash_attn)
                 self.ctx = _core.Context(self.model, n_ctx=n_ctx, n_batch=config.n_batch, n_ubatch=config.n_batch,
-                                         n_seq_max=min(config.n_parallel, config.n_batch), n_threads=threads,
+                                         n_seq_max=min(config.n_parallel, config.n_batch, n_ctx), n_threads=threads,
                                          flash_attn=self.flash_attn)
         except BaseException:
             self.model.close()
@@ -484,7 +495,7 @@ class Runner:
         if self._embed_ctx is None:
             n = self.ctx.n_ctx_seq
             self._embed_ctx = _core.Context(self.model, n_ctx=n, n_batch=n, n_ubatch=n,
-                                            n_seq_max=min(64, _core.max_parallel_sequences()),
+                                            n_seq_max=embedding_sequences(n),
                                             n_threads=self.config.n_threads or None, embeddings=True,
                                             # a generative model declares no pooling
                                             pooling_type="mean", flash_attn=self.config.flash_attn)

@@ -54,6 +54,36 @@ cdef cppbool _abort_requested(void * data) noexcept nogil:
     return (<volatile int *> data)[0] != 0
 
 
+cdef _check_mean_pooling_shape(Model model, llama.llama_context_params p):
+    """Refuse what llama.cpp would abort on: mean pooling in a context whose worst-case
+    ubatch is not a multiple of n_seq_max.
+
+    llama.cpp sizes its worst-case graph for ``n_tokens = min(n_ctx padded to
+    256, n_ubatch)`` tokens over n_seq_max sequences, rounding the tokens up to
+    a multiple of the sequences; mean pooling then multiplies matrices of the
+    two sizes and fails an assertion (GGML_ASSERT, the process ends). The
+    sizes are computed here as llama-context.cpp computes them.
+    """
+    md = model.metadata
+    arch = md.get("general.architecture", "")
+    pooling = p.pooling_type
+    if pooling == llama.LLAMA_POOLING_TYPE_UNSPECIFIED:
+        pooling = int(md.get(f"{arch}.pooling_type", llama.LLAMA_POOLING_TYPE_NONE))
+    if pooling != llama.LLAMA_POOLING_TYPE_MEAN:
+        return
+    if p.attention_type == llama.LLAMA_ATTENTION_TYPE_UNSPECIFIED:
+        causal = bool(md.get(f"{arch}.attention.causal", True))
+    else:
+        causal = p.attention_type == llama.LLAMA_ATTENTION_TYPE_CAUSAL
+    n_ctx = p.n_ctx if p.n_ctx > 0 else model.n_ctx_train
+    n_batch = min(n_ctx, p.n_batch) if causal else p.n_batch
+    n_ubatch = min(n_batch, p.n_ubatch)
+    n_tokens = min((n_ctx + 255) // 256 * 256, n_ubatch)
+    if n_tokens % p.n_seq_max:
+        raise ValueError(f"with mean pooling, n_ubatch={n_tokens} must be a multiple of n_seq_max={p.n_seq_max} "
+                         "(llama.cpp cannot size its graph otherwise); choose a divisor as n_seq_max")
+
+
 # Keep `model`/`vocab` set until __dealloc__: the native object must be
 # freed before the model it points into, also when collected in a cycle.
 @cython.no_gc_clear
@@ -150,6 +180,13 @@ cdef class Context:
             raise ValueError(f"n_threads and n_threads_batch must be >= 1, got {nt} and {ntb}")
         if model.vocab_only:
             raise ValueError("the model was loaded with vocab_only=True: it has no weights to run")
+        # llama.cpp reserves one output row per sequence within n_batch (which
+        # a causal model also caps at n_ctx) and aborts the process otherwise.
+        ctx_cap = n_ctx if n_ctx > 0 else model.n_ctx_train
+        batch_cap = min(n_batch, ctx_cap) if ctx_cap > 0 else n_batch
+        if n_seq_max > batch_cap:
+            raise ValueError(f"n_seq_max={n_seq_max} is more than the batch holds (n_batch={n_batch}, "
+                             f"n_ctx={ctx_cap}): every sequence needs an output row within n_batch")
 
         cdef llama.llama_context_params p = llama.llama_context_default_params()
         p.n_ctx = n_ctx
@@ -167,6 +204,8 @@ cdef class Context:
         p.kv_unified = kv_unified
         p.offload_kqv = offload_kqv
         p.swa_full = swa_full
+        if embeddings:
+            _check_mean_pooling_shape(model, p)
         p.no_perf = False
         p.abort_callback = _abort_requested
         p.abort_callback_data = <void *> &self._abort_flag
