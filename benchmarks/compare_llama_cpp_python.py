@@ -64,6 +64,7 @@ from reference_tools import REPO, build_reference_tools  # noqa: E402
 
 from llamanative import Client, _core  # noqa: E402
 from llamanative.engine.attention import flash_attn_setting, generation_flash_attn  # noqa: E402
+from llamanative.engine.runner import EMBED_PACK_TOKENS  # noqa: E402
 from llamanative.fetch import fetch_model  # noqa: E402
 
 LCP_VERSION = "0.3.36"  # vendors llama.cpp 0c1e5709, the commit of vendor/llama.cpp
@@ -396,8 +397,8 @@ def bench_embed(client: Client, lcp: Driver, model: Path, args) -> dict:
         r = lcp.call("embed", inputs=inputs, keep=keep, which="embed_default")
         return r["n_rows"] / (r["ns"] / 1e9)
 
-    # The bound: the same packed decodes with nothing around them (inputs tokenized
-    # beforehand, no Client), on a thread that ends (see in_own_thread).
+    # The bound: the same packed decodes (the Client's packs) with nothing around them
+    # (inputs tokenized beforehand, no Client), on a thread that ends (see in_own_thread).
     with _core.Model(model) as m:
         tokens, offsets = m.vocab.tokenize_many(inputs)
         ctx = _core.Context(m, n_ctx=N_BATCH, n_batch=N_BATCH, n_ubatch=N_BATCH, n_seq_max=64,
@@ -407,7 +408,8 @@ def bench_embed(client: Client, lcp: Driver, model: Path, args) -> dict:
 
         def bound() -> float:
             t0 = time.perf_counter_ns()
-            n_decodes.append(in_own_thread(ctx.embed_sequences, tokens, offsets, out))
+            n_decodes.append(in_own_thread(
+                lambda: ctx.embed_sequences(tokens, offsets, out, pack=EMBED_PACK_TOKENS)))
             return len(inputs) / ((time.perf_counter_ns() - t0) / 1e9)
 
         a, b, c, d = alternate(args.reps, ours, theirs, theirs_default, bound)
@@ -467,7 +469,7 @@ def table(res: dict, args) -> list[tuple[str, str, str, str, str, bool | None]]:
                      f"{'on' if s['flash_attn'] else 'off'}) " + fmt(e["llama_cpp_python_default_sps"]),
                      f"{r:.3f}x", "info", None))
         bound = mean_sd(e["decodes_alone_sps"])[0]
-        rows.append(("", "", f"decodes alone ({e['n_decodes']} of <= {N_BATCH} tokens) "
+        rows.append(("", "", f"decodes alone ({e['n_decodes']} packs of <= {EMBED_PACK_TOKENS} tokens) "
                      + fmt(e["decodes_alone_sps"]),
                      f"{mean_sd(e['llamanative_sps'])[0] / bound:.3f} of it "
                      f"(lcp {mean_sd(e['llama_cpp_python_sps'])[0] / bound:.3f})",

@@ -80,6 +80,24 @@ def test_packed_equals_one_at_a_time_for_256_inputs(minilm):
     np.testing.assert_allclose(np.linalg.norm(raw[5]), np.linalg.norm(ref), rtol=1e-3)
 
 
+def test_smaller_packs_give_the_same_rows_in_more_decodes(minilm):
+    ctx = encoder_ctx(minilm)
+    texts = TEXTS[:40] + [" ".join(TEXTS[:12])] + TEXTS[40:60]  # one input longer than the pack
+    tokens, offsets = minilm.vocab.tokenize_many(texts)
+    assert np.diff(offsets).max() > 128
+    full = np.empty((len(texts), ctx.n_embd_out), np.float32)
+    packed = np.empty_like(full)
+    n_full = ctx.embed_sequences(tokens, offsets, full, normalize=True)
+    n_packed = ctx.embed_sequences(tokens, offsets, packed, normalize=True, pack=128)
+    assert n_packed > n_full
+    # Every decode but the long input's holds at most 128 tokens: at least that many decodes.
+    assert n_packed >= (len(tokens) - np.diff(offsets).max()) / 128 + 1
+    assert float(np.min(np.sum(full * packed, axis=1))) >= 0.9999
+    assert ctx.embed_sequences(tokens, offsets, packed, normalize=True, pack=10**6) == n_full  # capped at n_batch
+    with pytest.raises(ValueError, match="pack"):
+        ctx.embed_sequences(tokens, offsets, packed, pack=-1)
+
+
 def test_causal_model_with_mean_pooling(smollm2):
     ctx = _core.Context(smollm2, n_ctx=256, n_batch=256, n_ubatch=256, n_seq_max=16, n_threads=2,
                         embeddings=True, pooling_type="mean")

@@ -12,9 +12,12 @@ from libc.math cimport sqrt
 
 cdef int _embed_packed(llama.llama_context * ctx, llama.llama_batch * b,
                        const llama_token * toks, const int64_t * offs, Py_ssize_t n_inputs,
-                       int32_t limit, uint32_t n_seq_max, float * out, Py_ssize_t width,
+                       int32_t pack, uint32_t n_seq_max, float * out, Py_ssize_t width,
                        bint normalize, int32_t * n_decodes, Py_ssize_t * first_row) noexcept nogil:
     """Fill ``out`` (n_inputs x width); return llama_decode's code (0 on success), -100 for a missing row.
+
+    A decode takes inputs while they total at most ``pack`` tokens, and at
+    least one (every input fits the batch: checked before).
 
     ``first_row`` is set to the first input of the batch being decoded, so a
     failure can name it.
@@ -35,7 +38,7 @@ cdef int _embed_packed(llama.llama_context * ctx, llama.llama_batch * b,
         while i < n_inputs and <uint32_t> seq < n_seq_max:
             start = offs[i]
             length = offs[i + 1] - start
-            if b.n_tokens + length > limit:
+            if b.n_tokens > 0 and b.n_tokens + length > pack:
                 break
             base = b.n_tokens
             for j in range(length):
