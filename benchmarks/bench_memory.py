@@ -14,7 +14,8 @@ Two figures of the performance issue:
   count, and runs one raw ``generate`` of a prompt just under PP tokens with
   ``num_predict`` = TG; its peak (``VmHWM``) is read from ``/proc/self/status``.
   Both sides map the GGUF (mmap), so the weights count alike. Target: llamanative
-  <= llama-bench + 60 MB. The child also reports its RSS after the imports alone
+  <= llama-bench + 60 MB. llama-bench gets the flash-attention setting the
+  Client resolves (off on the CPU). The child also reports its RSS after the imports alone
   and after the load alone, to show where the difference goes. The two sides
   alternate, ``--reps`` runs each.
 
@@ -76,10 +77,12 @@ def peak_rss_mb() -> float:
 
 
 # -- llama-bench side -------------------------------------------------------------------------
-def llama_bench_peak_mb(tool: Path, model: Path, threads: int, pp: int, tg: int) -> float:
-    """Peak RSS (MB) of one llama-bench run of a ``pp`` prompt + ``tg`` generated tokens."""
+def llama_bench_peak_mb(tool: Path, model: Path, threads: int, pp: int, tg: int, flash_attn: str) -> float:
+    """Peak RSS (MB) of one llama-bench run of a ``pp`` prompt + ``tg`` generated tokens, with
+    ``flash_attn`` "on", "off" or "auto" (llama-bench's default)."""
+    fa = {"on": ["-fa", "1"], "off": ["-fa", "0"], "auto": []}[flash_attn]
     cmd = [str(tool), "-m", str(model), "-t", str(threads), "-p", "0", "-n", "0", "-pg", f"{pp},{tg}",
-           "-r", "1", "-o", "json"]
+           "-r", "1", *fa, "-o", "json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -132,13 +135,19 @@ def bench_load(model: Path, tool: Path, args) -> dict:
     """Alternating runs of llama-bench and a fresh llamanative process, ``args.reps`` each."""
     n_ctx = args.pp + args.tg
     prompt = prompt_of(model, args.pp - 8)  # leaves room for the TG tokens in n_ctx
+    # llama-bench with the flash-attention setting the Client resolves here (off on the CPU):
+    # without it, a prompt's attention scores are materialised, which is part of the setting.
+    from llamanative import _core
+    from llamanative.engine.attention import generation_flash_attn
+    with _core.Model(model) as m:
+        fa = generation_flash_attn(m, n_ctx=n_ctx, n_ubatch=512)
     bench, ours = [], []
     for rep in range(args.reps):
-        steps = [lambda: bench.append(llama_bench_peak_mb(tool, model, args.threads, args.pp, args.tg)),
+        steps = [lambda: bench.append(llama_bench_peak_mb(tool, model, args.threads, args.pp, args.tg, fa)),
                  lambda: ours.append(run_client_child(model, args.threads, n_ctx, args.tg, prompt))]
         for step in (steps if rep % 2 == 0 else steps[::-1]):
             step()
-    return {"llama_bench_peak_mb": bench, "client": ours}
+    return {"llama_bench_peak_mb": bench, "client": ours, "flash_attn": fa}
 
 
 # -- growth over sequential requests ----------------------------------------------------------
@@ -187,6 +196,7 @@ def report(load: dict, growth: dict, args) -> None:
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
     c0 = load["client"][0]
+    print(f"flash attention, both sides: {load['flash_attn']} (the Client's setting for this model)")
     print(f"llamanative process: {fmt([c['start_mb'] for c in load['client']])} MB at start, "
           f"{fmt([c['imports_mb'] for c in load['client']])} after imports, "
           f"{fmt([c['loaded_mb'] for c in load['client']])} after the load, "

@@ -110,14 +110,18 @@ def core_tg(model: _core.Model, threads: int, n: int, reps: int, flash_attn: str
 GEN_PROMPT = "Count from one to one thousand: one, two, three,"
 
 
-def client_tg(client: Client, model: Path, threads: int, n: int, reps: int) -> list[float]:
+def client_tg(client: Client, model: Path, threads: int, n: int, reps: int, num_ctx: int | None = None
+              ) -> list[float]:
     """Generation tokens/s through ``Client.generate(stream=True)``, timed by the caller.
 
     The rate is (tokens - 1) over the wall time from the first streamed chunk
     to the last, so it includes everything per token: sampling, stop checks,
-    detokenising, and handing each piece to this thread.
+    detokenising, and handing each piece to this thread. ``num_ctx``: the
+    Client's default context unless given.
     """
     opts = {"temperature": 0, "repeat_penalty": 1.0, "seed": 0, "num_predict": n, "num_thread": threads}
+    if num_ctx:
+        opts["num_ctx"] = num_ctx
 
     def run() -> float:
         first = last = None
@@ -263,7 +267,12 @@ def main() -> int:
     # depth on llama-bench's side tells that attention apart from the binding.
     depth = len(model.vocab.tokenize(GEN_PROMPT, add_special=True, parse_special=False))
     ours: dict = {"pp": [], "tg": []}
-    via_client: dict = {"pp": [], "tg": []}
+    via_client: dict = {"pp": [], "tg": [], "tg_small_ctx": []}
+    # llama-bench's tg context holds just its tokens (padded to 256 cells); the Client's
+    # default holds 4096. Without flash attention V is stored transposed, one row per
+    # dimension as long as the context, and a decode reads a strided slice of each: the
+    # Client is also timed with llama-bench's context size to tell that apart.
+    small_ctx = 256
     pp_counts: list[int] = []
     with Client() as client:
         def run_llama_bench() -> None:
@@ -288,6 +297,7 @@ def main() -> int:
             via_client["pp"] += rates
             pp_counts.extend(counts)
             via_client["tg"] += client_tg(client, model_path, args.threads, args.tg, 1)
+            via_client["tg_small_ctx"] += client_tg(client, model_path, args.threads, args.tg, 1, num_ctx=small_ctx)
 
         sides = [run_llama_bench, run_core, run_client]
         for rep in range(args.reps):
@@ -308,6 +318,10 @@ def main() -> int:
     results["tg_depth"] = {"depth": depth, "llama_bench": ref["tg_depth"], "client_ratio": cm / dm}
     print(f"tg{args.tg} @ depth {depth} (llama-bench -d {depth}, the Client prompt's tokens in the cache): "
           f"{dm:.1f} ± {ds:.1f} t/s; Client / that: {cm / dm:.3f}")
+    (sm, ss), (rm, _) = mean_sd(via_client["tg_small_ctx"]), mean_sd(ref["tg"])
+    results["tg_small_ctx"] = {"num_ctx": small_ctx, "client": via_client["tg_small_ctx"], "client_ratio": sm / rm}
+    print(f"tg{args.tg}, Client with num_ctx={small_ctx} (llama-bench's context size): {sm:.1f} ± {ss:.1f} t/s; "
+          f"Client / llama-bench: {sm / rm:.3f}")
     if ref_default["pp"]:
         results["llama_bench_default"] = ref_default
         line = []

@@ -406,11 +406,16 @@ def bench_embed(client: Client, lcp: Driver, model: Path, args) -> dict:
         out = np.empty((len(inputs), ctx.n_embd_out), np.float32)
         n_decodes = []
 
-        def bound() -> float:
+        def timed_decodes() -> tuple[int, int]:
             t0 = time.perf_counter_ns()
-            n_decodes.append(in_own_thread(
-                lambda: ctx.embed_sequences(tokens, offsets, out, pack=EMBED_PACK_TOKENS)))
-            return len(inputs) / ((time.perf_counter_ns() - t0) / 1e9)
+            n = ctx.embed_sequences(tokens, offsets, out, pack=EMBED_PACK_TOKENS)
+            return n, time.perf_counter_ns() - t0
+
+        def bound() -> float:
+            # Timed inside the thread: in_own_thread first waits for the Client's worker to end.
+            n, ns = in_own_thread(timed_decodes)
+            n_decodes.append(n)
+            return len(inputs) / (ns / 1e9)
 
         a, b, c, d = alternate(args.reps, ours, theirs, theirs_default, bound)
         ctx.close()
