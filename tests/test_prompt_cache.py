@@ -255,3 +255,24 @@ def test_an_interleaved_sequence_is_dropped_not_copied_without_flash_attention(s
             assert any(np.array_equal(e.tokens[:len(c)], c) for e in r._parked._entries.values())
         finally:
             r.close()
+
+
+def test_only_the_first_half_of_a_context_is_shared(smollm2_path):
+    """A context shift slides the cells of the second half for every sequence that holds them: never shared."""
+    r = Runner(str(smollm2_path), RunnerConfig(n_ctx=512, n_parallel=2))
+    try:
+        long_start = r.vocab.tokenize(STORY * 12)[:300]  # more than half the context; both fit beside each other
+        assert len(long_start) == 300 and r.ctx.n_ctx_seq == 512
+        first = CompletionJob(np.concatenate([long_start, r.vocab.tokenize(" One.", add_special=False)]), GREEDY, 50,
+                              shift=False)
+        r.submit(first)
+        first.events.get(timeout=120)  # its prompt is in the KV cache
+        second_prompt = np.concatenate([long_start, r.vocab.tokenize(" Two.", add_special=False)])
+        second = CompletionJob(second_prompt, GREEDY, 4)
+        r.submit(second)
+        _, fin = collect(second)
+        _, fin_first = collect(first)
+        assert fin_first.eval_count == 50  # it was still running when the second one started
+        assert fin.prompt_eval_count == len(second_prompt) - (r.ctx.n_ctx_seq - 1) // 2
+    finally:
+        r.close()

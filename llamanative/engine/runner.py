@@ -340,10 +340,15 @@ class Runner:
         """
         if self.model.is_recurrent or self.model.is_hybrid:  # a recurrent state cannot be shared in part
             return prefix
+        # A context shift moves the positions of the cells it slides, for every
+        # sequence that holds them (llama_memory_seq_add). It only slides cells
+        # from the middle of a full context on (the stepper drops the older half
+        # after n_keep), so cells below that are safe to share.
+        limit = (self.ctx.n_ctx_seq - 1) // 2
         best, donor = prefix, None
         for other in self._slots:
             if other.job is not None and other is not slot:
-                n = common_prefix(self._stepper.cached(other.seq), prompt)
+                n = min(common_prefix(self._stepper.cached(other.seq), prompt), limit)
                 if n > best:
                     best, donor = n, other
         if donor is None or best < MIN_SHARE_TOKENS:
