@@ -319,9 +319,10 @@ def main() -> int:
     print(f"tg{args.tg} @ depth {depth} (llama-bench -d {depth}, the Client prompt's tokens in the cache): "
           f"{dm:.1f} ± {ds:.1f} t/s; Client / that: {cm / dm:.3f}")
     (sm, ss), (rm, _) = mean_sd(via_client["tg_small_ctx"]), mean_sd(ref["tg"])
-    results["tg_small_ctx"] = {"num_ctx": small_ctx, "client": via_client["tg_small_ctx"], "client_ratio": sm / rm}
+    results["tg_small_ctx"] = {"num_ctx": small_ctx, "client": via_client["tg_small_ctx"], "client_ratio": sm / rm,
+                               "client_ratio_same_depth": sm / dm}
     print(f"tg{args.tg}, Client with num_ctx={small_ctx} (llama-bench's context size): {sm:.1f} ± {ss:.1f} t/s; "
-          f"Client / llama-bench: {sm / rm:.3f}")
+          f"Client / llama-bench: {sm / rm:.3f}; at the same depth (-d {depth}): {sm / dm:.3f}")
     if ref_default["pp"]:
         results["llama_bench_default"] = ref_default
         line = []

@@ -402,7 +402,7 @@ def bench_embed(client: Client, lcp: Driver, model: Path, args) -> dict:
     with _core.Model(model) as m:
         tokens, offsets = m.vocab.tokenize_many(inputs)
         ctx = _core.Context(m, n_ctx=N_BATCH, n_batch=N_BATCH, n_ubatch=N_BATCH, n_seq_max=64,
-                            n_threads=args.threads, embeddings=True)
+                            n_threads=args.threads, embeddings=True, flash_attn=flash_attn_setting())
         out = np.empty((len(inputs), ctx.n_embd_out), np.float32)
         n_decodes = []
 
@@ -494,8 +494,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=200, help="interleaved blocks of each side per repetition")
     ap.add_argument("--sentences", type=int, default=1000, help="sentences per embed call")
     ap.add_argument("--lcp-flash-attn", choices=("on", "off"), default=None,
-                    help="llama-cpp-python's flash attention for both models (default: what llamanative "
-                         "resolves on this machine: off for generation on the CPU, on for MiniLM)")
+                    help="flash attention for both models on both sides (default: what llamanative resolves "
+                         "on this machine, off for generation on the CPU and on for MiniLM, given to "
+                         "llama-cpp-python too)")
     ap.add_argument("--only", type=lambda v: v.split(","), default=list(MEASURES),
                     help=f"comma-separated subset of: {','.join(MEASURES)}")
     ap.add_argument("--venv", type=Path, default=VENV, help="the llama-cpp-python environment (made if absent)")
@@ -504,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
     if not set(args.only) <= set(MEASURES):
         ap.error(f"--only: unknown measure(s) {sorted(set(args.only) - set(MEASURES))}")
 
+    if args.lcp_flash_attn:  # both sides: the Client reads its setting from the environment
+        os.environ["LLAMANATIVE_FLASH_ATTENTION"] = args.lcp_flash_attn
     python = ensure_llama_cpp_python(args.venv)
     model = args.model or fetch_model("smollm2", quiet=True)
     minilm = args.minilm or (minilm_path() if "embed" in args.only else None)

@@ -3,8 +3,9 @@
     python benchmarks/compare_llama_server.py [--server PATH/llama-server] [--threads N] [--reps 3] [--json FILE]
 
 Without ``--server`` it builds llama-server from the vendored tree
-(``reference_tools.py``, incremental, no Web UI). The script starts llama-server itself on 127.0.0.1 (a free port; its log goes
-to ``benchmarks/.cache/``), talks to it with the standard library's HTTP
+(``reference_tools.py``, incremental, no Web UI). The script starts
+llama-server itself on 127.0.0.1 (a free port; its log goes to
+``benchmarks/.cache/``), talks to it with the standard library's HTTP
 client from Python threads, and stops it at the end. The Client runs in this
 process. The two sides alternate within every repetition (the first of the
 two swapping every repetition), with the same model, thread count and total

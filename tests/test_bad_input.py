@@ -128,6 +128,14 @@ def test_mean_pooling_with_a_ubatch_that_is_not_a_multiple_of_the_sequences_is_r
             pass
 
 
+def test_switching_embeddings_on_in_a_shape_that_cannot_pool_is_refused(minilm):
+    ctx = _core.Context(minilm, n_ctx=100, n_batch=100, n_ubatch=100, n_seq_max=64)  # MiniLM pools by mean
+    with pytest.raises(ValueError, match="multiple of n_seq_max=64"):
+        ctx.set_embeddings(True)
+    ctx.set_embeddings(False)
+    ctx.close()
+
+
 def test_a_tiny_context_still_embeds_and_generates(smollm2_path, minilm_path):
     """A context smaller than the engine's default sequence counts: the runner sizes them down."""
     from llamanative import Client

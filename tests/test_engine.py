@@ -79,17 +79,23 @@ def test_greedy_takes_the_tokens_of_llama_cpps_greedy_sampler(runner):
         assert list(fin.tokens) == ref
 
 
-def test_a_job_not_taken_per_token_gets_its_text_in_one_piece(runner):
+def test_a_job_not_taken_per_token_gets_its_text_in_one_piece(smollm2_path):
     """per_token=False: no event until the end, then one Piece with all the text (and logprobs) and Finished."""
-    prompt = runner.model.vocab.tokenize("Once upon a time")
-    streamed = CompletionJob(prompt, GREEDY, 20, logprobs=1)
-    runner.submit(streamed)
-    text, fin = collect(streamed)
-    held = CompletionJob(prompt, GREEDY, 20, logprobs=1, per_token=False)
-    runner.submit(held)
-    events = []
-    while not events or not isinstance(events[-1], (Finished, Failed)):
-        events.append(held.events.get(timeout=120))
+    # Each on a new runner, so that both prompts are evaluated in the same batches (none from a cache).
+    runners = [Runner(str(smollm2_path), RunnerConfig(n_ctx=1024, n_parallel=4)) for _ in range(2)]
+    try:
+        prompt = runners[0].model.vocab.tokenize("Once upon a time")
+        streamed = CompletionJob(prompt, GREEDY, 20, logprobs=1)
+        runners[0].submit(streamed)
+        text, fin = collect(streamed)
+        held = CompletionJob(prompt, GREEDY, 20, logprobs=1, per_token=False)
+        runners[1].submit(held)
+        events = []
+        while not events or not isinstance(events[-1], (Finished, Failed)):
+            events.append(held.events.get(timeout=120))
+    finally:
+        for r in runners:
+            r.close()
     assert [type(e) for e in events] == [Piece, Finished]
     assert events[0].text == text and len(text) > 0
     assert len(events[0].logprobs) == fin.eval_count == events[1].eval_count == 20

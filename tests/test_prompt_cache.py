@@ -276,3 +276,21 @@ def test_only_the_first_half_of_a_context_is_shared(smollm2_path):
         assert fin.prompt_eval_count == len(second_prompt) - (r.ctx.n_ctx_seq - 1) // 2
     finally:
         r.close()
+
+
+def test_a_sliding_window_model_does_not_share_a_running_slots_cells(gemma3_path):
+    """Gemma 3's window cache reuses a cell only once it has left the window of the one sequence holding it."""
+    r = Runner(str(gemma3_path), RunnerConfig(n_ctx=2048, n_parallel=2))
+    try:
+        start = r.vocab.tokenize("System: you are a careful assistant. Answer briefly, kindly and in English. ")
+        first = CompletionJob(np.concatenate([start, r.vocab.tokenize(" Hi.", add_special=False)]), GREEDY, 30)
+        r.submit(first)
+        first.events.get(timeout=120)
+        second_prompt = np.concatenate([start, r.vocab.tokenize(" Hello.", add_special=False)])
+        second = CompletionJob(second_prompt, GREEDY, 4)
+        r.submit(second)
+        _, fin = collect(second)
+        collect(first)
+        assert fin.prompt_eval_count == len(second_prompt)
+    finally:
+        r.close()

@@ -46,8 +46,9 @@ from .sampling import make_sampler
 
 log = logging.getLogger("llamanative.engine")
 
-# A running slot's prefix is shared with a new request from this length on:
-# below it, a few tokens of evaluation cost about what the bookkeeping does.
+# A running slot's prefix is shared with a new request when it saves this many
+# tokens or more: below that, evaluating them costs about what the bookkeeping
+# (and parking what the slot held) does.
 MIN_SHARE_TOKENS = 16
 
 # Tokens of short inputs packed into one embedding decode. An encoder attends
@@ -332,13 +333,19 @@ class Runner:
     def _share(self, slot: _Slot, prompt: np.ndarray, prefix: int) -> int:
         """Give ``slot`` a longer prefix of ``prompt`` held by a running slot, if one holds it.
 
-        Requests that arrive together with the same system prompt find no
-        idle slot holding it (they all start at once), but the first one's
-        slot does: its cells are shared (``seq_cp`` in the unified KV cache
-        copies no data), so each request evaluates only what differs.
+        Requests that start while another with the same system prompt runs
+        find no idle slot holding it (the other one has it), but its slot
+        does: those cells are shared (``seq_cp`` in the unified KV cache
+        copies no data), so the new request evaluates only what differs.
+        Only what the running slot has already evaluated can be shared.
         Returns the prefix the slot now shares with ``prompt``.
         """
         if self.model.is_recurrent or self.model.is_hybrid:  # a recurrent state cannot be shared in part
+            return prefix
+        if self._n_swa:
+            # A sliding-window cache reuses a cell only once it has left the
+            # window of the one sequence that holds it; shared cells would stay
+            # and its cache (sized for n_seq_max windows) would run out of room.
             return prefix
         # A context shift moves the positions of the cells it slides, for every
         # sequence that holds them (llama_memory_seq_add). It only slides cells
@@ -351,7 +358,7 @@ class Runner:
                 n = min(common_prefix(self._stepper.cached(other.seq), prompt), limit)
                 if n > best:
                     best, donor = n, other
-        if donor is None or best < MIN_SHARE_TOKENS:
+        if donor is None or best - prefix < MIN_SHARE_TOKENS:
             return prefix
         self._park(slot)  # what it held beyond `prefix` may be wanted later; the rest comes from the donor
         self.ctx.seq_cp(donor.seq, slot.seq, 0, best)

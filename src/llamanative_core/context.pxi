@@ -54,34 +54,38 @@ cdef cppbool _abort_requested(void * data) noexcept nogil:
     return (<volatile int *> data)[0] != 0
 
 
-cdef _check_mean_pooling_shape(Model model, llama.llama_context_params p):
-    """Refuse what llama.cpp would abort on: mean pooling in a context whose worst-case
-    ubatch is not a multiple of n_seq_max.
+cdef object _pooling_shape_error(Model model, llama.llama_context_params p):
+    """Why llama.cpp would abort on this context once it pools embeddings, or None.
 
-    llama.cpp sizes its worst-case graph for ``n_tokens = min(n_ctx padded to
-    256, n_ubatch)`` tokens over n_seq_max sequences, rounding the tokens up to
-    a multiple of the sequences; mean pooling then multiplies matrices of the
-    two sizes and fails an assertion (GGML_ASSERT, the process ends). The
-    sizes are computed here as llama-context.cpp computes them.
+    llama.cpp sizes its worst-case graph for ``n_tokens = min(n_ctx, n_ubatch)``
+    tokens over n_seq_max sequences (llama-context.cpp ``sched_reserve``) and
+    rounds the tokens up to a multiple of the sequences in ``graph_reserve``,
+    but not the outputs; mean pooling (also under rank pooling, whose
+    classifier input may be a mean) then multiplies matrices of the two sizes
+    and fails an assertion that ends the process. The sizes are computed here
+    as llama.cpp computes them, for a causal and a non-causal reading of the
+    model (the architecture's code may decide it without a GGUF key), and a
+    shape either reading would abort on is refused.
     """
-    md = model.metadata
-    arch = md.get("general.architecture", "")
-    pooling = p.pooling_type
+    cdef int pooling = p.pooling_type
     if pooling == llama.LLAMA_POOLING_TYPE_UNSPECIFIED:
-        pooling = int(md.get(f"{arch}.pooling_type", llama.LLAMA_POOLING_TYPE_NONE))
-    if pooling != llama.LLAMA_POOLING_TYPE_MEAN:
-        return
-    if p.attention_type == llama.LLAMA_ATTENTION_TYPE_UNSPECIFIED:
-        causal = bool(md.get(f"{arch}.attention.causal", True))
-    else:
-        causal = p.attention_type == llama.LLAMA_ATTENTION_TYPE_CAUSAL
-    n_ctx = p.n_ctx if p.n_ctx > 0 else model.n_ctx_train
-    n_batch = min(n_ctx, p.n_batch) if causal else p.n_batch
-    n_ubatch = min(n_batch, p.n_ubatch)
-    n_tokens = min((n_ctx + 255) // 256 * 256, n_ubatch)
-    if n_tokens % p.n_seq_max:
-        raise ValueError(f"with mean pooling, n_ubatch={n_tokens} must be a multiple of n_seq_max={p.n_seq_max} "
-                         "(llama.cpp cannot size its graph otherwise); choose a divisor as n_seq_max")
+        arch = model._meta_str(b"general.architecture") or ""
+        value = model._meta_str(f"{arch}.pooling_type".encode())
+        pooling = int(value) if value and value.lstrip("-").isdigit() else llama.LLAMA_POOLING_TYPE_NONE
+    if pooling != llama.LLAMA_POOLING_TYPE_MEAN and pooling != llama.LLAMA_POOLING_TYPE_RANK:
+        return None
+    cdef int64_t n_ctx = p.n_ctx if p.n_ctx > 0 else model.n_ctx_train
+    cdef int64_t n_seq = p.n_seq_max
+    cdef int64_t padded = (n_ctx + 255) // 256 * 256
+    if not p.kv_unified:  # split per sequence, each part padded (llama-context.cpp, after the padding)
+        padded = ((padded // n_seq) + 255) // 256 * 256 * n_seq
+    for n_batch in (min(n_ctx, p.n_batch), p.n_batch):  # causal, non-causal
+        n_tokens = min(padded, min(n_batch, p.n_ubatch))
+        if n_tokens % n_seq:
+            return (f"with mean pooling, the worst-case ubatch of {n_tokens} tokens must be a multiple of "
+                    f"n_seq_max={n_seq} (llama.cpp cannot size its graph otherwise); choose n_ctx, n_batch "
+                    f"and n_ubatch equal, and a divisor of them as n_seq_max")
+    return None
 
 
 # Keep `model`/`vocab` set until __dealloc__: the native object must be
@@ -138,6 +142,7 @@ cdef class Context:
     cdef uint32_t _n_seq_max
     cdef int32_t _n_embd_out
     cdef bint _embeddings
+    cdef object _pooling_error  # why pooled embeddings would abort in this context's shape, or None
     cdef llama.ggml_threadpool_t _pool
     cdef vector[llama.ggml_threadpool_t] _retired  # replaced pools: the CPU backend still points to one
     cdef llama.ggml_threadpool_free_fn _pool_free
@@ -182,6 +187,8 @@ cdef class Context:
             raise ValueError("the model was loaded with vocab_only=True: it has no weights to run")
         # llama.cpp reserves one output row per sequence within n_batch (which
         # a causal model also caps at n_ctx) and aborts the process otherwise.
+        # Capped at n_ctx whatever the model: causality may be decided in the
+        # architecture's code, and refusing an odd shape beats an abort.
         ctx_cap = n_ctx if n_ctx > 0 else model.n_ctx_train
         batch_cap = min(n_batch, ctx_cap) if ctx_cap > 0 else n_batch
         if n_seq_max > batch_cap:
@@ -204,8 +211,10 @@ cdef class Context:
         p.kv_unified = kv_unified
         p.offload_kqv = offload_kqv
         p.swa_full = swa_full
-        if embeddings:
-            _check_mean_pooling_shape(model, p)
+        # Kept for set_embeddings(True) too: it would abort on the same shapes.
+        self._pooling_error = _pooling_shape_error(model, p)
+        if embeddings and self._pooling_error is not None:
+            raise ValueError(self._pooling_error)
         p.no_perf = False
         p.abort_callback = _abort_requested
         p.abort_callback_data = <void *> &self._abort_flag
@@ -365,7 +374,13 @@ cdef class Context:
             self._leave()
 
     def set_embeddings(self, bint embeddings) -> None:
-        """Switch embedding output on or off for the following decodes."""
+        """Switch embedding output on or off for the following decodes.
+
+        Raises ValueError when this context's shape cannot pool embeddings
+        (see the constructor); llama.cpp would abort the process.
+        """
+        if embeddings and self._pooling_error is not None:
+            raise ValueError(self._pooling_error)
         self._enter()
         llama.llama_set_embeddings(self._ptr, embeddings)
         self._embeddings = embeddings
