@@ -12,6 +12,7 @@ from llamanative.engine import (CompletionJob, EmbedJob, Failed, Finished, Piece
                                 SamplingParams)
 from llamanative.engine.runner import IDLE_EXIT_S
 from llamanative.engine.scheduler import Scheduler
+from llamanative.errors import NoKvSlotError
 from llamanative._core import StopMatcher
 
 GREEDY = SamplingParams(temperature=0)
@@ -100,6 +101,40 @@ def test_a_job_not_taken_per_token_gets_its_text_in_one_piece(smollm2_path):
     assert events[0].text == text and len(text) > 0
     assert len(events[0].logprobs) == fin.eval_count == events[1].eval_count == 20
     assert events[1].tokens == fin.tokens
+
+
+def _two_jobs_that_overflow_the_cache(smollm2_path, per_token):
+    """Two 60-token prompts generating 150 tokens each in a 256-cell cache: they fit alone, not together."""
+    r = Runner(str(smollm2_path), RunnerConfig(n_ctx=256, n_parallel=2))
+    try:
+        prompts = [r.vocab.tokenize(f"Story {i}: once upon a time, in a village by the sea, there lived " * 4)[:60]
+                   for i in (1, 2)]
+        jobs = [CompletionJob(np.asarray(p, np.int32), GREEDY, 150, shift=False, per_token=per_token)
+                for p in prompts]
+        for job in jobs:
+            r.submit(job)
+        outcomes = []
+        for job in jobs:
+            try:
+                outcomes.append(collect(job)[1])
+            except NoKvSlotError as exc:
+                outcomes.append(exc)
+        return outcomes
+    finally:
+        r.close()
+
+
+def test_a_full_cache_defers_a_request_that_has_handed_out_nothing(smollm2_path):
+    """Not streamed, the newer request waits for the older one and starts again: both complete."""
+    outcomes = _two_jobs_that_overflow_the_cache(smollm2_path, per_token=False)
+    assert [o.eval_count for o in outcomes] == [150, 150]
+
+
+def test_a_full_cache_fails_a_request_that_has_streamed_text_with_a_typed_error(smollm2_path):
+    """Streamed, the newer request cannot start again without repeating itself: it fails, the older completes."""
+    first, second = _two_jobs_that_overflow_the_cache(smollm2_path, per_token=True)
+    assert isinstance(first, Finished) and first.eval_count == 150
+    assert isinstance(second, NoKvSlotError)
 
 
 def test_concurrent_requests_share_steps_and_match_single_runs(runner):

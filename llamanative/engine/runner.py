@@ -494,9 +494,10 @@ class Runner:
                 self._park(s)
             return
         victim = max(active, key=lambda s: s.t_start)
-        if len(active) == 1 or len(self._stepper.generated(victim.seq)):
+        if len(active) == 1 or (victim.job.per_token and len(self._stepper.generated(victim.seq))):
             # Alone it cannot fit; and a request that already streamed text
-            # cannot be restarted without repeating itself.
+            # cannot be restarted without repeating itself (one that is not
+            # streamed has handed out nothing: it starts again later).
             self._finish_failed(victim, exc)
             return
         job = victim.job
