@@ -80,9 +80,10 @@ def peak_rss_mb() -> float:
 def llama_bench_peak_mb(tool: Path, model: Path, threads: int, pp: int, tg: int, flash_attn: str) -> float:
     """Peak RSS (MB) of one llama-bench run of a ``pp`` prompt + ``tg`` generated tokens, with
     ``flash_attn`` "on", "off" or "auto" (llama-bench's default)."""
-    fa = {"on": ["-fa", "1"], "off": ["-fa", "0"], "auto": []}[flash_attn]
+    from compare_llama_bench import LLAMA_BENCH_FA  # here: the child process must not import llamanative early
+
     cmd = [str(tool), "-m", str(model), "-t", str(threads), "-p", "0", "-n", "0", "-pg", f"{pp},{tg}",
-           "-r", "1", *fa, "-o", "json"]
+           "-r", "1", *LLAMA_BENCH_FA[flash_attn], "-o", "json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)

@@ -48,15 +48,18 @@ from llamanative.engine.attention import generation_flash_attn  # noqa: E402
 from llamanative.fetch import fetch_model  # noqa: E402
 
 
+# llama-bench's arguments for a flash-attention setting ("auto": its default, no argument).
+LLAMA_BENCH_FA = {"on": ["-fa", "1"], "off": ["-fa", "0"], "auto": []}
+
+
 # -- decode --------------------------------------------------------------------
 def llama_bench(tool: Path, model: Path, threads: int, pp: int, tg: int, reps: int,
                 depth: int = 0, flash_attn: str = "auto") -> dict[str, list[float]]:
     """llama-bench's samples (tokens/s) for ppN and tgN; ``depth`` tokens already in the KV cache;
     ``flash_attn`` "on", "off" or "auto" (llama-bench's default)."""
-    fa = {"on": ["-fa", "1"], "off": ["-fa", "0"], "auto": []}[flash_attn]
     out = subprocess.run(
         [str(tool), "-m", str(model), "-t", str(threads), "-p", str(pp), "-n", str(tg), "-d", str(depth),
-         "-r", str(reps), *fa, "-o", "json"], capture_output=True, text=True, check=True).stdout
+         "-r", str(reps), *LLAMA_BENCH_FA[flash_attn], "-o", "json"], capture_output=True, text=True, check=True).stdout
     res = {}
     for row in json.loads(out):
         key = "pp" if row["n_prompt"] > 0 else "tg"

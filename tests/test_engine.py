@@ -18,16 +18,22 @@ from llamanative._core import StopMatcher
 GREEDY = SamplingParams(temperature=0)
 
 
-def collect(job):
-    pieces = []
+def collect_with_logprobs(job):
+    """The job's text, its last event, and the token logprobs its pieces carried; raises its error."""
+    pieces, logprobs = [], []
     while True:
         ev = job.events.get(timeout=120)
         if isinstance(ev, Piece):
             pieces.append(ev.text)
+            logprobs.extend(ev.logprobs)
         elif isinstance(ev, Failed):
             raise ev.error
         else:
-            return "".join(pieces), ev
+            return "".join(pieces), ev, logprobs
+
+
+def collect(job):
+    return collect_with_logprobs(job)[:2]
 
 
 def complete(runner, prompt, n=16, stops=(), params=GREEDY):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llamanative.engine import CompletionJob, Failed, Finished, Piece, Runner, RunnerConfig, TokenLogprobs
+from llamanative.engine import CompletionJob, Finished, Runner, RunnerConfig, TokenLogprobs
 from llamanative.engine.prompt_cache import MIN_PARK_TOKENS, PromptCache, common_prefix
 from llamanative.engine.runner import MIN_SHARE_TOKENS
-from test_engine import GREEDY, collect
+from test_engine import GREEDY, collect, collect_with_logprobs
 
 STORY = ("Once upon a time, in a small village by the sea, there lived an old fisherman who "
          "told stories to the children every evening. ")
@@ -191,15 +191,8 @@ def test_a_slot_parked_for_another_conversation_keeps_their_shared_prefix(runner
 
 def first_token_logprob(job) -> tuple[TokenLogprobs, Finished]:
     """The first generated token with its log probability, and the Finished event."""
-    logprobs = []
-    while True:
-        ev = job.events.get(timeout=120)
-        if isinstance(ev, Piece):
-            logprobs.extend(ev.logprobs)
-        elif isinstance(ev, Failed):
-            raise ev.error
-        else:
-            return logprobs[0], ev
+    _, fin, logprobs = collect_with_logprobs(job)
+    return logprobs[0], fin
 
 
 def test_requests_that_start_together_share_a_running_slots_prefix(runner, smollm2_path):

@@ -306,6 +306,12 @@ class Runner:
                 self._job_done()
         if started:
             self._park_idle_slots()
+            # Slots that run together generate into alternating cells. Marked
+            # here, where the running set grows, not at every token.
+            running = [s for s in self._slots if s.job is not None]
+            if len(running) > 1:
+                for slot in running:
+                    slot.interleaved = True
         return still
 
     def _restore(self, slot: _Slot, prompt: np.ndarray, prefix: int) -> int | None:
@@ -433,9 +439,6 @@ class Runner:
         active = [s for s in active if s.job is not None]
         if not active:
             return
-        if len(active) > 1:
-            for slot in active:
-                slot.interleaved = True
         try:
             events = self._stepper.step()
         except NoKvSlotError as exc:
