@@ -42,6 +42,23 @@ def slot_holding(runner, tokens) -> int | None:
     return None
 
 
+class Recording:
+    """A runner's context, recording the calls named in ``calls`` (name -> list of their arguments)."""
+
+    def __init__(self, ctx, calls: dict[str, list]):
+        self._ctx, self._calls = ctx, calls
+
+    def __getattr__(self, name):
+        attr = getattr(self._ctx, name)
+        if name not in self._calls:
+            return attr
+
+        def recorded(*args):
+            self._calls[name].append(args)
+            return attr(*args)
+        return recorded
+
+
 def test_a_new_request_parks_the_other_idle_slots(runner):
     a, b = conversation(runner, 1), conversation(runner, 2)
     run(runner, a)
@@ -153,26 +170,14 @@ def test_a_sequence_larger_than_the_budget_is_cleared_without_a_copy(smollm2_pat
         run(r, a)
         seq = slot_holding(r, a)
         assert r.ctx.seq_state_size(seq) > 1 << 20
-        saved = []
-
-        class Recording:  # the context, recording the states the runner copies out
-            def __init__(self, ctx):
-                self._ctx = ctx
-
-            def __getattr__(self, name):
-                return getattr(self._ctx, name)
-
-            def save_seq_state(self, seq_id):
-                saved.append(seq_id)
-                return self._ctx.save_seq_state(seq_id)
-
+        calls: dict[str, list] = {"save_seq_state": []}  # the states the runner copies out
         real = r.ctx
-        r.ctx = Recording(real)
+        r.ctx = Recording(real, calls)
         try:
             run(r, conversation(r, 2))
         finally:
             r.ctx = real
-        assert slot_holding(r, a) is None and len(r._parked) == 0 and saved == []
+        assert slot_holding(r, a) is None and len(r._parked) == 0 and calls["save_seq_state"] == []
     finally:
         r.close()
 
@@ -227,27 +232,67 @@ def test_requests_that_start_together_share_a_running_slots_prefix(runner, smoll
     collect(first)
 
 
-def test_an_interleaved_sequence_is_dropped_not_copied_without_flash_attention(smollm2_path):
-    """Without flash attention, copying out a sequence whose cells alternate with another's is slow:
-    such a sequence is cleared without a copy, and a contiguous one is still parked."""
-    for fa, expect_parked in (("off", 0), ("on", 1)):
-        r = Runner(str(smollm2_path), RunnerConfig(n_ctx=2048, n_parallel=4, flash_attn=fa))
+def test_a_running_slots_longer_prefix_is_shared_without_restoring_a_shorter_parked_one(smollm2_path):
+    """A parked sequence that shares less with a new prompt than a running slot does is not
+    loaded: the running slot's cells cost nothing to share, a restore costs a copy."""
+    # Flash attention on: a sequence generated beside another is parked, not dropped.
+    r = Runner(str(smollm2_path), RunnerConfig(n_ctx=2048, n_parallel=4, flash_attn="on"))
+    try:
+        def tok(text):
+            return r.vocab.tokenize(text, add_special=False)
+        system = r.vocab.tokenize("System: you are a careful assistant. Answer briefly, kindly and in English. ")
+        topic = tok(" Context: " + STORY * 4)
+        donor_prompt = np.concatenate([system, topic, tok(" Question: who told the stories?")])
+        # Shares the system prompt and two thirds of the context with the later prompt: less than the donor.
+        parked_prompt = np.concatenate([system, topic[:2 * len(topic) // 3], tok(" Meanwhile, far away. " + STORY * 2)])
+        new_prompt = np.concatenate([system, topic, tok(" Question: where did he live?")])
+        donor = CompletionJob(donor_prompt, GREEDY, 400, shift=False)
+        r.submit(donor)
+        donor.events.get(timeout=120)  # its prompt is in the KV cache
+        run(r, parked_prompt, n=4)
+        run(r, r.vocab.tokenize("Something else entirely, about the weather today."), n=4)
+        assert any(np.array_equal(e.tokens[:len(parked_prompt)], parked_prompt) for e in r._parked._entries.values())
+        assert common_prefix(parked_prompt, new_prompt) >= MIN_PARK_TOKENS  # a restore would be worth it alone
+        calls: dict[str, list] = {"load_seq_state": [], "seq_cp": []}
+        real = r.ctx
+        r.ctx = Recording(real, calls)
         try:
-            a, b = conversation(r, 1), conversation(r, 2)
-            ja, jb = CompletionJob(a, GREEDY, 24), CompletionJob(b, GREEDY, 24)
-            r.submit(ja)
-            r.submit(jb)
-            collect(ja), collect(jb)  # generated side by side: their cells alternate
-            assert all(s.interleaved for s in r._slots if len(r._stepper.cached(s.seq)))
-            run(r, r.vocab.tokenize("Something else entirely, about the weather today."))
-            assert len(r._parked) == 2 * expect_parked
-            # A conversation generated alone is contiguous: parked either way.
-            c = conversation(r, 3)
-            run(r, c)
-            run(r, r.vocab.tokenize("And now a question about cooking rice properly."))
-            assert any(np.array_equal(e.tokens[:len(c)], c) for e in r._parked._entries.values())
+            _, fin = run(r, new_prompt, n=4)
         finally:
-            r.close()
+            r.ctx = real
+        assert calls["load_seq_state"] == [] and len(calls["seq_cp"]) == 1
+        assert fin.prompt_eval_count == len(new_prompt) - common_prefix(new_prompt, donor_prompt)
+        assert collect(donor)[1].eval_count == 400  # it ran throughout
+    finally:
+        r.close()
+
+
+@pytest.mark.parametrize("fa, expect_parked", [("off", 0), ("on", 1), ("auto", 0)])
+def test_an_interleaved_sequence_is_dropped_not_copied_without_flash_attention(smollm2_path, monkeypatch,
+                                                                                fa, expect_parked):
+    """Without flash attention, copying out a sequence whose cells alternate with another's is slow:
+    such a sequence is cleared without a copy, and a contiguous one is still parked. With "auto"
+    (as on a GPU, where llama.cpp decides and does not say) the layout is unknown: cleared too."""
+    # The runner resolves "auto" to "off" on the CPU; keep it "auto", as a GPU runner does.
+    monkeypatch.setattr("llamanative.engine.runner.generation_flash_attn", lambda *a, setting, **k: setting)
+    r = Runner(str(smollm2_path), RunnerConfig(n_ctx=2048, n_parallel=4, flash_attn=fa))
+    assert r.flash_attn == fa
+    try:
+        a, b = conversation(r, 1), conversation(r, 2)
+        ja, jb = CompletionJob(a, GREEDY, 24), CompletionJob(b, GREEDY, 24)
+        r.submit(ja)
+        r.submit(jb)
+        collect(ja), collect(jb)  # generated side by side: their cells alternate
+        assert all(s.interleaved for s in r._slots if len(r._stepper.cached(s.seq)))
+        run(r, r.vocab.tokenize("Something else entirely, about the weather today."))
+        assert len(r._parked) == 2 * expect_parked
+        # A conversation generated alone is contiguous: parked either way.
+        c = conversation(r, 3)
+        run(r, c)
+        run(r, r.vocab.tokenize("And now a question about cooking rice properly."))
+        assert any(np.array_equal(e.tokens[:len(c)], c) for e in r._parked._entries.values())
+    finally:
+        r.close()
 
 
 def test_only_the_first_half_of_a_context_is_shared(smollm2_path):

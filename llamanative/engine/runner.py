@@ -293,10 +293,14 @@ class Runner:
                 # Mostly another conversation: keep it for later instead of overwriting it; the
                 # shared prefix stays in place for this job.
                 self._park(slot, keep=prefix)
-            restored = self._restore(slot, job.prompt, prefix)
+            # A running slot's cells cost nothing to share; a parked copy costs a
+            # load. So a parked sequence is restored only when it offers more.
+            shareable, donor = self._donor(slot, job.prompt)
+            restored = self._restore(slot, job.prompt, max(prefix, shareable))
             if restored is not None:  # the slot was cleared for it: what it held is gone
                 prefix = restored
-            prefix = self._share(slot, job.prompt, prefix)
+            if donor is not None and shareable - prefix >= MIN_SHARE_TOKENS:
+                prefix = self._share(slot, donor, shareable)
             try:
                 self._start(slot, job, prefix)
                 started = True
@@ -336,41 +340,45 @@ class Runner:
         slot.interleaved = False  # a restored sequence fills contiguous cells
         return shared
 
-    def _share(self, slot: _Slot, prompt: np.ndarray, prefix: int) -> int:
-        """Give ``slot`` a longer prefix of ``prompt`` held by a running slot, if one holds it.
+    def _donor(self, slot: _Slot, prompt: np.ndarray) -> tuple[int, _Slot | None]:
+        """The running slot whose cells hold the longest prefix of ``prompt`` that ``slot`` may share.
 
         Requests that start while another with the same system prompt runs
         find no idle slot holding it (the other one has it), but its slot
-        does: those cells are shared (``seq_cp`` in the unified KV cache
-        copies no data), so the new request evaluates only what differs.
-        Only what the running slot has already evaluated can be shared.
-        Returns the prefix the slot now shares with ``prompt``.
+        does. Only what the running slot has already evaluated can be shared.
+        Returns that prefix's length and the slot, or ``(0, None)``.
         """
         if self.model.is_recurrent or self.model.is_hybrid:  # a recurrent state cannot be shared in part
-            return prefix
+            return 0, None
         if self._n_swa:
             # A sliding-window cache reuses a cell only once it has left the
             # window of the one sequence that holds it; shared cells would stay
             # and its cache (sized for n_seq_max windows) would run out of room.
-            return prefix
+            return 0, None
         # A context shift moves the positions of the cells it slides, for every
         # sequence that holds them (llama_memory_seq_add). It only slides cells
         # from the middle of a full context on (the stepper drops the older half
         # after n_keep), so cells below that are safe to share.
         limit = (self.ctx.n_ctx_seq - 1) // 2
-        best, donor = prefix, None
+        best, donor = 0, None
         for other in self._slots:
             if other.job is not None and other is not slot:
                 n = min(common_prefix(self._stepper.cached(other.seq), prompt), limit)
                 if n > best:
                     best, donor = n, other
-        if donor is None or best - prefix < MIN_SHARE_TOKENS:
-            return prefix
-        self._park(slot)  # what it held beyond `prefix` may be wanted later; the rest comes from the donor
-        self.ctx.seq_cp(donor.seq, slot.seq, 0, best)
-        self._stepper.restored(slot.seq, self._stepper.cached(donor.seq)[:best])
+        return best, donor
+
+    def _share(self, slot: _Slot, donor: _Slot, n: int) -> int:
+        """Give ``slot`` the first ``n`` cells of the running ``donor`` slot; returns ``n``.
+
+        The cells are shared, not copied (``seq_cp`` in the unified KV cache
+        copies no data), so the new request evaluates only what differs.
+        """
+        self._park(slot)  # what it held may be wanted later; the prefix comes from the donor
+        self.ctx.seq_cp(donor.seq, slot.seq, 0, n)
+        self._stepper.restored(slot.seq, self._stepper.cached(donor.seq)[:n])
         slot.interleaved = donor.interleaved
-        return best
+        return n
 
     def _park_idle_slots(self) -> None:
         """Move the sequences of idle slots out of the KV cache (see ``prompt_cache``)."""
@@ -390,8 +398,10 @@ class Runner:
         # them), that took 36 ms for 181 tokens of SmolLM2, against 2 ms for
         # contiguous cells, and it holds up every running request. Such a
         # sequence is dropped instead, as llama-server overwrites a slot; its
-        # follow-up is evaluated again.
-        costly = slot.interleaved and self.flash_attn == "off"
+        # follow-up is evaluated again. With "auto" (a GPU) llama.cpp decides and
+        # does not say, so the layout is unknown: dropping costs a re-evaluation
+        # on a fast device, a slow copy would hold up every running request.
+        costly = slot.interleaved and self.flash_attn != "on"
         # The size first: a sequence larger than the whole budget is not copied at all.
         if (len(cached) >= MIN_PARK_TOKENS and not costly
                 and 0 < self.ctx.seq_state_size(slot.seq) <= self._parked.capacity_bytes):
