@@ -43,7 +43,7 @@ def slot_holding(runner, tokens) -> int | None:
 
 
 class Recording:
-    """A runner's context, recording the calls named in ``calls`` (name -> list of their arguments)."""
+    """A runner's context, recording the calls named in ``calls`` (name -> list of (args, kwargs))."""
 
     def __init__(self, ctx, calls: dict[str, list]):
         self._ctx, self._calls = ctx, calls
@@ -53,9 +53,9 @@ class Recording:
         if name not in self._calls:
             return attr
 
-        def recorded(*args):
-            self._calls[name].append(args)
-            return attr(*args)
+        def recorded(*args, **kwargs):
+            self._calls[name].append((args, kwargs))
+            return attr(*args, **kwargs)
         return recorded
 
 
@@ -276,8 +276,8 @@ def test_an_interleaved_sequence_is_dropped_not_copied_without_flash_attention(s
     # The runner resolves "auto" to "off" on the CPU; keep it "auto", as a GPU runner does.
     monkeypatch.setattr("llamanative.engine.runner.generation_flash_attn", lambda *a, setting, **k: setting)
     r = Runner(str(smollm2_path), RunnerConfig(n_ctx=2048, n_parallel=4, flash_attn=fa))
-    assert r.flash_attn == fa
     try:
+        assert r.flash_attn == fa
         a, b = conversation(r, 1), conversation(r, 2)
         ja, jb = CompletionJob(a, GREEDY, 24), CompletionJob(b, GREEDY, 24)
         r.submit(ja)
