@@ -132,6 +132,8 @@ def test_prompt_cache_keeps_the_longest_match_and_evicts_the_oldest():
     assert cache.size_bytes == 80 and cache.best(b, 0) is None
     cache.put(np.concatenate([c, d]), b"e" * 30)  # extends "c": replaces it
     assert len(cache) == 2 and cache.best(c, 0)[0].state == b"e" * 30
+    # A prefix of a kept entry is held already: the runner does not copy it out again.
+    assert cache.holds(c) and cache.holds(np.concatenate([c, d])) and not cache.holds(np.concatenate([c, d, a]))
     cache.put(d, b"x" * 101)  # larger than the whole budget: not kept
     assert len(cache) == 2
 

@@ -402,8 +402,9 @@ class Runner:
         # does not say, so the layout is unknown: dropping costs a re-evaluation
         # on a fast device, a slow copy would hold up every running request.
         costly = slot.interleaved and self.flash_attn != "on"
-        # The size first: a sequence larger than the whole budget is not copied at all.
-        if (len(cached) >= MIN_PARK_TOKENS and not costly
+        # The size first: a sequence larger than the whole budget is not copied at all;
+        # nor is one already kept (the prefix left by an earlier park, about to be replaced).
+        if (len(cached) >= MIN_PARK_TOKENS and not costly and not self._parked.holds(cached)
                 and 0 < self.ctx.seq_state_size(slot.seq) <= self._parked.capacity_bytes):
             self._parked.put(cached, self.ctx.save_seq_state(slot.seq))
         self.ctx.seq_rm(slot.seq, keep, -1)
