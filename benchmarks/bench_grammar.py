@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from _report import mean_sd
+
 from llamanative import _core
 from llamanative.client._prompt import grammar_fields
 from llamanative.engine.sampling import SamplingParams, make_sampler
@@ -57,10 +58,11 @@ SCHEMA = {
         "email": {"type": "string", "maxLength": 40},
         "active": {"type": "boolean"},
         "tags": {"type": "array", "items": {"type": "string", "maxLength": 16}, "minItems": 1, "maxItems": 4},
-        "address": {"type": "object",
-                    "properties": {"city": {"type": "string", "maxLength": 24},
-                                   "country": {"type": "string", "maxLength": 24}},
-                    "required": ["city", "country"]},
+        "address": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 24}, "country": {"type": "string", "maxLength": 24}},
+            "required": ["city", "country"],
+        },
     },
     "required": ["name", "age", "email", "active", "tags", "address"],
 }
@@ -101,7 +103,8 @@ class Bench:
         self.model = model
         self.vocab = model.vocab
         params = _core.ChatTemplates(model).apply(
-            {"messages": [{"role": "user", "content": QUESTION}], "json_schema": SCHEMA})
+            {"messages": [{"role": "user", "content": QUESTION}], "json_schema": SCHEMA}
+        )
         self.grammar = grammar_fields(params, self.vocab)  # grammar + the generation-prompt prefill
         self.prompt = self.vocab.tokenize(params["prompt"], add_special=True, parse_special=True)
         n_seq = len(self.prompt) + MAX_TOKENS + 8
@@ -123,7 +126,7 @@ class Bench:
         self.ctx.clear(False)
         n = len(self.prompt)
         for start in range(0, n, 512):
-            chunk = self.prompt[start:start + 512]
+            chunk = self.prompt[start : start + 512]
             self.batch.clear()
             self.batch.add_sequence(chunk, start, CONSTRAINED, output="last" if start + len(chunk) == n else "none")
             self.ctx.decode(self.batch)
@@ -207,10 +210,14 @@ def main() -> int:
     model_path = args.model or fetch_model("smollm2")
     bench = Bench(_core.Model(model_path), args.threads)
 
-    print(f"model {model_path.name} (vocabulary {bench.vocab.n_vocab} tokens), {args.threads} threads, "
-          f"{args.reps} repetitions")
-    print(f"llama.cpp {_core.LLAMA_CPP_COMMIT[:10]}; prompt {len(bench.prompt)} tokens; "
-          f"grammar {len(bench.grammar['grammar'])} bytes of GBNF")
+    print(
+        f"model {model_path.name} (vocabulary {bench.vocab.n_vocab} tokens), {args.threads} threads, "
+        f"{args.reps} repetitions"
+    )
+    print(
+        f"llama.cpp {_core.LLAMA_CPP_COMMIT[:10]}; prompt {len(bench.prompt)} tokens; "
+        f"grammar {len(bench.grammar['grammar'])} bytes of GBNF"
+    )
 
     bench.pair(10_000)  # warm-up: page the weights in, settle the allocators
     cons: list[Run] = []
@@ -219,8 +226,10 @@ def main() -> int:
         c, f = bench.pair(rep)
         cons.append(c)
         free.append(f)
-        print(f"  rep {rep}: {c.n:3d} tokens  constrained {c.tokens_per_s:7.1f} t/s  "
-              f"unconstrained {f.tokens_per_s:7.1f} t/s  ratio {c.tokens_per_s / f.tokens_per_s:.3f}")
+        print(
+            f"  rep {rep}: {c.n:3d} tokens  constrained {c.tokens_per_s:7.1f} t/s  "
+            f"unconstrained {f.tokens_per_s:7.1f} t/s  ratio {c.tokens_per_s / f.tokens_per_s:.3f}"
+        )
     text = bench.vocab.detokenize(cons[0].tokens).strip()
     json.loads(text.removeprefix("```json").removesuffix("```"))  # it really was the JSON answer
 
@@ -234,38 +243,57 @@ def main() -> int:
     print(f"\n{'':<16}{'tokens/s':>18}{'ms/token':>12}{'sample ms':>16}{'decode ms':>16}")
     for label, runs, (m, s) in (("unconstrained", free, (fm, fs)), ("constrained", cons, (cm, cs))):
         tot, smp, dec = (per_token_ms(runs, a) for a in ("total_ns", "sample_ns", "decode_ns"))
-        print(f"{label:<16}{m:>10.1f} ± {s:<6.1f}{tot[0]:>12.2f}{smp[0]:>9.2f} ± {smp[1]:<5.2f}"
-              f"{dec[0]:>9.2f} ± {dec[1]:<5.2f}")
+        print(
+            f"{label:<16}{m:>10.1f} ± {s:<6.1f}{tot[0]:>12.2f}{smp[0]:>9.2f} ± {smp[1]:<5.2f}"
+            f"{dec[0]:>9.2f} ± {dec[1]:<5.2f}"
+        )
     verdict = "met" if cm / fm >= TARGET_RATIO else "MISSED"
-    print(f"\nratio constrained/unconstrained tokens/s: {cm / fm:.3f} (per repetition {rm:.3f} ± {rs:.3f}); "
-          f"target >= {TARGET_RATIO}: {verdict}")
+    print(
+        f"\nratio constrained/unconstrained tokens/s: {cm / fm:.3f} (per repetition {rm:.3f} ± {rs:.3f}); "
+        f"target >= {TARGET_RATIO}: {verdict}"
+    )
 
     n_alone = 50
     alone = {path: bench.sampler_alone(path, n_alone) for path in ("free", "accepted", "rejected")}
     med = {path: statistics.median(xs) for path, xs in alone.items()}
-    print(f"\nsampler alone on fixed logits (start of the answer, median of {n_alone}): "
-          f"no grammar {med['free']:.3f} ms; grammar accepts the pick {med['accepted']:.3f} ms; "
-          f"grammar rejects it {med['rejected']:.3f} ms (a pass over {bench.vocab.n_vocab} tokens, then a resample)")
+    print(
+        f"\nsampler alone on fixed logits (start of the answer, median of {n_alone}): "
+        f"no grammar {med['free']:.3f} ms; grammar accepts the pick {med['accepted']:.3f} ms; "
+        f"grammar rejects it {med['rejected']:.3f} ms (a pass over {bench.vocab.n_vocab} tokens, then a resample)"
+    )
     # Each constrained token took one of the two paths: their times are orders of magnitude apart.
     cut = (med["accepted"] * med["rejected"]) ** 0.5 * 1e6
     slow_ms = [t / 1e6 for r in cons for t in r.samples_ns if t > cut]
     fast_ms = [t / 1e6 for r in cons for t in r.samples_ns if t <= cut]
     n_all = len(slow_ms) + len(fast_ms)
-    print(f"in the constrained runs: {len(slow_ms)} of {n_all} tokens ({100 * len(slow_ms) / n_all:.1f}%) took the "
-          f"rejected path (median {statistics.median(slow_ms) if slow_ms else 0.0:.3f} ms), the others "
-          f"{statistics.median(fast_ms):.3f} ms; rejections are "
-          f"{100 * sum(slow_ms) / (sum(slow_ms) + sum(fast_ms)):.0f}% of the constrained sampling time")
+    print(
+        f"in the constrained runs: {len(slow_ms)} of {n_all} tokens ({100 * len(slow_ms) / n_all:.1f}%) took the "
+        f"rejected path (median {statistics.median(slow_ms) if slow_ms else 0.0:.3f} ms), the others "
+        f"{statistics.median(fast_ms):.3f} ms; rejections are "
+        f"{100 * sum(slow_ms) / (sum(slow_ms) + sum(fast_ms)):.0f}% of the constrained sampling time"
+    )
 
     if args.json:
-        args.json.write_text(json.dumps({
-            "model": model_path.name, "n_vocab": bench.vocab.n_vocab, "threads": args.threads,
-            "tokens": [r.n for r in cons],
-            "constrained_tps": [r.tokens_per_s for r in cons], "unconstrained_tps": [r.tokens_per_s for r in free],
-            "ratio": cm / fm, "ratio_per_rep": ratios, "target": TARGET_RATIO,
-            "constrained_sample_ms": [r.sample_ns / r.n / 1e6 for r in cons],
-            "unconstrained_sample_ms": [r.sample_ns / r.n / 1e6 for r in free],
-            "sampler_alone_ms": alone, "rejected_tokens": len(slow_ms),
-        }, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "model": model_path.name,
+                    "n_vocab": bench.vocab.n_vocab,
+                    "threads": args.threads,
+                    "tokens": [r.n for r in cons],
+                    "constrained_tps": [r.tokens_per_s for r in cons],
+                    "unconstrained_tps": [r.tokens_per_s for r in free],
+                    "ratio": cm / fm,
+                    "ratio_per_rep": ratios,
+                    "target": TARGET_RATIO,
+                    "constrained_sample_ms": [r.sample_ns / r.n / 1e6 for r in cons],
+                    "unconstrained_sample_ms": [r.sample_ns / r.n / 1e6 for r in free],
+                    "sampler_alone_ms": alone,
+                    "rejected_tokens": len(slow_ms),
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -82,8 +82,24 @@ def llama_bench_peak_mb(tool: Path, model: Path, threads: int, pp: int, tg: int,
     ``flash_attn`` "on", "off" or "auto" (llama-bench's default)."""
     from compare_llama_bench import LLAMA_BENCH_FA  # here: the child process must not import llamanative early
 
-    cmd = [str(tool), "-m", str(model), "-t", str(threads), "-p", "0", "-n", "0", "-pg", f"{pp},{tg}",
-           "-r", "1", *LLAMA_BENCH_FA[flash_attn], "-o", "json"]
+    cmd = [
+        str(tool),
+        "-m",
+        str(model),
+        "-t",
+        str(threads),
+        "-p",
+        "0",
+        "-n",
+        "0",
+        "-pg",
+        f"{pp},{tg}",
+        "-r",
+        "1",
+        *LLAMA_BENCH_FA[flash_attn],
+        "-o",
+        "json",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -113,8 +129,13 @@ def client_child(model: str, threads: int, n_ctx: int, tg: int, prompt: str) -> 
 def run_client_child(model: Path, threads: int, n_ctx: int, tg: int, prompt: str) -> dict:
     """Run :func:`client_child` in a new Python process and return its figures."""
     args = json.dumps({"model": str(model), "threads": threads, "n_ctx": n_ctx, "tg": tg, "prompt": prompt})
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child"], input=args,
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child"],
+        input=args,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -140,13 +161,16 @@ def bench_load(model: Path, tool: Path, args) -> dict:
     # without it, a prompt's attention scores are materialised, which is part of the setting.
     from llamanative import _core
     from llamanative.engine.attention import generation_flash_attn
+
     with _core.Model(model) as m:
         fa = generation_flash_attn(m, n_ctx=n_ctx, n_ubatch=512)
     bench, ours = [], []
     for rep in range(args.reps):
-        steps = [lambda: bench.append(llama_bench_peak_mb(tool, model, args.threads, args.pp, args.tg, fa)),
-                 lambda: ours.append(run_client_child(model, args.threads, n_ctx, args.tg, prompt))]
-        for step in (steps if rep % 2 == 0 else steps[::-1]):
+        steps = [
+            lambda: bench.append(llama_bench_peak_mb(tool, model, args.threads, args.pp, args.tg, fa)),
+            lambda: ours.append(run_client_child(model, args.threads, n_ctx, args.tg, prompt)),
+        ]
+        for step in steps if rep % 2 == 0 else steps[::-1]:
             step()
     return {"llama_bench_peak_mb": bench, "client": ours, "flash_attn": fa}
 
@@ -177,8 +201,7 @@ def bench_growth(model: Path, args) -> dict:
         seconds = time.perf_counter() - t0
         gc.collect()
         after = rss_mb()
-    return {"before_mb": before, "after_mb": after, "growth_mb": after - before, "samples": samples,
-            "seconds": seconds}
+    return {"before_mb": before, "after_mb": after, "growth_mb": after - before, "samples": samples, "seconds": seconds}
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -188,24 +211,42 @@ def report(load: dict, growth: dict, args) -> None:
     peak = [c["peak_mb"] for c in load["client"]]
     extra = mean_sd(peak)[0] - mean_sd(bench)[0]
     g = growth["growth_mb"]
-    rows = [("measure", "llamanative", "llama-bench", "figure", "target", ""),
-            (f"peak RSS, loaded + pp{args.pp}/tg{args.tg} run, MB", fmt(peak), fmt(bench), f"{extra:+.1f} MB",
-             f"<= +{TARGET_EXTRA_MB:.0f} MB", "met" if extra <= TARGET_EXTRA_MB else "MISSED"),
-            (f"RSS growth over {args.requests} requests, MB", f"{g:+.1f}", "", "", f"< {TARGET_GROWTH_MB:.0f} MB",
-             "met" if g < TARGET_GROWTH_MB else "MISSED")]
+    rows = [
+        ("measure", "llamanative", "llama-bench", "figure", "target", ""),
+        (
+            f"peak RSS, loaded + pp{args.pp}/tg{args.tg} run, MB",
+            fmt(peak),
+            fmt(bench),
+            f"{extra:+.1f} MB",
+            f"<= +{TARGET_EXTRA_MB:.0f} MB",
+            "met" if extra <= TARGET_EXTRA_MB else "MISSED",
+        ),
+        (
+            f"RSS growth over {args.requests} requests, MB",
+            f"{g:+.1f}",
+            "",
+            "",
+            f"< {TARGET_GROWTH_MB:.0f} MB",
+            "met" if g < TARGET_GROWTH_MB else "MISSED",
+        ),
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
     c0 = load["client"][0]
     print(f"flash attention, both sides: {load['flash_attn']} (the Client's setting for this model)")
-    print(f"llamanative process: {fmt([c['start_mb'] for c in load['client']])} MB at start, "
-          f"{fmt([c['imports_mb'] for c in load['client']])} after imports, "
-          f"{fmt([c['loaded_mb'] for c in load['client']])} after the load, "
-          f"{fmt([c['after_request_mb'] for c in load['client']])} after the request "
-          f"({c0['prompt_tokens']} prompt + {c0['eval_tokens']} generated tokens)")
+    print(
+        f"llamanative process: {fmt([c['start_mb'] for c in load['client']])} MB at start, "
+        f"{fmt([c['imports_mb'] for c in load['client']])} after imports, "
+        f"{fmt([c['loaded_mb'] for c in load['client']])} after the load, "
+        f"{fmt([c['after_request_mb'] for c in load['client']])} after the request "
+        f"({c0['prompt_tokens']} prompt + {c0['eval_tokens']} generated tokens)"
+    )
     trend = ", ".join(f"{n}: {mb:.1f}" for n, mb in growth["samples"])
-    print(f"growth: {growth['before_mb']:.1f} MB after {args.warmup} warm-up requests; by request count: {trend}"
-          f" ({growth['seconds'] / max(1, args.requests) * 1e3:.0f} ms per request)")
+    print(
+        f"growth: {growth['before_mb']:.1f} MB after {args.warmup} warm-up requests; by request count: {trend}"
+        f" ({growth['seconds'] / max(1, args.requests) * 1e3:.0f} ms per request)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,12 +275,15 @@ def main(argv: list[str] | None = None) -> int:
     tool = build_reference_tools()["llama-bench"]
     load = bench_load(model, tool, args)
     growth = bench_growth(model, args)
-    print(f"model {model.name}, {args.threads} threads, llama.cpp {_core.LLAMA_CPP_COMMIT[:8]}, "
-          f"{args.reps} runs each side, mean ± stdev")
+    print(
+        f"model {model.name}, {args.threads} threads, llama.cpp {_core.LLAMA_CPP_COMMIT[:8]}, "
+        f"{args.reps} runs each side, mean ± stdev"
+    )
     report(load, growth, args)
     if args.json:
-        args.json.write_text(json.dumps({"model": model.name, "threads": args.threads, "load": load,
-                                         "growth": growth}, indent=2))
+        args.json.write_text(
+            json.dumps({"model": model.name, "threads": args.threads, "load": load, "growth": growth}, indent=2)
+        )
     return 0
 
 

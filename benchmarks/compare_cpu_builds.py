@@ -23,15 +23,37 @@ import subprocess
 import sys
 
 from _report import mean_sd
+
 from llamanative import _core
 from llamanative.fetch import fetch_model
 
 
 def bench_once(python: str, model: str, threads: int, pp: int, tg: int) -> dict:
     """One ``llamanative bench`` run (2 repetitions) in that interpreter; its result row."""
-    out = subprocess.run([python, "-m", "llamanative.bench", model, "--threads", str(threads), "--pp", str(pp),
-                          "--tg", str(tg), "--reps", "2", "--device", "CPU", "--output", "json"],
-                         capture_output=True, text=True, check=True, cwd="/").stdout
+    out = subprocess.run(
+        [
+            python,
+            "-m",
+            "llamanative.bench",
+            model,
+            "--threads",
+            str(threads),
+            "--pp",
+            str(pp),
+            "--tg",
+            str(tg),
+            "--reps",
+            "2",
+            "--device",
+            "CPU",
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+    ).stdout
     return json.loads(out)["results"][0]
 
 
@@ -64,22 +86,36 @@ def main() -> int:
     ref = labels[0]
     results = []
     print(f"{model}, {args.threads} threads, {args.rounds} rounds x 2 repetitions")
-    print(f"{'build':<28} {'CPU plugin':<12} {'pp' + str(args.pp) + ' t/s':>18} {'tg' + str(args.tg) + ' t/s':>18}"
-          f" {'pp ratio':>9} {'tg ratio':>9}")
+    print(
+        f"{'build':<28} {'CPU plugin':<12} {'pp' + str(args.pp) + ' t/s':>18} {'tg' + str(args.tg) + ' t/s':>18}"
+        f" {'pp ratio':>9} {'tg ratio':>9}"
+    )
     for lab in labels:
         pp, pp_sd = mean_sd(samples[lab]["pp"])
         tg, tg_sd = mean_sd(samples[lab]["tg"])
         pp_ratio = pp / statistics.fmean(samples[ref]["pp"])
         tg_ratio = tg / statistics.fmean(samples[ref]["tg"])
-        results.append({"build": lab, "cpu_variant": variant[lab], "pp_tps": pp, "pp_tps_sd": pp_sd, "tg_tps": tg,
-                        "tg_tps_sd": tg_sd, "pp_ratio": pp_ratio, "tg_ratio": tg_ratio, "samples": samples[lab]})
-        print(f"{lab:<28} {variant[lab]:<12} {pp:>10.1f} ± {pp_sd:<5.1f} {tg:>10.1f} ± {tg_sd:<5.1f}"
-              f" {pp_ratio:>9.3f} {tg_ratio:>9.3f}")
+        results.append(
+            {
+                "build": lab,
+                "cpu_variant": variant[lab],
+                "pp_tps": pp,
+                "pp_tps_sd": pp_sd,
+                "tg_tps": tg,
+                "tg_tps_sd": tg_sd,
+                "pp_ratio": pp_ratio,
+                "tg_ratio": tg_ratio,
+                "samples": samples[lab],
+            }
+        )
+        print(
+            f"{lab:<28} {variant[lab]:<12} {pp:>10.1f} ± {pp_sd:<5.1f} {tg:>10.1f} ± {tg_sd:<5.1f}"
+            f" {pp_ratio:>9.3f} {tg_ratio:>9.3f}"
+        )
     print(f"target: generation of the portable wheel >= 0.97 x {ref}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"model": model, "threads": args.threads, "rounds": args.rounds, "results": results}, f,
-                      indent=2)
+            json.dump({"model": model, "threads": args.threads, "rounds": args.rounds, "results": results}, f, indent=2)
     return 0
 
 

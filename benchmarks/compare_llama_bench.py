@@ -36,36 +36,56 @@ import threading
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import mean_sd  # noqa: E402
 from reference_tools import REPO, build_reference_tools  # noqa: E402
 
 from llamanative import Client, _core  # noqa: E402
-from llamanative.engine.runner import IDLE_EXIT_S  # noqa: E402
 from llamanative.bench import generation_rate, prompt_rate  # noqa: E402
 from llamanative.engine.attention import generation_flash_attn  # noqa: E402
+from llamanative.engine.runner import IDLE_EXIT_S  # noqa: E402
 from llamanative.fetch import fetch_model  # noqa: E402
-
 
 # llama-bench's arguments for a flash-attention setting ("auto": its default, no argument).
 LLAMA_BENCH_FA = {"on": ["-fa", "1"], "off": ["-fa", "0"], "auto": []}
 
 
 # -- decode --------------------------------------------------------------------
-def llama_bench(tool: Path, model: Path, threads: int, pp: int, tg: int, reps: int,
-                depth: int = 0, flash_attn: str = "auto") -> dict[str, list[float]]:
+def llama_bench(
+    tool: Path, model: Path, threads: int, pp: int, tg: int, reps: int, depth: int = 0, flash_attn: str = "auto"
+) -> dict[str, list[float]]:
     """llama-bench's samples (tokens/s) for ppN and tgN; ``depth`` tokens already in the KV cache;
     ``flash_attn`` "on", "off" or "auto" (llama-bench's default)."""
     out = subprocess.run(
-        [str(tool), "-m", str(model), "-t", str(threads), "-p", str(pp), "-n", str(tg), "-d", str(depth),
-         "-r", str(reps), *LLAMA_BENCH_FA[flash_attn], "-o", "json"], capture_output=True, text=True, check=True).stdout
+        [
+            str(tool),
+            "-m",
+            str(model),
+            "-t",
+            str(threads),
+            "-p",
+            str(pp),
+            "-n",
+            str(tg),
+            "-d",
+            str(depth),
+            "-r",
+            str(reps),
+            *LLAMA_BENCH_FA[flash_attn],
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     res = {}
     for row in json.loads(out):
         key = "pp" if row["n_prompt"] > 0 else "tg"
         res[key] = [float(x) for x in row["samples_ts"]]
-        res[key + "_params"] = {k: row[k] for k in ("n_batch", "n_ubatch", "type_k", "type_v", "flash_attn",
-                                                    "n_threads") if k in row}
+        res[key + "_params"] = {
+            k: row[k] for k in ("n_batch", "n_ubatch", "type_k", "type_v", "flash_attn", "n_threads") if k in row
+        }
     return res
 
 
@@ -113,8 +133,7 @@ def core_tg(model: _core.Model, threads: int, n: int, reps: int, flash_attn: str
 GEN_PROMPT = "Count from one to one thousand: one, two, three,"
 
 
-def client_tg(client: Client, model: Path, threads: int, n: int, reps: int, num_ctx: int | None = None
-              ) -> list[float]:
+def client_tg(client: Client, model: Path, threads: int, n: int, reps: int, num_ctx: int | None = None) -> list[float]:
     """Generation tokens/s through ``Client.generate(stream=True)``, timed by the caller.
 
     The rate is (tokens - 1) over the wall time from the first streamed chunk
@@ -142,8 +161,9 @@ def client_tg(client: Client, model: Path, threads: int, n: int, reps: int, num_
     return [run() for _ in range(reps)]
 
 
-def client_pp(client: Client, model: Path, vocab: _core.Vocab, threads: int, n: int, reps: int, seed: int = 0
-              ) -> tuple[list[float], list[int]]:
+def client_pp(
+    client: Client, model: Path, vocab: _core.Vocab, threads: int, n: int, reps: int, seed: int = 0
+) -> tuple[list[float], list[int]]:
     """Prompt-processing tokens/s through ``Client.generate``: a new ~``n``-token prompt per run
     (so the prefix cache has nothing to reuse), one token generated; the rate is the tokens the
     Client reports evaluated over the call's whole wall time. Also returns those token counts."""
@@ -212,8 +232,12 @@ def tokenize_figures(model_path: Path, tool: Path, reps: int) -> dict[str, float
 
         def tool_time(path: Path) -> float:
             t0 = time.perf_counter_ns()
-            subprocess.run([str(tool), "-m", str(model_path), "-f", str(path), "--ids", "--log-disable"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            subprocess.run(
+                [str(tool), "-m", str(model_path), "-f", str(path), "--ids", "--log-disable"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=True,
+            )
             return time.perf_counter_ns() - t0
 
         tool_long = best_of(lambda: tool_time(big), reps) - best_of(lambda: tool_time(tiny), reps)
@@ -232,12 +256,18 @@ def tokenize_figures(model_path: Path, tool: Path, reps: int) -> dict[str, float
     c_empty = best_of(lambda: _core._bench_tokenize_c(vocab, "", calls), reps)
     p_empty = best_of(lambda: per_call(lambda: vocab.tokenize("")), reps)
     return {
-        "text_bytes": len(text.encode()), "n_tokens": n_tokens,
-        "c_long_s": c_long / 1e9, "py_long_s": p_long / 1e9, "tool_long_s": tool_long / 1e9,
-        "ratio_vs_c": c_long / p_long, "ratio_vs_tool": tool_long / p_long,
-        "c_short_us": c_short / 1e3, "py_short_us": p_short / 1e3,
+        "text_bytes": len(text.encode()),
+        "n_tokens": n_tokens,
+        "c_long_s": c_long / 1e9,
+        "py_long_s": p_long / 1e9,
+        "tool_long_s": tool_long / 1e9,
+        "ratio_vs_c": c_long / p_long,
+        "ratio_vs_tool": tool_long / p_long,
+        "c_short_us": c_short / 1e3,
+        "py_short_us": p_short / 1e3,
         "overhead_short_us": (p_short - c_short) / 1e3,
-        "c_empty_us": c_empty / 1e3, "py_empty_us": p_empty / 1e3,
+        "c_empty_us": c_empty / 1e3,
+        "py_empty_us": p_empty / 1e3,
     }
 
 
@@ -278,13 +308,15 @@ def main() -> int:
     small_ctx = 256
     pp_counts: list[int] = []
     with Client() as client:
+
         def run_llama_bench() -> None:
             r = llama_bench(tools["llama-bench"], model_path, args.threads, args.pp, args.tg, 1, flash_attn=fa)
             ref["pp"] += r["pp"]
             ref["tg"] += r["tg"]
             ref.update({k: v for k, v in r.items() if k.endswith("_params")})
-            ref["tg_depth"] += llama_bench(tools["llama-bench"], model_path, args.threads, 0, args.tg, 1,
-                                           depth=depth, flash_attn=fa)["tg"]
+            ref["tg_depth"] += llama_bench(
+                tools["llama-bench"], model_path, args.threads, 0, args.tg, 1, depth=depth, flash_attn=fa
+            )["tg"]
             if fa != "auto":
                 r = llama_bench(tools["llama-bench"], model_path, args.threads, args.pp, args.tg, 1)
                 ref_default["pp"] += r["pp"]
@@ -295,8 +327,9 @@ def main() -> int:
             ours["tg"] += in_own_thread(core_tg, model, args.threads, args.tg, 1, fa)
 
         def run_client() -> None:
-            rates, counts = client_pp(client, model_path, model.vocab, args.threads, args.pp, 1,
-                                      seed=len(pp_counts) + 1)
+            rates, counts = client_pp(
+                client, model_path, model.vocab, args.threads, args.pp, 1, seed=len(pp_counts) + 1
+            )
             via_client["pp"] += rates
             pp_counts.extend(counts)
             via_client["tg"] += client_tg(client, model_path, args.threads, args.tg, 1)
@@ -306,26 +339,48 @@ def main() -> int:
         for rep in range(args.reps):
             for k in range(len(sides)):
                 sides[(rep + k) % len(sides)]()
-    results: dict = {"model": str(model_path.name), "threads": args.threads, "llama_bench_params": {},
-                     "client_pp_prompt_tokens": pp_counts, "flash_attn": fa}
-    print(f"\n{'test':<8}{'llama-bench t/s':>20}{'_core t/s':>20}{'ratio':>8}{'Client t/s':>20}{'ratio':>8}"
-          "  (target for the Client: >= 0.97)")
+    results: dict = {
+        "model": str(model_path.name),
+        "threads": args.threads,
+        "llama_bench_params": {},
+        "client_pp_prompt_tokens": pp_counts,
+        "flash_attn": fa,
+    }
+    print(
+        f"\n{'test':<8}{'llama-bench t/s':>20}{'_core t/s':>20}{'ratio':>8}{'Client t/s':>20}{'ratio':>8}"
+        "  (target for the Client: >= 0.97)"
+    )
     for key, n in (("pp", args.pp), ("tg", args.tg)):
         (rm, rs), (om, os_), (cm, cs) = mean_sd(ref[key]), mean_sd(ours[key]), mean_sd(via_client[key])
-        results[key] = {"llama_bench": ref[key], "core": ours[key], "ratio": om / rm,
-                        "client": via_client[key], "client_ratio": cm / rm}
+        results[key] = {
+            "llama_bench": ref[key],
+            "core": ours[key],
+            "ratio": om / rm,
+            "client": via_client[key],
+            "client_ratio": cm / rm,
+        }
         results["llama_bench_params"][key] = ref.get(key + "_params")
-        print(f"{key}{n:<6}{rm:>12.1f} ± {rs:<6.1f}{om:>12.1f} ± {os_:<6.1f}{om / rm:>8.3f}"
-              f"{cm:>12.1f} ± {cs:<6.1f}{cm / rm:>8.3f}")
+        print(
+            f"{key}{n:<6}{rm:>12.1f} ± {rs:<6.1f}{om:>12.1f} ± {os_:<6.1f}{om / rm:>8.3f}"
+            f"{cm:>12.1f} ± {cs:<6.1f}{cm / rm:>8.3f}"
+        )
     (dm, ds), (cm, _) = mean_sd(ref["tg_depth"]), mean_sd(via_client["tg"])
     results["tg_depth"] = {"depth": depth, "llama_bench": ref["tg_depth"], "client_ratio": cm / dm}
-    print(f"tg{args.tg} @ depth {depth} (llama-bench -d {depth}, the Client prompt's tokens in the cache): "
-          f"{dm:.1f} ± {ds:.1f} t/s; Client / that: {cm / dm:.3f}")
+    print(
+        f"tg{args.tg} @ depth {depth} (llama-bench -d {depth}, the Client prompt's tokens in the cache): "
+        f"{dm:.1f} ± {ds:.1f} t/s; Client / that: {cm / dm:.3f}"
+    )
     (sm, ss), (rm, _) = mean_sd(via_client["tg_small_ctx"]), mean_sd(ref["tg"])
-    results["tg_small_ctx"] = {"num_ctx": small_ctx, "client": via_client["tg_small_ctx"], "client_ratio": sm / rm,
-                               "client_ratio_same_depth": sm / dm}
-    print(f"tg{args.tg}, Client with num_ctx={small_ctx} (llama-bench's context size): {sm:.1f} ± {ss:.1f} t/s; "
-          f"Client / llama-bench: {sm / rm:.3f}; at the same depth (-d {depth}): {sm / dm:.3f}")
+    results["tg_small_ctx"] = {
+        "num_ctx": small_ctx,
+        "client": via_client["tg_small_ctx"],
+        "client_ratio": sm / rm,
+        "client_ratio_same_depth": sm / dm,
+    }
+    print(
+        f"tg{args.tg}, Client with num_ctx={small_ctx} (llama-bench's context size): {sm:.1f} ± {ss:.1f} t/s; "
+        f"Client / llama-bench: {sm / rm:.3f}; at the same depth (-d {depth}): {sm / dm:.3f}"
+    )
     if ref_default["pp"]:
         results["llama_bench_default"] = ref_default
         line = []
@@ -333,8 +388,10 @@ def main() -> int:
             (dm, ds), (cm, _) = mean_sd(ref_default[key]), mean_sd(via_client[key])
             line.append(f"{key}{n} {dm:.1f} ± {ds:.1f} t/s, Client / that {cm / dm:.3f}")
         print(f"llama-bench at its default flash attention (auto): {'; '.join(line)}")
-    print(f"Client pp: prompts of {pp_counts} tokens (random ids, re-tokenized), rate over the whole call; "
-          "Client tg: Client.generate streamed, first chunk to last")
+    print(
+        f"Client pp: prompts of {pp_counts} tokens (random ids, re-tokenized), rate over the whole call; "
+        "Client tg: Client.generate streamed, first chunk to last"
+    )
 
     tok = tokenize_figures(model_path, tools["llama-tokenize"], args.reps)
     results["tokenize"] = tok
@@ -342,12 +399,18 @@ def main() -> int:
     print(f"\ntokenize {mb:.2f} MB ({tok['n_tokens']} tokens), best of {args.reps}:")
     print(f"  Vocab.tokenize          {tok['py_long_s'] * 1e3:8.1f} ms  ({mb / tok['py_long_s']:.2f} MB/s)")
     print(f"  bare llama_tokenize (C) {tok['c_long_s'] * 1e3:8.1f} ms  ratio {tok['ratio_vs_c']:.3f}")
-    print(f"  llama-tokenize tool     {tok['tool_long_s'] * 1e3:8.1f} ms  ratio {tok['ratio_vs_tool']:.3f}"
-          "  (tool time on the text minus on an empty file; includes printing the ids)")
-    print(f"short string: Vocab.tokenize {tok['py_short_us']:.2f} us, C call {tok['c_short_us']:.2f} us, "
-          f"overhead {tok['overhead_short_us']:.2f} us")
-    print(f"empty string: Vocab.tokenize {tok['py_empty_us']:.3f} us, C call {tok['c_empty_us']:.3f} us "
-          f"(wrapper cost alone: {tok['py_empty_us'] - tok['c_empty_us']:.3f} us)")
+    print(
+        f"  llama-tokenize tool     {tok['tool_long_s'] * 1e3:8.1f} ms  ratio {tok['ratio_vs_tool']:.3f}"
+        "  (tool time on the text minus on an empty file; includes printing the ids)"
+    )
+    print(
+        f"short string: Vocab.tokenize {tok['py_short_us']:.2f} us, C call {tok['c_short_us']:.2f} us, "
+        f"overhead {tok['overhead_short_us']:.2f} us"
+    )
+    print(
+        f"empty string: Vocab.tokenize {tok['py_empty_us']:.3f} us, C call {tok['c_empty_us']:.3f} us "
+        f"(wrapper cost alone: {tok['py_empty_us'] - tok['c_empty_us']:.3f} us)"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

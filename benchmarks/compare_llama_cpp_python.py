@@ -72,8 +72,10 @@ VENV = HERE / ".cache" / "venv-llama-cpp-python"
 # The same fix as llamanative's own build for GCC's AMX intrinsic (src/ggml_fixes/amx_tileconfig.h):
 # without it, llama-cpp-python crashes at its first prompt on a CPU with AMX.
 AMX_FIX = REPO / "src" / "ggml_fixes" / "amx_tileconfig.h"
-CMAKE_ARGS = ("-DGGML_NATIVE=ON -DCMAKE_C_COMPILER_LAUNCHER=ccache "
-              f"-DCMAKE_CXX_COMPILER_LAUNCHER=ccache '-DCMAKE_CXX_FLAGS=-include {AMX_FIX}'")
+CMAKE_ARGS = (
+    "-DGGML_NATIVE=ON -DCMAKE_C_COMPILER_LAUNCHER=ccache "
+    f"-DCMAKE_CXX_COMPILER_LAUNCHER=ccache '-DCMAKE_CXX_FLAGS=-include {AMX_FIX}'"
+)
 
 TARGET_GENERATE = 1.25  # llamanative tokens/s over llama-cpp-python's
 TARGET_SHORT_US = 5.0  # llamanative per-call cost minus the C call's, microseconds
@@ -108,8 +110,9 @@ def installed_version(python: Path) -> str | None:
     """``llama_cpp.__version__`` in that interpreter, or None when it is not importable."""
     if not python.exists():
         return None
-    proc = subprocess.run([str(python), "-c", "import llama_cpp; print(llama_cpp.__version__)"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(python), "-c", "import llama_cpp; print(llama_cpp.__version__)"], capture_output=True, text=True
+    )
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
@@ -128,14 +131,27 @@ def ensure_llama_cpp_python(venv: Path = VENV, niceness: int = 19) -> Path:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     log = venv.with_suffix(".log")
-    print(f"building llama-cpp-python=={LCP_VERSION} into {venv} (log: {log}); this takes a while",
-          file=sys.stderr, flush=True)
+    print(
+        f"building llama-cpp-python=={LCP_VERSION} into {venv} (log: {log}); this takes a while",
+        file=sys.stderr,
+        flush=True,
+    )
     env = {**os.environ, "CMAKE_ARGS": CMAKE_ARGS}
-    cmd = [str(python), "-m", "pip", "install", "-v", "--no-cache-dir", "--no-binary", "llama-cpp-python",
-           f"llama-cpp-python=={LCP_VERSION}"]
+    cmd = [
+        str(python),
+        "-m",
+        "pip",
+        "install",
+        "-v",
+        "--no-cache-dir",
+        "--no-binary",
+        "llama-cpp-python",
+        f"llama-cpp-python=={LCP_VERSION}",
+    ]
     with open(log, "w") as out:
-        subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, check=True,
-                       preexec_fn=lambda: os.nice(niceness))
+        subprocess.run(
+            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, check=True, preexec_fn=lambda: os.nice(niceness)
+        )
     if installed_version(python) != LCP_VERSION:
         raise RuntimeError(f"llama-cpp-python {LCP_VERSION} is not importable after the install; see {log}")
     return python
@@ -143,7 +159,7 @@ def ensure_llama_cpp_python(venv: Path = VENV, niceness: int = 19) -> Path:
 
 # The llama-cpp-python side: one JSON request per stdin line, one JSON answer per line on
 # the original stdout (fd 1 is pointed at stderr so nothing native can corrupt the protocol).
-DRIVER = r'''
+DRIVER = r"""
 import json, os, sys, time
 proto = os.fdopen(os.dup(1), "w", buffering=1)
 os.dup2(2, 1)
@@ -196,15 +212,16 @@ for line in sys.stdin:
     except Exception as exc:
         res = {"ok": False, "error": repr(exc)}
     proto.write(json.dumps(res) + "\n")
-'''
+"""
 
 
 class Driver:
     """The llama-cpp-python subprocess; ``call`` sends a request and waits for its answer."""
 
     def __init__(self, python: Path) -> None:
-        self.proc = subprocess.Popen([str(python), "-c", DRIVER], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            [str(python), "-c", DRIVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
 
     def call(self, cmd: str, **kwargs) -> dict:
         self.proc.stdin.write(json.dumps({"cmd": cmd, **kwargs}) + "\n")
@@ -246,16 +263,20 @@ def minilm_path() -> Path:
     for p in _minilm_candidates():
         if p.is_file():
             return p
-    raise SystemExit(f"{MINILM_FILE} not found (looked in: {', '.join(map(str, _minilm_candidates()))}); "
-                     "set LLAMANATIVE_MINILM or pass --minilm")
+    raise SystemExit(
+        f"{MINILM_FILE} not found (looked in: {', '.join(map(str, _minilm_candidates()))}); "
+        "set LLAMANATIVE_MINILM or pass --minilm"
+    )
 
 
 def sentences(n: int, seed: int = 0) -> list[str]:
     """``n`` distinct short English sentences (6-20 words), the same for a given seed."""
-    words = ("the a small large quick lazy model cache token river city night morning engine "
-             "reads writes builds measures carries finds keeps loses quietly slowly today again "
-             "under over near beside with without every each number garden letter window "
-             "question answer friend teacher machine battery signal memory thread").split()
+    words = (
+        "the a small large quick lazy model cache token river city night morning engine "
+        "reads writes builds measures carries finds keeps loses quietly slowly today again "
+        "under over near beside with without every each number garden letter window "
+        "question answer friend teacher machine battery signal memory thread"
+    ).split()
     rng = random.Random(seed)
     out = []
     for i in range(n):
@@ -274,12 +295,35 @@ def bench_generate(client: Client, lcp: Driver, model: Path, args) -> dict:
     tg of the same length, the speed of the decodes alone (no prompt, no
     sampling, no detokenising): the ceiling that no binding can pass.
     """
-    opts = {"temperature": 0, "repeat_penalty": 1.0, "seed": 0, "num_predict": args.tokens,
-            "num_thread": args.threads, "num_ctx": args.ctx, "num_batch": N_BATCH}
-    loaded = lcp.call("load", kind="gen", path=str(model), threads=args.threads, n_ctx=args.ctx, n_batch=N_BATCH,
-                      flash_attn=lcp_flash_attn(args, "gen", model))
-    dflt = lcp.call("load", kind="gen", as_="gen_default", path=str(model), threads=0, n_ctx=args.ctx,
-                    n_batch=0, flash_attn=False, defaults=True)
+    opts = {
+        "temperature": 0,
+        "repeat_penalty": 1.0,
+        "seed": 0,
+        "num_predict": args.tokens,
+        "num_thread": args.threads,
+        "num_ctx": args.ctx,
+        "num_batch": N_BATCH,
+    }
+    loaded = lcp.call(
+        "load",
+        kind="gen",
+        path=str(model),
+        threads=args.threads,
+        n_ctx=args.ctx,
+        n_batch=N_BATCH,
+        flash_attn=lcp_flash_attn(args, "gen", model),
+    )
+    dflt = lcp.call(
+        "load",
+        kind="gen",
+        as_="gen_default",
+        path=str(model),
+        threads=0,
+        n_ctx=args.ctx,
+        n_batch=0,
+        flash_attn=False,
+        defaults=True,
+    )
     tool = build_reference_tools()["llama-bench"]
     texts = {}
 
@@ -300,14 +344,27 @@ def bench_generate(client: Client, lcp: Driver, model: Path, args) -> dict:
         return r["n_tokens"] / (r["ns"] / 1e9)
 
     def ceiling() -> float:
-        return llama_bench(tool, model, args.threads, 0, args.tokens, 1,
-                           flash_attn="on" if lcp_flash_attn(args, "gen", model) else "off")["tg"][0]
+        return llama_bench(
+            tool,
+            model,
+            args.threads,
+            0,
+            args.tokens,
+            1,
+            flash_attn="on" if lcp_flash_attn(args, "gen", model) else "off",
+        )["tg"][0]
 
     a, b, c, d = alternate(args.reps, ours, theirs, theirs_default, ceiling)
-    return {"llamanative_tps": a, "llama_cpp_python_tps": b, "llama_cpp_python_default_tps": c,
-            "llama_bench_tg_tps": d, "lcp_system_info": loaded["system_info"].strip(),
-            "lcp_default_settings": {k: dflt[k] for k in ("n_threads", "n_threads_batch", "flash_attn")},
-            "same_text": texts["llamanative"] == texts["llama-cpp-python"], "texts": texts}
+    return {
+        "llamanative_tps": a,
+        "llama_cpp_python_tps": b,
+        "llama_cpp_python_default_tps": c,
+        "llama_bench_tg_tps": d,
+        "lcp_system_info": loaded["system_info"].strip(),
+        "lcp_default_settings": {k: dflt[k] for k in ("n_threads", "n_threads_batch", "flash_attn")},
+        "same_text": texts["llamanative"] == texts["llama-cpp-python"],
+        "texts": texts,
+    }
 
 
 def bench_tokenize_short(vocab: _core.Vocab, lcp: Driver, args) -> dict:
@@ -363,8 +420,13 @@ def bench_tokenize_long(vocab: _core.Vocab, lcp: Driver, args) -> dict:
         return mb / (r["ns_per_call"] / 1e9)
 
     a, c, b = alternate(args.reps, ours, c_call, theirs)
-    return {"mb": mb, "n_tokens": len(vocab.tokenize(text)), "llamanative_mbps": a, "c_mbps": c,
-            "llama_cpp_python_mbps": b}
+    return {
+        "mb": mb,
+        "n_tokens": len(vocab.tokenize(text)),
+        "llamanative_mbps": a,
+        "c_mbps": c,
+        "llama_cpp_python_mbps": b,
+    }
 
 
 def bench_embed(client: Client, lcp: Driver, model: Path, args) -> dict:
@@ -374,10 +436,26 @@ def bench_embed(client: Client, lcp: Driver, model: Path, args) -> dict:
     embedding=True)`` constructs it with nothing else set (information).
     """
     inputs = sentences(args.sentences)
-    lcp.call("load", kind="embed", path=str(model), threads=args.threads, n_ctx=N_BATCH, n_batch=N_BATCH,
-             flash_attn=lcp_flash_attn(args, "embed", model))
-    dflt = lcp.call("load", kind="embed", as_="embed_default", path=str(model), threads=0, n_ctx=N_BATCH,
-                    n_batch=0, flash_attn=False, defaults=True)
+    lcp.call(
+        "load",
+        kind="embed",
+        path=str(model),
+        threads=args.threads,
+        n_ctx=N_BATCH,
+        n_batch=N_BATCH,
+        flash_attn=lcp_flash_attn(args, "embed", model),
+    )
+    dflt = lcp.call(
+        "load",
+        kind="embed",
+        as_="embed_default",
+        path=str(model),
+        threads=0,
+        n_ctx=N_BATCH,
+        n_batch=0,
+        flash_attn=False,
+        defaults=True,
+    )
     rows = {}
     keep = 8
 
@@ -401,8 +479,16 @@ def bench_embed(client: Client, lcp: Driver, model: Path, args) -> dict:
     # (inputs tokenized beforehand, no Client), on a thread that ends (see in_own_thread).
     with _core.Model(model) as m:
         tokens, offsets = m.vocab.tokenize_many(inputs)
-        ctx = _core.Context(m, n_ctx=N_BATCH, n_batch=N_BATCH, n_ubatch=N_BATCH, n_seq_max=64,
-                            n_threads=args.threads, embeddings=True, flash_attn=flash_attn_setting())
+        ctx = _core.Context(
+            m,
+            n_ctx=N_BATCH,
+            n_batch=N_BATCH,
+            n_ubatch=N_BATCH,
+            n_seq_max=64,
+            n_threads=args.threads,
+            embeddings=True,
+            flash_attn=flash_attn_setting(),
+        )
         out = np.empty((len(inputs), ctx.n_embd_out), np.float32)
         n_decodes = []
 
@@ -420,10 +506,16 @@ def bench_embed(client: Client, lcp: Driver, model: Path, args) -> dict:
         a, b, c, d = alternate(args.reps, ours, theirs, theirs_default, bound)
         ctx.close()
     cos = float(np.min(np.sum(rows["llamanative"] * rows["llama-cpp-python"], axis=1)))
-    return {"llamanative_sps": a, "llama_cpp_python_sps": b, "llama_cpp_python_default_sps": c,
-            "decodes_alone_sps": d, "n_decodes": n_decodes[0], "n_tokens": int(len(tokens)),
-            "lcp_default_settings": {k: dflt[k] for k in ("n_threads", "n_threads_batch", "flash_attn")},
-            "min_cosine_first_rows": cos}
+    return {
+        "llamanative_sps": a,
+        "llama_cpp_python_sps": b,
+        "llama_cpp_python_default_sps": c,
+        "decodes_alone_sps": d,
+        "n_decodes": n_decodes[0],
+        "n_tokens": int(len(tokens)),
+        "lcp_default_settings": {k: dflt[k] for k in ("n_threads", "n_threads_batch", "flash_attn")},
+        "min_cosine_first_rows": cos,
+    }
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -437,48 +529,109 @@ def table(res: dict, args) -> list[tuple[str, str, str, str, str, bool | None]]:
     if "generate" in res:
         g = res["generate"]
         r = ratio(g["llamanative_tps"], g["llama_cpp_python_tps"])
-        rows.append((f"generate {args.tokens} tokens, tok/s", fmt(g["llamanative_tps"]),
-                     "lcp " + fmt(g["llama_cpp_python_tps"]), f"{r:.3f}x", f">= {TARGET_GENERATE}x",
-                     r >= TARGET_GENERATE))
+        rows.append(
+            (
+                f"generate {args.tokens} tokens, tok/s",
+                fmt(g["llamanative_tps"]),
+                "lcp " + fmt(g["llama_cpp_python_tps"]),
+                f"{r:.3f}x",
+                f">= {TARGET_GENERATE}x",
+                r >= TARGET_GENERATE,
+            )
+        )
         s = g["lcp_default_settings"]
         r = ratio(g["llamanative_tps"], g["llama_cpp_python_default_tps"])
-        rows.append(("", "", f"lcp defaults ({s['n_threads']} thread(s)) " + fmt(g["llama_cpp_python_default_tps"]),
-                     f"{r:.3f}x", "info", None))
+        rows.append(
+            (
+                "",
+                "",
+                f"lcp defaults ({s['n_threads']} thread(s)) " + fmt(g["llama_cpp_python_default_tps"]),
+                f"{r:.3f}x",
+                "info",
+                None,
+            )
+        )
         ceil = mean_sd(g["llama_bench_tg_tps"])[0]
-        rows.append(("", "", f"llama-bench tg{args.tokens} " + fmt(g["llama_bench_tg_tps"]),
-                     f"{mean_sd(g['llamanative_tps'])[0] / ceil:.3f} of it "
-                     f"(lcp {mean_sd(g['llama_cpp_python_tps'])[0] / ceil:.3f})",
-                     f"ceiling: {ceil / mean_sd(g['llama_cpp_python_tps'])[0]:.3f}x lcp", None))
+        rows.append(
+            (
+                "",
+                "",
+                f"llama-bench tg{args.tokens} " + fmt(g["llama_bench_tg_tps"]),
+                f"{mean_sd(g['llamanative_tps'])[0] / ceil:.3f} of it "
+                f"(lcp {mean_sd(g['llama_cpp_python_tps'])[0] / ceil:.3f})",
+                f"ceiling: {ceil / mean_sd(g['llama_cpp_python_tps'])[0]:.3f}x lcp",
+                None,
+            )
+        )
     if "tokenize_short" in res:
         ts = res["tokenize_short"]
         diff = mean_sd(ts["overhead_us"])[0]
-        rows.append(("tokenize short, us/call", fmt(ts["llamanative_us"], 2), "C " + fmt(ts["c_us"], 2),
-                     f"+{fmt(ts['overhead_us'], 2)} us", f"<= +{TARGET_SHORT_US} us", diff <= TARGET_SHORT_US))
+        rows.append(
+            (
+                "tokenize short, us/call",
+                fmt(ts["llamanative_us"], 2),
+                "C " + fmt(ts["c_us"], 2),
+                f"+{fmt(ts['overhead_us'], 2)} us",
+                f"<= +{TARGET_SHORT_US} us",
+                diff <= TARGET_SHORT_US,
+            )
+        )
         r = ratio(ts["llama_cpp_python_us"], ts["llamanative_us"])
         rows.append(("", "", "lcp " + fmt(ts["llama_cpp_python_us"], 2), f"{r:.2f}x faster", "-", None))
     if "tokenize_long" in res:
         tl = res["tokenize_long"]
         r = ratio(tl["llamanative_mbps"], tl["c_mbps"])
-        rows.append((f"tokenize {tl['mb']:.2f} MB, MB/s", fmt(tl["llamanative_mbps"], 2), "C " + fmt(tl["c_mbps"], 2),
-                     f"{r:.3f}x", f">= {TARGET_LONG}x", r >= TARGET_LONG))
+        rows.append(
+            (
+                f"tokenize {tl['mb']:.2f} MB, MB/s",
+                fmt(tl["llamanative_mbps"], 2),
+                "C " + fmt(tl["c_mbps"], 2),
+                f"{r:.3f}x",
+                f">= {TARGET_LONG}x",
+                r >= TARGET_LONG,
+            )
+        )
         r = ratio(tl["llamanative_mbps"], tl["llama_cpp_python_mbps"])
         rows.append(("", "", "lcp " + fmt(tl["llama_cpp_python_mbps"], 2), f"{r:.3f}x", "-", None))
     if "embed" in res:
         e = res["embed"]
         r = ratio(e["llamanative_sps"], e["llama_cpp_python_sps"])
-        rows.append((f"embed {args.sentences} sentences, sent/s", fmt(e["llamanative_sps"]),
-                     "lcp " + fmt(e["llama_cpp_python_sps"]), f"{r:.3f}x", f">= {TARGET_EMBED}x", r >= TARGET_EMBED))
+        rows.append(
+            (
+                f"embed {args.sentences} sentences, sent/s",
+                fmt(e["llamanative_sps"]),
+                "lcp " + fmt(e["llama_cpp_python_sps"]),
+                f"{r:.3f}x",
+                f">= {TARGET_EMBED}x",
+                r >= TARGET_EMBED,
+            )
+        )
         s = e["lcp_default_settings"]
         r = ratio(e["llamanative_sps"], e["llama_cpp_python_default_sps"])
-        rows.append(("", "", f"lcp defaults ({s['n_threads']}/{s['n_threads_batch']} threads, flash attn "
-                     f"{'on' if s['flash_attn'] else 'off'}) " + fmt(e["llama_cpp_python_default_sps"]),
-                     f"{r:.3f}x", "info", None))
+        rows.append(
+            (
+                "",
+                "",
+                f"lcp defaults ({s['n_threads']}/{s['n_threads_batch']} threads, flash attn "
+                f"{'on' if s['flash_attn'] else 'off'}) " + fmt(e["llama_cpp_python_default_sps"]),
+                f"{r:.3f}x",
+                "info",
+                None,
+            )
+        )
         bound = mean_sd(e["decodes_alone_sps"])[0]
-        rows.append(("", "", f"decodes alone ({e['n_decodes']} packs of <= {EMBED_PACK_TOKENS} tokens) "
-                     + fmt(e["decodes_alone_sps"]),
-                     f"{mean_sd(e['llamanative_sps'])[0] / bound:.3f} of it "
-                     f"(lcp {mean_sd(e['llama_cpp_python_sps'])[0] / bound:.3f})",
-                     f"bound: {bound / mean_sd(e['llama_cpp_python_sps'])[0]:.3f}x lcp", None))
+        rows.append(
+            (
+                "",
+                "",
+                f"decodes alone ({e['n_decodes']} packs of <= {EMBED_PACK_TOKENS} tokens) "
+                + fmt(e["decodes_alone_sps"]),
+                f"{mean_sd(e['llamanative_sps'])[0] / bound:.3f} of it "
+                f"(lcp {mean_sd(e['llama_cpp_python_sps'])[0] / bound:.3f})",
+                f"bound: {bound / mean_sd(e['llama_cpp_python_sps'])[0]:.3f}x lcp",
+                None,
+            )
+        )
     return rows
 
 
@@ -493,12 +646,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block", type=int, default=50, help="short-string tokenize calls per timed block")
     ap.add_argument("--rounds", type=int, default=200, help="interleaved blocks of each side per repetition")
     ap.add_argument("--sentences", type=int, default=1000, help="sentences per embed call")
-    ap.add_argument("--lcp-flash-attn", choices=("on", "off"), default=None,
-                    help="flash attention for both models on both sides (default: what llamanative resolves "
-                         "on this machine, off for generation on the CPU and on for MiniLM, given to "
-                         "llama-cpp-python too)")
-    ap.add_argument("--only", type=lambda v: v.split(","), default=list(MEASURES),
-                    help=f"comma-separated subset of: {','.join(MEASURES)}")
+    ap.add_argument(
+        "--lcp-flash-attn",
+        choices=("on", "off"),
+        default=None,
+        help="flash attention for both models on both sides (default: what llamanative resolves "
+        "on this machine, off for generation on the CPU and on for MiniLM, given to "
+        "llama-cpp-python too)",
+    )
+    ap.add_argument(
+        "--only",
+        type=lambda v: v.split(","),
+        default=list(MEASURES),
+        help=f"comma-separated subset of: {','.join(MEASURES)}",
+    )
     ap.add_argument("--venv", type=Path, default=VENV, help="the llama-cpp-python environment (made if absent)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args(argv)
@@ -510,8 +671,13 @@ def main(argv: list[str] | None = None) -> int:
     python = ensure_llama_cpp_python(args.venv)
     model = args.model or fetch_model("smollm2", quiet=True)
     minilm = args.minilm or (minilm_path() if "embed" in args.only else None)
-    res: dict = {"model": model.name, "embedding_model": minilm.name if minilm else None, "threads": args.threads,
-                 "reps": args.reps, "llama_cpp_commit": _core.LLAMA_CPP_COMMIT}
+    res: dict = {
+        "model": model.name,
+        "embedding_model": minilm.name if minilm else None,
+        "threads": args.threads,
+        "reps": args.reps,
+        "llama_cpp_commit": _core.LLAMA_CPP_COMMIT,
+    }
     lcp = Driver(python)
     try:
         with Client() as client:
@@ -519,8 +685,15 @@ def main(argv: list[str] | None = None) -> int:
                 res["generate"] = bench_generate(client, lcp, model, args)
             if {"tokenize_short", "tokenize_long"} & set(args.only):
                 if "generate" not in args.only:  # its tokenizer is the generation model's
-                    lcp.call("load", kind="gen", path=str(model), threads=args.threads, n_ctx=args.ctx,
-                             n_batch=N_BATCH, flash_attn=lcp_flash_attn(args, "gen", model))
+                    lcp.call(
+                        "load",
+                        kind="gen",
+                        path=str(model),
+                        threads=args.threads,
+                        n_ctx=args.ctx,
+                        n_batch=N_BATCH,
+                        flash_attn=lcp_flash_attn(args, "gen", model),
+                    )
                 with _core.Model(model, vocab_only=True) as vocab_model:
                     if "tokenize_short" in args.only:
                         res["tokenize_short"] = bench_tokenize_short(vocab_model.vocab, lcp, args)
@@ -531,9 +704,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         lcp.close()
 
-    print(f"llamanative (llama.cpp {_core.LLAMA_CPP_COMMIT[:8]}) vs llama-cpp-python {LCP_VERSION}; "
-          f"{model.name}{' / ' + minilm.name if minilm else ''}, {args.threads} threads, "
-          f"{args.reps} repetitions, mean ± stdev")
+    print(
+        f"llamanative (llama.cpp {_core.LLAMA_CPP_COMMIT[:8]}) vs llama-cpp-python {LCP_VERSION}; "
+        f"{model.name}{' / ' + minilm.name if minilm else ''}, {args.threads} threads, "
+        f"{args.reps} repetitions, mean ± stdev"
+    )
     print(f"llamanative      {_core.system_info().strip()}")
     if "generate" in res:
         print(f"llama-cpp-python {res['generate']['lcp_system_info']}")

@@ -88,8 +88,9 @@ class Server:
         self.port = free_port()
         log.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log, "w")
-        self.proc = subprocess.Popen([str(path), "--host", HOST, "--port", str(self.port), *args],
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [str(path), "--host", HOST, "--port", str(self.port), *args], stdout=self._log, stderr=subprocess.STDOUT
+        )
         self._wait_ready(timeout_s, log)
 
     def _wait_ready(self, timeout_s: float, log: Path) -> None:
@@ -128,8 +129,12 @@ def request(port: int, method: str, path: str, body: dict | None = None, timeout
     """One HTTP request; returns the status and the decoded JSON answer."""
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                     headers={"Content-Type": "application/json"})
+        conn.request(
+            method,
+            path,
+            body=json.dumps(body) if body is not None else None,
+            headers={"Content-Type": "application/json"},
+        )
         resp = conn.getresponse()
         data = resp.read()
         return resp.status, (json.loads(data) if data else {})
@@ -148,8 +153,12 @@ def stream_chat(port: int, body: dict):
     """POST a streamed ``/v1/chat/completions``; yields each server-sent event's JSON."""
     conn = http.client.HTTPConnection(HOST, port, timeout=600)
     try:
-        conn.request("POST", "/v1/chat/completions", body=json.dumps({**body, "stream": True}),
-                     headers={"Content-Type": "application/json"})
+        conn.request(
+            "POST",
+            "/v1/chat/completions",
+            body=json.dumps({**body, "stream": True}),
+            headers={"Content-Type": "application/json"},
+        )
         resp = conn.getresponse()
         if resp.status != 200:
             raise RuntimeError(f"llama-server chat stream: HTTP {resp.status}: {resp.read()[:500]!r}")
@@ -179,7 +188,7 @@ def alternate(reps: int, ours, theirs) -> tuple[list, list]:
     ours(-1), theirs(-1)
     a, b = [], []
     for rep in range(reps):
-        for fn, out in ([(ours, a), (theirs, b)] if rep % 2 == 0 else [(theirs, b), (ours, a)]):
+        for fn, out in [(ours, a), (theirs, b)] if rep % 2 == 0 else [(theirs, b), (ours, a)]:
             time.sleep(SETTLE_S)
             out.append(fn(rep))
     return a, b
@@ -212,29 +221,45 @@ def story_prompt(rep: int, i: int) -> list[dict]:
     """A chat request, distinct per repetition and stream, that SmolLM2 answers at length: greedy, it
     wrote 128 tokens or more for all 28 of (-1..5) x (0..3), where a request to count to two hundred
     ended after 9-87 tokens for 12 of them (and so measured fewer streams than it claimed)."""
-    return [{"role": "user", "content": f"({rep}.{i}) Write a long story about a lighthouse keeper and a storm. "
-                                        "Use at least five paragraphs."}]
+    return [
+        {
+            "role": "user",
+            "content": f"({rep}.{i}) Write a long story about a lighthouse keeper and a storm. "
+            "Use at least five paragraphs.",
+        }
+    ]
 
 
 # -- 1. concurrent chats ----------------------------------------------------------------------
 def bench_concurrent(client: Client, port: int, model: Path, args, n_streams: int) -> dict:
     """Aggregate generated tokens/s of ``n_streams`` concurrent chats on each side."""
-    opts = {"temperature": 0, "repeat_penalty": 1.0, "seed": 0, "num_predict": args.tokens,
-            "num_thread": args.threads, "num_ctx": args.ctx}
+    opts = {
+        "temperature": 0,
+        "repeat_penalty": 1.0,
+        "seed": 0,
+        "num_predict": args.tokens,
+        "num_thread": args.threads,
+        "num_ctx": args.ctx,
+    }
     body = {"temperature": 0, "repeat_penalty": 1.0, "seed": 0, "max_tokens": args.tokens}
 
     generated: dict[str, list] = {"llamanative": [], "llama-server": []}  # tokens of each chat, per rep
 
     def ours(rep: int) -> float:
-        calls = [lambda i=i: client.chat(str(model), story_prompt(rep, i), options=opts).eval_count
-                 for i in range(n_streams)]
+        calls = [
+            lambda i=i: client.chat(str(model), story_prompt(rep, i), options=opts).eval_count for i in range(n_streams)
+        ]
         seconds, counts = in_threads(calls)
         generated["llamanative"].append(counts)
         return sum(counts) / seconds
 
     def theirs(rep: int) -> float:
-        calls = [lambda i=i: post(port, "/v1/chat/completions", {**body, "messages": story_prompt(rep, i)})
-                 ["usage"]["completion_tokens"] for i in range(n_streams)]
+        calls = [
+            lambda i=i: post(port, "/v1/chat/completions", {**body, "messages": story_prompt(rep, i)})["usage"][
+                "completion_tokens"
+            ]
+            for i in range(n_streams)
+        ]
         seconds, counts = in_threads(calls)
         generated["llama-server"].append(counts)
         return sum(counts) / seconds
@@ -248,8 +273,18 @@ def decode_ceiling(model: Path, args, n_seqs: int) -> list[float]:
     sequence per step (``args.tokens`` steps after a short prompt each), no sampling, no
     detokenising, nothing handed to a caller. Neither side can generate faster than this on
     this machine: it is the bound that the concurrent-chat figures are read against."""
-    with _core.Model(model) as m, _core.Context(m, n_ctx=args.ctx, n_batch=512, n_ubatch=512, n_seq_max=N_STREAMS,
-                                                n_threads=args.threads, flash_attn=client_flash_attn(m, args)) as ctx:
+    with (
+        _core.Model(model) as m,
+        _core.Context(
+            m,
+            n_ctx=args.ctx,
+            n_batch=512,
+            n_ubatch=512,
+            n_seq_max=N_STREAMS,
+            n_threads=args.threads,
+            flash_attn=client_flash_attn(m, args),
+        ) as ctx,
+    ):
         prompt = m.vocab.tokenize(story_prompt(0, 0)[0]["content"])
         batch = _core.Batch(512)
 
@@ -306,7 +341,7 @@ def conversation(rep: int, vocab: _core.Vocab, n_tokens: int) -> list[dict]:
     total, k = 0, 0
     filler = sentences(4 * n_tokens // 10, seed=rep + 1)  # plenty
     while total < n_tokens:
-        text = " ".join(filler[4 * k: 4 * k + 4])
+        text = " ".join(filler[4 * k : 4 * k + 4])
         msgs.append({"role": "user" if k % 2 == 0 else "assistant", "content": text})
         total += len(vocab.tokenize(text, add_special=False)) + 5  # + the template's few tokens per turn
         k += 1
@@ -333,8 +368,9 @@ def bench_ttft(client: Client, port: int, model: Path, vocab: _core.Vocab, args)
                 ttft = time.perf_counter() - t0
             last = chunk
         if rep >= 0:
-            evaluated["llamanative"].append({"prompt_eval_count": last.prompt_eval_count,
-                                             "first_turn_prompt": first.prompt_eval_count})
+            evaluated["llamanative"].append(
+                {"prompt_eval_count": last.prompt_eval_count, "first_turn_prompt": first.prompt_eval_count}
+            )
         return ttft
 
     def theirs(rep: int) -> float:
@@ -350,8 +386,13 @@ def bench_ttft(client: Client, port: int, model: Path, vocab: _core.Vocab, args)
                 ttft = time.perf_counter() - t0
             timings = ev.get("timings", timings)
         if rep >= 0:
-            evaluated["llama-server"].append({"prompt_n": timings.get("prompt_n"), "cache_n": timings.get("cache_n"),
-                                              "first_turn_prompt": first["usage"]["prompt_tokens"]})
+            evaluated["llama-server"].append(
+                {
+                    "prompt_n": timings.get("prompt_n"),
+                    "cache_n": timings.get("cache_n"),
+                    "first_turn_prompt": first["usage"]["prompt_tokens"],
+                }
+            )
         return ttft
 
     a, b = alternate(args.reps, ours, theirs)
@@ -368,56 +409,127 @@ def rows_of(res: dict, args) -> list[tuple]:
         return mean_sd(a)[0] / mean_sd(b)[0]
 
     r = ratio(c4["llamanative_tps"], c4["llama_server_tps"])
-    out.append((f"{N_STREAMS} concurrent chats, tok/s", fmt(c4["llamanative_tps"]), fmt(c4["llama_server_tps"]),
-                f"{r:.3f}x", f">= {TARGET_CONCURRENT}x", r >= TARGET_CONCURRENT))
+    out.append(
+        (
+            f"{N_STREAMS} concurrent chats, tok/s",
+            fmt(c4["llamanative_tps"]),
+            fmt(c4["llama_server_tps"]),
+            f"{r:.3f}x",
+            f">= {TARGET_CONCURRENT}x",
+            r >= TARGET_CONCURRENT,
+        )
+    )
     r = ratio(c1["llamanative_tps"], c1["llama_server_tps"])
     out.append(("1 chat, tok/s", fmt(c1["llamanative_tps"]), fmt(c1["llama_server_tps"]), f"{r:.3f}x", "-", None))
     s_ours = ratio(c4["llamanative_tps"], c1["llamanative_tps"])
     s_theirs = ratio(c4["llama_server_tps"], c1["llama_server_tps"])
-    out.append((f"{N_STREAMS} streams over 1 stream", f"{s_ours:.3f}x", f"{s_theirs:.3f}x", "",
-                f">= {TARGET_SELF_SCALING}x", s_ours >= TARGET_SELF_SCALING))
+    out.append(
+        (
+            f"{N_STREAMS} streams over 1 stream",
+            f"{s_ours:.3f}x",
+            f"{s_theirs:.3f}x",
+            "",
+            f">= {TARGET_SELF_SCALING}x",
+            s_ours >= TARGET_SELF_SCALING,
+        )
+    )
     if "concurrent_same_fa" in res:
         c4s, c1s = res["concurrent_same_fa"], res["single_same_fa"]
         fa = res["flash_attn"]
         r = ratio(c4s["llamanative_tps"], c4s["llama_server_tps"])
-        out.append((f"{N_STREAMS} chats, llama-server -fa {fa} too, tok/s", fmt(c4s["llamanative_tps"]),
-                    fmt(c4s["llama_server_tps"]), f"{r:.3f}x", "same settings", None))
+        out.append(
+            (
+                f"{N_STREAMS} chats, llama-server -fa {fa} too, tok/s",
+                fmt(c4s["llamanative_tps"]),
+                fmt(c4s["llama_server_tps"]),
+                f"{r:.3f}x",
+                "same settings",
+                None,
+            )
+        )
         r = ratio(c1s["llamanative_tps"], c1s["llama_server_tps"])
-        out.append((f"1 chat, llama-server -fa {fa} too, tok/s", fmt(c1s["llamanative_tps"]),
-                    fmt(c1s["llama_server_tps"]), f"{r:.3f}x", "same settings", None))
-        out.append((f"  {N_STREAMS} streams over 1, -fa {fa} both",
-                    f"{ratio(c4s['llamanative_tps'], c1s['llamanative_tps']):.3f}x",
-                    f"{ratio(c4s['llama_server_tps'], c1s['llama_server_tps']):.3f}x", "", "", None))
+        out.append(
+            (
+                f"1 chat, llama-server -fa {fa} too, tok/s",
+                fmt(c1s["llamanative_tps"]),
+                fmt(c1s["llama_server_tps"]),
+                f"{r:.3f}x",
+                "same settings",
+                None,
+            )
+        )
+        out.append(
+            (
+                f"  {N_STREAMS} streams over 1, -fa {fa} both",
+                f"{ratio(c4s['llamanative_tps'], c1s['llamanative_tps']):.3f}x",
+                f"{ratio(c4s['llama_server_tps'], c1s['llama_server_tps']):.3f}x",
+                "",
+                "",
+                None,
+            )
+        )
     if "ceiling" in res:
         k1, k4 = res["ceiling"]["1"], res["ceiling"][str(N_STREAMS)]
-        out.append((f"decodes alone, {N_STREAMS} seqs / 1 seq, tok/s", fmt(k4), fmt(k1),
-                    f"{ratio(k4, k1):.3f}x", "bound", None))
-        out.append((f"  share of that bound, {N_STREAMS} / 1 streams",
-                    f"{ratio(c4['llamanative_tps'], k4):.3f} / {ratio(c1['llamanative_tps'], k1):.3f}",
-                    f"{ratio(c4['llama_server_tps'], k4):.3f} / {ratio(c1['llama_server_tps'], k1):.3f}",
-                    "", "", None))
+        out.append(
+            (
+                f"decodes alone, {N_STREAMS} seqs / 1 seq, tok/s",
+                fmt(k4),
+                fmt(k1),
+                f"{ratio(k4, k1):.3f}x",
+                "bound",
+                None,
+            )
+        )
+        out.append(
+            (
+                f"  share of that bound, {N_STREAMS} / 1 streams",
+                f"{ratio(c4['llamanative_tps'], k4):.3f} / {ratio(c1['llamanative_tps'], k1):.3f}",
+                f"{ratio(c4['llama_server_tps'], k4):.3f} / {ratio(c1['llama_server_tps'], k1):.3f}",
+                "",
+                "",
+                None,
+            )
+        )
     r = ratio(e["llamanative_sps"], e["llama_server_sps"])
-    out.append((f"embed {args.sentences} sentences, sent/s", fmt(e["llamanative_sps"]), fmt(e["llama_server_sps"]),
-                f"{r:.3f}x", f">= {TARGET_EMBED}x", r >= TARGET_EMBED))
+    out.append(
+        (
+            f"embed {args.sentences} sentences, sent/s",
+            fmt(e["llamanative_sps"]),
+            fmt(e["llama_server_sps"]),
+            f"{r:.3f}x",
+            f">= {TARGET_EMBED}x",
+            r >= TARGET_EMBED,
+        )
+    )
     ms_ours = [x * 1e3 for x in t["llamanative_s"]]
     ms_theirs = [x * 1e3 for x in t["llama_server_s"]]
     r = ratio(ms_ours, ms_theirs)
-    out.append((f"2nd-turn TTFT (~{args.conversation} tok), ms", fmt(ms_ours), fmt(ms_theirs), f"{r:.3f}x",
-                f"<= {TARGET_TTFT}x", r <= TARGET_TTFT))
+    out.append(
+        (
+            f"2nd-turn TTFT (~{args.conversation} tok), ms",
+            fmt(ms_ours),
+            fmt(ms_theirs),
+            f"{r:.3f}x",
+            f"<= {TARGET_TTFT}x",
+            r <= TARGET_TTFT,
+        )
+    )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--server", type=Path, default=None,
-                    help="the llama-server executable (default: built from the vendored tree)")
+    ap.add_argument(
+        "--server", type=Path, default=None, help="the llama-server executable (default: built from the vendored tree)"
+    )
     ap.add_argument("--model", type=Path, default=None, help="chat GGUF (default: SmolLM2-135M Q4_1)")
     ap.add_argument("--minilm", type=Path, default=None, help="embedding GGUF (default: the test suite's MiniLM)")
     ap.add_argument("--threads", type=int, default=_core.default_n_threads())
     ap.add_argument("--reps", type=int, default=3, help="timed repetitions of each measurement")
     ap.add_argument("--tokens", type=int, default=128, help="tokens generated per chat")
-    ap.add_argument("--ctx", type=int, default=8192,
-                    help="total context, both sides (llama-server: -c, split over its -np 4 slots)")
+    ap.add_argument(
+        "--ctx", type=int, default=8192, help="total context, both sides (llama-server: -c, split over its -np 4 slots)"
+    )
     ap.add_argument("--sentences", type=int, default=1000, help="sentences per embed call")
     ap.add_argument("--embed-parallel", type=int, default=32, help="llama-server -np for the embedding server")
     ap.add_argument("--conversation", type=int, default=1500, help="tokens of the conversation before turn 2")
@@ -426,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.server is None:
         from reference_tools import build_reference_tools
+
         args.server = build_reference_tools(names=("llama-server",))["llama-server"]
     model = args.model or fetch_model("smollm2", quiet=True)
     minilm = args.minilm or minilm_path()
@@ -450,26 +563,45 @@ def main(argv: list[str] | None = None) -> int:
         # On a thread that ends: the main thread must not keep an OpenMP team (see in_own_thread).
         res["ceiling"] = {str(n): in_own_thread(decode_ceiling, model, args, n) for n in (1, N_STREAMS)}
         n = args.embed_parallel
-        embed_args = ["-m", str(minilm), *threads, "--embeddings", "-np", str(n), "-c", str(512 * n),
-                      "-b", "512", "-ub", "512", "--no-webui"]
+        embed_args = [
+            "-m",
+            str(minilm),
+            *threads,
+            "--embeddings",
+            "-np",
+            str(n),
+            "-c",
+            str(512 * n),
+            "-b",
+            "512",
+            "-ub",
+            "512",
+            "--no-webui",
+        ]
         with Server(args.server, embed_args, logs / "llama-server-embed.log") as srv:
             res["embed"] = bench_embed(client, srv.port, minilm, args)
 
-    print(f"llamanative vs llama-server (llama.cpp {_core.LLAMA_CPP_COMMIT[:8]}); {model.name} / {minilm.name}, "
-          f"{args.threads} threads, {args.reps} repetitions, mean ± stdev")
+    print(
+        f"llamanative vs llama-server (llama.cpp {_core.LLAMA_CPP_COMMIT[:8]}); {model.name} / {minilm.name}, "
+        f"{args.threads} threads, {args.reps} repetitions, mean ± stdev"
+    )
     print_table(rows_of(res, args), reference="llama-server")
-    print(f"flash attention: llamanative {res['flash_attn']} (its default on the CPU, or LLAMANATIVE_FLASH_ATTENTION), "
-          "llama-server auto (on wherever supported) unless the row says otherwise")
+    print(
+        f"flash attention: llamanative {res['flash_attn']} (its default on the CPU, or LLAMANATIVE_FLASH_ATTENTION), "
+        "llama-server auto (on wherever supported) unless the row says otherwise"
+    )
     for key in ("concurrent", "single", "concurrent_same_fa", "single_same_fa"):
         if key in res:
             g = res[key]["generated"]
             print(f"tokens per chat ({key}): llamanative {g['llamanative']}; llama-server {g['llama-server']}")
     ev = res["ttft"]["evaluated"]
     ours, theirs = ev["llamanative"], ev["llama-server"]
-    print(f"2nd turn, tokens evaluated: llamanative {[e['prompt_eval_count'] for e in ours]} "
-          f"(first turn: {[e['first_turn_prompt'] for e in ours]}); "
-          f"llama-server {[e['prompt_n'] for e in theirs]} with {[e['cache_n'] for e in theirs]} from its cache "
-          f"(first turn: {[e['first_turn_prompt'] for e in theirs]})")
+    print(
+        f"2nd turn, tokens evaluated: llamanative {[e['prompt_eval_count'] for e in ours]} "
+        f"(first turn: {[e['first_turn_prompt'] for e in ours]}); "
+        f"llama-server {[e['prompt_n'] for e in theirs]} with {[e['cache_n'] for e in theirs]} from its cache "
+        f"(first turn: {[e['first_turn_prompt'] for e in theirs]})"
+    )
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))
     return 0

@@ -38,8 +38,9 @@ def one_run(client: Client, model: str, n_tokens: int, threads: int) -> dict:
     stamps = []
     last = None
     # A prompt that does not end early; raw, so the template adds nothing.
-    for chunk in client.generate(model, "Count from one to one thousand: one, two, three,", raw=True,
-                                 options={**opts, "seed": 1}, stream=True):
+    for chunk in client.generate(
+        model, "Count from one to one thousand: one, two, three,", raw=True, options={**opts, "seed": 1}, stream=True
+    ):
         stamps.append(time.perf_counter_ns())
         last = chunk
     perf = ctx.perf()
@@ -48,8 +49,13 @@ def one_run(client: Client, model: str, n_tokens: int, threads: int) -> dict:
     per_token_ms = wall_ms / max(1, n - 1)
     decode_ms = perf["t_eval_ms"] / max(1, perf["n_eval"])
     sample_ms = last.eval_duration / 1e6 / n - decode_ms  # the engine's own per-token time minus decode
-    return {"tokens": n, "per_token_ms": per_token_ms, "decode_ms": decode_ms,
-            "rest_us": (per_token_ms - decode_ms) * 1000, "engine_rest_us": sample_ms * 1000}
+    return {
+        "tokens": n,
+        "per_token_ms": per_token_ms,
+        "decode_ms": decode_ms,
+        "rest_us": (per_token_ms - decode_ms) * 1000,
+        "engine_rest_us": sample_ms * 1000,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,8 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {Path(model).name}, {runs[0]['tokens']} tokens, {args.threads} threads, {args.reps} runs")
     print(f"token interval seen by the caller  {stat('per_token_ms')} ms")
     print(f"llama_decode per token             {stat('decode_ms')} ms")
-    print(f"everything else per token          {stat('rest_us')} us "
-          "(sampling, the compiled step loop, Python hand-over, Client response, iterator)")
+    print(
+        f"everything else per token          {stat('rest_us')} us "
+        "(sampling, the compiled step loop, Python hand-over, Client response, iterator)"
+    )
     print(f"  of which inside the engine       {stat('engine_rest_us')} us (sampling + step loop + event)")
     share = statistics.mean(r["rest_us"] / 1000 / r["per_token_ms"] for r in runs)
     print(f"share of the token time outside llama_decode: {share:.1%}")

@@ -38,8 +38,7 @@ DEFAULT_TOOLS = ("llama-bench", "llama-tokenize", "llama-completion")
 BUILD_DIR = REPO / "build" / "reference"
 
 
-def build_reference_tools(build_dir: Path | None = None,
-                          names: tuple[str, ...] = DEFAULT_TOOLS) -> dict[str, Path]:
+def build_reference_tools(build_dir: Path | None = None, names: tuple[str, ...] = DEFAULT_TOOLS) -> dict[str, Path]:
     """Build the tools ``names`` (keys of ``TOOLS``) if needed (incremental) and return ``{name: path}``.
 
     Raises:
@@ -60,8 +59,11 @@ def build_reference_tools(build_dir: Path | None = None,
             if shutil.which("ccache"):
                 cmd += ["-DCMAKE_C_COMPILER_LAUNCHER=ccache", "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"]
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["cmake", "--build", str(build_dir), "--parallel", str(os.cpu_count() or 2),
-                        "--target", *names], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["cmake", "--build", str(build_dir), "--parallel", str(os.cpu_count() or 2), "--target", *names],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return {name: build_dir / TOOLS[name] for name in names}
 
 

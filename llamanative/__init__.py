@@ -14,9 +14,10 @@ import threading as _threading
 
 __version__ = "0.1.0"
 
-from . import _core  # noqa: E402
+from . import _core  # noqa: E402, F401  (llamanative._core is public)
+from ._backends import PluginAttempt, backend_load_log  # noqa: E402
+from ._backends import load_backends as _load_backends
 from ._core import LLAMA_CPP_COMMIT, backends, devices, set_log_level, system_info  # noqa: E402
-from ._backends import PluginAttempt, backend_load_log, load_backends as _load_backends  # noqa: E402
 
 # The backend plugins (CPU variant, GPU backends) are loaded here, once, from
 # the package directory; see llamanative/_backends.py.
@@ -132,11 +133,54 @@ def heartbeat() -> None:
 
 
 __all__ = [
-    "LLAMA_CPP_COMMIT", "AsyncClient", "ChatRequest", "ChatResponse", "Client", "Duration", "EmbedRequest", "EmbedResponse",
-    "EmbeddingResponse", "EmbeddingsResponse", "GenerateRequest", "GenerateResponse", "Image", "ListResponse",
-    "LlamaError", "Message", "ModelLoadError", "Options", "PluginAttempt", "ProcessResponse", "ProgressResponse", "RequestError",
-    "ResponseError", "ShowResponse", "StatusError", "StatusResponse", "ThinkValue", "Tool", "__version__",
-    "backend_load_log", "backends", "chat", "copy", "create", "default_options", "delete", "devices", "embed", "embeddings",
-    "generate", "heartbeat", "list", "list_running", "ps", "pull", "set_log_level", "show", "system_info",
-    "tool_from_function", "version",
+    "LLAMA_CPP_COMMIT",
+    "AsyncClient",
+    "ChatRequest",
+    "ChatResponse",
+    "Client",
+    "Duration",
+    "EmbedRequest",
+    "EmbedResponse",
+    "EmbeddingResponse",
+    "EmbeddingsResponse",
+    "GenerateRequest",
+    "GenerateResponse",
+    "Image",
+    "ListResponse",
+    "LlamaError",
+    "Message",
+    "ModelLoadError",
+    "Options",
+    "PluginAttempt",
+    "ProcessResponse",
+    "ProgressResponse",
+    "RequestError",
+    "ResponseError",
+    "ShowResponse",
+    "StatusError",
+    "StatusResponse",
+    "ThinkValue",
+    "Tool",
+    "__version__",
+    "backend_load_log",
+    "backends",
+    "chat",
+    "copy",
+    "create",
+    "default_options",
+    "delete",
+    "devices",
+    "embed",
+    "embeddings",
+    "generate",
+    "heartbeat",
+    "list",
+    "list_running",
+    "ps",
+    "pull",
+    "set_log_level",
+    "show",
+    "system_info",
+    "tool_from_function",
+    "version",
 ]

@@ -33,15 +33,35 @@ log = logging.getLogger("llamanative.backends")
 
 # ggml's own loading order (ggml_backend_load_all_from_path): accelerators
 # first, the CPU backend last.
-BACKEND_ORDER = ("blas", "zendnn", "cann", "cuda", "hip", "metal", "rpc", "sycl", "vulkan",
-                 "virtgpu", "opencl", "hexagon", "musa", "openvino", "webgpu", "zdnn", "cpu")
+BACKEND_ORDER = (
+    "blas",
+    "zendnn",
+    "cann",
+    "cuda",
+    "hip",
+    "metal",
+    "rpc",
+    "sycl",
+    "vulkan",
+    "virtgpu",
+    "opencl",
+    "hexagon",
+    "musa",
+    "openvino",
+    "webgpu",
+    "zdnn",
+    "cpu",
+)
 
 # libggml.so and libggml-base.so are linked libraries, not plugins.
 _NOT_PLUGINS = ("base",)
 
 # ggml's naming (backend_filename_prefix / _extension in ggml-backend-reg.cpp).
-_PATTERN = re.compile(r"^ggml-(?P<backend>[a-z0-9]+)(?:-(?P<variant>[A-Za-z0-9_.]+))?\.dll$" if os.name == "nt"
-                      else r"^libggml-(?P<backend>[a-z0-9]+)(?:-(?P<variant>[A-Za-z0-9_.]+))?\.so$")
+_PATTERN = re.compile(
+    r"^ggml-(?P<backend>[a-z0-9]+)(?:-(?P<variant>[A-Za-z0-9_.]+))?\.dll$"
+    if os.name == "nt"
+    else r"^libggml-(?P<backend>[a-z0-9]+)(?:-(?P<variant>[A-Za-z0-9_.]+))?\.so$"
+)
 
 
 @dataclass(frozen=True)
@@ -92,8 +112,9 @@ def _candidates(dirs: list[Path]) -> dict[str, list[tuple[Path, str | None]]]:
                 continue
             backend, variant = match["backend"], match["variant"]
             if backend not in BACKEND_ORDER:
-                _record(PluginAttempt(str(entry), backend, variant, None, "skipped",
-                                      "not a ggml backend this build knows"))
+                _record(
+                    PluginAttempt(str(entry), backend, variant, None, "skipped", "not a ggml backend this build knows")
+                )
                 continue
             found.setdefault(backend, []).append((entry, variant))
     return found
@@ -101,8 +122,13 @@ def _candidates(dirs: list[Path]) -> dict[str, list[tuple[Path, str | None]]]:
 
 def _record(attempt: PluginAttempt) -> None:
     _attempts.append(attempt)
-    level = logging.WARNING if attempt.outcome == "failed" else logging.INFO if attempt.outcome == "loaded" \
+    level = (
+        logging.WARNING
+        if attempt.outcome == "failed"
+        else logging.INFO
+        if attempt.outcome == "loaded"
         else logging.DEBUG
+    )
     log.log(level, "%s: %s (%s)", attempt.path, attempt.outcome, attempt.reason)
 
 
@@ -118,8 +144,11 @@ def _load_backend(backend: str, files: list[tuple[Path, str | None]]) -> None:
         elif status == "no-score":
             unscored.append((path, variant))
         elif score == 0:
-            _record(PluginAttempt(str(path), backend, variant, 0, "skipped",
-                                  "needs CPU features or a driver this machine lacks"))
+            _record(
+                PluginAttempt(
+                    str(path), backend, variant, 0, "skipped", "needs CPU features or a driver this machine lacks"
+                )
+            )
         else:
             scored.append((score, path, variant))
     scored.sort(key=lambda item: -item[0])
@@ -127,15 +156,22 @@ def _load_backend(backend: str, files: list[tuple[Path, str | None]]) -> None:
     if wanted:
         chosen = [item for item in order if item[1] == wanted]
         if not chosen:
-            log.warning("LLAMANATIVE_CPU_VARIANT=%s: no runnable plugin of that variant; using the best one",
-                        wanted)
+            log.warning("LLAMANATIVE_CPU_VARIANT=%s: no runnable plugin of that variant; using the best one", wanted)
         else:
             order = chosen + [item for item in order if item[1] != wanted]
     for i, (path, variant, score) in enumerate(order):
         name = _core.plugin_load(str(path))
         if name is None:
-            _record(PluginAttempt(str(path), backend, variant, score, "failed",
-                                  "ggml could not initialise it (see the llamanative.native log)"))
+            _record(
+                PluginAttempt(
+                    str(path),
+                    backend,
+                    variant,
+                    score,
+                    "failed",
+                    "ggml could not initialise it (see the llamanative.native log)",
+                )
+            )
             continue
         if wanted and variant == wanted:
             why = f"LLAMANATIVE_CPU_VARIANT={wanted}"
@@ -146,9 +182,12 @@ def _load_backend(backend: str, files: list[tuple[Path, str | None]]) -> None:
         else:
             why = f"best score {score} of {len(scored)} runnable variant(s)"
         _record(PluginAttempt(str(path), backend, variant, score, "loaded", why))
-        for other_path, other_variant, other_score in order[i + 1:]:
-            _record(PluginAttempt(str(other_path), backend, other_variant, other_score, "skipped",
-                                  f"{path.name} was loaded instead"))
+        for other_path, other_variant, other_score in order[i + 1 :]:
+            _record(
+                PluginAttempt(
+                    str(other_path), backend, other_variant, other_score, "skipped", f"{path.name} was loaded instead"
+                )
+            )
         return
 
 
@@ -169,14 +208,24 @@ def load_backends() -> None:
             for path, variant in found.get(backend, []) if linked else []:
                 # A GGML_BACKEND_DL=OFF build: its backend libraries are linked
                 # into libggml and registered already; they are not plugins.
-                _record(PluginAttempt(str(path), backend, variant, None, "skipped",
-                                      "backends are linked into this build (GGML_BACKEND_DL=OFF)"))
+                _record(
+                    PluginAttempt(
+                        str(path),
+                        backend,
+                        variant,
+                        None,
+                        "skipped",
+                        "backends are linked into this build (GGML_BACKEND_DL=OFF)",
+                    )
+                )
             if backend in found and not linked:
                 _load_backend(backend, found[backend])
         if not any(b["name"] == "CPU" for b in _core.backends()):
-            log.warning("no CPU backend was loaded from %s; models cannot be loaded "
-                        "(llamanative.backend_load_log() lists what was tried)",
-                        os.pathsep.join(str(d) for d in search_dirs()))
+            log.warning(
+                "no CPU backend was loaded from %s; models cannot be loaded "
+                "(llamanative.backend_load_log() lists what was tried)",
+                os.pathsep.join(str(d) for d in search_dirs()),
+            )
 
 
 def backend_load_log() -> list[PluginAttempt]:

@@ -26,8 +26,8 @@ import csv
 import io
 import itertools
 import json
-import random
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -130,9 +130,17 @@ def time_to_first_token(ctx: _core.Context, n: int, reps: int) -> list[float]:
 def embedding_rate(model: _core.Model, s: Setting, n_inputs: int, reps: int) -> list[float]:
     """Inputs/s for ``n_inputs`` 16-token inputs, one sequence each, packed into shared batches."""
     rng = random.Random(2)
-    ctx = _core.Context(model, n_ctx=max(512, s.batch), n_batch=max(512, s.batch), n_ubatch=max(512, s.batch),
-                        n_seq_max=min(64, _core.max_parallel_sequences()), n_threads=s.threads, embeddings=True,
-                        pooling_type="mean", flash_attn=s.flash_attn)
+    ctx = _core.Context(
+        model,
+        n_ctx=max(512, s.batch),
+        n_batch=max(512, s.batch),
+        n_ubatch=max(512, s.batch),
+        n_seq_max=min(64, _core.max_parallel_sequences()),
+        n_threads=s.threads,
+        embeddings=True,
+        pooling_type="mean",
+        flash_attn=s.flash_attn,
+    )
     inputs = [_random_tokens(model.vocab, 16, rng) for _ in range(n_inputs)]
     batch = _core.Batch(ctx.n_batch)
     out_rows = np.empty((n_inputs, ctx.n_embd_out), np.float32)
@@ -171,12 +179,17 @@ def run_grid(path: str, settings: list[Setting], pp: int, tg: int, reps: int, em
         if key not in models:
             for m in models.values():
                 m.close()
-            models = {key: _core.Model(path, n_gpu_layers=s.n_gpu_layers,
-                                       devices=[s.device] if s.device else None)}
+            models = {key: _core.Model(path, n_gpu_layers=s.n_gpu_layers, devices=[s.device] if s.device else None)}
         model = models[key]
         row = {"cpu_variant": loaded_cpu_variant(), **asdict(s)}
-        common = dict(n_batch=s.batch, n_ubatch=s.ubatch, n_threads=s.threads, flash_attn=s.flash_attn,
-                      type_k=s.type_k, type_v=s.type_v)
+        common = dict(
+            n_batch=s.batch,
+            n_ubatch=s.ubatch,
+            n_threads=s.threads,
+            flash_attn=s.flash_attn,
+            type_k=s.type_k,
+            type_v=s.type_v,
+        )
         if pp:
             with _core.Context(model, n_ctx=pp, **common) as ctx:
                 row["pp_tps"], row["pp_tps_sd"] = _mean_sd(prompt_rate(ctx, pp, reps))
@@ -211,8 +224,12 @@ def run_variants(argv: list[str], variants: list[str]) -> list[dict]:
     rows = []
     for variant in variants:
         env = {**os.environ, "LLAMANATIVE_CPU_VARIANT": variant}
-        proc = subprocess.run([sys.executable, "-m", "llamanative.bench", *argv, "--output", "json"],
-                              env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "llamanative.bench", *argv, "--output", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"the {variant} run failed: {proc.stderr.strip()}")
         rows.extend(json.loads(proc.stdout)["results"])
@@ -267,10 +284,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--type-k", type=_strs, default=["f16"])
     ap.add_argument("--type-v", type=_strs, default=["f16"])
     ap.add_argument("--n-gpu-layers", type=_ints, default=[-1])
-    ap.add_argument("--device", type=_strs, default=[""],
-                    help="devices to place the model on (CPU, Vulkan0, ...; all = each in turn)")
-    ap.add_argument("--cpu-variant", type=_strs, default=[],
-                    help="CPU plugins to compare (haswell, sse42, ...; all = every runnable one)")
+    ap.add_argument(
+        "--device",
+        type=_strs,
+        default=[""],
+        help="devices to place the model on (CPU, Vulkan0, ...; all = each in turn)",
+    )
+    ap.add_argument(
+        "--cpu-variant",
+        type=_strs,
+        default=[],
+        help="CPU plugins to compare (haswell, sse42, ...; all = every runnable one)",
+    )
     ap.add_argument("--pp", type=int, default=512, help="prompt tokens (0 = skip)")
     ap.add_argument("--tg", type=int, default=128, help="generated tokens (0 = skip)")
     ap.add_argument("--embed", type=int, default=0, help="also measure embeddings/s for this many inputs")
@@ -285,13 +310,25 @@ def main(argv: list[str] | None = None) -> int:
     runnable = runnable_cpu_variants()
     for v in variants:
         if v not in runnable:
-            print(f"llamanative bench: no runnable CPU variant {v!r} in this build "
-                  f"(runnable: {', '.join(runnable) or 'none; this build has one CPU plugin: ' + loaded_cpu_variant()})",
-                  file=sys.stderr)
+            print(
+                f"llamanative bench: no runnable CPU variant {v!r} in this build "
+                f"(runnable: {', '.join(runnable) or 'none; this build has one CPU plugin: ' + loaded_cpu_variant()})",
+                file=sys.stderr,
+            )
             return 2
-    settings = [Setting(*combo) for combo in itertools.product(
-        args.threads, args.batch, args.ubatch, args.flash_attn, args.type_k, args.type_v, args.n_gpu_layers,
-        args.device)]
+    settings = [
+        Setting(*combo)
+        for combo in itertools.product(
+            args.threads,
+            args.batch,
+            args.ubatch,
+            args.flash_attn,
+            args.type_k,
+            args.type_v,
+            args.n_gpu_layers,
+            args.device,
+        )
+    ]
     try:
         rows = []
         if variants:
@@ -305,8 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"llamanative bench: {exc}", file=sys.stderr)
         return 2
     if args.output == "json":
-        print(json.dumps({"model": args.model, "system_info": _core.system_info().strip(), "results": rows},
-                         indent=2))
+        print(json.dumps({"model": args.model, "system_info": _core.system_info().strip(), "results": rows}, indent=2))
     elif args.output == "csv":
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]))

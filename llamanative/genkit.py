@@ -34,14 +34,24 @@ try:
     from genkit import ModelResponse as GenkitModelResponse
     from genkit import ModelResponseChunk as GenkitModelResponseChunk
     from genkit.embedder import EmbedderInfo as GenkitEmbedderInfo
+    from genkit.embedder import Embedding as GenkitEmbedding
     from genkit.embedder import EmbedRequest as GenkitEmbedRequest
     from genkit.embedder import EmbedResponse as GenkitEmbedResponse
-    from genkit.embedder import Embedding as GenkitEmbedding
-    from genkit.plugin_api import (Action, ActionKind, ActionMetadata, ActionRunContext, Plugin, embedder,
-                                   embedder_action_metadata, model, model_action_metadata)
+    from genkit.plugin_api import (
+        Action,
+        ActionKind,
+        ActionMetadata,
+        ActionRunContext,
+        Plugin,
+        embedder,
+        embedder_action_metadata,
+        model,
+        model_action_metadata,
+    )
 except ImportError as exc:  # the optional extra
-    raise ImportError("llamanative.genkit needs the Genkit SDK: pip install 'llamanative[genkit]' "
-                      "(genkit>=0.12,<0.13)") from exc
+    raise ImportError(
+        "llamanative.genkit needs the Genkit SDK: pip install 'llamanative[genkit]' (genkit>=0.12,<0.13)"
+    ) from exc
 
 from .ai import CancelledError, Document, Embedder, Model, ModelRequest, ModelResponseChunk
 from .ai.registry import Registry
@@ -58,7 +68,7 @@ _EMBEDDING_FAMILIES = ("bert", "nomic-bert", "jina-bert", "t5encoder")
 def _local_name(name: str) -> str | None:
     """``<id>`` of ``llamanative/<id>`` (None for other namespaces)."""
     prefix = NAMESPACE + "/"
-    return name[len(prefix):] if name.startswith(prefix) and len(name) > len(prefix) else None
+    return name[len(prefix) :] if name.startswith(prefix) and len(name) > len(prefix) else None
 
 
 def _wire(value: Any) -> Any:
@@ -81,8 +91,14 @@ class LlamaNative(Plugin):
 
     name = NAMESPACE
 
-    def __init__(self, models: Sequence[str] = (), embedders: Sequence[str] = (), *, client: Client | None = None,
-                 models_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        models: Sequence[str] = (),
+        embedders: Sequence[str] = (),
+        *,
+        client: Client | None = None,
+        models_dir: str | Path | None = None,
+    ) -> None:
         self._ai = Registry(client=client, models_dir=models_dir)
         self._models = [_local_name(n) or n for n in models]
         self._embedders = [_local_name(n) or n for n in embedders]

@@ -10,11 +10,23 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from llamanative.ai import (Genkit, Message, ModelInfo, ModelRequest, ModelResponse, ModelResponseChunk,
-                            ModelSupports, Part, ToolRequest)
+from llamanative.ai import (
+    Genkit,
+    Message,
+    ModelInfo,
+    ModelRequest,
+    ModelResponse,
+    ModelResponseChunk,
+    ModelSupports,
+    Part,
+    ToolRequest,
+)
 
-FULL = ModelInfo(supports=ModelSupports(multiturn=True, tools=True, system_role=True, tool_choice=True,
-                                        constrained="all", media=True))
+FULL = ModelInfo(
+    supports=ModelSupports(
+        multiturn=True, tools=True, system_role=True, tool_choice=True, constrained="all", media=True
+    )
+)
 NO_CONSTRAINED = ModelInfo(supports=ModelSupports(multiturn=True, tools=True, system_role=True, tool_choice=True))
 
 
@@ -30,8 +42,9 @@ def text(t: str) -> Part:
 class Scripted:
     """A model function answering from a script: items are lists of parts, messages, or functions of the request."""
 
-    def __init__(self, script: Sequence[Any], *, piece: int = 3, finish_reason: str = "stop",
-                 repeat_last: bool = False) -> None:
+    def __init__(
+        self, script: Sequence[Any], *, piece: int = 3, finish_reason: str = "stop", repeat_last: bool = False
+    ) -> None:
         self.script = list(script)
         self.piece = piece
         self.finish_reason = finish_reason
@@ -54,18 +67,24 @@ class Scripted:
             item = item(request)
         if isinstance(item, str):
             item = [text(item)]
-        msg = item if isinstance(item, Message) else Message(
-            role="model", content=[text(p) if isinstance(p, str) else p.model_copy(deep=True) for p in item])
+        msg = (
+            item
+            if isinstance(item, Message)
+            else Message(
+                role="model", content=[text(p) if isinstance(p, str) else p.model_copy(deep=True) for p in item]
+            )
+        )
         if on_chunk is not None:
             for p in msg.content:
                 if p.is_text():
                     for k in range(0, len(p.text), self.piece):
-                        on_chunk(ModelResponseChunk(content=[text(p.text[k:k + self.piece])]))
+                        on_chunk(ModelResponseChunk(content=[text(p.text[k : k + self.piece])]))
         return ModelResponse(message=msg, finish_reason=self.finish_reason)
 
 
-def define(ai: Genkit, script: Sequence[Any], name: str = "test/scripted", info: ModelInfo = FULL,
-           **kw: Any) -> Scripted:
+def define(
+    ai: Genkit, script: Sequence[Any], name: str = "test/scripted", info: ModelInfo = FULL, **kw: Any
+) -> Scripted:
     """Define a scripted model on ``ai`` and return its function (for its recorded requests)."""
     fn = Scripted(script, **kw)
     ai.define_model(name, fn, info=info)

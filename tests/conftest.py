@@ -52,7 +52,9 @@ def minilm_path() -> Path:
             return p
     pytest.fail(
         f"{MINILM_FILE} not found (looked in: {', '.join(map(str, _minilm_candidates()))}); "
-        "set LLAMANATIVE_MINILM to its path", pytrace=False)
+        "set LLAMANATIVE_MINILM to its path",
+        pytrace=False,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -76,5 +78,6 @@ def qwen3_style_path(smollm2_path, tmp_path_factory) -> Path:
     from gguf_edit import with_chat_template
 
     template = (Path(__file__).parent / "data" / "qwen3_style.jinja").read_text()
-    return with_chat_template(smollm2_path, tmp_path_factory.mktemp("qwen3-style") / "smollm2-qwen3-style.gguf",
-                              template)
+    return with_chat_template(
+        smollm2_path, tmp_path_factory.mktemp("qwen3-style") / "smollm2-qwen3-style.gguf", template
+    )

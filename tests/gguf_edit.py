@@ -52,8 +52,11 @@ def dequantized_f32(src: Path, dst: Path) -> Path:
     arch = reader.get_field("general.architecture").contents()
     writer = gguf.GGUFWriter(dst, arch=arch, endianess=reader.endianess)
     for field in reader.fields.values():
-        if field.name.startswith("GGUF.") or field.name in ("general.architecture", "general.alignment",
-                                                               "general.file_type"):
+        if field.name.startswith("GGUF.") or field.name in (
+            "general.architecture",
+            "general.alignment",
+            "general.file_type",
+        ):
             continue
         kind = field.types[0]
         sub = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None

@@ -29,8 +29,14 @@ import pytest
 import yaml
 
 from llamanative.ai import Genkit, InputTypeMismatch, InvalidArgumentError
-from llamanative.ai.prompts import (DotPrompt, define_partial, environment, parse_document, picoschema,
-                                    prompt_from_source)
+from llamanative.ai.prompts import (
+    DotPrompt,
+    define_partial,
+    environment,
+    parse_document,
+    picoschema,
+    prompt_from_source,
+)
 
 SPEC_DIR = Path(__file__).parent / "data" / "dotprompt_spec"
 
@@ -74,8 +80,19 @@ def _defaults(parsed: Any, case: dict[str, Any]) -> dict[str, Any]:
 def test_the_spec_cases_are_all_here():
     assert len(CASES) == 117
     assert {Path(p).stem for p in SPEC_DIR.rglob("*.yaml")} >= {
-        "history", "ifEquals", "json", "media", "role", "section", "unlessEquals", "metadata", "partials",
-        "picoschema", "variables", "whitespace"}
+        "history",
+        "ifEquals",
+        "json",
+        "media",
+        "role",
+        "section",
+        "unlessEquals",
+        "metadata",
+        "partials",
+        "picoschema",
+        "variables",
+        "whitespace",
+    }
 
 
 @pytest.mark.parametrize("suite,case", CASES)
@@ -84,8 +101,9 @@ def test_spec_case(suite, case):
     parsed = parse_document(suite["template"])
     data = _data(suite, case)
     variables = {**_defaults(parsed, case), **(data.get("input") or {})}
-    messages = environment(ai).render(parsed.template, variables, messages=data.get("messages"),
-                                      docs=data.get("docs"), context=data.get("context"))
+    messages = environment(ai).render(
+        parsed.template, variables, messages=data.get("messages"), docs=data.get("docs"), context=data.get("context")
+    )
     expect = case["expect"]
     assert [m.to_dict() for m in messages] == expect.get("messages", [])
     fields = {"config": parsed.config, "ext": parsed.ext, "model": parsed.model, "raw": parsed.raw}
@@ -113,8 +131,13 @@ def test_spec_case_through_a_loaded_prompt(suite, case):
     options = case.get("options") or {}
     if "input" in options:  # metadata overrides: the prompt as if its frontmatter said so
         prompt = DotPrompt(ai, "spec_case", prompt.template, default_input=options["input"].get("default"))
-    render = lambda: prompt.render_messages(data.get("input"), messages=data.get("messages"),  # noqa: E731
-                                           docs=data.get("docs"), context=data.get("context"))
+    def render():
+        return prompt.render_messages(
+            data.get("input"),
+            messages=data.get("messages"),  # noqa: E731
+            docs=data.get("docs"),
+            context=data.get("context"),
+        )
     expect = case["expect"]
     if _needs_content_type(data, suite["template"]):
         with pytest.raises(InvalidArgumentError, match="contentType"):

@@ -8,9 +8,20 @@ import pytest
 
 from llamanative import Client
 from llamanative.ai.errors import InvalidArgumentError
-from llamanative.ai.evaluation import (FAIL, PASS, EvaluationResult, EvaluatorRequest, Example, Score,
-                                       embedding_similarity_evaluator, evaluate, exact_match_evaluator,
-                                       new_batch_evaluator, new_evaluator, regex_match_evaluator)
+from llamanative.ai.evaluation import (
+    FAIL,
+    PASS,
+    EvaluationResult,
+    EvaluatorRequest,
+    Example,
+    Score,
+    embedding_similarity_evaluator,
+    evaluate,
+    exact_match_evaluator,
+    new_batch_evaluator,
+    new_evaluator,
+    regex_match_evaluator,
+)
 from llamanative.ai.messages import Document
 from llamanative.ai.retrieval import ClientEmbedder
 
@@ -48,12 +59,22 @@ def test_embedding_similarity_passes_similar_and_fails_unrelated(minilm):
     counting = CountingEmbedder(minilm)
     judge = embedding_similarity_evaluator(counting, threshold=0.6)
     dataset = [
-        {"testCaseId": "similar", "input": "Where is the Eiffel Tower?",
-         "output": "The Eiffel Tower is in Paris, France.", "reference": "The Eiffel Tower stands in Paris."},
-        {"input": "Where is the Eiffel Tower?", "output": "Bananas are rich in potassium.",
-         "reference": "The Eiffel Tower stands in Paris."},
-        Example(input="capital?", output=Document.from_text("Paris is the capital of France."),
-                reference=["Berlin is the capital of Germany.", "The capital of France is Paris."]),
+        {
+            "testCaseId": "similar",
+            "input": "Where is the Eiffel Tower?",
+            "output": "The Eiffel Tower is in Paris, France.",
+            "reference": "The Eiffel Tower stands in Paris.",
+        },
+        {
+            "input": "Where is the Eiffel Tower?",
+            "output": "Bananas are rich in potassium.",
+            "reference": "The Eiffel Tower stands in Paris.",
+        },
+        Example(
+            input="capital?",
+            output=Document.from_text("Paris is the capital of France."),
+            reference=["Berlin is the capital of Germany.", "The capital of France is Paris."],
+        ),
         {"testCaseId": "no-reference", "input": "q", "output": "something"},
     ]
     results = evaluate(judge, dataset)
@@ -87,8 +108,14 @@ def test_a_raising_evaluator_is_recorded_as_fail_and_the_run_goes_on():
         return Score(score=len(req.input.output), status=PASS)
 
     ev = new_evaluator("length", judge)
-    results = evaluate(ev, [{"input": "a", "output": "xy"}, {"input": "boom", "output": "z"},
-                            {"testCaseId": "t3", "input": "c", "output": "abc"}])
+    results = evaluate(
+        ev,
+        [
+            {"input": "a", "output": "xy"},
+            {"input": "boom", "output": "z"},
+            {"testCaseId": "t3", "input": "c", "output": "abc"},
+        ],
+    )
     assert [r.test_case_id for r in results] == seen and seen[2] == "t3"
     assert all(is_uuid4(t) for t in seen[:2])
     assert results[0].evaluation == [Score(score=2, status=PASS)]
@@ -105,34 +132,43 @@ def test_batch_evaluator_receives_the_whole_request():
 
     def judge(req: EvaluatorRequest):
         got.append(req)
-        return [EvaluationResult(test_case_id=e.test_case_id or f"row{i}", evaluation=[Score(score=i)])
-                for i, e in enumerate(req.dataset)]
+        return [
+            EvaluationResult(test_case_id=e.test_case_id or f"row{i}", evaluation=[Score(score=i)])
+            for i, e in enumerate(req.dataset)
+        ]
 
-    results = evaluate(new_batch_evaluator("rows", judge), [{"input": 1}, {"input": 2}], options={"x": 1},
-                       eval_run_id="run-7")
+    results = evaluate(
+        new_batch_evaluator("rows", judge), [{"input": 1}, {"input": 2}], options={"x": 1}, eval_run_id="run-7"
+    )
     assert len(got) == 1 and got[0].eval_run_id == "run-7" and got[0].options == {"x": 1}
     assert [r.test_case_id for r in results] == ["row0", "row1"]
 
 
 def test_exact_and_regex_match():
     exact = exact_match_evaluator(ignore_case=True)
-    results = evaluate(exact, [
-        {"input": "q", "output": "  Paris\n", "reference": "paris"},
-        {"input": "q", "output": "Lyon", "reference": "Paris"},
-        {"input": "q", "output": {"a": [1, 2]}, "reference": {"a": [1, 2]}},
-        {"input": "q", "output": 3, "reference": 4},
-        {"input": "q", "output": "Paris"},
-    ])
+    results = evaluate(
+        exact,
+        [
+            {"input": "q", "output": "  Paris\n", "reference": "paris"},
+            {"input": "q", "output": "Lyon", "reference": "Paris"},
+            {"input": "q", "output": {"a": [1, 2]}, "reference": {"a": [1, 2]}},
+            {"input": "q", "output": 3, "reference": 4},
+            {"input": "q", "output": "Paris"},
+        ],
+    )
     statuses = [r.evaluation[0].status for r in results]
     assert statuses == [PASS, FAIL, PASS, FAIL, FAIL]
     assert results[0].evaluation[0].score is True and results[1].evaluation[0].score is False
     assert "has no reference" in results[4].evaluation[0].error
     regex = regex_match_evaluator()
-    results = evaluate(regex, [
-        {"input": "q", "output": "Order #12345 shipped", "reference": r"#\d{5}\b"},
-        {"input": "q", "output": "no number", "reference": r"#\d{5}"},
-        {"input": "q", "output": "x", "reference": "(unclosed"},
-    ])
+    results = evaluate(
+        regex,
+        [
+            {"input": "q", "output": "Order #12345 shipped", "reference": r"#\d{5}\b"},
+            {"input": "q", "output": "no number", "reference": r"#\d{5}"},
+            {"input": "q", "output": "x", "reference": "(unclosed"},
+        ],
+    )
     assert [r.evaluation[0].status for r in results] == [PASS, FAIL, FAIL]
     assert "failed" in results[2].evaluation[0].error
 
@@ -149,14 +185,28 @@ def test_builtin_evaluator_registered_in_a_registry(client, minilm_path):
 
     ai = Genkit(client=client)
     embedder = ai.lookup_embedder(f"llamanative/{minilm_path}")
-    judge = ai.register("evaluator", "similarity",
-                        embedding_similarity_evaluator(embedder, options={"num_thread": 1}, threshold=0.6,
-                                                       name="similarity"))
-    results = ai.evaluate("similarity", [
-        {"testCaseId": "a", "input": "q", "output": "A cat sat on the mat.",
-         "reference": "The cat is sitting on a mat."},
-        {"testCaseId": "b", "input": "q", "output": "Stock prices fell sharply.", "reference": "The cat is on a mat."},
-    ])
+    judge = ai.register(
+        "evaluator",
+        "similarity",
+        embedding_similarity_evaluator(embedder, options={"num_thread": 1}, threshold=0.6, name="similarity"),
+    )
+    results = ai.evaluate(
+        "similarity",
+        [
+            {
+                "testCaseId": "a",
+                "input": "q",
+                "output": "A cat sat on the mat.",
+                "reference": "The cat is sitting on a mat.",
+            },
+            {
+                "testCaseId": "b",
+                "input": "q",
+                "output": "Stock prices fell sharply.",
+                "reference": "The cat is on a mat.",
+            },
+        ],
+    )
     assert judge.batch and [(r.test_case_id, r.evaluation[0].status) for r in results] == [("a", PASS), ("b", FAIL)]
 
 

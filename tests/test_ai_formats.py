@@ -6,15 +6,26 @@ import json
 from dataclasses import dataclass
 
 import pytest
-
 from ai_models import NO_CONSTRAINED, call, define
-from llamanative.ai import (BaseFormatHandler, Genkit, InvalidArgumentError, InvalidOutput, InvalidSchema,
-                            Message, ModelOutputConfig, inject_instructions)
+
+from llamanative.ai import (
+    BaseFormatHandler,
+    Genkit,
+    InvalidArgumentError,
+    InvalidOutput,
+    InvalidSchema,
+    Message,
+    ModelOutputConfig,
+    inject_instructions,
+)
 from llamanative.ai._json import complete_json, extract_items, extract_json, extract_json_from_markdown
 
 ITEMS = {"type": "array", "items": {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}}
-PERSON = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
-          "required": ["name", "age"]}
+PERSON = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+}
 
 
 @pytest.fixture
@@ -70,8 +81,10 @@ def test_output_instructions_imply_custom_constrained(ai):
     ai.generate(prompt="p", output_schema=PERSON, output_instructions="JSON please")
     assert not m.requests[0].output.constrained and m.requests[0].messages[-1].content[-1].text == "JSON please"
     ai.generate(prompt="p", output_schema=PERSON, custom_constrained=True)
-    assert not m.requests[1].output.constrained and "conform to the following schema" in \
-        m.requests[1].messages[-1].content[-1].text
+    assert (
+        not m.requests[1].output.constrained
+        and "conform to the following schema" in m.requests[1].messages[-1].content[-1].text
+    )
 
 
 def test_inject_instructions_skips_when_present_and_does_not_mutate():
@@ -95,7 +108,7 @@ def test_unknown_format_and_bad_schemas(ai):
 
 # -- final parsing -----------------------------------------------------------------------------------
 def test_json_is_extracted_from_fences_validated_and_normalised(ai):
-    define(ai, [["Sure:\n```json\n{\"name\": \"Ada\", \"age\": 36}\n```"], '{"name": "Ada"}', "{not json"])
+    define(ai, [['Sure:\n```json\n{"name": "Ada", "age": 36}\n```'], '{"name": "Ada"}', "{not json"])
     resp = ai.generate(prompt="p", output_schema=PERSON)
     assert resp.text() == '{"name": "Ada", "age": 36}' and len(resp.message.content) == 1
     assert resp.output() == {"name": "Ada", "age": 36}
@@ -255,22 +268,25 @@ def test_define_format(ai):
 
 
 # -- JSON helpers (Go's internal/base) ------------------------------------------------------------------
-@pytest.mark.parametrize("partial,expected", [
-    ('{"a": "hel', {"a": "hel"}),
-    ('{"a": 1, "b"', {"a": 1}),
-    ('{"a": [1, 2, {"b": tr', {"a": [1, 2, {"b": True}]}),
-    ('[1, 2', [1, 2]),
-    ('{"a": -', {}),
-    ('{"x": "\\u00', {"x": ""}),
-])
+@pytest.mark.parametrize(
+    "partial,expected",
+    [
+        ('{"a": "hel', {"a": "hel"}),
+        ('{"a": 1, "b"', {"a": 1}),
+        ('{"a": [1, 2, {"b": tr', {"a": [1, 2, {"b": True}]}),
+        ("[1, 2", [1, 2]),
+        ('{"a": -', {}),
+        ('{"x": "\\u00', {"x": ""}),
+    ],
+)
 def test_complete_json(partial, expected):
     assert json.loads(complete_json(partial)) == expected
 
 
 def test_extract_helpers():
     assert extract_json_from_markdown("x ```\n[1]\n``` y") == "[1]"
-    assert extract_json_from_markdown("```js\n{\"a\": 1}```") == "```js\n{\"a\": 1}```"  # not a JSON fence
-    assert extract_json_from_markdown("```{\"a\": 1}```") == '{"a": 1}'
+    assert extract_json_from_markdown('```js\n{"a": 1}```') == '```js\n{"a": 1}```'  # not a JSON fence
+    assert extract_json_from_markdown('```{"a": 1}```') == '{"a": 1}'
     assert extract_json('noise {"a": {"b": 1}} trailing') == {"a": {"b": 1}}
     assert extract_json("no json here") is None
     items, cur = extract_items('[{"a": 1}, {"b": "}"}, {"c', 0)
@@ -284,7 +300,7 @@ def test_dropping_an_unnamed_stream_stops_the_generation(ai):
 
     define(ai, ["abcdefghijklmnopqrstuvwxyz"], piece=1)
     produced = []
-    for v in ai.generate_stream(prompt="p", on_chunk=lambda c: produced.append(c)):
+    for _v in ai.generate_stream(prompt="p", on_chunk=lambda c: produced.append(c)):
         break
     for _ in range(100):
         if not any(t.name == "genkit-stream" and t.is_alive() for t in threading.enumerate()):

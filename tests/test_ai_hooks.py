@@ -10,11 +10,21 @@ import threading
 from dataclasses import replace
 
 import pytest
-
 from ai_models import call, define
+
 from llamanative import Client
-from llamanative.ai import (Genkit, Hooks, InvalidArgumentError, Message, Middleware, ModelResponseChunk,
-                            ToolContext, ToolFailed, new_tool, restart_with)
+from llamanative.ai import (
+    Genkit,
+    Hooks,
+    InvalidArgumentError,
+    Message,
+    Middleware,
+    ModelResponseChunk,
+    ToolContext,
+    ToolFailed,
+    new_tool,
+    restart_with,
+)
 
 
 @pytest.fixture
@@ -65,12 +75,26 @@ def test_first_listed_is_outermost_for_every_hook(ai):
     resp = ai.generate(prompt="1+2?", tools=["add"], use=[Recorder("a", log), Recorder("b", log)])
     assert resp.text() == "3"
     assert log == [
-        "a:gen0>", "b:gen0>",
-        "a:model>", "b:model>", "<b:model", "<a:model",
-        "a:tool:add>", "b:tool:add>", "<b:tool:add", "<a:tool:add",
-        "a:gen1>", "b:gen1>",  # the next iteration runs inside the first one's hooks
-        "a:model>", "b:model>", "<b:model", "<a:model",
-        "<b:gen1", "<a:gen1", "<b:gen0", "<a:gen0",
+        "a:gen0>",
+        "b:gen0>",
+        "a:model>",
+        "b:model>",
+        "<b:model",
+        "<a:model",
+        "a:tool:add>",
+        "b:tool:add>",
+        "<b:tool:add",
+        "<a:tool:add",
+        "a:gen1>",
+        "b:gen1>",  # the next iteration runs inside the first one's hooks
+        "a:model>",
+        "b:model>",
+        "<b:model",
+        "<a:model",
+        "<b:gen1",
+        "<a:gen1",
+        "<b:gen0",
+        "<a:gen0",
     ]
 
 
@@ -81,6 +105,7 @@ def test_legacy_middleware_wraps_outside_the_model_hooks(ai):
         def run(request, on_chunk):
             log.append("legacy>")
             return next_fn(request, on_chunk)
+
         return run
 
     define(ai, ["x"])
@@ -95,12 +120,18 @@ def test_plain_model_middleware_in_use_keeps_its_place(ai):
         def run(request, on_chunk):
             log.append("plain>")
             return next_fn(request, on_chunk)
+
         return run
 
     define(ai, ["x"])
     ai.generate(prompt="p", use=[Recorder("a", log), plain, Recorder("b", log)])
     assert [e for e in log if "model" in e or "plain" in e] == [
-        "a:model>", "plain>", "b:model>", "<b:model", "<a:model"]
+        "a:model>",
+        "plain>",
+        "b:model>",
+        "<b:model",
+        "<a:model",
+    ]
 
 
 # -- wrap_generate ---------------------------------------------------------------------------------------
@@ -140,8 +171,9 @@ def test_generate_hook_streams_its_own_message_at_message_index(ai):
     class Notice(Middleware):
         def wrap_generate(self, params, next):
             if params.on_chunk is not None:
-                params.on_chunk(ModelResponseChunk(role="user", index=params.message_index,
-                                                   content=[{"text": "(notice)"}]))
+                params.on_chunk(
+                    ModelResponseChunk(role="user", index=params.message_index, content=[{"text": "(notice)"}])
+                )
                 params = replace(params, message_index=params.message_index + 1)
             return next(params)
 
@@ -174,8 +206,9 @@ def test_resume_happens_inside_the_first_iteration(ai):
     tool = new_tool("transfer", transfer)
     first = ai.generate(prompt="pay", tools=[tool])
     (intr,) = first.interrupts()
-    resp = ai.generate(messages=first.history(), tools=[tool], use=[Gen()],
-                       tool_restarts=[restart_with(intr, new_input=20)])
+    resp = ai.generate(
+        messages=first.history(), tools=[tool], use=[Gen()], tool_restarts=[restart_with(intr, new_input=20)]
+    )
     assert resp.text() == "done"
     assert events == [("gen", 0), ("tool", 20, True), ("gen", 1)]  # the restart ran through wrap_tool too
 
@@ -189,6 +222,7 @@ def test_model_hook_sees_and_can_replace_each_call(ai):
             calls.append([m.role for m in params.request.messages])
             if params.request.messages[-1].text() == "cached?":
                 from llamanative.ai import ModelResponse
+
                 return ModelResponse(message=Message(role="model", content="from cache"), finish_reason="stop")
             return next(params)
 
@@ -295,8 +329,15 @@ def test_middleware_tools_are_visible_to_that_call_only(ai):
         ai.generate(prompt="time?", tools=["clock"], use=[WithClock()])
 
 
-@pytest.mark.parametrize("bad,match", [(42, "not a middleware"), (Recorder, "not the class Recorder"),
-                                       ("retry", "references by name"), (None, "nil middleware")])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (42, "not a middleware"),
+        (Recorder, "not the class Recorder"),
+        ("retry", "references by name"),
+        (None, "nil middleware"),
+    ],
+)
 def test_use_rejects_what_is_not_middleware(ai, bad, match):
     define(ai, ["x"])
     with pytest.raises(InvalidArgumentError, match=match):
@@ -345,14 +386,26 @@ def test_hooks_around_a_local_tool_loop(local):
         cities.append(city)
         return f"Sunny in {city}"
 
-    stream = local.generate_stream(prompt="What is the weather in Paris?", tools=[new_tool("get_weather",
-                                                                                            get_weather)],
-                                   use=[Recorder("r", log), ToolChoices("required", "none")],
-                                   config={"maxOutputTokens": 48, "temperature": 0})
+    stream = local.generate_stream(
+        prompt="What is the weather in Paris?",
+        tools=[new_tool("get_weather", get_weather)],
+        use=[Recorder("r", log), ToolChoices("required", "none")],
+        config={"maxOutputTokens": 48, "temperature": 0},
+    )
     values = list(stream)
     resp = values[-1].response
     assert len(cities) == 1 and resp.message.role == "model"
-    assert log == ["r:gen0>", "r:model>", "<r:model", "r:tool:get_weather>", "<r:tool:get_weather",
-                   "r:gen1>", "r:model>", "<r:model", "<r:gen1", "<r:gen0"]
+    assert log == [
+        "r:gen0>",
+        "r:model>",
+        "<r:model",
+        "r:tool:get_weather>",
+        "<r:tool:get_weather",
+        "r:gen1>",
+        "r:model>",
+        "<r:model",
+        "<r:gen1",
+        "<r:gen0",
+    ]
     roles = [(v.chunk.role, v.chunk.index) for v in values if not v.done]
     assert ("tool", 1) in roles and roles[-1] == ("model", 2)

@@ -18,8 +18,17 @@ import pytest
 from pydantic import BaseModel, Field
 
 from llamanative import Client
-from llamanative.ai import (Genkit, MaxTurnsExceeded, Message, ModelNotFound, ToolContext, new_tool, respond_with,
-                            restart_with)
+from llamanative.ai import (
+    Genkit,
+    InvalidPart,
+    MaxTurnsExceeded,
+    Message,
+    ModelNotFound,
+    ToolContext,
+    new_tool,
+    respond_with,
+    restart_with,
+)
 
 CFG = {"maxOutputTokens": 48, "temperature": 0}
 
@@ -43,6 +52,7 @@ def tool_choices(*choices):
             calls.append(request)
             choice = choices[min(len(calls), len(choices)) - 1]
             return next_fn(request.model_copy(update={"tool_choice": choice}), on_chunk)
+
         return run
 
     middleware.calls = calls
@@ -73,8 +83,9 @@ def test_tool_loop(ai):
         return f"Sunny, 22 degrees in {city}"
 
     mw = tool_choices("required", "none")
-    resp = ai.generate(prompt="What is the weather in Paris?", tools=[new_tool("get_weather", get_weather)],
-                       use=[mw], config=CFG)
+    resp = ai.generate(
+        prompt="What is the weather in Paris?", tools=[new_tool("get_weather", get_weather)], use=[mw], config=CFG
+    )
     assert len(seen) == 1 and isinstance(seen[0], str) and seen[0]  # schema-valid input
     assert len(mw.calls) == 2
     history = resp.history()
@@ -115,8 +126,13 @@ def test_interrupt_respond_resume(ai):
     assert resp.finish_reason == "interrupted"
     (intr,) = resp.interrupts()
     assert intr.metadata["interrupt"] == {"confirm": intr.tool_request.input}
-    final = ai.generate(messages=resp.history(), tools=[tool], tool_choice="none", config=CFG,
-                        tool_responses=[tool.respond_with(intr, "cancelled by the user")])
+    final = ai.generate(
+        messages=resp.history(),
+        tools=[tool],
+        tool_choice="none",
+        config=CFG,
+        tool_responses=[tool.respond_with(intr, "cancelled by the user")],
+    )
     history = final.history()
     assert [m.role for m in history] == ["user", "model", "tool", "model"]
     assert history[2].metadata == {"resumed": True}
@@ -129,25 +145,40 @@ def test_interrupt_restart_resume(ai):
     tool = new_tool("transfer", transfer)
     resp = ai.generate(prompt="Transfer 50 dollars to Bob.", tools=[tool], tool_choice="required", config=CFG)
     (intr,) = resp.interrupts()
-    final = ai.generate(messages=resp.history(), tools=[tool], tool_choice="none", config=CFG,
-                        tool_restarts=[restart_with(intr, new_input=20)])
+    final = ai.generate(
+        messages=resp.history(),
+        tools=[tool],
+        tool_choice="none",
+        config=CFG,
+        tool_restarts=[restart_with(intr, new_input=20)],
+    )
     out = final.history()[2].content[0].tool_response.output
     assert out == f"transferred 20 (was {intr.tool_request.input})"
     assert final.message.role == "model"
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidPart):  # the final message is text, not a tool request
         respond_with(final.message.content[0], "x")
 
 
-PERSON = {"type": "object", "additionalProperties": False, "required": ["name", "age", "tags"], "properties": {
-    "name": {"type": "string", "maxLength": 24}, "age": {"type": "integer", "minimum": 0, "maximum": 120},
-    "tags": {"type": "array", "items": {"type": "string", "maxLength": 12}, "maxItems": 3}}}
+PERSON = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "age", "tags"],
+    "properties": {
+        "name": {"type": "string", "maxLength": 24},
+        "age": {"type": "integer", "minimum": 0, "maximum": 120},
+        "tags": {"type": "array", "items": {"type": "string", "maxLength": 12}, "maxItems": 3},
+    },
+}
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_constrained_json_streams_and_validates(ai, seed):
     outs, final = [], None
-    for v in ai.generate_stream(prompt="Invent a fictional person.", output_schema=PERSON,
-                                config={"maxOutputTokens": 120, "temperature": 0.9, "seed": seed}):
+    for v in ai.generate_stream(
+        prompt="Invent a fictional person.",
+        output_schema=PERSON,
+        config={"maxOutputTokens": 120, "temperature": 0.9, "seed": seed},
+    ):
         if v.done:
             final = v.response
         else:
@@ -160,9 +191,17 @@ def test_constrained_json_streams_and_validates(ai, seed):
     assert all(set(o) <= set(PERSON["properties"]) for o in partial)
 
 
-ITEMS = {"type": "array", "minItems": 2, "maxItems": 3, "items": {
-    "type": "object", "additionalProperties": False, "required": ["animal"],
-    "properties": {"animal": {"type": "string", "maxLength": 16}}}}
+ITEMS = {
+    "type": "array",
+    "minItems": 2,
+    "maxItems": 3,
+    "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["animal"],
+        "properties": {"animal": {"type": "string", "maxLength": 16}},
+    },
+}
 
 
 def collect(stream):
@@ -176,15 +215,22 @@ def collect(stream):
 
 
 def test_text_format_streams(ai):
-    chunks, final = collect(ai.generate_stream(prompt="Name a color.", config={"maxOutputTokens": 12,
-                                                                               "temperature": 0}))
+    chunks, final = collect(
+        ai.generate_stream(prompt="Name a color.", config={"maxOutputTokens": 12, "temperature": 0})
+    )
     assert chunks[-1] == final.text() == final.output()
     assert all(final.text().startswith(c) for c in chunks)
 
 
 def test_array_format_streams_complete_items_once(ai):
-    chunks, final = collect(ai.generate_stream(prompt="List three animals.", output_format="array",
-                                               output_schema=ITEMS, config={"maxOutputTokens": 80, "temperature": 0}))
+    chunks, final = collect(
+        ai.generate_stream(
+            prompt="List three animals.",
+            output_format="array",
+            output_schema=ITEMS,
+            config={"maxOutputTokens": 80, "temperature": 0},
+        )
+    )
     items = [i for c in chunks for i in c]
     assert final.request.output.constrained
     assert 2 <= len(items) <= 3 and items == final.output()
@@ -193,14 +239,24 @@ def test_array_format_streams_complete_items_once(ai):
 
 def test_jsonl_format_streams_complete_items_once(ai):
     # jsonl is not constrained (Go's rule): a one-shot example shows the tiny model the shape.
-    example = [Message(role="user", content="List 2 colors."),
-               Message(role="model", content='{"name": "red"}\n{"name": "blue"}\n')]
-    schema = {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}},
-                                         "required": ["name"]}}
-    chunks, final = collect(ai.generate_stream(messages=example, prompt="List 2 animals.", output_format="jsonl",
-                                               output_schema=schema, output_instructions="",
-                                               config={"maxOutputTokens": 40, "temperature": 0,
-                                                       "stopSequences": ["\n\n"]}))
+    example = [
+        Message(role="user", content="List 2 colors."),
+        Message(role="model", content='{"name": "red"}\n{"name": "blue"}\n'),
+    ]
+    schema = {
+        "type": "array",
+        "items": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
+    }
+    chunks, final = collect(
+        ai.generate_stream(
+            messages=example,
+            prompt="List 2 animals.",
+            output_format="jsonl",
+            output_schema=schema,
+            output_instructions="",
+            config={"maxOutputTokens": 40, "temperature": 0, "stopSequences": ["\n\n"]},
+        )
+    )
     assert not final.request.output.constrained
     items = [i for c in chunks for i in c]
     assert len(items) >= 2 and items == final.output()
@@ -208,9 +264,13 @@ def test_jsonl_format_streams_complete_items_once(ai):
 
 
 def test_enum_format_streams(ai):
-    chunks, final = collect(ai.generate_stream(prompt="Is the sky blue? Answer yes or no.",
-                                               output_enums=["yes", "no"],
-                                               config={"maxOutputTokens": 8, "temperature": 0}))
+    chunks, final = collect(
+        ai.generate_stream(
+            prompt="Is the sky blue? Answer yes or no.",
+            output_enums=["yes", "no"],
+            config={"maxOutputTokens": 8, "temperature": 0},
+        )
+    )
     assert final.output() in ("yes", "no") and final.text() == final.output()
     assert chunks[-1] == final.output() and all(c in ("", final.output()) for c in chunks)
 
@@ -230,16 +290,19 @@ class City:
 def test_generate_data_into_pydantic_and_dataclass(ai):
     pet, resp = ai.generate_data(Pet, prompt="Invent a pet.", config={"maxOutputTokens": 80, "temperature": 0})
     assert isinstance(pet, Pet) and resp.finish_reason == "stop"
-    city, _ = ai.generate_data(City, prompt="Name a city and its country.",
-                               config={"maxOutputTokens": 60, "temperature": 0})
+    city, _ = ai.generate_data(
+        City, prompt="Name a city and its country.", config={"maxOutputTokens": 60, "temperature": 0}
+    )
     assert isinstance(city, City) and city.name
 
 
 def test_stopping_a_stream_aborts_generation(ai):
     produced = []
-    stream = ai.generate_stream(prompt="Write a very long story about a dragon and a knight.",
-                                on_chunk=lambda c: produced.append(c), config={"maxOutputTokens": 400,
-                                                                               "temperature": 0})
+    stream = ai.generate_stream(
+        prompt="Write a very long story about a dragon and a knight.",
+        on_chunk=lambda c: produced.append(c),
+        config={"maxOutputTokens": 400, "temperature": 0},
+    )
     got = []
     for v in stream:
         got.append(v)
@@ -273,7 +336,11 @@ def test_local_embedder_batches_one_call(ai, monkeypatch):
 
 
 def test_second_architecture_gemma(ai):
-    city, resp = ai.generate_data(City, model="llamanative/gemma", system="Answer in JSON.",
-                                  prompt="Name a city and its country.",
-                                  config={"maxOutputTokens": 60, "temperature": 0})
+    city, resp = ai.generate_data(
+        City,
+        model="llamanative/gemma",
+        system="Answer in JSON.",
+        prompt="Name a city and its country.",
+        config={"maxOutputTokens": 60, "temperature": 0},
+    )
     assert isinstance(city, City) and resp.usage.output_tokens > 0

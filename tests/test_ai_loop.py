@@ -10,12 +10,25 @@ import threading
 import time
 
 import pytest
+from ai_models import FULL, call, define, text
 from pydantic import BaseModel
 
-from ai_models import FULL, call, define, text
-from llamanative.ai import (FailedPreconditionError, Genkit, InvalidArgumentError, InvalidPart, MaxTurnsExceeded,
-                            Message, ModelNotFound, ToolContext, ToolFailed, ToolNotFound, UnresolvedToolRequest,
-                            new_tool, respond_with, restart_with)
+from llamanative.ai import (
+    FailedPreconditionError,
+    Genkit,
+    InvalidArgumentError,
+    InvalidPart,
+    MaxTurnsExceeded,
+    Message,
+    ModelNotFound,
+    ToolContext,
+    ToolFailed,
+    ToolNotFound,
+    UnresolvedToolRequest,
+    new_tool,
+    respond_with,
+    restart_with,
+)
 from llamanative.ai.schema import SchemaValidationError
 
 
@@ -169,7 +182,7 @@ def test_tool_input_types_are_converted():
 
     def norm(p: Point) -> float:
         seen.append(p)
-        return (p.x ** 2 + p.y ** 2) ** 0.5
+        return (p.x**2 + p.y**2) ** 0.5
 
     ai.define_tool("norm", norm)
     ai.generate(prompt="go", tools=["norm"])
@@ -205,6 +218,7 @@ def test_usage_is_per_model_call(ai):
     def answer(n):
         def f(req):
             return [call("add", {"a": 1, "b": 1})] if n == 0 else "x" * 7
+
         return f
 
     define(ai, [answer(0), answer(1)])
@@ -255,7 +269,9 @@ def test_resume_with_a_response(ai):
     model_msg, tool_msg = m.requests[1].messages[-2:]
     assert tool_msg.metadata == {"resumed": True}
     assert [(p.tool_response.name, p.tool_response.output, p.metadata) for p in tool_msg.content] == [
-        ("confirm", "user said yes", {"interruptResponse": {"by": "ui"}}), ("add", 3, {"source": "pending"})]
+        ("confirm", "user said yes", {"interruptResponse": {"by": "ui"}}),
+        ("add", 3, {"source": "pending"}),
+    ]
     req_meta = [p.metadata for p in model_msg.content]
     assert req_meta[0] == {"resolvedInterrupt": {"ask": "transfer 5?"}} and req_meta[1] == {}
 
@@ -276,8 +292,13 @@ def test_resume_with_a_restart(ai):
     assert again.tool_request.input == 7
     assert again.metadata == {"resumed": {"ok": True}, "replacedInput": 5}  # interrupt removed
     chunks = []
-    final = ai.generate(messages=resp.history(), tools=[tool], tool_restarts=[again], resume_metadata={"why": "ui"},
-                        on_chunk=chunks.append)
+    final = ai.generate(
+        messages=resp.history(),
+        tools=[tool],
+        tool_restarts=[again],
+        resume_metadata={"why": "ui"},
+        on_chunk=chunks.append,
+    )
     assert final.text() == "paid"
     tool_msg = m.requests[1].messages[-1]
     assert tool_msg.metadata == {"resumed": {"why": "ui"}}
@@ -315,8 +336,12 @@ def test_resume_consumes_a_turn(ai):
     tool = confirm_tool()
     resp = ai.generate(prompt="pay", tools=[tool])
     with pytest.raises(MaxTurnsExceeded):
-        ai.generate(messages=resp.history(), tools=[tool], max_turns=1,
-                    tool_responses=[respond_with(resp.interrupts()[0], "ok")])
+        ai.generate(
+            messages=resp.history(),
+            tools=[tool],
+            max_turns=1,
+            tool_responses=[respond_with(resp.interrupts()[0], "ok")],
+        )
 
 
 def test_generate_data_gives_none_without_text(ai):
@@ -346,9 +371,13 @@ def test_multipart_tools_return_content(ai):
     from llamanative.ai import MultipartToolResponse, Part
 
     m = define(ai, [[call("pic", {})], "ok"])
-    ai.define_multipart_tool("pic", lambda _: MultipartToolResponse(
-        output={"w": 2}, content=[Part(media={"url": "data:image/png;base64,AA", "contentType": "image/png"})]),
-        input_schema={})
+    ai.define_multipart_tool(
+        "pic",
+        lambda _: MultipartToolResponse(
+            output={"w": 2}, content=[Part(media={"url": "data:image/png;base64,AA", "contentType": "image/png"})]
+        ),
+        input_schema={},
+    )
     ai.generate(prompt="go", tools=["pic"])
     resp = m.requests[1].messages[-1].content[0].tool_response
     assert resp.output == {"w": 2} and resp.content[0].is_image()

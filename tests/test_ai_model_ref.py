@@ -9,10 +9,10 @@ replaces the prompt's config with the reference's.
 from __future__ import annotations
 
 import pytest
-
 from ai_models import define
+
 from llamanative import Client
-from llamanative.ai import (GenerationCommonConfig, Genkit, InvalidArgumentError, ModelRef, model_ref)
+from llamanative.ai import GenerationCommonConfig, Genkit, InvalidArgumentError, ModelRef, model_ref
 from llamanative.ai.prompts import load_prompt_from_source
 
 
@@ -27,7 +27,7 @@ def test_the_bundled_config_is_used_when_the_call_gives_none(ai):
     ref = model_ref("test/scripted", {"temperature": 0.1, "topK": 3})
     ai.generate(model=ref, prompt="x")
     ai.generate(model=ref, prompt="x", config={"maxOutputTokens": 9})  # replaces the whole config: no merge
-    ai.generate(model=model_ref("test/scripted"), prompt="x")           # a reference without config fills nothing
+    ai.generate(model=model_ref("test/scripted"), prompt="x")  # a reference without config fills nothing
     assert [r.config for r in m.requests] == [{"temperature": 0.1, "topK": 3}, {"maxOutputTokens": 9}, None]
 
 
@@ -55,10 +55,15 @@ def test_prompts_take_the_reference_config_by_go_rules(ai):
     ai.lookup_prompt("plain").execute()
     ai.lookup_prompt("own").execute()
     ai.lookup_prompt("own").execute(model=model_ref("test/scripted", {"topK": 2}))  # replaces the prompt's
-    ai.lookup_prompt("own").execute(model=model_ref("test/scripted"))                # nothing to replace with
-    ai.lookup_prompt("own").execute(model=ref, config={"seed": 4})                   # the call's config wins
-    assert [r.config for r in m.requests] == [{"temperature": 0.2}, {"topP": 0.9}, {"topK": 2}, {"topP": 0.9},
-                                              {"seed": 4}]
+    ai.lookup_prompt("own").execute(model=model_ref("test/scripted"))  # nothing to replace with
+    ai.lookup_prompt("own").execute(model=ref, config={"seed": 4})  # the call's config wins
+    assert [r.config for r in m.requests] == [
+        {"temperature": 0.2},
+        {"topP": 0.9},
+        {"topK": 2},
+        {"topP": 0.9},
+        {"seed": 4},
+    ]
     assert ai.lookup_prompt("plain").render().config == {"temperature": 0.2}
     assert ai.lookup_prompt("plain").render().model == "test/scripted"
 
@@ -101,8 +106,11 @@ def test_bundled_config_in_local_prompts(local):
     p = local.define_prompt("dragon", model=short, prompt=STORY)
     assert p.execute().usage.output_tokens == 3
     assert p.execute(config={"temperature": 0, "maxOutputTokens": 6}).usage.output_tokens == 6
-    dp = load_prompt_from_source(local, "---\nmodel: llamanative/smol\nconfig:\n  temperature: 0\n"
-                                        "  maxOutputTokens: 8\n---\n" + STORY, "dragon_file")
+    dp = load_prompt_from_source(
+        local,
+        "---\nmodel: llamanative/smol\nconfig:\n  temperature: 0\n  maxOutputTokens: 8\n---\n" + STORY,
+        "dragon_file",
+    )
     assert dp.execute().usage.output_tokens == 8
     resp = dp.execute(model=model_ref("llamanative/smol", {"temperature": 0, "maxOutputTokens": 2}))
     assert resp.usage.output_tokens == 2 and resp.request.config == {"temperature": 0, "maxOutputTokens": 2}

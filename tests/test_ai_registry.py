@@ -10,12 +10,30 @@ import threading
 
 import numpy as np
 import pytest
-
 from ai_models import define
-from llamanative.ai import (AlreadyExistsError, Document, Genkit, InputTypeMismatch, InvalidArgumentError, Message,
-                            ModelInfo, ModelSupports, NotFoundError, Operation, Score, UnsupportedByModel,
-                            augment_with_context, download_request_media, new_media_part, new_model,
-                            new_resource, new_resource_part, new_tool, simulate_system_prompt)
+
+from llamanative.ai import (
+    AlreadyExistsError,
+    Document,
+    Genkit,
+    InputTypeMismatch,
+    InvalidArgumentError,
+    Message,
+    ModelInfo,
+    ModelSupports,
+    NotFoundError,
+    Operation,
+    Score,
+    UnsupportedByModel,
+    augment_with_context,
+    download_request_media,
+    new_media_part,
+    new_model,
+    new_resource,
+    new_resource_part,
+    new_tool,
+    simulate_system_prompt,
+)
 
 
 @pytest.fixture
@@ -41,8 +59,10 @@ def test_child_registries_see_the_parent(ai):
 
 
 def test_new_model_is_visible_to_its_call_only(ai):
-    m = new_model("adhoc/m", lambda req: __import__("llamanative.ai").ai.ModelResponse(
-        message=Message(role="model", content="hey")))
+    m = new_model(
+        "adhoc/m",
+        lambda req: __import__("llamanative.ai").ai.ModelResponse(message=Message(role="model", content="hey")),
+    )
     assert ai.generate(model=m, prompt="x").text() == "hey"
     assert ai.lookup_model("adhoc/m") is None
 
@@ -68,7 +88,9 @@ def test_middleware_first_listed_is_outermost(ai):
                 resp = next_fn(req, cb)
                 order.append(f"<{tag}")
                 return resp
+
             return run
+
         return wrap
 
     define(ai, ["x"])
@@ -93,23 +115,34 @@ def test_docs_are_added_as_context(ai):
     ai.generate(prompt="q", docs=docs)
     part = m.requests[0].messages[-1].content[-1]
     assert part.metadata == {"purpose": "context"}
-    assert part.text == ("\n\nUse the following information to complete your task:\n\n"
-                         "- [geo]: Paris is in France\n- [1]: Water is wet\n\n")
+    assert part.text == (
+        "\n\nUse the following information to complete your task:\n\n"
+        "- [geo]: Paris is in France\n- [1]: Water is wet\n\n"
+    )
     wrapped = augment_with_context(citation_key="ref")(lambda r, c: r)
     out = wrapped(m.requests[0].model_copy(update={"messages": [Message(role="user", content="q")]}), None)
     context = out.messages[0].content[-1].text
     assert "- [geo]: Paris" in context and "- [None]: Water" in context
 
 
-@pytest.mark.parametrize("supports,kw,match", [
-    ({"multiturn": True, "tools": True}, {"prompt": [new_media_part("image/png", "data:image/png;base64,AA")]},
-     "media"),
-    ({"multiturn": True}, {"tools": [new_tool("t", lambda v: v, input_schema={})]}, "tool use"),
-    ({"tools": True}, {"messages": [Message(role="user", content="a")] * 2}, "multiple messages"),
-    ({"multiturn": True, "tools": True}, {"tools": [new_tool("t", lambda v: v, input_schema={})],
-                                          "tool_choice": "required"}, "tool choice"),
-    ({"multiturn": True}, {"output_schema": {"type": "object"}, "output_instructions": None}, None),
-])
+@pytest.mark.parametrize(
+    "supports,kw,match",
+    [
+        (
+            {"multiturn": True, "tools": True},
+            {"prompt": [new_media_part("image/png", "data:image/png;base64,AA")]},
+            "media",
+        ),
+        ({"multiturn": True}, {"tools": [new_tool("t", lambda v: v, input_schema={})]}, "tool use"),
+        ({"tools": True}, {"messages": [Message(role="user", content="a")] * 2}, "multiple messages"),
+        (
+            {"multiturn": True, "tools": True},
+            {"tools": [new_tool("t", lambda v: v, input_schema={})], "tool_choice": "required"},
+            "tool choice",
+        ),
+        ({"multiturn": True}, {"output_schema": {"type": "object"}, "output_instructions": None}, None),
+    ],
+)
 def test_validate_support(ai, supports, kw, match):
     define(ai, ['{"a": 1}'], info=ModelInfo(supports=ModelSupports(system_role=True, **supports)))
     if match is None:  # not constrained: instructions instead, no error
@@ -156,8 +189,9 @@ def test_download_request_media(ai, media_server):
     m = define(ai, ["x"] * 4, info=ModelInfo(supports=ModelSupports(media=True, multiturn=True)))
     ai.generate(prompt=[new_media_part(None, f"{base}/img.png")], use=[download_request_media(max_bytes=1000)])
     media = m.requests[0].messages[0].content[0].media
-    assert media.content_type == "image/png" and media.url == \
-        "data:image/png;base64," + base64.b64encode(payload).decode()
+    assert (
+        media.content_type == "image/png" and media.url == "data:image/png;base64," + base64.b64encode(payload).decode()
+    )
     with pytest.raises(InvalidArgumentError, match="larger than the limit"):
         ai.generate(prompt=[new_media_part(None, f"{base}/img.png")], use=[download_request_media(max_bytes=5)])
     with pytest.raises(InvalidArgumentError, match="404"):
@@ -175,8 +209,11 @@ def test_resources_are_expanded_before_the_model(ai):
     ai.define_resource("readme", lambda inp: "README body", uri="file:///readme")
     ai.generate(prompt=["see ", new_resource_part("file:///readme")])
     assert m.requests[0].messages[0].text() == "see README body"
-    notes = new_resource("notes", lambda inp: [Message(role="user", content=f"note {inp.variables['id']}")
-                                               .content[0]], template="notes://{id}")
+    notes = new_resource(
+        "notes",
+        lambda inp: [Message(role="user", content=f"note {inp.variables['id']}").content[0]],
+        template="notes://{id}",
+    )
     ai.generate(prompt=[new_resource_part("notes://42")], resources=[notes])
     assert m.requests[1].messages[0].text() == "note 42"
     with pytest.raises(NotFoundError):
@@ -218,27 +255,38 @@ def test_evaluate_scores_each_example_and_survives_failures(ai):
         return Score(score=1.0 if req.input.output == req.input.reference else 0.0, status="PASS")
 
     ai.define_evaluator("test/exact", judge, display_name="Exact")
-    results = ai.evaluate("test/exact", [{"testCaseId": "t1", "input": "q", "output": "a", "reference": "a"},
-                                         {"input": "q", "output": "boom"}])
+    results = ai.evaluate(
+        "test/exact",
+        [{"testCaseId": "t1", "input": "q", "output": "a", "reference": "a"}, {"input": "q", "output": "boom"}],
+    )
     assert results[0].test_case_id == "t1" and results[0].evaluation[0].score == 1.0
     assert len(results[1].test_case_id) == 36 and results[1].evaluation[0].status == "FAIL"
     assert results[1].evaluation[0].error.startswith(f"Evaluation of test case {results[1].test_case_id} failed")
-    ai.define_batch_evaluator("test/count", lambda req: [{"testCaseId": "all", "evaluation": [
-        {"score": len(req.dataset)}]}])
+    ai.define_batch_evaluator(
+        "test/count", lambda req: [{"testCaseId": "all", "evaluation": [{"score": len(req.dataset)}]}]
+    )
     assert ai.evaluate("test/count", [{"input": 1}, {"input": 2}])[0].evaluation[0].score == 2
 
 
 # -- prompts ------------------------------------------------------------------------------------------------
 def test_prompt_renders_system_messages_history_then_prompt(ai):
     m = define(ai, ["x", "y", "z"])
-    p = ai.define_prompt("greet", system="You greet {{ who.kind }}s.", prompt="Greet {{who.name}}.",
-                         messages=[Message(role="user", content="earlier")], config={"temperature": 1},
-                         input_schema={"type": "object", "required": ["who"]})
-    p.execute({"who": {"name": "Ada", "kind": "scientist"}},
-              messages=[Message(role="model", content="history")])
+    p = ai.define_prompt(
+        "greet",
+        system="You greet {{ who.kind }}s.",
+        prompt="Greet {{who.name}}.",
+        messages=[Message(role="user", content="earlier")],
+        config={"temperature": 1},
+        input_schema={"type": "object", "required": ["who"]},
+    )
+    p.execute({"who": {"name": "Ada", "kind": "scientist"}}, messages=[Message(role="model", content="history")])
     sent = m.requests[0].messages
-    assert [(x.role, x.text()) for x in sent] == [("system", "You greet scientists."), ("user", "earlier"),
-                                                  ("model", "history"), ("user", "Greet Ada.")]
+    assert [(x.role, x.text()) for x in sent] == [
+        ("system", "You greet scientists."),
+        ("user", "earlier"),
+        ("model", "history"),
+        ("user", "Greet Ada."),
+    ]
     assert m.requests[0].config == {"temperature": 1}
     p({"who": {"name": "Bo"}}, config={"maxOutputTokens": 3})
     assert m.requests[1].config == {"maxOutputTokens": 3}  # replaced, not merged
@@ -270,8 +318,7 @@ def test_background_model_operations(ai):
     def check(op):
         return op.model_copy(update={"done": True, "output": {"text": ops[op.id].upper()}})
 
-    ai.define_background_model("test/slow", start, check,
-                               info=ModelInfo(supports=ModelSupports(long_running=True)))
+    ai.define_background_model("test/slow", start, check, info=ModelInfo(supports=ModelSupports(long_running=True)))
     op = ai.generate_operation(model="test/slow", prompt="video please")
     assert op.action == "/background-model/test/slow" and not op.done
     done = ai.check_model_operation(op)

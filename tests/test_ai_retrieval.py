@@ -9,9 +9,16 @@ from llamanative import Client
 from llamanative.ai.embedder import new_embedder
 from llamanative.ai.errors import InvalidArgumentError
 from llamanative.ai.messages import Document
+from llamanative.ai.retrieval import (
+    BM25Reranker,
+    ClientEmbedder,
+    EmbeddingReranker,
+    RankedDocument,
+    VectorStore,
+    document_id,
+    rerank,
+)
 from llamanative.ai.retriever import Retriever, RetrieverRequest, RetrieverResponse
-from llamanative.ai.retrieval import (BM25Reranker, ClientEmbedder, EmbeddingReranker, RankedDocument, VectorStore,
-                                      document_id, rerank)
 
 # Twenty short documents, one topic each.
 TOPICS = {
@@ -131,8 +138,9 @@ def test_metadata_filter_and_predicate(store):
     sport = store.retrieve("a ball game with a net", k=1, filter=lambda d: d.metadata["topic"] == "sport")
     assert ids_of(sport) == ["tennis"]
     # Options as Genkit passes them: a mapping in the request.
-    req = RetrieverRequest(query=Document.from_text("a ball game with a net"),
-                           options={"k": 2, "filter": {"topic": "sport"}})
+    req = RetrieverRequest(
+        query=Document.from_text("a ball game with a net"), options={"k": 2, "filter": {"topic": "sport"}}
+    )
     assert sorted(ids_of(store(req))) == ["soccer", "tennis"]
     with pytest.raises(InvalidArgumentError, match="unknown retriever options"):
         store.retrieve("x", {"top": 2})
@@ -155,8 +163,9 @@ def test_persistence_round_trip(store, minilm_embedder, tmp_path):
     loaded = VectorStore.load(path, minilm_embedder)
     assert loaded.ids == store.ids and loaded.name == "topics"
     np.testing.assert_array_equal(loaded.embeddings, store.embeddings)
-    assert [d.to_dict() for d in (loaded.get(i) for i in loaded.ids)] == \
-        [d.to_dict() for d in (store.get(i) for i in store.ids)]
+    assert [d.to_dict() for d in (loaded.get(i) for i in loaded.ids)] == [
+        d.to_dict() for d in (store.get(i) for i in store.ids)
+    ]
     for query, _ in QUERIES[:3]:
         a, b = store.search(query, k=5), loaded.search(query, k=5)
         assert [(h.id, h.score) for h in a] == [(h.id, h.score) for h in b]
@@ -228,8 +237,10 @@ def test_embedding_reranker_on_search_hits(store, minilm_embedder):
     hits = store.search("sports", k=8, filter=lambda d: d.metadata["topic"] in ("sport", "music"))
     ranked = EmbeddingReranker(minilm_embedder).rerank("hitting a ball with a racket", hits_docs(hits))
     assert ranked[0].metadata["id"] == "tennis"
-    assert rerank(EmbeddingReranker(minilm_embedder), "hitting a ball with a racket", hits, {"k": 1})[0] \
-        .metadata["id"] == "tennis"
+    assert (
+        rerank(EmbeddingReranker(minilm_embedder), "hitting a ball with a racket", hits, {"k": 1})[0].metadata["id"]
+        == "tennis"
+    )
     with pytest.raises(InvalidArgumentError):
         rerank(EmbeddingReranker(minilm_embedder), ["a", "b"], hits)
 
@@ -249,8 +260,12 @@ def test_rag_flow_through_the_registry(client, minilm_path, smollm2_path):
     assert ids_of(found)[0] == "mars" and len(found.documents) == 2
     with pytest.raises(InvalidArgumentError, match="single document"):
         ai.retrieve("topics", ["Which planet is red?", "honey"])
-    resp = ai.generate(model=f"llamanative/{smollm2_path}", prompt="Why is Mars red?", docs=found.documents[:1],
-                       config={"temperature": 0, "maxOutputTokens": 12, "num_thread": 1})
+    resp = ai.generate(
+        model=f"llamanative/{smollm2_path}",
+        prompt="Why is Mars red?",
+        docs=found.documents[:1],
+        config={"temperature": 0, "maxOutputTokens": 12, "num_thread": 1},
+    )
     assert resp.text().strip()
     assert [d.metadata["id"] for d in resp.request.docs] == ["mars"]  # the retrieved context reached the model
 
@@ -265,9 +280,13 @@ def test_one_query_rule_for_the_registry_and_the_store(client, minilm_path):
     ai = Genkit(client=client)
     store = define_vector_store(ai, "rule", f"llamanative/{minilm_path}", options={"num_thread": 1})
     store.index(docs())
-    for query in ("Which planet is red?", Document.from_text("Which planet is red?"),
-                  {"content": [{"text": "Which planet is red?"}]}, Message(role="user", content="Which planet is red?"),
-                  ("Which planet is red?",)):
+    for query in (
+        "Which planet is red?",
+        Document.from_text("Which planet is red?"),
+        {"content": [{"text": "Which planet is red?"}]},
+        Message(role="user", content="Which planet is red?"),
+        ("Which planet is red?",),
+    ):
         assert ids_of(ai.retrieve("rule", query, options={"k": 1})) == ["mars"]
         assert ids_of(store.retrieve(query, k=1)) == ["mars"]
     for bad, match in (([], "required"), (None, "required"), (["a", "b"], "single document"), (42, "not a document")):

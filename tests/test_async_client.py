@@ -58,8 +58,7 @@ def test_async_callback_break_and_errors(aclient):
     async def main():
         seen = []
         last = await aclient.chat(ChatRequest(model="smol", messages=ask("Hi"), options=GREEDY), seen.append)
-        stream = await aclient.generate("smol", "Count: 1, 2,", raw=True, options={"num_predict": 200},
-                                        stream=True)
+        stream = await aclient.generate("smol", "Count: 1, 2,", raw=True, options={"num_predict": 200}, stream=True)
         async for i, _ in _aenumerate(stream):
             if i == 2:
                 break

@@ -42,8 +42,14 @@ print(json.dumps(out))
 def _probe(tmp_path: Path, env: dict[str, str], *args: str, cwd: Path | None = None) -> dict:
     full = {k: v for k, v in os.environ.items() if not k.startswith("LLAMANATIVE_")}
     full.update(env)
-    proc = subprocess.run([sys.executable, "-c", _PROBE, *map(str, args)], env=full, cwd=cwd or tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, *map(str, args)],
+        env=full,
+        cwd=cwd or tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -79,8 +85,7 @@ def test_chosen_cpu_plugin_uses_this_cpus_simd():
     """The plugin that was chosen runs the widest SIMD the host has (AVX2 here), and nothing it lacks."""
     features = next(b for b in llamanative.backends() if b["name"] == "CPU")["features"]
     flags = _host_flags()
-    for feature, flag in [("AVX", "avx"), ("AVX2", "avx2"), ("FMA", "fma"), ("F16C", "f16c"),
-                          ("AVX512", "avx512f")]:
+    for feature, flag in [("AVX", "avx"), ("AVX2", "avx2"), ("FMA", "fma"), ("F16C", "f16c"), ("AVX512", "avx512f")]:
         if features.get(feature) == "1":
             assert flag in flags, f"the plugin uses {feature} but this CPU lacks it"
     if "avx2" in flags and "avx512f" not in flags:

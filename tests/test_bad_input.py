@@ -91,19 +91,22 @@ def test_batch_builder_limits():
         _core.Batch(4).set_output(3)
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"n_ctx": -1}, "n_ctx"),
-    ({"n_batch": 0}, "n_batch"),
-    ({"n_seq_max": 0}, "n_seq_max"),
-    ({"n_seq_max": 10**6}, "n_seq_max"),
-    ({"n_threads": 0}, "n_threads"),
-    ({"pooling_type": "median"}, "pooling_type"),
-    ({"flash_attn": "maybe"}, "flash_attn"),
-    ({"type_k": "q3"}, "type_k"),
-    # llama.cpp aborts the process when there are more sequences than batch (or context) rows.
-    ({"n_seq_max": 64, "n_batch": 48, "n_ubatch": 48}, "n_seq_max=64 is more than the batch holds"),
-    ({"n_seq_max": 8, "n_ctx": 4}, "n_seq_max=8 is more than the batch holds"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"n_ctx": -1}, "n_ctx"),
+        ({"n_batch": 0}, "n_batch"),
+        ({"n_seq_max": 0}, "n_seq_max"),
+        ({"n_seq_max": 10**6}, "n_seq_max"),
+        ({"n_threads": 0}, "n_threads"),
+        ({"pooling_type": "median"}, "pooling_type"),
+        ({"flash_attn": "maybe"}, "flash_attn"),
+        ({"type_k": "q3"}, "type_k"),
+        # llama.cpp aborts the process when there are more sequences than batch (or context) rows.
+        ({"n_seq_max": 64, "n_batch": 48, "n_ubatch": 48}, "n_seq_max=64 is more than the batch holds"),
+        ({"n_seq_max": 8, "n_ctx": 4}, "n_seq_max=8 is more than the batch holds"),
+    ],
+)
 def test_bad_context_parameters(smollm2, kw, match):
     with pytest.raises(ValueError, match=match):
         _core.Context(smollm2, **kw)
@@ -122,8 +125,11 @@ def test_mean_pooling_with_a_ubatch_that_is_not_a_multiple_of_the_sequences_is_r
         _core.Context(minilm, n_ctx=100, n_batch=100, n_ubatch=100, n_seq_max=64, embeddings=True)
     with pytest.raises(ValueError, match="multiple of n_seq_max=3"):
         _core.Context(smollm2, n_ctx=512, n_seq_max=3, embeddings=True, pooling_type="mean")
-    for ok in ({"n_seq_max": 50, "embeddings": True}, {"n_seq_max": 64, "embeddings": True, "pooling_type": "cls"},
-               {"n_seq_max": 64}):
+    for ok in (
+        {"n_seq_max": 50, "embeddings": True},
+        {"n_seq_max": 64, "embeddings": True, "pooling_type": "cls"},
+        {"n_seq_max": 64},
+    ):
         with _core.Context(minilm, n_ctx=100, n_batch=100, n_ubatch=100, **ok):
             pass
 
@@ -139,6 +145,7 @@ def test_switching_embeddings_on_in_a_shape_that_cannot_pool_is_refused(minilm):
 def test_a_tiny_context_still_embeds_and_generates(smollm2_path, minilm_path):
     """A context smaller than the engine's default sequence counts: the runner sizes them down."""
     from llamanative import Client
+
     with Client() as client:
         for path in (smollm2_path, minilm_path):
             for num_ctx in (16, 100):  # 100: not a multiple of the 64 sequences an embedding decode takes
@@ -190,8 +197,7 @@ def test_the_process_survives_every_bad_input(smollm2_path, tmp_path):
         print("SURVIVED")
     """)
     # cwd: not the checkout, whose llamanative/ source folder would shadow the installed package.
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.split()
     assert lines[-1] == "SURVIVED"

@@ -8,8 +8,25 @@ from llamanative.__main__ import main
 
 
 def test_bench_grid_json(smollm2_path, capsys):
-    assert main(["bench", str(smollm2_path), "--threads", "1,2", "--pp", "32", "--tg", "4", "--reps", "2",
-                 "--output", "json"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                str(smollm2_path),
+                "--threads",
+                "1,2",
+                "--pp",
+                "32",
+                "--tg",
+                "4",
+                "--reps",
+                "2",
+                "--output",
+                "json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     rows = out["results"]
     assert [r["threads"] for r in rows] == [1, 2]
@@ -18,8 +35,10 @@ def test_bench_grid_json(smollm2_path, capsys):
 
 
 def test_bench_csv_and_embeddings(minilm_path, capsys):
-    assert main(["bench", str(minilm_path), "--pp", "0", "--tg", "0", "--embed", "16", "--reps", "1",
-                 "--output", "csv"]) == 0
+    assert (
+        main(["bench", str(minilm_path), "--pp", "0", "--tg", "0", "--embed", "16", "--reps", "1", "--output", "csv"])
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     header = lines[0].split(",")
     assert "embed_per_s" in header and float(lines[1].split(",")[header.index("embed_per_s")]) > 0
@@ -31,8 +50,25 @@ def test_bench_bad_model_path(tmp_path, capsys):
 
 
 def test_bench_on_named_device(smollm2_path, capsys):
-    assert main(["bench", str(smollm2_path), "--device", "CPU", "--pp", "16", "--tg", "4", "--reps", "1",
-                 "--output", "json"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                str(smollm2_path),
+                "--device",
+                "CPU",
+                "--pp",
+                "16",
+                "--tg",
+                "4",
+                "--reps",
+                "1",
+                "--output",
+                "json",
+            ]
+        )
+        == 0
+    )
     row = json.loads(capsys.readouterr().out)["results"][0]
     assert row["device"] == "CPU" and row["tg_tps"] > 0 and row["cpu_variant"]
 

@@ -15,10 +15,10 @@ HERMES = (
 def test_smollm2_renders_with_its_own_jinja_template(smollm2):
     t = _core.ChatTemplates(smollm2)
     assert t.caps()["has_explicit_template"] and not t.caps()["supports_tools"]
-    out = t.apply({"messages": [{"role": "system", "content": "Be brief."},
-                                {"role": "user", "content": "Hi there"}]})
-    assert out["prompt"] == ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n"
-                             "<|im_start|>assistant\n")
+    out = t.apply({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"}]})
+    assert out["prompt"] == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n"
+    )
     # SmolLM2's template adds its default system prompt when none is given.
     default = t.apply({"messages": [{"role": "user", "content": "Hi"}]})["prompt"]
     assert default.startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
@@ -34,8 +34,10 @@ def test_parser_round_trip(smollm2):
 
 def test_template_override_and_errors(smollm2):
     t = _core.ChatTemplates(smollm2, HERMES)
-    assert t.apply({"messages": [{"role": "user", "content": "x"}]})["prompt"] == \
-        "<|im_start|>user\nx<|im_end|><|im_start|>assistant"  # the {%- ... %} strip the newlines
+    assert (
+        t.apply({"messages": [{"role": "user", "content": "x"}]})["prompt"]
+        == "<|im_start|>user\nx<|im_end|><|im_start|>assistant"
+    )  # the {%- ... %} strip the newlines
     with pytest.raises(ValueError, match="template"):
         _core.ChatTemplates(smollm2, "{% for %}")
     with pytest.raises(ValueError):
@@ -45,9 +47,11 @@ def test_template_override_and_errors(smollm2):
 
 
 def test_json_schema_to_grammar_is_enforced_by_the_sampler(smollm2):
-    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12},
-                                               "population": {"type": "integer"}},
-              "required": ["city", "population"]}
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 12}, "population": {"type": "integer"}},
+        "required": ["city", "population"],
+    }
     gbnf = _core.json_schema_to_grammar(schema)
     assert "root ::=" in gbnf
     import json

@@ -29,8 +29,10 @@ from llamanative.store.modelfile import parse_modelfile
 
 # Runs the command with Ctrl-C (SIGINT) raising KeyboardInterrupt, as in a terminal, even when the
 # test run itself was started with SIGINT ignored (a background job of a non-interactive shell).
-_LAUNCH = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-           "sys.argv[0] = 'llamanative'; runpy.run_module('llamanative', run_name='__main__')")
+_LAUNCH = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'llamanative'; runpy.run_module('llamanative', run_name='__main__')"
+)
 
 MODELFILE = '''# a pirate, from the SmolLM2 GGUF next to this file
 FROM ./smollm2.gguf
@@ -56,8 +58,9 @@ class Env:
         return [sys.executable, "-c", _LAUNCH, *args]
 
     def run(self, *args: str, stdin: str = "", timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run(self.argv(*args), cwd=self.cwd, env=self.vars, input=stdin, capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run(
+            self.argv(*args), cwd=self.cwd, env=self.vars, input=stdin, capture_output=True, text=True, timeout=timeout
+        )
 
 
 def ok(r: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -91,8 +94,9 @@ def test_list(env):
     out = ok(env.run("list")).stdout.splitlines()
     assert re.match(r"^NAME\s+ID\s+SIZE\s+MODIFIED$", out[0])
     row = next(line for line in out if line.startswith("pirate:latest"))
-    assert re.match(r"^pirate:latest\s+[0-9a-f]{12}\s+\d+ MB\s+(Less than a second|\d+ seconds?|About a minute) ago$",
-                    row), row
+    assert re.match(
+        r"^pirate:latest\s+[0-9a-f]{12}\s+\d+ MB\s+(Less than a second|\d+ seconds?|About a minute) ago$", row
+    ), row
     assert ok(env.run("ls", "nomatch")).stdout.split() == ["NAME", "ID", "SIZE", "MODIFIED"]  # a prefix filter
 
 
@@ -123,8 +127,15 @@ def test_run_one_shot_verbose(env):
     r = ok(env.run("run", "pirate", "Say hello.", "--verbose", "-p", "num_predict", "4"))
     assert r.stdout.strip()
     stats = dict(line.split(":", 1) for line in r.stderr.splitlines())
-    assert {"total duration", "load duration", "prompt eval count", "prompt eval rate", "eval count",
-            "eval duration", "eval rate"} <= set(stats)
+    assert {
+        "total duration",
+        "load duration",
+        "prompt eval count",
+        "prompt eval rate",
+        "eval count",
+        "eval duration",
+        "eval rate",
+    } <= set(stats)
     assert 1 <= int(stats["eval count"].split()[0]) <= 4  # -p num_predict 4 overrides the model's 8
     assert re.match(r"^\s+\d+\.\d\d tokens/s$", stats["eval rate"])
 
@@ -143,15 +154,16 @@ class Pty:
 
     def __init__(self, env: Env, *args: str) -> None:
         self.master, slave = os.openpty()
-        self.proc = subprocess.Popen(env.argv(*args), cwd=env.cwd, env=env.vars, stdin=slave, stdout=slave,
-                                     stderr=slave, close_fds=True)
+        self.proc = subprocess.Popen(
+            env.argv(*args), cwd=env.cwd, env=env.vars, stdin=slave, stdout=slave, stderr=slave, close_fds=True
+        )
         os.close(slave)
         self.text, self.pos = "", 0
 
     def expect(self, wanted: str, timeout: float = 60) -> str:
         """Wait for ``wanted`` after what was already matched; return the text before it."""
         deadline = time.monotonic() + timeout
-        while wanted not in self.text[self.pos:]:
+        while wanted not in self.text[self.pos :]:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self.master], [], [], left)[0]:
                 raise AssertionError(f"no {wanted!r} within {timeout}s; output:\n{self.text}")
@@ -164,7 +176,7 @@ class Pty:
             self.text += data.decode("utf-8", "replace").replace("\r\n", "\n")
         start = self.pos
         self.pos = self.text.index(wanted, start) + len(wanted)
-        return self.text[start:self.pos - len(wanted)]
+        return self.text[start : self.pos - len(wanted)]
 
     def send(self, line: str) -> None:
         os.write(self.master, (line + "\n").encode())
@@ -210,9 +222,15 @@ def test_interactive_session(env):
 
 
 def test_ctrl_c_stops_a_one_shot_answer(env):
-    p = subprocess.Popen(env.argv("run", "pirate", "-p", "num_predict", "1000", "Write a long story."),
-                         cwd=env.cwd, env=env.vars, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        env.argv("run", "pirate", "-p", "num_predict", "1000", "Write a long story."),
+        cwd=env.cwd,
+        env=env.vars,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert p.stdout.read(3)  # the answer is streaming
         p.send_signal(signal.SIGINT)
@@ -233,14 +251,16 @@ def test_cp_and_rm(env):
 
 def test_embed(env, minilm_path):
     out = env.cwd / "vectors.npy"
-    r = ok(env.run("embed", str(minilm_path), "first text", "second text", "--output", str(out),
-                   "-p", "num_thread", "1"))
+    r = ok(
+        env.run("embed", str(minilm_path), "first text", "second text", "--output", str(out), "-p", "num_thread", "1")
+    )
     assert "wrote 2 embeddings of 384 dimensions" in r.stderr
     matrix = np.load(out)
     assert matrix.shape == (2, 384) and matrix.dtype == np.float32
     assert np.allclose(np.linalg.norm(matrix, axis=1), 1, atol=1e-5)
-    lines = ok(env.run("embed", str(minilm_path), "-p", "num_thread", "1",
-                       stdin="first text\n\nsecond text\n")).stdout.splitlines()
+    lines = ok(
+        env.run("embed", str(minilm_path), "-p", "num_thread", "1", stdin="first text\n\nsecond text\n")
+    ).stdout.splitlines()
     vectors = np.array([json.loads(line) for line in lines], dtype=np.float32)  # one JSON array per line
     assert np.allclose(vectors, matrix, atol=1e-6)
 
@@ -279,8 +299,9 @@ def test_errors_are_one_line(env):
     one_error_line(env.run("run", "nope", "hi"), "model 'nope:latest' not found")
     one_error_line(env.run("show", "nope"), "model 'nope:latest' not found")
     (env.cwd / "Bad.modelfile").write_text("FROM ./smollm2.gguf\nPARAMETER temprature 0.5\n")
-    one_error_line(env.run("create", "bad", "-f", "Bad.modelfile"),
-                   "Bad.modelfile, line 2: unknown parameter 'temprature'")
+    one_error_line(
+        env.run("create", "bad", "-f", "Bad.modelfile"), "Bad.modelfile, line 2: unknown parameter 'temprature'"
+    )
     one_error_line(env.run("create", "bad", "-f", "Missing"), "no Modelfile at Missing")
     (env.cwd / "broken.gguf").write_bytes(b"not a model")
     one_error_line(env.run("run", "./broken.gguf", "hi"), "is not a GGUF file")

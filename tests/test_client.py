@@ -41,8 +41,17 @@ def test_chat_returns_a_message_with_metrics(client):
     assert r.prompt_eval_count > 10 and r.eval_count > 0
     assert r.total_duration >= r.prompt_eval_duration + r.eval_duration > 0
     wire = json.loads(r.model_dump_json())
-    assert {"model", "created_at", "message", "done", "done_reason", "total_duration", "prompt_eval_count",
-            "eval_count", "eval_duration"} <= set(wire)
+    assert {
+        "model",
+        "created_at",
+        "message",
+        "done",
+        "done_reason",
+        "total_duration",
+        "prompt_eval_count",
+        "eval_count",
+        "eval_duration",
+    } <= set(wire)
 
 
 def test_streaming_iterator_equals_the_joined_answer(client):
@@ -94,8 +103,9 @@ def test_generate_raw_context_stop_and_length(client):
     assert more.prompt_eval_count < len(more.context) - more.eval_count  # the shared prefix was cached
     with pytest.raises(StatusError, match="raw mode does not support"):
         client.generate("smol", "x", raw=True, context=first.context)
-    s = client.generate("smol", "The capital of France is", raw=True,
-                        options={"temperature": 0, "num_predict": 24, "stop": ["United"]})
+    s = client.generate(
+        "smol", "The capital of France is", raw=True, options={"temperature": 0, "num_predict": 24, "stop": ["United"]}
+    )
     assert "United" not in s.response and s.done_reason == "stop"
 
 
@@ -108,8 +118,11 @@ def test_seed_makes_sampling_reproducible(client):
 
 
 def test_structured_output_follows_the_schema(client):
-    schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 20},
-                                               "age": {"type": "integer"}}, "required": ["name", "age"]}
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string", "maxLength": 20}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+    }
     r = client.chat("smol", ask("Invent a person. Reply in JSON."), format=schema, options={"temperature": 0})
     data = json.loads(r.message.content)
     assert isinstance(data["name"], str) and isinstance(data["age"], int)
@@ -205,23 +218,34 @@ def test_concurrent_chats_from_four_threads(client):
     assert sum(got[p][:8] == expected[p][:8] for p in prompts) >= 3
 
 
-@pytest.mark.parametrize("call, code, match", [
-    (lambda c: c.chat("nope", ask("x")), 404, "not found"),
-    (lambda c: c.chat("", ask("x")), 400, "model"),
-    (lambda c: c.chat("../../etc/passwd", ask("x")), 400, "invalid model name"),
-    (lambda c: c.chat("smol", ask("x"), options={"num_predict": -5}), 400, "num_predict"),
-    (lambda c: c.chat("smol", ask("x"), options={"top_k": "many"}), 400, "top_k"),
-    (lambda c: c.chat("smol", ask("x"), format="yaml"), 400, "format"),
-    (lambda c: c.chat("smol", ask("x"), keep_alive="5 minutes"), 400, "keep_alive"),
-    (lambda c: c.chat("smol", ask("x"), tools=[{"type": "function", "function": {"name": "f"}}],
-                      tool_choice={"type": "function", "function": {"name": "g"}}), 400, "not among the tools"),
-    (lambda c: c.chat("smol", ask("x"), think=True), 400, "does not support thinking"),
-    (lambda c: c.chat("mini", ask("x")), 400, "does not support chat"),
-    (lambda c: c.generate("smol", "x", suffix="y"), 400, "does not support insert"),
-    (lambda c: c.generate("smol", "x", context=[10**7]), 400, "context"),
-    (lambda c: c.chat("smol", ask("word " * 5000), truncate=False), 400, "context length"),
-    (lambda c: c.create("x", from_="/no/such/file.gguf"), 404, "not found"),
-])
+@pytest.mark.parametrize(
+    "call, code, match",
+    [
+        (lambda c: c.chat("nope", ask("x")), 404, "not found"),
+        (lambda c: c.chat("", ask("x")), 400, "model"),
+        (lambda c: c.chat("../../etc/passwd", ask("x")), 400, "invalid model name"),
+        (lambda c: c.chat("smol", ask("x"), options={"num_predict": -5}), 400, "num_predict"),
+        (lambda c: c.chat("smol", ask("x"), options={"top_k": "many"}), 400, "top_k"),
+        (lambda c: c.chat("smol", ask("x"), format="yaml"), 400, "format"),
+        (lambda c: c.chat("smol", ask("x"), keep_alive="5 minutes"), 400, "keep_alive"),
+        (
+            lambda c: c.chat(
+                "smol",
+                ask("x"),
+                tools=[{"type": "function", "function": {"name": "f"}}],
+                tool_choice={"type": "function", "function": {"name": "g"}},
+            ),
+            400,
+            "not among the tools",
+        ),
+        (lambda c: c.chat("smol", ask("x"), think=True), 400, "does not support thinking"),
+        (lambda c: c.chat("mini", ask("x")), 400, "does not support chat"),
+        (lambda c: c.generate("smol", "x", suffix="y"), 400, "does not support insert"),
+        (lambda c: c.generate("smol", "x", context=[10**7]), 400, "context"),
+        (lambda c: c.chat("smol", ask("word " * 5000), truncate=False), 400, "context length"),
+        (lambda c: c.create("x", from_="/no/such/file.gguf"), 404, "not found"),
+    ],
+)
 def test_bad_requests_get_typed_errors(client, call, code, match):
     with pytest.raises(StatusError, match=match) as e:
         call(client)
@@ -231,11 +255,14 @@ def test_bad_requests_get_typed_errors(client, call, code, match):
 def test_long_conversation_drops_oldest_messages(client):
     history = []
     for i in range(40):
-        history += [{"role": "user", "content": f"Message {i}: " + "blah " * 40},
-                    {"role": "assistant", "content": "ok"}]
+        history += [
+            {"role": "user", "content": f"Message {i}: " + "blah " * 40},
+            {"role": "assistant", "content": "ok"},
+        ]
     history.append({"role": "user", "content": "Last question?"})
-    r = client.chat("smol", [{"role": "system", "content": "Be brief."}] + history,
-                    options={"num_ctx": 1024, "num_predict": 4})
+    r = client.chat(
+        "smol", [{"role": "system", "content": "Be brief."}] + history, options={"num_ctx": 1024, "num_predict": 4}
+    )
     assert r.done and r.prompt_eval_count < 1024
 
 
@@ -267,8 +294,9 @@ def test_ollama_python_program_runs_unchanged(tmp_path, smollm2_path, minilm_pat
             print('error', e.status_code)
     """)
     env = {**__import__("os").environ, "LLAMANATIVE_MODELS": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=env,
-                         cwd=tmp_path, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0] == "True" and lines[1] == "True"
@@ -277,8 +305,21 @@ def test_ollama_python_program_runs_unchanged(tmp_path, smollm2_path, minilm_pat
 
 
 def test_module_level_functions_exist():
-    for name in ("chat", "generate", "embed", "embeddings", "list", "ps", "list_running", "show", "create",
-                 "copy", "delete", "version", "heartbeat"):
+    for name in (
+        "chat",
+        "generate",
+        "embed",
+        "embeddings",
+        "list",
+        "ps",
+        "list_running",
+        "show",
+        "create",
+        "copy",
+        "delete",
+        "version",
+        "heartbeat",
+    ):
         assert callable(getattr(llamanative, name))
     assert llamanative.version().version == llamanative.__version__
     llamanative.heartbeat()
@@ -320,9 +361,14 @@ def test_num_predict_zero_and_tiny_batches(client):
     assert r.done and r.response == "" and r.eval_count == 0
     # More parallel requests than batch room: they take turns instead of failing.
     out = []
-    threads = [threading.Thread(target=lambda: out.append(
-        client.generate("smol", "Hi", raw=True, options={"num_batch": 2, "num_predict": 4, "temperature": 0})))
-        for _ in range(3)]
+    threads = [
+        threading.Thread(
+            target=lambda: out.append(
+                client.generate("smol", "Hi", raw=True, options={"num_batch": 2, "num_predict": 4, "temperature": 0})
+            )
+        )
+        for _ in range(3)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -358,13 +404,20 @@ def test_model_messages_parameters_and_modelfile_round_trip(tmp_path, smollm2_pa
     from llamanative.store.modelfile import parse_modelfile
 
     c = Client(models_dir=tmp_path)
-    c.create("tutor", from_=str(smollm2_path), system="Be brief.",
-             parameters={"stop": ["<|im_end|>", "\n\nUser:"], "temperature": 0.0, "num_predict": 8},
-             messages=[{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "A tutor."}])
+    c.create(
+        "tutor",
+        from_=str(smollm2_path),
+        system="Be brief.",
+        parameters={"stop": ["<|im_end|>", "\n\nUser:"], "temperature": 0.0, "num_predict": 8},
+        messages=[{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "A tutor."}],
+    )
     s = c.show("tutor")
-    assert s.parameters.splitlines() == ['stop                           "<|im_end|>"',
-                                         'stop                           "\\n\\nUser:"',
-                                         "temperature                    0.0", "num_predict                    8"]
+    assert s.parameters.splitlines() == [
+        'stop                           "<|im_end|>"',
+        'stop                           "\\n\\nUser:"',
+        "temperature                    0.0",
+        "num_predict                    8",
+    ]
     assert [m.content for m in s.messages] == ["Who are you?", "A tutor."]
     mf = parse_modelfile(s.modelfile)
     assert mf.system == "Be brief." and mf.parameters["stop"] == ["<|im_end|>", "\n\nUser:"]

@@ -36,8 +36,9 @@ def greedy(client):
 
 
 def test_greedy_picks_the_most_likely_token_every_time(client):
-    r = client.generate("smol", PROMPT, raw=True, options={"temperature": 0, "num_predict": 12},
-                        logprobs=True, top_logprobs=3)
+    r = client.generate(
+        "smol", PROMPT, raw=True, options={"temperature": 0, "num_predict": 12}, logprobs=True, top_logprobs=3
+    )
     assert len(r.logprobs) == r.eval_count == 12
     for lp in r.logprobs:
         assert len(lp.top_logprobs) == 3
@@ -107,8 +108,9 @@ def test_context_shift_goes_past_the_context(client):
     ps = client.ps().models[0]
     assert ps.context_length == 256
     # Without shifting, generation ends when the context is full.
-    r = client.generate("smol", COUNT, raw=True, shift=False, options={"temperature": 0, "num_predict": 400,
-                                                                       "num_ctx": 256})
+    r = client.generate(
+        "smol", COUNT, raw=True, shift=False, options={"temperature": 0, "num_predict": 400, "num_ctx": 256}
+    )
     assert r.done_reason == "length" and len(r.context) == 256  # prompt + answer fill the context
 
 
@@ -129,8 +131,11 @@ def test_runner_options_reach_the_runner(client, greedy):
 
 def test_chat_streams_logprobs_with_each_chunk(client):
     msgs = [{"role": "user", "content": "Name a colour."}]
-    chunks = list(client.chat("smol", msgs, stream=True, logprobs=True, top_logprobs=2,
-                              options={"temperature": 0, "num_predict": 10}))
+    chunks = list(
+        client.chat(
+            "smol", msgs, stream=True, logprobs=True, top_logprobs=2, options={"temperature": 0, "num_predict": 10}
+        )
+    )
     text = "".join(c.message.content for c in chunks)
     tokens = [lp for c in chunks for lp in (c.logprobs or [])]
     assert len(tokens) == chunks[-1].eval_count
@@ -149,13 +154,17 @@ def test_top_logprobs_out_of_range_is_a_400(client):
 
 
 def test_images_on_a_model_without_vision_are_a_400(client, tmp_path):
-    png = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15"
-           b"\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff\x89\x99=\x1d\x00\x00\x00"
-           b"\x00IEND\xaeB`\x82")
+    png = (
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15"
+        b"\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff\x89\x99=\x1d\x00\x00\x00"
+        b"\x00IEND\xaeB`\x82"
+    )
     path = tmp_path / "dot.png"
     path.write_bytes(png)
-    for call in (lambda: client.generate("smol", "What is this?", images=[path]),
-                 lambda: client.chat("smol", [{"role": "user", "content": "What?", "images": [png]}])):
+    for call in (
+        lambda: client.generate("smol", "What is this?", images=[path]),
+        lambda: client.chat("smol", [{"role": "user", "content": "What?", "images": [png]}]),
+    ):
         with pytest.raises(StatusError) as e:
             call()
         assert e.value.status_code == 400 and e.value.error == '"smol" does not support vision'

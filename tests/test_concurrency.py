@@ -122,8 +122,12 @@ def test_the_prefix_cache_never_returns_a_stale_prefix(runner, smollm2_path):
     # Prompts that share a long prefix and then differ: each must get the answer a
     # fresh model gives, whichever slot and cached prefix it lands on.
     base = "Here is a list of facts about the world. " * 4
-    prompts = [base + "The capital of France is", base + "The capital of Italy is", base + "Water is made of",
-               base + "The capital of France is"]
+    prompts = [
+        base + "The capital of France is",
+        base + "The capital of Italy is",
+        base + "Water is made of",
+        base + "The capital of France is",
+    ]
     fresh = Runner(str(smollm2_path), RunnerConfig(n_ctx=1024, n_parallel=1))
     try:
         expected = [collect(_submitted(fresh, job_for(fresh, p)))[0] for p in prompts]

@@ -29,9 +29,26 @@ def completion_tool():
 def tool_greedy(tool, model_path, prompt: str, n: int) -> str:
     """What llama.cpp's completion tool prints for ``prompt``, greedy, without the prompt."""
     out = subprocess.run(
-        [str(tool), "-m", str(model_path), "-p", prompt, "-n", str(n), "--temp", "0", "-no-cnv",
-         "--no-display-prompt", "-t", "2", "--seed", "0"],
-        capture_output=True, check=True).stdout.decode()
+        [
+            str(tool),
+            "-m",
+            str(model_path),
+            "-p",
+            prompt,
+            "-n",
+            str(n),
+            "--temp",
+            "0",
+            "-no-cnv",
+            "--no-display-prompt",
+            "-t",
+            "2",
+            "--seed",
+            "0",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
     return out.removesuffix("\n\n")  # the tool ends its output with a blank line
 
 
@@ -311,8 +328,9 @@ def test_decodes_from_several_threads_agree(smollm2):
     """The pool serves whichever thread decodes: results equal the main thread's."""
     ref = greedy(smollm2, PROMPT, 12, n_threads=2)
     results = []
-    threads = [threading.Thread(target=lambda: results.append(greedy(smollm2, PROMPT, 12, n_threads=2)))
-               for _ in range(3)]
+    threads = [
+        threading.Thread(target=lambda: results.append(greedy(smollm2, PROMPT, 12, n_threads=2))) for _ in range(3)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -13,13 +13,16 @@ import pytest
 from llamanative import _core
 from llamanative.errors import DecodeAbortedError
 
-TEXTS = [f"Sentence {i}: the {w} crosses the river at night." for i, w in
-         enumerate(["cat", "train", "cloud", "letter", "teacher", "signal", "garden", "engine"] * 32)]
+TEXTS = [
+    f"Sentence {i}: the {w} crosses the river at night."
+    for i, w in enumerate(["cat", "train", "cloud", "letter", "teacher", "signal", "garden", "engine"] * 32)
+]
 
 
 def encoder_ctx(model, n_seq_max=64, **kw):
-    return _core.Context(model, n_ctx=512, n_batch=512, n_ubatch=512, n_seq_max=n_seq_max,
-                         n_threads=2, embeddings=True, **kw)
+    return _core.Context(
+        model, n_ctx=512, n_batch=512, n_ubatch=512, n_seq_max=n_seq_max, n_threads=2, embeddings=True, **kw
+    )
 
 
 def test_tokenize_many_equals_tokenize(minilm, smollm2):
@@ -31,8 +34,9 @@ def test_tokenize_many_equals_tokenize(minilm, smollm2):
             assert tokens.dtype == np.int32 and offsets.dtype == np.int64
             assert len(offsets) == len(texts) + 1 and offsets[0] == 0 and offsets[-1] == len(tokens)
             for i, t in enumerate(texts):
-                np.testing.assert_array_equal(tokens[offsets[i]:offsets[i + 1]],
-                                              v.tokenize(t, add_special=True, parse_special=special))
+                np.testing.assert_array_equal(
+                    tokens[offsets[i] : offsets[i + 1]], v.tokenize(t, add_special=True, parse_special=special)
+                )
     empty_tokens, empty_offsets = minilm.vocab.tokenize_many([])
     assert len(empty_tokens) == 0 and list(empty_offsets) == [0]
 
@@ -43,7 +47,7 @@ def test_tokenize_many_long_text_retries_with_the_exact_size(smollm2):
     texts = ["word " * 5000, "short", "x" * 10000]
     tokens, offsets = smollm2.vocab.tokenize_many(texts)
     for i, t in enumerate(texts):
-        np.testing.assert_array_equal(tokens[offsets[i]:offsets[i + 1]], smollm2.vocab.tokenize(t))
+        np.testing.assert_array_equal(tokens[offsets[i] : offsets[i + 1]], smollm2.vocab.tokenize(t))
 
 
 def test_tokenize_many_rejects_bad_input(minilm):
@@ -99,8 +103,9 @@ def test_smaller_packs_give_the_same_rows_in_more_decodes(minilm):
 
 
 def test_causal_model_with_mean_pooling(smollm2):
-    ctx = _core.Context(smollm2, n_ctx=256, n_batch=256, n_ubatch=256, n_seq_max=16, n_threads=2,
-                        embeddings=True, pooling_type="mean")
+    ctx = _core.Context(
+        smollm2, n_ctx=256, n_batch=256, n_ubatch=256, n_seq_max=16, n_threads=2, embeddings=True, pooling_type="mean"
+    )
     texts = TEXTS[:40]
     tokens, offsets = smollm2.vocab.tokenize_many(texts)
     out = np.empty((len(texts), ctx.n_embd_out), np.float32)
@@ -112,16 +117,19 @@ def test_causal_model_with_mean_pooling(smollm2):
         assert float(one[0] @ out[i]) >= 0.9999
 
 
-@pytest.mark.parametrize("case, match", [
-    ("bad_token", "input 2: token id"),
-    ("negative_token", "input 0: token id -1"),
-    ("empty_input", "input 1 is empty"),
-    ("too_long", "input 0 has 600 tokens"),
-    ("offsets_end", "end at len"),
-    ("offsets_start", "start at 0"),
-    ("out_shape", r"\(3, 384\) float32 matrix"),
-    ("offsets_2d", "one-dimensional"),
-])
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("bad_token", "input 2: token id"),
+        ("negative_token", "input 0: token id -1"),
+        ("empty_input", "input 1 is empty"),
+        ("too_long", "input 0 has 600 tokens"),
+        ("offsets_end", "end at len"),
+        ("offsets_start", "start at 0"),
+        ("out_shape", r"\(3, 384\) float32 matrix"),
+        ("offsets_2d", "one-dimensional"),
+    ],
+)
 def test_bad_input_is_a_value_error_and_the_context_stays_usable(minilm, case, match):
     ctx = encoder_ctx(minilm)
     good = [minilm.vocab.tokenize(t) for t in TEXTS[:3]]

@@ -12,8 +12,7 @@ B = "A man is riding a white horse on an enclosed ground."
 
 
 def embed(model, texts, **kw):
-    ctx = _core.Context(model, n_ctx=512, n_batch=512, n_ubatch=512, n_seq_max=len(texts),
-                        embeddings=True, **kw)
+    ctx = _core.Context(model, n_ctx=512, n_batch=512, n_ubatch=512, n_seq_max=len(texts), embeddings=True, **kw)
     batch = _core.Batch(512)
     for i, t in enumerate(texts):
         batch.add_sequence(model.vocab.tokenize(t), 0, i, output="all")

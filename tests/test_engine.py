@@ -8,12 +8,11 @@ import time
 import numpy as np
 import pytest
 
-from llamanative.engine import (CompletionJob, EmbedJob, Failed, Finished, Piece, Runner, RunnerConfig,
-                                SamplingParams)
+from llamanative._core import StopMatcher
+from llamanative.engine import CompletionJob, EmbedJob, Failed, Finished, Piece, Runner, RunnerConfig, SamplingParams
 from llamanative.engine.runner import IDLE_EXIT_S
 from llamanative.engine.scheduler import Scheduler
 from llamanative.errors import NoKvSlotError
-from llamanative._core import StopMatcher
 
 GREEDY = SamplingParams(temperature=0)
 
@@ -42,13 +41,16 @@ def complete(runner, prompt, n=16, stops=(), params=GREEDY):
     return collect(job)
 
 
-@pytest.mark.parametrize("pieces, stops, out", [
-    (["Hello wor", "ld! STOP here"], ["STOP"], "Hello world! "),
-    (["abc S", "TO", "P def"], ["STOP"], "abc "),
-    (["abc S", "T"], ["STOP"], "abc ST"),  # never completed: held text is released at the end
-    (["no stops here"], [], "no stops here"),
-    (["x<", "|end", "|>y"], ["<|end|>", "zz"], "x"),
-])
+@pytest.mark.parametrize(
+    "pieces, stops, out",
+    [
+        (["Hello wor", "ld! STOP here"], ["STOP"], "Hello world! "),
+        (["abc S", "TO", "P def"], ["STOP"], "abc "),
+        (["abc S", "T"], ["STOP"], "abc ST"),  # never completed: held text is released at the end
+        (["no stops here"], [], "no stops here"),
+        (["x<", "|end", "|>y"], ["<|end|>", "zz"], "x"),
+    ],
+)
 def test_stop_matcher(pieces, stops, out):
     m = StopMatcher(stops)
     text = "".join(m.push(p) for p in pieces) + m.flush()
@@ -80,8 +82,11 @@ def test_greedy_takes_the_tokens_of_llama_cpps_greedy_sampler(runner):
         # The runner's attention path: the two paths round differently, and greedy follows near-ties.
         with _core.Context(model, n_ctx=1024, n_seq_max=4, flash_attn=runner.flash_attn) as ctx:
             sampler = _core.Sampler(model).greedy()  # sampled by llama_sampler_sample, not the fast path
-            ref = [s.token for s in generate_step(ctx, sampler, model.vocab.tokenize(prompt), max_tokens=16)
-                   if not s.is_eog]
+            ref = [
+                s.token
+                for s in generate_step(ctx, sampler, model.vocab.tokenize(prompt), max_tokens=16)
+                if not s.is_eog
+            ]
             sampler.close()
         assert list(fin.tokens) == ref
 
@@ -113,10 +118,11 @@ def _two_jobs_that_overflow_the_cache(smollm2_path, per_token):
     """Two 60-token prompts generating 150 tokens each in a 256-cell cache: they fit alone, not together."""
     r = Runner(str(smollm2_path), RunnerConfig(n_ctx=256, n_parallel=2))
     try:
-        prompts = [r.vocab.tokenize(f"Story {i}: once upon a time, in a village by the sea, there lived " * 4)[:60]
-                   for i in (1, 2)]
-        jobs = [CompletionJob(np.asarray(p, np.int32), GREEDY, 150, shift=False, per_token=per_token)
-                for p in prompts]
+        prompts = [
+            r.vocab.tokenize(f"Story {i}: once upon a time, in a village by the sea, there lived " * 4)[:60]
+            for i in (1, 2)
+        ]
+        jobs = [CompletionJob(np.asarray(p, np.int32), GREEDY, 150, shift=False, per_token=per_token) for p in prompts]
         for job in jobs:
             r.submit(job)
         outcomes = []
@@ -144,8 +150,14 @@ def test_a_full_cache_fails_a_request_that_has_streamed_text_with_a_typed_error(
 
 
 def test_concurrent_requests_share_steps_and_match_single_runs(runner):
-    prompts = ["The capital of France is", "1, 2, 3, 4,", "Water is made of", "Once upon a time",
-               "The largest planet is", "My favourite colour is"]
+    prompts = [
+        "The capital of France is",
+        "1, 2, 3, 4,",
+        "Water is made of",
+        "Once upon a time",
+        "The largest planet is",
+        "My favourite colour is",
+    ]
     single = {p: complete(runner, p, 12)[0] for p in prompts}
     results = {}
 
@@ -256,7 +268,7 @@ def test_concurrent_embed_calls_are_merged_and_exact(minilm_path):
             j = EmbedJob.from_sequences([v.tokenize(t)])
             r.submit(j)
             alone[t] = j.result.result(timeout=60)[0].copy()
-        jobs = [EmbedJob.from_sequences([v.tokenize(t) for t in texts[i:i + 8]]) for i in range(0, 32, 8)]
+        jobs = [EmbedJob.from_sequences([v.tokenize(t) for t in texts[i : i + 8]]) for i in range(0, 32, 8)]
         jobs.append(EmbedJob.from_sequences([np.ones(600, np.int32)]))  # too long: fails alone
         for j in jobs:
             r.submit(j)  # queued together: the worker packs them into shared batches
@@ -296,8 +308,7 @@ def test_jobs_submitted_as_the_worker_ends_are_never_lost(runner):
         time.sleep(IDLE_EXIT_S * (0.8 + 0.02 * i))  # sweeps across the moment the worker ends
     done = []
     jobs = [CompletionJob(runner.model.vocab.tokenize(f"Count {i}:"), GREEDY, 2, ()) for i in range(8)]
-    threads = [threading.Thread(target=lambda j=j: (runner.submit(j), done.append(collect(j))))
-               for j in jobs]
+    threads = [threading.Thread(target=lambda j=j: (runner.submit(j), done.append(collect(j)))) for j in jobs]
     time.sleep(IDLE_EXIT_S)
     for t in threads:
         t.start()

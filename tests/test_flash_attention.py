@@ -4,21 +4,40 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_engine import GREEDY, collect
 
 from llamanative import Client, _core
 from llamanative.engine import CompletionJob, Piece, Runner, RunnerConfig
-from llamanative.engine.attention import (ENV_VAR, SCORES_BUDGET_BYTES, flash_attn_setting, resolve_flash_attn,
-                                          scores_bytes)
-from test_engine import GREEDY, collect
+from llamanative.engine.attention import (
+    ENV_VAR,
+    SCORES_BUDGET_BYTES,
+    flash_attn_setting,
+    resolve_flash_attn,
+    scores_bytes,
+)
 
-STORY = ("The lighthouse keeper climbed the stairs every evening, counted the ships on the horizon "
-         "and wrote their names in a book that nobody else ever read. ")
+STORY = (
+    "The lighthouse keeper climbed the stairs every evening, counted the ships on the horizon "
+    "and wrote their names in a book that nobody else ever read. "
+)
 
 
-@pytest.mark.parametrize("value, expected", [
-    (None, "auto"), ("", "auto"), ("auto", "auto"), ("on", "on"), ("ON", "on"), ("1", "on"), ("true", "on"),
-    ("off", "off"), ("0", "off"), ("False", "off"), (" off ", "off"),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (None, "auto"),
+        ("", "auto"),
+        ("auto", "auto"),
+        ("on", "on"),
+        ("ON", "on"),
+        ("1", "on"),
+        ("true", "on"),
+        ("off", "off"),
+        ("0", "off"),
+        ("False", "off"),
+        (" off ", "off"),
+    ],
+)
 def test_the_environment_variable_is_parsed(monkeypatch, value, expected):
     if value is None:
         monkeypatch.delenv(ENV_VAR, raising=False)
@@ -68,8 +87,10 @@ def test_both_attention_paths_compute_the_same_logits_deep_in_a_context(name, re
     path = request.getfixturevalue(f"{name}_path")
     logits = []
     for fa in ("on", "off"):
-        with _core.Model(path) as model, _core.Context(model, n_ctx=1024, n_batch=512, n_ubatch=512,
-                                                       flash_attn=fa) as ctx:
+        with (
+            _core.Model(path) as model,
+            _core.Context(model, n_ctx=1024, n_batch=512, n_ubatch=512, flash_attn=fa) as ctx,
+        ):
             tokens = model.vocab.tokenize(STORY * 12)
             assert len(tokens) > 300
             b = _core.Batch(512)
@@ -96,8 +117,9 @@ def test_runners_with_either_setting_start_with_the_same_token_and_probability(s
     for fa in ("on", "off"):
         runner = Runner(str(smollm2_path), RunnerConfig(n_ctx=1024, flash_attn=fa))
         try:
-            job = CompletionJob(np.asarray(runner.vocab.tokenize(STORY * 6), np.int32), GREEDY, 4, logprobs=0,
-                                per_token=False)
+            job = CompletionJob(
+                np.asarray(runner.vocab.tokenize(STORY * 6), np.int32), GREEDY, 4, logprobs=0, per_token=False
+            )
             runner.submit(job)
             piece = job.events.get(timeout=120)
             assert isinstance(piece, Piece) and len(piece.logprobs) == 4

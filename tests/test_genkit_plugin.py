@@ -60,8 +60,7 @@ def test_generate_with_a_local_model(ai):
 
 def test_streaming_chunks_add_up_to_the_response(ai):
     async def go():
-        result = ai.generate_stream(prompt="Count from one to five.",
-                                    config={"maxOutputTokens": 16, "temperature": 0})
+        result = ai.generate_stream(prompt="Count from one to five.", config={"maxOutputTokens": 16, "temperature": 0})
         chunks = [c.text async for c in result.stream]
         return chunks, await result.response
 
@@ -70,10 +69,10 @@ def test_streaming_chunks_add_up_to_the_response(ai):
 
 
 def test_structured_output_is_constrained(ai):
-    resp = run(ai.generate(prompt="Invent a pet.", output_schema=Pet,
-                           config={"maxOutputTokens": 60, "temperature": 0}))
-    jsonschema.validate(resp.output if isinstance(resp.output, dict) else resp.output.model_dump(),
-                        Pet.model_json_schema())
+    resp = run(ai.generate(prompt="Invent a pet.", output_schema=Pet, config={"maxOutputTokens": 60, "temperature": 0}))
+    jsonschema.validate(
+        resp.output if isinstance(resp.output, dict) else resp.output.model_dump(), Pet.model_json_schema()
+    )
 
 
 def test_tool_requests_come_back_well_formed(ai):
@@ -82,8 +81,15 @@ def test_tool_requests_come_back_well_formed(ai):
         """Get the current weather in a city."""
         return f"Sunny in {city}"
 
-    resp = run(ai.generate(prompt="What is the weather in Paris?", tools=["get_weather"], tool_choice="required",
-                           return_tool_requests=True, config={"maxOutputTokens": 48, "temperature": 0}))
+    resp = run(
+        ai.generate(
+            prompt="What is the weather in Paris?",
+            tools=["get_weather"],
+            tool_choice="required",
+            return_tool_requests=True,
+            config={"maxOutputTokens": 48, "temperature": 0},
+        )
+    )
     (part,) = resp.tool_requests
     assert part.tool_request.name == "get_weather" and part.tool_request.input and part.tool_request.ref
 

@@ -111,7 +111,7 @@ def test_close_is_idempotent_and_guarded(smollm2_path):
     m.close()
     assert m.closed
     with pytest.raises(ValueError, match="closed"):
-        m.n_params
+        _ = m.n_params
     with pytest.raises(ValueError, match="closed"):
         m.vocab.tokenize("x")
 

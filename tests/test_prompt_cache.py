@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_engine import GREEDY, collect, collect_with_logprobs
 
 from llamanative.engine import CompletionJob, Finished, Runner, RunnerConfig, TokenLogprobs
 from llamanative.engine.prompt_cache import MIN_PARK_TOKENS, PromptCache, common_prefix
 from llamanative.engine.runner import MIN_SHARE_TOKENS
-from test_engine import GREEDY, collect, collect_with_logprobs
 
-STORY = ("Once upon a time, in a small village by the sea, there lived an old fisherman who "
-         "told stories to the children every evening. ")
+STORY = (
+    "Once upon a time, in a small village by the sea, there lived an old fisherman who "
+    "told stories to the children every evening. "
+)
 
 
 def run(runner, tokens, n=12):
@@ -37,7 +39,7 @@ def conversation(runner, i: int) -> np.ndarray:
 def slot_holding(runner, tokens) -> int | None:
     for s in runner._slots:
         cached = runner._stepper.cached(s.seq)
-        if len(cached) >= len(tokens) and np.array_equal(cached[:len(tokens)], tokens):
+        if len(cached) >= len(tokens) and np.array_equal(cached[: len(tokens)], tokens):
             return s.seq
     return None
 
@@ -56,6 +58,7 @@ class Recording:
         def recorded(*args, **kwargs):
             self._calls[name].append((args, kwargs))
             return attr(*args, **kwargs)
+
         return recorded
 
 
@@ -77,8 +80,9 @@ def test_a_new_request_parks_the_other_idle_slots(runner):
 def test_a_parked_conversation_is_restored_and_gives_the_same_tokens(runner, smollm2_path):
     a, b = conversation(runner, 1), conversation(runner, 2)
     _, fin_a = run(runner, a)
-    follow_up = np.concatenate([a, np.asarray(fin_a.tokens, np.int32),
-                                runner.vocab.tokenize(" And then?", add_special=False)])
+    follow_up = np.concatenate(
+        [a, np.asarray(fin_a.tokens, np.int32), runner.vocab.tokenize(" And then?", add_special=False)]
+    )
     run(runner, b)  # parks A
     assert slot_holding(runner, a) is None
     text, fin = run(runner, follow_up)
@@ -124,7 +128,7 @@ def test_prompt_cache_keeps_the_longest_match_and_evicts_the_oldest():
     cache = PromptCache(capacity_bytes=100)
     cache.put(a, b"a" * 40)
     cache.put(b, b"b" * 40)
-    assert cache.best(a[:n - 1], at_least=0) is None  # fewer than MIN_PARK_TOKENS shared
+    assert cache.best(a[: n - 1], at_least=0) is None  # fewer than MIN_PARK_TOKENS shared
     assert cache.best(a, at_least=n) is None  # must share more than at_least
     entry, shared = cache.best(np.concatenate([a, d]), at_least=0)
     assert entry.state == b"a" * 40 and shared == n and len(cache) == 2  # copied, not taken
@@ -151,7 +155,7 @@ def test_sliding_window_prefix_that_was_pruned_is_evaluated_again(gemma3_path):
         run(r, first, n=2)
         assert r.ctx.seq_pos_min(0) > 0  # the window's cache dropped the oldest positions
         # Shares a prefix shorter than the window: its attention needs positions that are gone.
-        second = np.concatenate([first[:n_swa - 12], r.vocab.tokenize(" Item red.", add_special=False)])
+        second = np.concatenate([first[: n_swa - 12], r.vocab.tokenize(" Item red.", add_special=False)])
         text, fin = run(r, second, n=8)
         assert fin.prompt_eval_count == len(second)  # not a continuation of a pruned cache
     finally:
@@ -240,20 +244,24 @@ def test_a_running_slots_longer_prefix_is_shared_without_restoring_a_shorter_par
     # Flash attention on: a sequence generated beside another is parked, not dropped.
     r = Runner(str(smollm2_path), RunnerConfig(n_ctx=2048, n_parallel=4, flash_attn="on"))
     try:
+
         def tok(text):
             return r.vocab.tokenize(text, add_special=False)
+
         system = r.vocab.tokenize("System: you are a careful assistant. Answer briefly, kindly and in English. ")
         topic = tok(" Context: " + STORY * 4)
         donor_prompt = np.concatenate([system, topic, tok(" Question: who told the stories?")])
         # Shares the system prompt and two thirds of the context with the later prompt: less than the donor.
-        parked_prompt = np.concatenate([system, topic[:2 * len(topic) // 3], tok(" Meanwhile, far away. " + STORY * 2)])
+        parked_prompt = np.concatenate(
+            [system, topic[: 2 * len(topic) // 3], tok(" Meanwhile, far away. " + STORY * 2)]
+        )
         new_prompt = np.concatenate([system, topic, tok(" Question: where did he live?")])
         donor = CompletionJob(donor_prompt, GREEDY, 400, shift=False)
         r.submit(donor)
         donor.events.get(timeout=120)  # its prompt is in the KV cache
         run(r, parked_prompt, n=4)
         run(r, r.vocab.tokenize("Something else entirely, about the weather today."), n=4)
-        assert any(np.array_equal(e.tokens[:len(parked_prompt)], parked_prompt) for e in r._parked._entries.values())
+        assert any(np.array_equal(e.tokens[: len(parked_prompt)], parked_prompt) for e in r._parked._entries.values())
         assert common_prefix(parked_prompt, new_prompt) >= MIN_PARK_TOKENS  # a restore would be worth it alone
         calls: dict[str, list] = {"load_seq_state": [], "seq_cp": []}
         real = r.ctx
@@ -270,8 +278,9 @@ def test_a_running_slots_longer_prefix_is_shared_without_restoring_a_shorter_par
 
 
 @pytest.mark.parametrize("fa, expect_parked", [("off", 0), ("on", 1), ("auto", 0)])
-def test_an_interleaved_sequence_is_dropped_not_copied_without_flash_attention(smollm2_path, monkeypatch,
-                                                                                fa, expect_parked):
+def test_an_interleaved_sequence_is_dropped_not_copied_without_flash_attention(
+    smollm2_path, monkeypatch, fa, expect_parked
+):
     """Without flash attention, copying out a sequence whose cells alternate with another's is slow:
     such a sequence is cleared without a copy, and a contiguous one is still parked. With "auto"
     (as on a GPU, where llama.cpp decides and does not say) the layout is unknown: cleared too."""
@@ -292,7 +301,7 @@ def test_an_interleaved_sequence_is_dropped_not_copied_without_flash_attention(s
         c = conversation(r, 3)
         run(r, c)
         run(r, r.vocab.tokenize("And now a question about cooking rice properly."))
-        assert any(np.array_equal(e.tokens[:len(c)], c) for e in r._parked._entries.values())
+        assert any(np.array_equal(e.tokens[: len(c)], c) for e in r._parked._entries.values())
     finally:
         r.close()
 
@@ -303,8 +312,9 @@ def test_only_the_first_half_of_a_context_is_shared(smollm2_path):
     try:
         long_start = r.vocab.tokenize(STORY * 12)[:300]  # more than half the context; both fit beside each other
         assert len(long_start) == 300 and r.ctx.n_ctx_seq == 512
-        first = CompletionJob(np.concatenate([long_start, r.vocab.tokenize(" One.", add_special=False)]), GREEDY, 50,
-                              shift=False)
+        first = CompletionJob(
+            np.concatenate([long_start, r.vocab.tokenize(" One.", add_special=False)]), GREEDY, 50, shift=False
+        )
         r.submit(first)
         first.events.get(timeout=120)  # its prompt is in the KV cache
         second_prompt = np.concatenate([long_start, r.vocab.tokenize(" Two.", add_special=False)])

@@ -25,11 +25,10 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from llamanative import Client
-from llamanative.types import PullRequest
 from llamanative.errors import AuthorizationError, StatusError
-from llamanative.store import ModelStore
-from llamanative.store import download
+from llamanative.store import ModelStore, download
 from llamanative.store.pull import pull
+from llamanative.types import PullRequest
 
 MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MODEL = "application/vnd.ollama.image.model"
@@ -40,6 +39,7 @@ SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db
 
 
 # -- the local server ------------------------------------------------------------------------
+
 
 @dataclass
 class Seen:
@@ -100,8 +100,16 @@ def send_json(h, obj, status: int = 200, headers: dict | None = None) -> None:
     h.wfile.write(body)
 
 
-def send_blob(h, src: bytes | Path, *, ranges: bool = True, drop_after: int | None = None,
-              chunk: int = 1 << 20, delay: float = 0.0, headers: dict | None = None) -> None:
+def send_blob(
+    h,
+    src: bytes | Path,
+    *,
+    ranges: bool = True,
+    drop_after: int | None = None,
+    chunk: int = 1 << 20,
+    delay: float = 0.0,
+    headers: dict | None = None,
+) -> None:
     """Send ``src`` (bytes, or a file read from disk in chunks), honouring ``Range`` unless told not to.
 
     ``drop_after``: close the socket after that many body bytes. ``delay``: sleep between chunks.
@@ -126,9 +134,9 @@ def send_blob(h, src: bytes | Path, *, ranges: bool = True, drop_after: int | No
             f.seek(start)
         pos, sent = start, 0
         while pos < size:
-            piece = src[pos:pos + chunk] if f is None else f.read(chunk)
+            piece = src[pos : pos + chunk] if f is None else f.read(chunk)
             if drop_after is not None and sent + len(piece) >= drop_after:
-                h.wfile.write(piece[:drop_after - sent])
+                h.wfile.write(piece[: drop_after - sent])
                 h.wfile.flush()
                 h.close_connection = True
                 h.connection.shutdown(socket.SHUT_RDWR)  # mid-body: the client sees a cut connection
@@ -164,8 +172,16 @@ class Published:
         return next(d for m, d, _ in self.layers if m == media)
 
 
-def publish(server: Server, name: str, tag: str, layers: list[tuple[str, bytes | Path]], *,
-            config: dict | None = None, blob_opts: dict | None = None, digests: dict | None = None) -> Published:
+def publish(
+    server: Server,
+    name: str,
+    tag: str,
+    layers: list[tuple[str, bytes | Path]],
+    *,
+    config: dict | None = None,
+    blob_opts: dict | None = None,
+    digests: dict | None = None,
+) -> Published:
     """Serve a model on ``server`` as a registry does; ``blob_opts`` (by media type) go to :func:`send_blob`."""
     ns, model = name.split("/")
     entries, paths = [], {}
@@ -178,11 +194,14 @@ def publish(server: Server, name: str, tag: str, layers: list[tuple[str, bytes |
         paths[d] = path
         opts = (blob_opts or {}).get(media, {})
         server.routes[path] = lambda h, src=src, opts=opts: send_blob(h, src, **opts)
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": MANIFEST,
-        "config": {"mediaType": CONFIG, "digest": entries[-1][1], "size": entries[-1][2]},
-        "layers": [{"mediaType": m, "digest": d, "size": s} for m, d, s in entries[:-1]],
-    }).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": {"mediaType": CONFIG, "digest": entries[-1][1], "size": entries[-1][2]},
+            "layers": [{"mediaType": m, "digest": d, "size": s} for m, d, s in entries[:-1]],
+        }
+    ).encode()
 
     def send_manifest(h):
         h.send_response(200)
@@ -198,6 +217,7 @@ def publish(server: Server, name: str, tag: str, layers: list[tuple[str, bytes |
 
 # -- fixtures ----------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def server():
     s = Server()
@@ -212,8 +232,11 @@ def _local_only(monkeypatch, server):
     monkeypatch.setenv("HF_ENDPOINT", server.url)
     for var in ("LLAMANATIVE_REGISTRY_TOKEN", "HF_TOKEN"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(download, "POLICY", download.RetryPolicy(
-        attempts=3, first_delay=0.01, max_delay=0.05, connect_timeout=5, read_timeout=5))
+    monkeypatch.setattr(
+        download,
+        "POLICY",
+        download.RetryPolicy(attempts=3, first_delay=0.01, max_delay=0.05, connect_timeout=5, read_timeout=5),
+    )
 
 
 @pytest.fixture
@@ -246,20 +269,30 @@ def assert_stored(store: ModelStore, pub: Published, name: str) -> None:
 
 # -- the registry ---------------------------------------------------------------------------
 
+
 def test_full_registry_pull_of_the_real_gguf_then_list_show_generate(tmp_path, server, smollm2_path):
     template = "{{ if .System }}{{ .System }}\n{{ end }}{{ .Prompt }}"
     params = json.dumps({"temperature": 0.2, "top_k": 20}).encode()
-    pub = publish(server, "library/smol", "135m", [(MODEL, smollm2_path), (TEMPLATE, template.encode()),
-                                                   (PARAMS, params)],
-                  digests={MODEL: "sha256:" + SMOLLM2_SHA256})
+    pub = publish(
+        server,
+        "library/smol",
+        "135m",
+        [(MODEL, smollm2_path), (TEMPLATE, template.encode()), (PARAMS, params)],
+        digests={MODEL: "sha256:" + SMOLLM2_SHA256},
+    )
     c = Client(models_dir=str(tmp_path / "models"))
     steps = list(c.pull("smol:135m", stream=True))
 
     statuses = [s.status for s in steps]
     order = [statuses[0]] + [s for i, s in enumerate(statuses[1:], 1) if s != statuses[i - 1]]
-    assert order == ["pulling manifest", *(f"pulling {d[7:19]}" for _, d, _ in pub.layers),
-                     "verifying sha256 digest", "writing manifest", "success"]
-    for media, digest, size in pub.layers:  # model, template, params, then config, as Ollama
+    assert order == [
+        "pulling manifest",
+        *(f"pulling {d[7:19]}" for _, d, _ in pub.layers),
+        "verifying sha256 digest",
+        "writing manifest",
+        "success",
+    ]
+    for _media, digest, size in pub.layers:  # model, template, params, then config, as Ollama
         mine = pulling(steps, digest)
         assert mine and all(p.total == size and 0 <= p.completed <= size for p in mine)
         assert [p.completed for p in mine] == sorted(p.completed for p in mine)
@@ -371,8 +404,12 @@ def test_401_is_an_authorization_error_and_the_token_does_not_leak(store, server
     realm = f"{server.url}/token"
 
     def refuse(h):
-        send_json(h, {"errors": [{"code": "UNAUTHORIZED", "message": f"bad token {secret}"}]}, 401,
-                  {"WWW-Authenticate": f'Bearer realm="{realm}",service="test"'})
+        send_json(
+            h,
+            {"errors": [{"code": "UNAUTHORIZED", "message": f"bad token {secret}"}]},
+            401,
+            {"WWW-Authenticate": f'Bearer realm="{realm}",service="test"'},
+        )
 
     server.routes["/v2/library/private/manifests/latest"] = refuse
     caplog.set_level(logging.DEBUG)
@@ -489,11 +526,21 @@ def hf_repo(server: Server, repo: str = "org/tiny-GGUF", *, tree: bool = True, q
         sha["tiny-Q4_K_M.gguf"] = q4_sha
     if tree:
         listing = [{"type": "file", "path": "README.md", "size": 10, "oid": "a" * 40}] + [
-            {"type": "file", "path": p, "size": len(d), "oid": "b" * 40,
-             "lfs": {"oid": sha[p], "size": len(d), "pointerSize": 134}} for p, d in files.items()]
+            {
+                "type": "file",
+                "path": p,
+                "size": len(d),
+                "oid": "b" * 40,
+                "lfs": {"oid": sha[p], "size": len(d), "pointerSize": 134},
+            }
+            for p, d in files.items()
+        ]
         server.routes[f"/api/models/{repo}/tree/main"] = lambda h: send_json(h, listing)
-    info = {"id": repo, "siblings": [{"rfilename": "README.md"}] + [
-        {"rfilename": p, "size": len(d), "lfs": {"sha256": sha[p], "size": len(d)}} for p, d in files.items()]}
+    info = {
+        "id": repo,
+        "siblings": [{"rfilename": "README.md"}]
+        + [{"rfilename": p, "size": len(d), "lfs": {"sha256": sha[p], "size": len(d)}} for p, d in files.items()],
+    }
     server.routes[f"/api/models/{repo}"] = lambda h: send_json(h, info)
 
 
@@ -531,14 +578,16 @@ def test_hugging_face_siblings_listing_digest_check_and_errors(store, server, mo
     secret = "hf_sekrit0123456789"
     monkeypatch.setenv("HF_TOKEN", secret)
     server.routes["/api/models/org/gated/tree/main"] = lambda h: send_json(
-        h, {"error": "Access to model org/gated is restricted"}, 403, {"X-Error-Code": "GatedRepo"})
+        h, {"error": "Access to model org/gated is restricted"}, 403, {"X-Error-Code": "GatedRepo"}
+    )
     with pytest.raises(AuthorizationError) as e:
         list(pull(store, "hf.co/org/gated:Q4_K_M"))
     assert e.value.status_code == 403 and e.value.signin_url == "https://huggingface.co/login"
     assert "gated" in str(e.value) and secret not in str(e.value)
     assert server.seen[-1].headers.get("Authorization") == f"Bearer {secret}"
     server.routes["/api/models/org/gone/tree/main"] = lambda h: send_json(
-        h, {"error": "Repository not found"}, 401, {"X-Error-Code": "RepoNotFound"})
+        h, {"error": "Repository not found"}, 401, {"X-Error-Code": "RepoNotFound"}
+    )
     with pytest.raises(StatusError) as e:
         list(pull(store, "hf.co/org/gone"))
     assert e.value.status_code == 404 and "org/gone" in e.value.error
@@ -546,13 +595,13 @@ def test_hugging_face_siblings_listing_digest_check_and_errors(store, server, mo
 
 # -- plain URLs -----------------------------------------------------------------------------
 
+
 def test_direct_url_download_with_resume(store, server):
     calls = []
 
     def file(h):
         calls.append((h.headers.get("Range"), h.headers.get("If-Range")))
-        send_blob(h, Q8, drop_after=300_000 if len(calls) == 1 else None, chunk=1 << 16,
-                  headers={"ETag": '"v1"'})
+        send_blob(h, Q8, drop_after=300_000 if len(calls) == 1 else None, chunk=1 << 16, headers={"ETag": '"v1"'})
 
     server.routes["/files/My Tiny Model.Q8_0.gguf"] = file
     url = f"{server.url}/files/My%20Tiny%20Model.Q8_0.gguf"

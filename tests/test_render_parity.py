@@ -40,25 +40,35 @@ Messages = list[dict[str, str]]
 
 CONVERSATIONS: dict[str, Messages] = {
     "single_user_turn": [{"role": "user", "content": "Hi"}],
-    "system_and_user": [{"role": "system", "content": "Answer in one word."},
-                        {"role": "user", "content": "What colour is the sky?"}],
-    "multi_turn": [{"role": "user", "content": "What is 2+2?"},
-                   {"role": "assistant", "content": "4"},
-                   {"role": "user", "content": "And times 3?"},
-                   {"role": "assistant", "content": "12.\nAnything else?"},
-                   {"role": "user", "content": "No, thanks."}],
-    "multi_turn_with_system": [{"role": "system", "content": "You are terse."},
-                               {"role": "user", "content": "Name a fruit."},
-                               {"role": "assistant", "content": "Apple."},
-                               {"role": "user", "content": "Another."}],
-    "unicode": [{"role": "system", "content": "Réponds en français, s'il te plaît — merci ! ☺"},
-                {"role": "user", "content": "Grüße aus 東京 👋🏽 (e\u0301, ﬁ, 𝔘𝔫𝔦𝔠𝔬𝔡𝔢, עברית, Ελληνικά)"},
-                {"role": "assistant", "content": "Bonjour ! 🇫🇷"},
-                {"role": "user", "content": "Ça va ?"}],
+    "system_and_user": [
+        {"role": "system", "content": "Answer in one word."},
+        {"role": "user", "content": "What colour is the sky?"},
+    ],
+    "multi_turn": [
+        {"role": "user", "content": "What is 2+2?"},
+        {"role": "assistant", "content": "4"},
+        {"role": "user", "content": "And times 3?"},
+        {"role": "assistant", "content": "12.\nAnything else?"},
+        {"role": "user", "content": "No, thanks."},
+    ],
+    "multi_turn_with_system": [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Name a fruit."},
+        {"role": "assistant", "content": "Apple."},
+        {"role": "user", "content": "Another."},
+    ],
+    "unicode": [
+        {"role": "system", "content": "Réponds en français, s'il te plaît — merci ! ☺"},
+        {"role": "user", "content": "Grüße aus 東京 👋🏽 (e\u0301, ﬁ, 𝔘𝔫𝔦𝔠𝔬𝔡𝔢, עברית, Ελληνικά)"},
+        {"role": "assistant", "content": "Bonjour ! 🇫🇷"},
+        {"role": "user", "content": "Ça va ?"},
+    ],
     # Text that looks like markup stays text: no engine may interpret it.
-    "markup_and_whitespace": [{"role": "user", "content": "  <|im_end|>{{ messages }}{% if x %}\n\n"},
-                              {"role": "assistant", "content": "```json\n{\"a\": 1}\n```\r\n\t"},
-                              {"role": "user", "content": "\n"}],
+    "markup_and_whitespace": [
+        {"role": "user", "content": "  <|im_end|>{{ messages }}{% if x %}\n\n"},
+        {"role": "assistant", "content": '```json\n{"a": 1}\n```\r\n\t'},
+        {"role": "user", "content": "\n"},
+    ],
 }
 
 
@@ -101,8 +111,13 @@ def _raise_exception(message: str) -> None:
     raise _TemplateError(message)
 
 
-def _tojson(x: Any, ensure_ascii: bool = False, indent: int | None = None,
-            separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:
+def _tojson(
+    x: Any,
+    ensure_ascii: bool = False,
+    indent: int | None = None,
+    separators: tuple[str, str] | None = None,
+    sort_keys: bool = False,
+) -> str:
     return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
 
@@ -116,8 +131,10 @@ def hf_render(template: str, messages: Messages, vocab: _core.Vocab) -> str:
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
-    special = {"bos_token": vocab.token_text(vocab.bos) if vocab.bos >= 0 else "",
-               "eos_token": vocab.token_text(vocab.eos) if vocab.eos >= 0 else ""}
+    special = {
+        "bos_token": vocab.token_text(vocab.bos) if vocab.bos >= 0 else "",
+        "eos_token": vocab.token_text(vocab.eos) if vocab.eos >= 0 else "",
+    }
     return env.from_string(template).render(messages=messages, add_generation_prompt=True, **special)
 
 
@@ -142,10 +159,12 @@ def test_gemma3_carries_no_template_and_llama_cpp_falls_back_to_chatml(vocab_mod
 def test_smollm2_matches_llama_cpp_builtin_formatter(client, vocab_models, name: str) -> None:
     messages = CONVERSATIONS[name]
     # The one documented difference: the Jinja template's default system prompt.
-    reference_messages = messages if has_system(messages) else \
-        [{"role": "system", "content": SMOLLM2_DEFAULT_SYSTEM}, *messages]
-    assert client_render(client, "smol", messages) == \
-        builtin_render(vocab_models["smol"].chat_template, reference_messages)
+    reference_messages = (
+        messages if has_system(messages) else [{"role": "system", "content": SMOLLM2_DEFAULT_SYSTEM}, *messages]
+    )
+    assert client_render(client, "smol", messages) == builtin_render(
+        vocab_models["smol"].chat_template, reference_messages
+    )
 
 
 @pytest.mark.parametrize("name", CONVERSATIONS)

@@ -18,8 +18,16 @@ def run(model, sampler, n=16, prompt=PROMPT):
 
 
 def full_chain(model, seed):
-    return (_core.Sampler(model).penalties(64, 1.1, 0.1, 0.1).top_k(40).typical(0.95)
-            .top_p(0.9).min_p(0.05).temperature(0.8).dist(seed))
+    return (
+        _core.Sampler(model)
+        .penalties(64, 1.1, 0.1, 0.1)
+        .top_k(40)
+        .typical(0.95)
+        .top_p(0.9)
+        .min_p(0.05)
+        .temperature(0.8)
+        .dist(seed)
+    )
 
 
 def test_seed_makes_runs_reproducible(smollm2):
@@ -33,7 +41,14 @@ def test_seed_makes_runs_reproducible(smollm2):
 def test_stage_names_and_order(smollm2):
     s = full_chain(smollm2, 1)
     assert [x.split("(")[0] for x in s.stages] == [
-        "penalties", "top_k", "typical", "top_p", "min_p", "temperature", "dist"]
+        "penalties",
+        "top_k",
+        "typical",
+        "top_p",
+        "min_p",
+        "temperature",
+        "dist",
+    ]
     with pytest.raises(ValueError, match="last stage"):
         s.top_k(5)
 
@@ -64,12 +79,12 @@ def test_grammar_constrains_output(smollm2):
 
 
 def test_json_grammar(smollm2):
-    grammar = r'''
+    grammar = r"""
 root   ::= "{" ws "\"name\":" ws string "," ws "\"age\":" ws number ws "}"
 string ::= "\"" [a-zA-Z ]{1,12} "\""
 number ::= [0-9]{1,3}
 ws     ::= [ ]?
-'''
+"""
     toks = run(smollm2, _core.Sampler(smollm2).grammar(grammar).greedy(), 48, prompt="A person as JSON:")
     import json
 
@@ -93,17 +108,20 @@ def test_invalid_grammar_raises(smollm2):
         _core.Sampler(smollm2).grammar_lazy('root ::= "a"')
 
 
-@pytest.mark.parametrize("build, match", [
-    (lambda s: s.top_p(0.0), "top_p"),
-    (lambda s: s.top_p(1.5), "top_p"),
-    (lambda s: s.min_p(-0.1), "min_p"),
-    (lambda s: s.typical(0.0), "typical_p"),
-    (lambda s: s.temperature(float("nan")), "temperature"),
-    (lambda s: s.penalties(-2), "repeat_last_n"),
-    (lambda s: s.penalties(64, 0.0), "repeat_penalty"),
-    (lambda s: s.dist(2**32), "seed"),
-    (lambda s: s.logit_bias({10**6: 1.0}), "out of range"),
-])
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda s: s.top_p(0.0), "top_p"),
+        (lambda s: s.top_p(1.5), "top_p"),
+        (lambda s: s.min_p(-0.1), "min_p"),
+        (lambda s: s.typical(0.0), "typical_p"),
+        (lambda s: s.temperature(float("nan")), "temperature"),
+        (lambda s: s.penalties(-2), "repeat_last_n"),
+        (lambda s: s.penalties(64, 0.0), "repeat_penalty"),
+        (lambda s: s.dist(2**32), "seed"),
+        (lambda s: s.logit_bias({10**6: 1.0}), "out of range"),
+    ],
+)
 def test_bad_parameters_raise_value_error(smollm2, build, match):
     with pytest.raises(ValueError, match=match):
         build(_core.Sampler(smollm2))

@@ -10,19 +10,23 @@ from llamanative.errors import StatusError
 from llamanative.store import ModelStore, parse_name, sha256_file
 
 
-@pytest.mark.parametrize("name, parts", [
-    ("smollm2", ("registry.ollama.ai", "library", "smollm2", "latest")),
-    ("smollm2:135m", ("registry.ollama.ai", "library", "smollm2", "135m")),
-    ("me/tiny:v1", ("registry.ollama.ai", "me", "tiny", "v1")),
-    ("hf.co/org/model:Q4_K_M", ("hf.co", "org", "model", "Q4_K_M")),
-    ("localhost:5000/ns/m:t", ("localhost:5000", "ns", "m", "t")),
-])
+@pytest.mark.parametrize(
+    "name, parts",
+    [
+        ("smollm2", ("registry.ollama.ai", "library", "smollm2", "latest")),
+        ("smollm2:135m", ("registry.ollama.ai", "library", "smollm2", "135m")),
+        ("me/tiny:v1", ("registry.ollama.ai", "me", "tiny", "v1")),
+        ("hf.co/org/model:Q4_K_M", ("hf.co", "org", "model", "Q4_K_M")),
+        ("localhost:5000/ns/m:t", ("localhost:5000", "ns", "m", "t")),
+    ],
+)
 def test_names(name, parts):
     assert parse_name(name).parts() == parts
 
 
-@pytest.mark.parametrize("bad", ["", " ", "../etc/passwd", "a/../../b", "a/b/c/d", "m:..", "..:x",
-                                 "model name", "/abs", "m:"])
+@pytest.mark.parametrize(
+    "bad", ["", " ", "../etc/passwd", "a/../../b", "a/b/c/d", "m:..", "..:x", "model name", "/abs", "m:"]
+)
 def test_bad_names_are_400(bad):
     with pytest.raises(StatusError) as e:
         parse_name(bad)
@@ -31,8 +35,13 @@ def test_bad_names_are_400(bad):
 
 def test_create_list_show_copy_delete(tmp_path, smollm2_path):
     store = ModelStore(tmp_path / "models")
-    m = store.create("tiny:latest", from_=str(smollm2_path), system="Be brief.",
-                     parameters={"temperature": 0.2}, template="{{ .Prompt }}")
+    m = store.create(
+        "tiny:latest",
+        from_=str(smollm2_path),
+        system="Be brief.",
+        parameters={"temperature": 0.2},
+        template="{{ .Prompt }}",
+    )
     assert m.name == "tiny:latest"
     assert sha256_file(m.path) == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
     assert m.layer_text("application/vnd.ollama.image.system") == "Be brief."

@@ -87,69 +87,95 @@ class Case:
 # bounds the length of an answer, so a sampled one cannot run on past num_predict.
 CASES: dict[str, Case] = {
     # nested object, required and optional fields, integer bounds, minLength/maxLength, enum
-    "person": Case({
-        "type": "object",
-        "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 16},
-            "age": {"type": "integer", "minimum": 18, "maximum": 99},
-            "role": {"enum": ["admin", "editor", "viewer"]},
-            "address": {
-                "type": "object",
-                "properties": {"city": {"type": "string", "maxLength": 16},
-                               "zip": {"type": "string", "pattern": "^[0-9]{5}$"}},
-                "required": ["city", "zip"],
-                "additionalProperties": False,
+    "person": Case(
+        {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 16},
+                "age": {"type": "integer", "minimum": 18, "maximum": 99},
+                "role": {"enum": ["admin", "editor", "viewer"]},
+                "address": {
+                    "type": "object",
+                    "properties": {
+                        "city": {"type": "string", "maxLength": 16},
+                        "zip": {"type": "string", "pattern": "^[0-9]{5}$"},
+                    },
+                    "required": ["city", "zip"],
+                    "additionalProperties": False,
+                },
+                "nickname": {"type": "string", "maxLength": 10},
             },
-            "nickname": {"type": "string", "maxLength": 10},
+            "required": ["name", "age", "role", "address"],
+            "additionalProperties": False,
         },
-        "required": ["name", "age", "role", "address"],
-        "additionalProperties": False,
-    }, "Invent a user of a web site. Reply in JSON."),
+        "Invent a user of a web site. Reply in JSON.",
+    ),
     # arrays with item types, minItems/maxItems, enum items, number, boolean
-    "arrays": Case({
-        "type": "object",
-        "properties": {
-            "scores": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 100},
-                       "minItems": 2, "maxItems": 4},
-            "colours": {"type": "array", "items": {"enum": ["red", "green", "blue"]}, "minItems": 1, "maxItems": 3},
-            "ratio": {"type": "number"},
-            "passed": {"type": "boolean"},
-        },
-        "required": ["scores", "colours", "ratio", "passed"],
-        "additionalProperties": False,
-    }, "Report the test scores of a student, the colours of the team and the pass ratio. Reply in JSON."),
-    # $defs / $ref (one definition used twice), exclusive integer bounds, const, anyOf with null
-    "refs": Case({
-        "$defs": {
-            "point": {
-                "type": "object",
-                "properties": {"x": {"type": "integer", "minimum": -10, "maximum": 10},
-                               "y": {"type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 50}},
-                "required": ["x", "y"],
-                "additionalProperties": False,
+    "arrays": Case(
+        {
+            "type": "object",
+            "properties": {
+                "scores": {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 0, "maximum": 100},
+                    "minItems": 2,
+                    "maxItems": 4,
+                },
+                "colours": {"type": "array", "items": {"enum": ["red", "green", "blue"]}, "minItems": 1, "maxItems": 3},
+                "ratio": {"type": "number"},
+                "passed": {"type": "boolean"},
             },
+            "required": ["scores", "colours", "ratio", "passed"],
+            "additionalProperties": False,
         },
-        "type": "object",
-        "properties": {
-            "kind": {"const": "segment"},
-            "start": {"$ref": "#/$defs/point"},
-            "end": {"$ref": "#/$defs/point"},
-            "label": {"anyOf": [{"type": "string", "maxLength": 12}, {"type": "null"}]},
+        "Report the test scores of a student, the colours of the team and the pass ratio. Reply in JSON.",
+    ),
+    # $defs / $ref (one definition used twice), exclusive integer bounds, const, anyOf with null
+    "refs": Case(
+        {
+            "$defs": {
+                "point": {
+                    "type": "object",
+                    "properties": {
+                        "x": {"type": "integer", "minimum": -10, "maximum": 10},
+                        "y": {"type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 50},
+                    },
+                    "required": ["x", "y"],
+                    "additionalProperties": False,
+                },
+            },
+            "type": "object",
+            "properties": {
+                "kind": {"const": "segment"},
+                "start": {"$ref": "#/$defs/point"},
+                "end": {"$ref": "#/$defs/point"},
+                "label": {"anyOf": [{"type": "string", "maxLength": 12}, {"type": "null"}]},
+            },
+            "required": ["kind", "start", "end", "label"],
+            "additionalProperties": False,
         },
-        "required": ["kind", "start", "end", "label"],
-        "additionalProperties": False,
-    }, "Describe a line segment on a grid. Reply in JSON."),
+        "Describe a line segment on a grid. Reply in JSON.",
+    ),
     # what ollama-python users pass: a pydantic model ($defs, $ref, anyOf, titles, defaults), the class itself
     "pydantic": Case(Owner.model_json_schema(), "Invent a pet owner and their pets. Reply in JSON.", format=Owner),
     # a top-level array of objects
-    "top_level_array": Case({
-        "type": "array",
-        "items": {"type": "object",
-                  "properties": {"city": {"type": "string", "maxLength": 14},
-                                 "rank": {"type": "integer", "minimum": 1, "maximum": 3}},
-                  "required": ["city", "rank"], "additionalProperties": False},
-        "minItems": 1, "maxItems": 3,
-    }, "List the three largest cities of Italy, ranked. Reply in JSON."),
+    "top_level_array": Case(
+        {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "city": {"type": "string", "maxLength": 14},
+                    "rank": {"type": "integer", "minimum": 1, "maximum": 3},
+                },
+                "required": ["city", "rank"],
+                "additionalProperties": False,
+            },
+            "minItems": 1,
+            "maxItems": 3,
+        },
+        "List the three largest cities of Italy, ranked. Reply in JSON.",
+    ),
 }
 
 # (model, case) pairs; Gemma gets the richest schema (see the module docstring).
@@ -173,8 +199,9 @@ def validate(text: str, schema: dict[str, Any], where: str) -> Any:
 
 
 def check_finished(r: ChatResponse | GenerateResponse, where: str, text: str) -> None:
-    assert r.done and r.done_reason == "stop", \
+    assert r.done and r.done_reason == "stop", (
         f"{where}: ended by {r.done_reason!r} after {r.eval_count} tokens, so it was not checked: {text!r}"
+    )
 
 
 def per_seed(fn: Callable[[int], T], seeds: Sequence[int] | range = SEEDS) -> list[T]:
@@ -197,7 +224,8 @@ def test_chat_outputs_follow_the_schema(client: Client, model: str, name: str) -
     case = CASES[name]
     seeds = GEMMA_SEEDS if model == "gemma" else SEEDS
     answers = per_seed(
-        lambda seed: client.chat(model, ask(case.prompt), format=case.request_format, options=options(seed)), seeds)
+        lambda seed: client.chat(model, ask(case.prompt), format=case.request_format, options=options(seed)), seeds
+    )
     outputs = []
     for seed, r in zip(seeds, answers):
         where = f"{model}/{name}/seed {seed}"
@@ -252,8 +280,9 @@ def test_generate_with_a_schema(client: Client, raw: bool) -> None:
     case = CASES["person"]
     prompt = case.prompt if not raw else f"{case.prompt}\nJSON:"
     seeds = range(SLOTS)  # one batch of answers is enough: chat runs the full matrix
-    answers = per_seed(lambda seed: client.generate("smol", prompt, format=case.schema, raw=raw, options=options(seed)),
-                       seeds)
+    answers = per_seed(
+        lambda seed: client.generate("smol", prompt, format=case.schema, raw=raw, options=options(seed)), seeds
+    )
     outputs = []
     for seed, r in zip(seeds, answers):
         where = f"generate raw={raw}/seed {seed}"
@@ -264,8 +293,11 @@ def test_generate_with_a_schema(client: Client, raw: bool) -> None:
 
 
 def test_generate_streaming_with_format_json(client: Client) -> None:
-    chunks = list(client.generate("smol", JSON_CASES[0][1], format="json", options={**options(2), "num_predict": 512},
-                                  stream=True))
+    chunks = list(
+        client.generate(
+            "smol", JSON_CASES[0][1], format="json", options={**options(2), "num_predict": 512}, stream=True
+        )
+    )
     text = "".join(c.response for c in chunks)
     check_finished(chunks[-1], "generate stream json", text)
     assert isinstance(json.loads(text), dict), text
@@ -275,18 +307,26 @@ def test_generate_streaming_with_format_json(client: Client) -> None:
 # converter refuses, and keywords it would skip silently (refused by llamanative
 # before the converter sees them, so output never only looks constrained).
 BAD_SCHEMAS = {
-    "number_bounds": ({"type": "object", "properties": {"x": {"type": "number", "minimum": 0}}},
-                      r"#/properties/x: minimum \(bounds are enforced for integers only\)"),
+    "number_bounds": (
+        {"type": "object", "properties": {"x": {"type": "number", "minimum": 0}}},
+        r"#/properties/x: minimum \(bounds are enforced for integers only\)",
+    ),
     "unique_items": ({"type": "array", "items": {"type": "integer"}, "uniqueItems": True}, "#: uniqueItems"),
     "unanchored_pattern": ({"type": "string", "pattern": "a+"}, "must be anchored"),
     "email_format": ({"type": "string", "format": "email"}, "format 'email'"),
-    "missing_def": ({"type": "object", "properties": {"a": {"$ref": "#/$defs/nope"}}, "required": ["a"]},
-                    r"cannot resolve \$ref #/\$defs/nope"),
-    "remote_ref": ({"type": "object", "properties": {"a": {"$ref": "https://example.com/a.json"}}},
-                   r"unsupported \$ref https://example.com/a.json"),
+    "missing_def": (
+        {"type": "object", "properties": {"a": {"$ref": "#/$defs/nope"}}, "required": ["a"]},
+        r"cannot resolve \$ref #/\$defs/nope",
+    ),
+    "remote_ref": (
+        {"type": "object", "properties": {"a": {"$ref": "https://example.com/a.json"}}},
+        r"unsupported \$ref https://example.com/a.json",
+    ),
     "unknown_type": ({"type": "object", "properties": {"a": {"type": "decimal"}}}, "unrecognized type decimal"),
-    "negative_min_items": ({"type": "array", "items": {"type": "integer"}, "minItems": -1},
-                           "minItems must be a non-negative integer"),
+    "negative_min_items": (
+        {"type": "array", "items": {"type": "integer"}, "minItems": -1},
+        "minItems must be a non-negative integer",
+    ),
 }
 
 CALLS: dict[str, Callable[[Client, dict[str, Any]], Iterable[Any]]] = {

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import VOCAB_DIR
 
 from llamanative import _core
-
-from conftest import VOCAB_DIR
 
 SEP = "\n__ggml_vocab_test__\n"
 VOCABS = sorted(p for p in VOCAB_DIR.glob("ggml-vocab-*.gguf") if p.with_suffix(".gguf.out").exists())

@@ -11,7 +11,7 @@ import math
 import pickle
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pytest
@@ -74,8 +74,20 @@ def validation_message(exc_info: pytest.ExceptionInfo[ValidationError]) -> str:
 # --- the package --------------------------------------------------------------
 
 
-MODULES = ["base", "duration", "think", "options", "images", "tools", "tool_builder", "messages",
-           "metrics", "requests", "responses", "models"]
+MODULES = [
+    "base",
+    "duration",
+    "think",
+    "options",
+    "images",
+    "tools",
+    "tool_builder",
+    "messages",
+    "metrics",
+    "requests",
+    "responses",
+    "models",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -89,11 +101,23 @@ def test_package_exports_every_public_name():
     package = importlib.import_module("llamanative.types")
     assert getattr(package, "__file__", None), (
         "llamanative.types imports as a namespace package: the editable install predates "
-        "llamanative/types/__init__.py; reinstall it (pip install -e .)")
+        "llamanative/types/__init__.py; reinstall it (pip install -e .)"
+    )
     missing = [name for name in package.__all__ if not hasattr(package, name)]
     assert missing == []
-    for name in ("ChatResponse", "GenerateResponse", "Options", "Message", "Tool", "Image",
-                 "ResponseError", "RequestError", "Duration", "ThinkValue", "tool_from_function"):
+    for name in (
+        "ChatResponse",
+        "GenerateResponse",
+        "Options",
+        "Message",
+        "Tool",
+        "Image",
+        "ResponseError",
+        "RequestError",
+        "Duration",
+        "ThinkValue",
+        "tool_from_function",
+    ):
         assert name in package.__all__
     assert package.ResponseError is ResponseError
     assert package.EmbeddingsResponse is EmbeddingResponse
@@ -137,11 +161,18 @@ def test_setitem_and_get():
 
 
 def test_nested_dict_access_on_a_response():
-    resp = ChatResponse.model_validate({
-        "model": "m", "created_at": "2024-05-01T12:00:00Z", "done": True,
-        "message": {"role": "assistant", "content": "",
-                    "tool_calls": [{"function": {"name": "f", "arguments": {"x": 1}}}]},
-    })
+    resp = ChatResponse.model_validate(
+        {
+            "model": "m",
+            "created_at": "2024-05-01T12:00:00Z",
+            "done": True,
+            "message": {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"function": {"name": "f", "arguments": {"x": 1}}}],
+            },
+        }
+    )
     assert resp["message"]["tool_calls"][0]["function"]["name"] == "f"
     assert resp.message.tool_calls[0].function.arguments == {"x": 1}
     assert resp.get("message").get("content") == ""
@@ -168,37 +199,78 @@ def test_json_names_reach_fields_through_dict_access():
 
 def test_chat_response_json_field_names():
     resp = ChatResponse(
-        model="m", created_at=WHEN, done=True, done_reason="stop",
-        message=Message(role="assistant", content="Hi", thinking="hmm", tool_name=None,
-                        tool_calls=[ToolCall(id="call_1", function=ToolCallFunction(index=1, name="f"))]),
-        total_duration=5 * SECOND, load_duration=SECOND, prompt_eval_count=10, prompt_eval_duration=SECOND,
-        eval_count=20, eval_duration=2 * SECOND, debug_info=DebugInfo(rendered_template="T", image_count=1),
-        logprobs=[{"token": "Hi", "logprob": -0.5, "bytes": [72, 105],
-                   "top_logprobs": [{"token": "Hi", "logprob": -0.5}]}],
+        model="m",
+        created_at=WHEN,
+        done=True,
+        done_reason="stop",
+        message=Message(
+            role="assistant",
+            content="Hi",
+            thinking="hmm",
+            tool_name=None,
+            tool_calls=[ToolCall(id="call_1", function=ToolCallFunction(index=1, name="f"))],
+        ),
+        total_duration=5 * SECOND,
+        load_duration=SECOND,
+        prompt_eval_count=10,
+        prompt_eval_duration=SECOND,
+        eval_count=20,
+        eval_duration=2 * SECOND,
+        debug_info=DebugInfo(rendered_template="T", image_count=1),
+        logprobs=[
+            {"token": "Hi", "logprob": -0.5, "bytes": [72, 105], "top_logprobs": [{"token": "Hi", "logprob": -0.5}]}
+        ],
     )
     data = wire(resp)
     assert list(data) == [
-        "model", "created_at", "message", "done", "done_reason", "_debug_info", "logprobs",
-        "total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration",
-        "eval_count", "eval_duration",
+        "model",
+        "created_at",
+        "message",
+        "done",
+        "done_reason",
+        "_debug_info",
+        "logprobs",
+        "total_duration",
+        "load_duration",
+        "prompt_eval_count",
+        "prompt_eval_duration",
+        "eval_count",
+        "eval_duration",
     ]
     assert data["created_at"] == "2024-05-01T12:00:00.500000Z"
     assert data["message"] == {
-        "role": "assistant", "content": "Hi", "thinking": "hmm",
+        "role": "assistant",
+        "content": "Hi",
+        "thinking": "hmm",
         "tool_calls": [{"id": "call_1", "function": {"index": 1, "name": "f", "arguments": {}}}],
     }
     assert data["_debug_info"] == {"rendered_template": "T", "image_count": 1}
-    assert data["logprobs"][0] == {"token": "Hi", "logprob": -0.5, "bytes": [72, 105],
-                                   "top_logprobs": [{"token": "Hi", "logprob": -0.5}]}
+    assert data["logprobs"][0] == {
+        "token": "Hi",
+        "logprob": -0.5,
+        "bytes": [72, 105],
+        "top_logprobs": [{"token": "Hi", "logprob": -0.5}],
+    }
     assert data["total_duration"] == 5 * SECOND
 
 
 def test_omitempty_zero_values_are_left_out_but_required_fields_stay():
-    resp = ChatResponse(model="m", created_at=WHEN, message={"role": "assistant", "content": "", "thinking": ""},
-                        done=False, done_reason="", load_duration=0, eval_count=0)
+    resp = ChatResponse(
+        model="m",
+        created_at=WHEN,
+        message={"role": "assistant", "content": "", "thinking": ""},
+        done=False,
+        done_reason="",
+        load_duration=0,
+        eval_count=0,
+    )
     data = wire(resp)
-    assert data == {"model": "m", "created_at": "2024-05-01T12:00:00.500000Z",
-                    "message": {"role": "assistant", "content": ""}, "done": False}
+    assert data == {
+        "model": "m",
+        "created_at": "2024-05-01T12:00:00.500000Z",
+        "message": {"role": "assistant", "content": ""},
+        "done": False,
+    }
     # model_dump() keeps pydantic's defaults: every field, with the spec's names.
     dumped = resp.model_dump()
     assert dumped["load_duration"] == 0 and dumped["done_reason"] == "" and "_debug_info" in dumped
@@ -212,8 +284,14 @@ def test_models_pickle_and_copy():
 
 
 def test_chat_response_round_trips_through_json():
-    resp = ChatResponse(model="m", created_at=WHEN, message={"role": "assistant", "content": "Hi"}, done=True,
-                        eval_count=3, eval_duration=SECOND)
+    resp = ChatResponse(
+        model="m",
+        created_at=WHEN,
+        message={"role": "assistant", "content": "Hi"},
+        done=True,
+        eval_count=3,
+        eval_duration=SECOND,
+    )
     again = ChatResponse.model_validate_json(resp.model_dump_json())
     assert again == resp
     assert again.to_dict() == wire(resp)
@@ -221,15 +299,39 @@ def test_chat_response_round_trips_through_json():
 
 def test_generate_response_json_field_names():
     resp = GenerateResponse(
-        model="m", created_at=WHEN, created=1714564800, response="Hello", thinking="t", done=True,
-        done_reason="stop", context=[1, 2, 3], tool_calls=[{"function": {"name": "f", "arguments": {}}}],
-        debug_info={"rendered_template": "T"}, choices=[{"text": "Hello", "index": 0, "finish_reason": "stop"}],
-        system_fingerprint="fp", id="gen-1", object="text_completion", eval_count=2,
+        model="m",
+        created_at=WHEN,
+        created=1714564800,
+        response="Hello",
+        thinking="t",
+        done=True,
+        done_reason="stop",
+        context=[1, 2, 3],
+        tool_calls=[{"function": {"name": "f", "arguments": {}}}],
+        debug_info={"rendered_template": "T"},
+        choices=[{"text": "Hello", "index": 0, "finish_reason": "stop"}],
+        system_fingerprint="fp",
+        id="gen-1",
+        object="text_completion",
+        eval_count=2,
     )
     data = wire(resp)
     assert set(data) == {
-        "model", "created_at", "created", "response", "thinking", "done", "done_reason", "context",
-        "tool_calls", "_debug_info", "choices", "system_fingerprint", "id", "object", "eval_count",
+        "model",
+        "created_at",
+        "created",
+        "response",
+        "thinking",
+        "done",
+        "done_reason",
+        "context",
+        "tool_calls",
+        "_debug_info",
+        "choices",
+        "system_fingerprint",
+        "id",
+        "object",
+        "eval_count",
     }
     assert data["created"] == 1714564800
     assert data["choices"] == [{"text": "Hello", "index": 0, "finish_reason": "stop"}]
@@ -249,25 +351,55 @@ def test_generate_response_content_and_is_done():
 
 
 def test_model_list_and_process_json_field_names():
-    listing = ListResponse(models=[ListModelResponse(
-        name="llama3.2:latest", model="llama3.2:latest", modified_at=WHEN, size=2_019_393_189, digest="a80c4f17",
-        details=ModelDetails(parent_model="", format="gguf", family="llama", families=["llama"],
-                             parameter_size="3.2B", quantization_level="Q4_K_M"),
-    )])
+    listing = ListResponse(
+        models=[
+            ListModelResponse(
+                name="llama3.2:latest",
+                model="llama3.2:latest",
+                modified_at=WHEN,
+                size=2_019_393_189,
+                digest="a80c4f17",
+                details=ModelDetails(
+                    parent_model="",
+                    format="gguf",
+                    family="llama",
+                    families=["llama"],
+                    parameter_size="3.2B",
+                    quantization_level="Q4_K_M",
+                ),
+            )
+        ]
+    )
     entry = wire(listing)["models"][0]
     assert set(entry) == {"name", "model", "modified_at", "size", "digest", "details"}
-    assert set(entry["details"]) == {"parent_model", "format", "family", "families", "parameter_size",
-                                     "quantization_level"}
+    assert set(entry["details"]) == {
+        "parent_model",
+        "format",
+        "family",
+        "families",
+        "parameter_size",
+        "quantization_level",
+    }
     assert ListResponse.Model is ListModelResponse
     model = listing.models[0]
     assert model["model"] == "llama3.2:latest" and model["name"] == "llama3.2:latest"
     assert model.size.real == 2_019_393_189 and model.size // 2 == 1_009_696_594  # an int
     assert isinstance(model.modified_at, datetime)
 
-    ps = ProcessResponse(models=[ProcessModelResponse(
-        name="m", model="m", size=100, size_vram=60, digest="d", details={"family": "llama"},
-        expires_at=WHEN + timedelta(minutes=5), context_length=4096,
-    )])
+    ps = ProcessResponse(
+        models=[
+            ProcessModelResponse(
+                name="m",
+                model="m",
+                size=100,
+                size_vram=60,
+                digest="d",
+                details={"family": "llama"},
+                expires_at=WHEN + timedelta(minutes=5),
+                context_length=4096,
+            )
+        ]
+    )
     entry = wire(ps)["models"][0]
     assert set(entry) == {"name", "model", "size", "size_vram", "digest", "details", "expires_at", "context_length"}
     assert entry["expires_at"] == "2024-05-01T12:05:00.500000Z"
@@ -276,37 +408,64 @@ def test_model_list_and_process_json_field_names():
 
 
 def test_show_response_model_info_and_modelinfo():
-    resp = ShowResponse.model_validate({
-        "license": "MIT", "modelfile": "FROM x", "parameters": "stop \"<|end|>\"", "template": "{{ .Prompt }}",
-        "system": "S", "details": {"family": "llama"}, "messages": [{"role": "user", "content": "hi"}],
-        "model_info": {"general.architecture": "llama", "llama.context_length": 131072},
-        "tensors": [{"name": "t", "type": "Q4_K", "shape": [2, 3]}], "capabilities": ["completion", "tools"],
-        "modified_at": "2024-05-01T12:00:00.123456789+02:00",
-    })
+    resp = ShowResponse.model_validate(
+        {
+            "license": "MIT",
+            "modelfile": "FROM x",
+            "parameters": 'stop "<|end|>"',
+            "template": "{{ .Prompt }}",
+            "system": "S",
+            "details": {"family": "llama"},
+            "messages": [{"role": "user", "content": "hi"}],
+            "model_info": {"general.architecture": "llama", "llama.context_length": 131072},
+            "tensors": [{"name": "t", "type": "Q4_K", "shape": [2, 3]}],
+            "capabilities": ["completion", "tools"],
+            "modified_at": "2024-05-01T12:00:00.123456789+02:00",
+        }
+    )
     assert resp.modelinfo == {"general.architecture": "llama", "llama.context_length": 131072}
     assert resp["modelinfo"] is resp["model_info"] is resp.model_info
     assert "modelinfo" in resp and resp.get("modelinfo") == resp.model_info
     assert ShowResponse(modelinfo={"a": 1}).model_info == {"a": 1}  # ollama-python's name as input too
     assert resp.modified_at.utcoffset() == timedelta(hours=2)
     data = wire(resp)
-    assert set(data) == {"license", "modelfile", "parameters", "template", "system", "details", "messages",
-                         "model_info", "tensors", "capabilities", "modified_at"}
+    assert set(data) == {
+        "license",
+        "modelfile",
+        "parameters",
+        "template",
+        "system",
+        "details",
+        "messages",
+        "model_info",
+        "tensors",
+        "capabilities",
+        "modified_at",
+    }
     assert "modelinfo" not in data
 
 
 def test_small_responses_json_field_names():
     assert wire(ProgressResponse(status="pulling abc", digest="sha256:abc", total=10, completed=5)) == {
-        "status": "pulling abc", "digest": "sha256:abc", "total": 10, "completed": 5}
+        "status": "pulling abc",
+        "digest": "sha256:abc",
+        "total": 10,
+        "completed": 5,
+    }
     assert wire(ProgressResponse(status="success", total=0)) == {"status": "success"}
     props = PropsResponse(build_info="b1", model_path="/m.gguf", n_ctx=4096, modalities=Modalities(vision=True))
-    assert wire(props) == {"build_info": "b1", "model_path": "/m.gguf", "n_ctx": 4096,
-                           "modalities": {"vision": True, "audio": False}}
+    assert wire(props) == {
+        "build_info": "b1",
+        "model_path": "/m.gguf",
+        "n_ctx": 4096,
+        "modalities": {"vision": True, "audio": False},
+    }
     assert wire(TokenResponse(token="abc")) == {"token": "abc"}
     assert wire(VersionResponse(version="0.1.0")) == {"version": "0.1.0"}
     assert wire(EmbeddingResponse(embedding=[0.5, 1.5])) == {"embedding": [0.5, 1.5]}
-    assert wire(EmbedResponse(model="m", embeddings=[[1.0]], total_duration=5, load_duration=0,
-                              prompt_eval_count=2)) == {
-        "model": "m", "embeddings": [[1.0]], "total_duration": 5, "prompt_eval_count": 2}
+    assert wire(
+        EmbedResponse(model="m", embeddings=[[1.0]], total_duration=5, load_duration=0, prompt_eval_count=2)
+    ) == {"model": "m", "embeddings": [[1.0]], "total_duration": 5, "prompt_eval_count": 2}
 
 
 def test_naive_timestamps_become_aware():
@@ -321,26 +480,29 @@ def test_naive_timestamps_become_aware():
 # --- Duration -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("value", "seconds", "json_value"), [
-    (300, 300.0, "5m0s"),
-    (0, 0.0, "0s"),
-    (0.5, 0.5, "500ms"),
-    (-1, math.inf, -1),
-    (-0.5, math.inf, -1),
-    ("5m", 300.0, "5m0s"),
-    ("1h30m", 5400.0, "1h30m0s"),
-    ("300ms", 0.3, "300ms"),
-    ("1.5h", 5400.0, "1h30m0s"),
-    ("-1m", math.inf, -1),
-    ("0", 0.0, "0s"),
-    ("+10s", 10.0, "10s"),
-    (".5s", 0.5, "500ms"),
-    ("1h0m0s", 3600.0, "1h0m0s"),
-    ("2h45m30.5s", 9930.5, "2h45m30.5s"),
-    ("1500us", 0.0015, "1.5ms"),
-    ("1µs", 1e-6, "1µs"),
-    (timedelta(minutes=2), 120.0, "2m0s"),
-])
+@pytest.mark.parametrize(
+    ("value", "seconds", "json_value"),
+    [
+        (300, 300.0, "5m0s"),
+        (0, 0.0, "0s"),
+        (0.5, 0.5, "500ms"),
+        (-1, math.inf, -1),
+        (-0.5, math.inf, -1),
+        ("5m", 300.0, "5m0s"),
+        ("1h30m", 5400.0, "1h30m0s"),
+        ("300ms", 0.3, "300ms"),
+        ("1.5h", 5400.0, "1h30m0s"),
+        ("-1m", math.inf, -1),
+        ("0", 0.0, "0s"),
+        ("+10s", 10.0, "10s"),
+        (".5s", 0.5, "500ms"),
+        ("1h0m0s", 3600.0, "1h0m0s"),
+        ("2h45m30.5s", 9930.5, "2h45m30.5s"),
+        ("1500us", 0.0015, "1.5ms"),
+        ("1µs", 1e-6, "1µs"),
+        (timedelta(minutes=2), 120.0, "2m0s"),
+    ],
+)
 def test_duration_parsing_table(value, seconds, json_value):
     d = Duration(value)
     assert d.seconds() == pytest.approx(seconds)
@@ -349,20 +511,23 @@ def test_duration_parsing_table(value, seconds, json_value):
     assert Duration.validate(d.to_json()) == d  # dump, then read back: the same value
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    ("5 minutes", 'time: unknown unit " minutes" in duration "5 minutes"'),
-    ("-1", 'time: missing unit in duration "-1"'),
-    ("300", 'time: missing unit in duration "300"'),
-    ("", 'time: invalid duration ""'),
-    ("abc", 'time: invalid duration "abc"'),
-    ("5x", 'time: unknown unit "x" in duration "5x"'),
-    (".s", 'time: invalid duration ".s"'),
-    ("9999999999h", 'time: invalid duration "9999999999h"'),
-    (True, "keep_alive must be a number of seconds or a duration string"),
-    (None, "keep_alive must be a number of seconds or a duration string"),
-    ([5], "keep_alive must be a number of seconds or a duration string"),
-    (float("nan"), "keep_alive must not be NaN"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("5 minutes", 'time: unknown unit " minutes" in duration "5 minutes"'),
+        ("-1", 'time: missing unit in duration "-1"'),
+        ("300", 'time: missing unit in duration "300"'),
+        ("", 'time: invalid duration ""'),
+        ("abc", 'time: invalid duration "abc"'),
+        ("5x", 'time: unknown unit "x" in duration "5x"'),
+        (".s", 'time: invalid duration ".s"'),
+        ("9999999999h", 'time: invalid duration "9999999999h"'),
+        (True, "keep_alive must be a number of seconds or a duration string"),
+        (None, "keep_alive must be a number of seconds or a duration string"),
+        ([5], "keep_alive must be a number of seconds or a duration string"),
+        (float("nan"), "keep_alive must not be NaN"),
+    ],
+)
 def test_duration_rejects_bad_values(value, message):
     with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
         Duration(value)
@@ -396,7 +561,12 @@ def test_go_duration_helpers_match_go():
     assert format_go_duration(2**63 - 1) == "2562047h47m16.854775807s"
     assert format_go_duration(-90 * SECOND) == "-1m30s"
     assert [format_go_duration(n) for n in (1, 999, 1000, 1_000_001, SECOND + 1)] == [
-        "1ns", "999ns", "1µs", "1.000001ms", "1.000000001s"]
+        "1ns",
+        "999ns",
+        "1µs",
+        "1.000001ms",
+        "1.000000001s",
+    ]
 
 
 def test_duration_as_a_pydantic_field():
@@ -412,14 +582,17 @@ def test_duration_as_a_pydantic_field():
 # --- ThinkValue -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("value", "is_bool", "is_string", "as_bool", "as_string"), [
-    (True, True, False, True, "medium"),
-    (False, True, False, False, ""),
-    ("high", False, True, True, "high"),
-    ("medium", False, True, True, "medium"),
-    ("low", False, True, True, "low"),
-    ("max", False, True, True, "max"),
-])
+@pytest.mark.parametrize(
+    ("value", "is_bool", "is_string", "as_bool", "as_string"),
+    [
+        (True, True, False, True, "medium"),
+        (False, True, False, False, ""),
+        ("high", False, True, True, "high"),
+        ("medium", False, True, True, "medium"),
+        ("low", False, True, True, "low"),
+        ("max", False, True, True, "max"),
+    ],
+)
 def test_think_value_methods(value, is_bool, is_string, as_bool, as_string):
     t = ThinkValue.validate(value)
     assert (t.is_bool(), t.is_string(), t.bool(), t.string()) == (is_bool, is_string, as_bool, as_string)
@@ -454,17 +627,33 @@ def test_think_value_in_requests():
 
 def test_default_options_values():
     opts = default_options()
-    expected = dict(num_predict=-1, num_keep=4, temperature=0.8, top_k=40, top_p=0.9, min_p=0.0, typical_p=1.0,
-                    repeat_last_n=64, repeat_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0, seed=-1,
-                    num_batch=512, num_gpu=-1, num_thread=0, num_ctx=4096)
+    expected = dict(
+        num_predict=-1,
+        num_keep=4,
+        temperature=0.8,
+        top_k=40,
+        top_p=0.9,
+        min_p=0.0,
+        typical_p=1.0,
+        repeat_last_n=64,
+        repeat_penalty=1.0,
+        presence_penalty=0.0,
+        frequency_penalty=0.0,
+        seed=-1,
+        num_batch=512,
+        num_gpu=-1,
+        num_thread=0,
+        num_ctx=4096,
+    )
     assert {k: getattr(opts, k) for k in expected} == expected
     assert opts.main_gpu is None and opts.use_mmap is None and opts.stop is None
     assert default_options() is not opts and default_options() == opts
 
 
 def test_options_from_map_types():
-    opts = Options.from_map({"temperature": 1, "top_k": 40.0, "top_p": 0.5, "use_mmap": False, "stop": ["a"],
-                             "seed": None})
+    opts = Options.from_map(
+        {"temperature": 1, "top_k": 40.0, "top_p": 0.5, "use_mmap": False, "stop": ["a"], "seed": None}
+    )
     assert opts.temperature == 1.0 and isinstance(opts.temperature, float)  # int accepted for a float
     assert opts.top_k == 40 and isinstance(opts.top_k, int)  # a JSON number with an integral value
     assert opts.use_mmap is False and opts.stop == ["a"]
@@ -472,22 +661,25 @@ def test_options_from_map_types():
     assert Options.from_map(None) == Options()
 
 
-@pytest.mark.parametrize(("values", "message"), [
-    ({"top_k": "40"}, 'option "top_k" must be of type integer'),
-    ({"top_k": True}, 'option "top_k" must be of type integer'),
-    ({"top_k": 1.5}, 'option "top_k" must be of type integer, got 1.5'),
-    ({"temperature": "hot"}, 'option "temperature" must be of type float32'),
-    ({"temperature": False}, 'option "temperature" must be of type float32'),
-    ({"use_mmap": 1}, 'option "use_mmap" must be of type boolean'),
-    ({"stop": 5}, 'option "stop" must be of type array'),
-    ({"stop": ["a", 1]}, 'option "stop" must be an array of strings'),
-    ({"num_predict": -3}, 'option "num_predict" must be -1 (no limit), -2 (fill the context) or >= 0, got -3'),
-    ({"num_ctx": 0}, 'option "num_ctx" must be >= 1, got 0'),
-    ({"top_p": 1.5}, 'option "top_p" must be between 0 and 1, got 1.5'),
-    ({"min_p": -0.1}, 'option "min_p" must be between 0 and 1, got -0.1'),
-    ({"temperature": -1}, 'option "temperature" must be >= 0, got -1.0'),
-    ({"num_gpu": -2}, 'option "num_gpu" must be -1 (auto) or >= 0, got -2'),
-])
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"top_k": "40"}, 'option "top_k" must be of type integer'),
+        ({"top_k": True}, 'option "top_k" must be of type integer'),
+        ({"top_k": 1.5}, 'option "top_k" must be of type integer, got 1.5'),
+        ({"temperature": "hot"}, 'option "temperature" must be of type float32'),
+        ({"temperature": False}, 'option "temperature" must be of type float32'),
+        ({"use_mmap": 1}, 'option "use_mmap" must be of type boolean'),
+        ({"stop": 5}, 'option "stop" must be of type array'),
+        ({"stop": ["a", 1]}, 'option "stop" must be an array of strings'),
+        ({"num_predict": -3}, 'option "num_predict" must be -1 (no limit), -2 (fill the context) or >= 0, got -3'),
+        ({"num_ctx": 0}, 'option "num_ctx" must be >= 1, got 0'),
+        ({"top_p": 1.5}, 'option "top_p" must be between 0 and 1, got 1.5'),
+        ({"min_p": -0.1}, 'option "min_p" must be between 0 and 1, got -0.1'),
+        ({"temperature": -1}, 'option "temperature" must be >= 0, got -1.0'),
+        ({"num_gpu": -2}, 'option "num_gpu" must be -1 (auto) or >= 0, got -2'),
+    ],
+)
 def test_options_from_map_rejects_wrong_types_and_ranges(values, message):
     with pytest.raises(StatusError) as exc_info:
         Options.from_map(values)
@@ -544,23 +736,30 @@ def test_load_options_is_a_hashable_reload_key():
 
 
 def test_format_params_converts_text_values():
-    params = {"temperature": ["0.5"], "stop": ["a", "b"], "num_ctx": ["8192"], "use_mmap": ["false"],
-              "seed": ["-1"]}
-    assert format_params(params) == {"temperature": 0.5, "stop": ["a", "b"], "num_ctx": 8192, "use_mmap": False,
-                                     "seed": -1}
+    params = {"temperature": ["0.5"], "stop": ["a", "b"], "num_ctx": ["8192"], "use_mmap": ["false"], "seed": ["-1"]}
+    assert format_params(params) == {
+        "temperature": 0.5,
+        "stop": ["a", "b"],
+        "num_ctx": 8192,
+        "use_mmap": False,
+        "seed": -1,
+    }
     assert format_params({"use_mmap": ["T"]}) == {"use_mmap": True}
     assert format_params({"mirostat": ["0"]}) == {}  # a legacy key is dropped, not an error
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"foo": ["1"]}, "unknown parameter 'foo'"),
-    ({"num_ctx": ["4k"]}, "invalid int value ['4k'] for parameter 'num_ctx'"),
-    ({"num_ctx": ["1.5"]}, "invalid int value ['1.5'] for parameter 'num_ctx'"),
-    ({"temperature": ["hot"]}, "invalid float value ['hot'] for parameter 'temperature'"),
-    ({"use_mmap": ["yes"]}, "invalid bool value ['yes'] for parameter 'use_mmap'"),
-    ({"top_p": ["2"]}, 'option "top_p" must be between 0 and 1, got 2.0'),
-    ({"top_k": []}, "missing value for parameter 'top_k'"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"foo": ["1"]}, "unknown parameter 'foo'"),
+        ({"num_ctx": ["4k"]}, "invalid int value ['4k'] for parameter 'num_ctx'"),
+        ({"num_ctx": ["1.5"]}, "invalid int value ['1.5'] for parameter 'num_ctx'"),
+        ({"temperature": ["hot"]}, "invalid float value ['hot'] for parameter 'temperature'"),
+        ({"use_mmap": ["yes"]}, "invalid bool value ['yes'] for parameter 'use_mmap'"),
+        ({"top_p": ["2"]}, 'option "top_p" must be between 0 and 1, got 2.0'),
+        ({"top_k": []}, "missing value for parameter 'top_k'"),
+    ],
+)
 def test_format_params_errors(params, message):
     with pytest.raises(StatusError) as exc_info:
         format_params(params)
@@ -576,10 +775,20 @@ class Unit(enum.Enum):
     FAHRENHEIT = "fahrenheit"
 
 
-def forecast(city: str, unit: Unit, days: list[int], mode: Literal["fast", "slow"] = "fast",
-             limit: Optional[int] = None, count: int = 3, tags: Optional[list[str]] = None,
-             key: Union[int, str] = 0, flag: "bool | None" = None,
-             note: Annotated[str, "A free note."] = "", *args: Any, **kwargs: Any) -> str:
+def forecast(
+    city: str,
+    unit: Unit,
+    days: list[int],
+    mode: Literal["fast", "slow"] = "fast",
+    limit: int | None = None,
+    count: int = 3,
+    tags: list[str] | None = None,
+    key: int | str = 0,
+    flag: bool | None = None,
+    note: Annotated[str, "A free note."] = "",
+    *args: Any,
+    **kwargs: Any,
+) -> str:
     """Get a weather forecast.
 
     Uses the national service.
@@ -603,15 +812,16 @@ def test_tool_from_function_keeps_enums_literals_items_and_required():
     assert tool.type == "function" and fn.name == "forecast"
     assert fn.description == "Get a weather forecast.\n\nUses the national service."
     params = fn.parameters
-    assert list(params.properties) == [
-        "city", "unit", "days", "mode", "limit", "count", "tags", "key", "flag", "note"]
+    assert list(params.properties) == ["city", "unit", "days", "mode", "limit", "count", "tags", "key", "flag", "note"]
     assert params.required == ["city", "unit", "days"]  # defaults and Optional are not required
     props = {name: p.to_dict() for name, p in params.properties.items()}
     assert props["city"] == {"type": "string", "description": "The city name, as written locally."}
-    assert props["unit"] == {"type": "string", "description": "The temperature unit.",
-                             "enum": ["celsius", "fahrenheit"]}
-    assert props["days"] == {"type": "array", "items": {"type": "integer"},
-                             "description": "Days ahead: 1 is tomorrow."}
+    assert props["unit"] == {
+        "type": "string",
+        "description": "The temperature unit.",
+        "enum": ["celsius", "fahrenheit"],
+    }
+    assert props["days"] == {"type": "array", "items": {"type": "integer"}, "description": "Days ahead: 1 is tomorrow."}
     assert props["mode"] == {"type": "string", "enum": ["fast", "slow"]}
     assert props["limit"] == {"type": "integer"}  # Optional: no "null" type, just not required
     assert props["tags"] == {"type": "array", "items": {"type": "string"}}
@@ -676,38 +886,49 @@ def test_tool_from_function_with_no_parameters_and_bad_input():
         """The current time."""
 
     tool = tool_from_function(now)
-    assert wire(tool) == {"type": "function", "function": {
-        "name": "now", "description": "The current time.", "parameters": {"type": "object", "properties": {}}}}
+    assert wire(tool) == {
+        "type": "function",
+        "function": {
+            "name": "now",
+            "description": "The current time.",
+            "parameters": {"type": "object", "properties": {}},
+        },
+    }
     with pytest.raises(TypeError):
         tool_from_function("not a function")
 
 
 # The cases of Go's api/types_typescript_test.go, then llamanative's extensions.
-@pytest.mark.parametrize(("prop", "expected"), [
-    ({"type": "string"}, "string"),
-    ({"type": "number"}, "number"),
-    ({"type": "integer"}, "number"),
-    ({"type": "boolean"}, "boolean"),
-    ({"type": "array"}, "any[]"),
-    ({"type": "object"}, "Record<string, any>"),
-    ({"type": "null"}, "null"),
-    ({"type": ["string", "number"]}, "string | number"),
-    ({"type": ["string", "null"]}, "string | null"),
-    ({"anyOf": [{"type": "string"}, {"type": "number"}]}, "string | number"),
-    ({"anyOf": [{"type": ["string", "null"]}, {"type": "number"}]}, "string | null | number"),
-    ({"anyOf": [{"type": "boolean"}, {"anyOf": [{"type": "string"}, {"type": "number"}]}]},
-     "boolean | string | number"),
-    ({"type": []}, "any"),
-    ({}, "any"),
-    ({"type": "unknown_type"}, "any"),
-    ({"type": ["string", "array", "null"]}, "string | any[] | null"),
-    # extensions: typed array items and enums
-    ({"type": "array", "items": {"type": "string"}}, "string[]"),
-    ({"type": "array", "items": {"type": ["string", "number"]}}, "(string | number)[]"),
-    ({"type": "array", "items": {"type": "array", "items": {"type": "integer"}}}, "number[][]"),
-    ({"type": "string", "enum": ["celsius", "fahrenheit"]}, '"celsius" | "fahrenheit"'),
-    ({"type": ["integer", "null"], "enum": [1, 2]}, "1 | 2 | null"),
-])
+@pytest.mark.parametrize(
+    ("prop", "expected"),
+    [
+        ({"type": "string"}, "string"),
+        ({"type": "number"}, "number"),
+        ({"type": "integer"}, "number"),
+        ({"type": "boolean"}, "boolean"),
+        ({"type": "array"}, "any[]"),
+        ({"type": "object"}, "Record<string, any>"),
+        ({"type": "null"}, "null"),
+        ({"type": ["string", "number"]}, "string | number"),
+        ({"type": ["string", "null"]}, "string | null"),
+        ({"anyOf": [{"type": "string"}, {"type": "number"}]}, "string | number"),
+        ({"anyOf": [{"type": ["string", "null"]}, {"type": "number"}]}, "string | null | number"),
+        (
+            {"anyOf": [{"type": "boolean"}, {"anyOf": [{"type": "string"}, {"type": "number"}]}]},
+            "boolean | string | number",
+        ),
+        ({"type": []}, "any"),
+        ({}, "any"),
+        ({"type": "unknown_type"}, "any"),
+        ({"type": ["string", "array", "null"]}, "string | any[] | null"),
+        # extensions: typed array items and enums
+        ({"type": "array", "items": {"type": "string"}}, "string[]"),
+        ({"type": "array", "items": {"type": ["string", "number"]}}, "(string | number)[]"),
+        ({"type": "array", "items": {"type": "array", "items": {"type": "integer"}}}, "number[][]"),
+        ({"type": "string", "enum": ["celsius", "fahrenheit"]}, '"celsius" | "fahrenheit"'),
+        ({"type": ["integer", "null"], "enum": [1, 2]}, "1 | 2 | null"),
+    ],
+)
 def test_tool_property_to_typescript_type(prop, expected):
     assert ToolProperty.model_validate(prop).to_typescript_type() == expected
 
@@ -721,20 +942,28 @@ def test_property_type_is_a_string_or_a_list():
 
 
 def test_tool_str_is_json_and_nested_names_work():
-    tool = Tool(function=Tool.Function(
-        name="f", parameters=Tool.Function.Parameters(
-            properties={"b": Tool.Function.Parameters.Property(type="string"), "a": {"type": "integer"}},
-            **{"$defs": {"X": {"type": "string"}}})))
-    assert str(tool) == ('{"type":"function","function":{"name":"f","parameters":{"type":"object",'
-                         '"$defs":{"X":{"type":"string"}},"properties":{"b":{"type":"string"},'
-                         '"a":{"type":"integer"}}}}}')
+    tool = Tool(
+        function=Tool.Function(
+            name="f",
+            parameters=Tool.Function.Parameters(
+                properties={"b": Tool.Function.Parameters.Property(type="string"), "a": {"type": "integer"}},
+                **{"$defs": {"X": {"type": "string"}}},
+            ),
+        )
+    )
+    assert str(tool) == (
+        '{"type":"function","function":{"name":"f","parameters":{"type":"object",'
+        '"$defs":{"X":{"type":"string"}},"properties":{"b":{"type":"string"},'
+        '"a":{"type":"integer"}}}}}'
+    )
     assert Tool.model_validate_json(str(tool)) == tool
     assert tool.function.parameters["$defs"] == {"X": {"type": "string"}}
 
 
 def test_tool_call_arguments_keep_order_and_accept_json_text():
-    call = Message.ToolCall(id="call_abc", function=Message.ToolCall.Function(
-        name="f", arguments={"z": 1, "a": 2, "m": 3}))
+    call = Message.ToolCall(
+        id="call_abc", function=Message.ToolCall.Function(name="f", arguments={"z": 1, "a": 2, "m": 3})
+    )
     assert list(call.function.arguments) == ["z", "a", "m"]
     assert json.dumps(wire(call)["function"]["arguments"]) == '{"z": 1, "a": 2, "m": 3}'
     parsed = ToolCallFunction(name="f", arguments='{"y": 1, "x": [1, 2]}')
@@ -770,13 +999,16 @@ def test_image_inputs_serialise_to_base64(tmp_path):
     assert wire(msg)["images"] == [encoded] * 3
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    ("some_path/that/does/not/exist.png", "File some_path/that/does/not/exist.png does not exist"),
-    ("photo.JPG", "File photo.JPG does not exist"),
-    (Path("/nonexistent/cat.webp"), "File /nonexistent/cat.webp does not exist"),
-    ("not an image", "Invalid image data, expected base64 string or path to image file"),
-    ("%%%", "Invalid image data, expected base64 string or path to image file"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("some_path/that/does/not/exist.png", "File some_path/that/does/not/exist.png does not exist"),
+        ("photo.JPG", "File photo.JPG does not exist"),
+        (Path("/nonexistent/cat.webp"), "File /nonexistent/cat.webp does not exist"),
+        ("not an image", "Invalid image data, expected base64 string or path to image file"),
+        ("%%%", "Invalid image data, expected base64 string or path to image file"),
+    ],
+)
 def test_image_errors(value, message):
     with pytest.raises(ValueError, match=message):
         Image(value=value)
@@ -787,8 +1019,19 @@ def test_image_errors(value, message):
 # --- requests ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cls", [ChatRequest, GenerateRequest, EmbedRequest, EmbeddingRequest, ShowRequest,
-                                 PullRequest, CreateRequest, DeleteRequest])
+@pytest.mark.parametrize(
+    "cls",
+    [
+        ChatRequest,
+        GenerateRequest,
+        EmbedRequest,
+        EmbeddingRequest,
+        ShowRequest,
+        PullRequest,
+        CreateRequest,
+        DeleteRequest,
+    ],
+)
 def test_requests_need_a_model(cls):
     with pytest.raises(ValidationError) as exc_info:
         cls(model="")
@@ -804,7 +1047,10 @@ def test_request_defaults_and_wire_json():
     assert req.stream is True and "stream" in req
     assert wire(req) == {"model": "m", "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
     assert wire(GenerateRequest(model="m", prompt="Hi", stream=False, raw=False)) == {
-        "model": "m", "stream": False, "prompt": "Hi"}
+        "model": "m",
+        "stream": False,
+        "prompt": "Hi",
+    }
     assert PullRequest(model="m").stream is True
     assert GenerateRequest(model="m", stream=None).stream is True  # Go: a nil Stream means true
 
@@ -826,7 +1072,7 @@ def test_request_format_takes_a_pydantic_model_class():
 def test_request_bad_format(fmt):
     with pytest.raises(ValidationError) as exc_info:
         ChatRequest(model="m", format=fmt)
-    assert 'invalid format' in validation_message(exc_info)
+    assert "invalid format" in validation_message(exc_info)
     assert 'expected "json" or a valid JSON Schema object' in validation_message(exc_info)
 
 
@@ -907,14 +1153,22 @@ def test_embed_request_checks():
     with pytest.raises(ValidationError, match="dimensions must be >= 0"):
         EmbedRequest(model="m", input="a", dimensions=-1)
     assert wire(EmbedRequest(model="m", input="a", truncate=False, dimensions=0)) == {
-        "model": "m", "input": "a", "truncate": False}
+        "model": "m",
+        "input": "a",
+        "truncate": False,
+    }
 
 
 def test_model_management_requests():
     assert ShowRequest(name="old-name").model == "old-name"  # the spec's deprecated field
     create = CreateRequest(model="new", from_="base", parameters=Options(temperature=0.2), license=["MIT", "X"])
-    assert wire(create) == {"model": "new", "stream": True, "from": "base", "license": ["MIT", "X"],
-                            "parameters": {"temperature": 0.2}}
+    assert wire(create) == {
+        "model": "new",
+        "stream": True,
+        "from": "base",
+        "license": ["MIT", "X"],
+        "parameters": {"temperature": 0.2},
+    }
     assert CreateRequest.model_validate({"model": "n", "from": "b"}).from_ == "b"
     with pytest.raises(ValidationError, match='option "top_k" must be of type integer'):
         CreateRequest(model="n", parameters={"top_k": "x"})
@@ -928,8 +1182,14 @@ def test_model_management_requests():
 
 
 def test_metrics_summary_text():
-    metrics = Metrics(total_duration=2_345_678_901, load_duration=12_345_678, prompt_eval_count=26,
-                      prompt_eval_duration=130_000_000, eval_count=298, eval_duration=4_123_456_789)
+    metrics = Metrics(
+        total_duration=2_345_678_901,
+        load_duration=12_345_678,
+        prompt_eval_count=26,
+        prompt_eval_duration=130_000_000,
+        eval_count=298,
+        eval_duration=4_123_456_789,
+    )
     assert metrics.summary() == (
         "total duration:       2.345678901s\n"
         "load duration:        12.345678ms\n"
@@ -944,8 +1204,7 @@ def test_metrics_summary_text():
 
 def test_metrics_summary_skips_unmeasured_values_and_works_on_responses():
     assert Metrics().summary() == ""
-    resp = ChatResponse(model="m", message={"role": "assistant"}, done=True,
-                        eval_count=10, eval_duration=SECOND // 2)
+    resp = ChatResponse(model="m", message={"role": "assistant"}, done=True, eval_count=10, eval_duration=SECOND // 2)
     assert resp.summary().splitlines() == [
         "eval count:           10 token(s)",
         "eval duration:        500ms",
@@ -979,7 +1238,8 @@ def test_embed_response_as_array_from_lists_and_conversions():
         EmbedResponse.from_array(np.ones(3, dtype=np.float32))
     # Equality compares the fields, not the cached arrays.
     assert EmbedResponse.from_array(np.ones((2, 2), np.float32), model="m") == EmbedResponse(
-        model="m", embeddings=[[1.0, 1.0], [1.0, 1.0]])
+        model="m", embeddings=[[1.0, 1.0], [1.0, 1.0]]
+    )
 
 
 # --- errors -----------------------------------------------------------------------
@@ -1008,8 +1268,12 @@ def test_response_error_keeps_ollama_python_behaviour():
 
 
 def test_errors_pickle():
-    for err in (StatusError(400, error_message="bad"), ResponseError("x", 418), RequestError("r"),
-                AuthorizationError(401, "401 Unauthorized", "https://example.com/signin")):
+    for err in (
+        StatusError(400, error_message="bad"),
+        ResponseError("x", 418),
+        RequestError("r"),
+        AuthorizationError(401, "401 Unauthorized", "https://example.com/signin"),
+    ):
         copy = pickle.loads(pickle.dumps(err))
         assert type(copy) is type(err) and str(copy) == str(err)
     auth = pickle.loads(pickle.dumps(AuthorizationError(401, "unauthorized", "https://example.com/signin")))

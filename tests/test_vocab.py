@@ -54,14 +54,17 @@ def test_special_tokens(smollm2, gemma3):
         assert isinstance(getattr(v, name), int)
 
 
-@pytest.mark.parametrize("text", [
-    "こんにちは世界、日本語のテキスト",
-    "emoji 😀🎉👍🏽 and 🇫🇷 flags",
-    "math ∑∫√∞ ≠ ≤",
-    "a ,b",
-    "\n",
-    "Ünïcödé façade naïve",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "こんにちは世界、日本語のテキスト",
+        "emoji 😀🎉👍🏽 and 🇫🇷 flags",
+        "math ∑∫√∞ ≠ ≤",
+        "a ,b",
+        "\n",
+        "Ünïcödé façade naïve",
+    ],
+)
 def test_streaming_detokenizer_never_splits_a_character(smollm2, text):
     v = smollm2.vocab
     toks = v.tokenize(text, add_special=False)

@@ -37,8 +37,12 @@ def smollm2_f32_path(smollm2_path, tmp_path_factory):
 
 
 def _greedy(client: llamanative.Client, model: str, prompt: str, num_gpu: int) -> tuple[str, int]:
-    r = client.generate(model=model, prompt=prompt, raw=True,
-                        options={"temperature": 0, "num_predict": 24, "num_gpu": num_gpu, "seed": 0})
+    r = client.generate(
+        model=model,
+        prompt=prompt,
+        raw=True,
+        options={"temperature": 0, "num_predict": 24, "num_gpu": num_gpu, "seed": 0},
+    )
     return r.response, r.eval_count
 
 

@@ -57,8 +57,14 @@ def _run(env_root: Path, *args: str, extra_env: dict[str, str] | None = None) ->
     env.update(extra_env or {})
     for compiler in ("cc", "gcc", "c++", "g++", "clang"):
         assert shutil.which(compiler, path=env["PATH"]) is None, f"{compiler} is reachable"
-    proc = subprocess.run([str(env_root / "bin" / "python"), "-c", _CHILD, *args], env=env, cwd=env_root,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [str(env_root / "bin" / "python"), "-c", _CHILD, *args],
+        env=env,
+        cwd=env_root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -74,8 +80,9 @@ def test_chat_and_embed_from_the_wheel(wheel_env, smollm2_path, minilm_path):
     assert chosen["score"] == max(runnable)
     assert out["chat"].strip()
     # Same embeddings as this checkout's own build, to float rounding.
-    here = llamanative.Client().embed(model=str(minilm_path),
-                                      input=["a cat sat on the mat", "stock markets fell today"])
+    here = llamanative.Client().embed(
+        model=str(minilm_path), input=["a cat sat on the mat", "stock markets fell today"]
+    )
     a, b = np.array(out["embeddings"]), np.array(here.embeddings)
     assert a.shape == (2, 384)
     cos = (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))

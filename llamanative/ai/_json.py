@@ -67,7 +67,7 @@ def extract_json(text: str) -> Any:
         elif opening and ch == closing:
             depth -= 1
             if depth == 0:
-                return json.loads(text[start:i + 1])
+                return json.loads(text[start : i + 1])
     if start != -1 and depth > 0:
         return parse_partial_json(text[start:])
     return None
@@ -189,7 +189,7 @@ def _scan_string(s: str, start: int) -> tuple[int, int]:
                 return -1, i
             nxt = s[i + 1]
             if nxt == "u":
-                if i + 5 >= n or not all(h in _HEX for h in s[i + 2:i + 6]):
+                if i + 5 >= n or not all(h in _HEX for h in s[i + 2 : i + 6]):
                     return -1, i
                 i += 4
             elif nxt not in _ESCAPES:
@@ -222,7 +222,7 @@ def extract_items(text: str, cursor: int) -> tuple[list[Any], int]:
             depth -= 1
             if depth == 0 and obj_start != -1:
                 try:
-                    items.append(json.loads(text[obj_start:i + 1]))
+                    items.append(json.loads(text[obj_start : i + 1]))
                 except ValueError:
                     continue
                 pos = i + 1

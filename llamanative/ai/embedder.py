@@ -53,8 +53,9 @@ class EmbedResponse(WireModel):
         matrix = np.asarray(matrix, dtype=np.float32)
         if matrix.ndim != 2:
             raise InvalidOutput(f"embeddings must be a 2-D array, got shape {matrix.shape}")
-        out = cls.model_construct(embeddings=[Embedding.model_construct(embedding=row, metadata=None)
-                                              for row in matrix.tolist()])
+        out = cls.model_construct(
+            embeddings=[Embedding.model_construct(embedding=row, metadata=None) for row in matrix.tolist()]
+        )
         out._matrix = matrix
         return out
 
@@ -99,8 +100,14 @@ class Embedder:
 
     kind = "embedder"
 
-    def __init__(self, name: str, fn: Callable[..., Any], *, info: EmbedderInfo | dict[str, Any] | None = None,
-                 config_schema: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        info: EmbedderInfo | dict[str, Any] | None = None,
+        config_schema: dict[str, Any] | None = None,
+    ) -> None:
         if not name:
             raise InvalidArgumentError("an embedder needs a name")
         self.name = name
@@ -111,8 +118,7 @@ class Embedder:
     def __repr__(self) -> str:
         return f"Embedder({self.name!r})"
 
-    def embed(self, documents: Sequence[Document | str] | Document | str,
-              options: Any = None) -> EmbedResponse:
+    def embed(self, documents: Sequence[Document | str] | Document | str, options: Any = None) -> EmbedResponse:
         """Embed documents (texts are turned into text documents); one vector per document, in order.
 
         Raises:
@@ -130,7 +136,12 @@ class Embedder:
         return self.embed(request.input, request.options)
 
 
-def new_embedder(name: str, fn: Callable[..., Any], *, info: EmbedderInfo | dict[str, Any] | None = None,
-                 config_schema: dict[str, Any] | None = None) -> Embedder:
+def new_embedder(
+    name: str,
+    fn: Callable[..., Any],
+    *,
+    info: EmbedderInfo | dict[str, Any] | None = None,
+    config_schema: dict[str, Any] | None = None,
+) -> Embedder:
     """An embedder that is not registered (pass it to ``embed``)."""
     return Embedder(name, fn, info=info, config_schema=config_schema)

@@ -189,8 +189,17 @@ class InvalidInput(InvalidArgumentError):
 
 _BY_STATUS: dict[str, type[GenkitError]] = {
     cls.default_status: cls
-    for cls in (CancelledError, InvalidArgumentError, NotFoundError, AlreadyExistsError, FailedPreconditionError,
-                AbortedError, UnimplementedError, InternalError, UnavailableError)
+    for cls in (
+        CancelledError,
+        InvalidArgumentError,
+        NotFoundError,
+        AlreadyExistsError,
+        FailedPreconditionError,
+        AbortedError,
+        UnimplementedError,
+        InternalError,
+        UnavailableError,
+    )
 }
 
 

@@ -112,8 +112,10 @@ def fill_test_case_ids(dataset: Iterable[Example]) -> list[Example]:
 
 def failed_result(test_case_id: str, error: BaseException | str) -> EvaluationResult:
     """The result recorded for an example whose evaluation failed (Go's wording)."""
-    return EvaluationResult(test_case_id=test_case_id, evaluation=[
-        Score(status=FAIL, error=f"Evaluation of test case {test_case_id} failed: \n {error}")])
+    return EvaluationResult(
+        test_case_id=test_case_id,
+        evaluation=[Score(status=FAIL, error=f"Evaluation of test case {test_case_id} failed: \n {error}")],
+    )
 
 
 def _as_result(value: Any, test_case_id: str) -> EvaluationResult:
@@ -131,9 +133,18 @@ class Evaluator:
 
     kind = "evaluator"
 
-    def __init__(self, name: str, fn: Callable[[Any], Any], *, batch: bool = False, display_name: str = "",
-                 definition: str = "", is_billed: bool = False, config_schema: dict[str, Any] | None = None,
-                 metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        fn: Callable[[Any], Any],
+        *,
+        batch: bool = False,
+        display_name: str = "",
+        definition: str = "",
+        is_billed: bool = False,
+        config_schema: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         if not name:
             raise InvalidArgumentError("an evaluator needs a name")
         self.name = name
@@ -163,8 +174,9 @@ class Evaluator:
         return results
 
 
-def evaluate(evaluator: Evaluator, dataset: Iterable[Any], *, options: Any = None,
-             eval_run_id: str | None = None) -> list[EvaluationResult]:
+def evaluate(
+    evaluator: Evaluator, dataset: Iterable[Any], *, options: Any = None, eval_run_id: str | None = None
+) -> list[EvaluationResult]:
     """Run ``evaluator`` on ``dataset`` (examples or their JSON): one result per example, in order.
 
     ``evaluator`` is an :class:`Evaluator` (or any object with its
@@ -181,17 +193,46 @@ def evaluate(evaluator: Evaluator, dataset: Iterable[Any], *, options: Any = Non
     return list(evaluator.evaluate(request))
 
 
-def new_evaluator(name: str, fn: Callable[[EvaluatorCallbackRequest], Any], *, display_name: str = "",
-                  definition: str = "", is_billed: bool = False, config_schema: dict[str, Any] | None = None,
-                  metadata: dict[str, Any] | None = None) -> Evaluator:
+def new_evaluator(
+    name: str,
+    fn: Callable[[EvaluatorCallbackRequest], Any],
+    *,
+    display_name: str = "",
+    definition: str = "",
+    is_billed: bool = False,
+    config_schema: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Evaluator:
     """A per-example evaluator that is not registered (pass it to ``evaluate``)."""
-    return Evaluator(name, fn, display_name=display_name, definition=definition, is_billed=is_billed,
-                     config_schema=config_schema, metadata=metadata)
+    return Evaluator(
+        name,
+        fn,
+        display_name=display_name,
+        definition=definition,
+        is_billed=is_billed,
+        config_schema=config_schema,
+        metadata=metadata,
+    )
 
 
-def new_batch_evaluator(name: str, fn: Callable[[EvaluatorRequest], Sequence[Any]], *, display_name: str = "",
-                        definition: str = "", is_billed: bool = False, config_schema: dict[str, Any] | None = None,
-                        metadata: dict[str, Any] | None = None) -> Evaluator:
+def new_batch_evaluator(
+    name: str,
+    fn: Callable[[EvaluatorRequest], Sequence[Any]],
+    *,
+    display_name: str = "",
+    definition: str = "",
+    is_billed: bool = False,
+    config_schema: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Evaluator:
     """A batch evaluator that is not registered (pass it to ``evaluate``)."""
-    return Evaluator(name, fn, batch=True, display_name=display_name, definition=definition, is_billed=is_billed,
-                     config_schema=config_schema, metadata=metadata)
+    return Evaluator(
+        name,
+        fn,
+        batch=True,
+        display_name=display_name,
+        definition=definition,
+        is_billed=is_billed,
+        config_schema=config_schema,
+        metadata=metadata,
+    )

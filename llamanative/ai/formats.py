@@ -203,10 +203,13 @@ class JsonFormat:
     def handler(self, schema: dict[str, Any] | None) -> FormatHandler:
         instructions = ""
         if schema is not None:
-            instructions = ("Output should be in JSON format and conform to the following schema:\n\n"
-                            f"```{_schema_json(schema)}```")
-        return _JsonHandler(instructions, ModelOutputConfig(constrained=True, format="json", schema=schema,
-                                                            content_type="application/json"))
+            instructions = (
+                f"Output should be in JSON format and conform to the following schema:\n\n```{_schema_json(schema)}```"
+            )
+        return _JsonHandler(
+            instructions,
+            ModelOutputConfig(constrained=True, format="json", schema=schema, content_type="application/json"),
+        )
 
 
 # -- jsonl ------------------------------------------------------------------------------------
@@ -258,11 +261,14 @@ class JsonlFormat:
     def handler(self, schema: dict[str, Any] | None) -> FormatHandler:
         if not _is_array_schema(schema):
             raise InvalidSchema("schema must be an array of objects for JSONL format")
-        instructions = ("Output should be JSONL format, a sequence of JSON objects (one per line) separated by a "
-                        "newline '\\n' character. Each line should be a JSON object conforming to the following "
-                        f"schema:\n\n```{_schema_json(schema['items'])}```")
-        return _JsonlHandler(instructions, ModelOutputConfig(format="jsonl", schema=schema,
-                                                             content_type="application/jsonl"))
+        instructions = (
+            "Output should be JSONL format, a sequence of JSON objects (one per line) separated by a "
+            "newline '\\n' character. Each line should be a JSON object conforming to the following "
+            f"schema:\n\n```{_schema_json(schema['items'])}```"
+        )
+        return _JsonlHandler(
+            instructions, ModelOutputConfig(format="jsonl", schema=schema, content_type="application/jsonl")
+        )
 
 
 # -- array ------------------------------------------------------------------------------------
@@ -282,10 +288,14 @@ class ArrayFormat:
     def handler(self, schema: dict[str, Any] | None) -> FormatHandler:
         if not _is_array_schema(schema):
             raise InvalidSchema("schema must be an array of objects for array format")
-        instructions = ("Output should be a JSON array conforming to the following schema:\n\n"
-                        f"```{_schema_json(schema['items'])}```")
-        return _ArrayHandler(instructions, ModelOutputConfig(constrained=True, format="array", schema=schema,
-                                                             content_type="application/json"))
+        instructions = (
+            "Output should be a JSON array conforming to the following schema:\n\n"
+            f"```{_schema_json(schema['items'])}```"
+        )
+        return _ArrayHandler(
+            instructions,
+            ModelOutputConfig(constrained=True, format="array", schema=schema, content_type="application/json"),
+        )
 
 
 # -- enum -------------------------------------------------------------------------------------
@@ -344,10 +354,15 @@ class EnumFormat:
         enums = object_enums(schema)
         if not enums:
             raise InvalidSchema("schema must be an object with an 'enum' property for enum format")
-        instructions = ("Output should be ONLY one of the following enum values. Do not output any additional "
-                        f"information or add quotes.\n\n```{chr(10).join(enums)}```")
-        return _EnumHandler(instructions, ModelOutputConfig(constrained=True, format="enum", schema=schema,
-                                                            content_type="text/enum"), enums)
+        instructions = (
+            "Output should be ONLY one of the following enum values. Do not output any additional "
+            f"information or add quotes.\n\n```{chr(10).join(enums)}```"
+        )
+        return _EnumHandler(
+            instructions,
+            ModelOutputConfig(constrained=True, format="enum", schema=schema, content_type="text/enum"),
+            enums,
+        )
 
 
 BUILTIN_FORMATS: tuple[Formatter, ...] = (TextFormat(), JsonFormat(), JsonlFormat(), ArrayFormat(), EnumFormat())

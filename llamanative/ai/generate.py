@@ -28,20 +28,36 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from pydantic import ValidationError
 
 from ._wire import WireModel
-from .errors import (FailedPreconditionError, GenkitError, InternalError, InvalidArgumentError, InvalidOutput,
-                     InvalidPart, MaxTurnsExceeded, ModelNotFound, NotFoundError, ToolFailed, ToolNotFound,
-                     UnresolvedToolRequest)
+from .errors import (
+    FailedPreconditionError,
+    GenkitError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidOutput,
+    InvalidPart,
+    MaxTurnsExceeded,
+    ModelNotFound,
+    NotFoundError,
+    ToolFailed,
+    ToolNotFound,
+    UnresolvedToolRequest,
+)
 from .formats import FormatHandler, inject_instructions, resolve_format_name, unknown_format
-from .hooks import (GenerateParams, Hooks, ToolRunner, build_generate_chain, build_model_chain, build_tool_runner,
-                    resolve_hooks)
+from .hooks import (
+    GenerateParams,
+    Hooks,
+    ToolRunner,
+    build_generate_chain,
+    build_model_chain,
+    build_tool_runner,
+    resolve_hooks,
+)
 from .messages import Document, Message, Role, as_document, as_message
 from .middleware import chain
 from .model import BackgroundModel, Model
 from .model_ref import ModelRef, resolve_config
-from .model_types import (ABNORMAL_FINISH, ModelOutputConfig, ModelRequest, ModelResponse, ModelResponseChunk,
-                          Operation)
-from .parts import (Part, ToolRequest, ToolResponse, new_response_for_tool_request, new_text_part,
-                    new_tool_response_part)
+from .model_types import ABNORMAL_FINISH, ModelOutputConfig, ModelRequest, ModelResponse, ModelResponseChunk, Operation
+from .parts import Part, ToolRequest, ToolResponse, new_response_for_tool_request, new_text_part, new_tool_response_part
 from .resource import Resource
 from .schema import SchemaValidationError, schema_for, validate
 from .tools import MultipartToolResponse, Tool, ToolContext, ToolInterrupt, _PartialSender
@@ -254,8 +270,9 @@ def _ensure_refs(message: Message | None) -> None:
             p.tool_request.ref = str(uuid.uuid4())
 
 
-def _run_tool(registry: Registry, run_tool: ToolRunner, request: ToolRequest,
-              ctx: ToolContext) -> MultipartToolResponse:
+def _run_tool(
+    registry: Registry, run_tool: ToolRunner, request: ToolRequest, ctx: ToolContext
+) -> MultipartToolResponse:
     """Run one tool request through the ``wrap_tool`` hooks; ToolInterrupt passes through, any other failure
     (of the tool or a hook) becomes ToolFailed."""
     name = request.name
@@ -285,14 +302,16 @@ def _parallel(fns: list[Callable[[], Any]]) -> list[tuple[Any, BaseException | N
         return list(pool.map(safe, fns))
 
 
-def _handle_tool_requests(registry: Registry, message: Message, stream: _Stream, context: dict[str, Any] | None,
-                          run_tool: ToolRunner) -> tuple[Message | None, Message | None]:
+def _handle_tool_requests(
+    registry: Registry, message: Message, stream: _Stream, context: dict[str, Any] | None, run_tool: ToolRunner
+) -> tuple[Message | None, Message | None]:
     """Run the message's tool requests concurrently: (tool message, None), or (None, revised message)
     when a tool interrupted."""
     revised = message.clone()
     idxs = [i for i, p in enumerate(revised.content) if p.is_tool_request()]
     sender = _PartialSender(
-        (lambda part: stream.emit(ModelResponseChunk(role=Role.TOOL, content=[part]))) if stream.callback else None)
+        (lambda part: stream.emit(ModelResponseChunk(role=Role.TOOL, content=[part]))) if stream.callback else None
+    )
 
     def job(i: int) -> Callable[[], Any]:
         req = revised.content[i].tool_request
@@ -320,8 +339,11 @@ def _handle_tool_requests(registry: Registry, message: Message, stream: _Stream,
             meta["interrupt"] = res.metadata if res.metadata is not None else True
         else:
             meta["pendingOutput"] = res.output
-            resp = new_tool_response_part(ToolResponse(name=part.tool_request.name, ref=part.tool_request.ref,
-                                                       output=res.output, content=res.content))
+            resp = new_tool_response_part(
+                ToolResponse(
+                    name=part.tool_request.name, ref=part.tool_request.ref, output=res.output, content=res.content
+                )
+            )
             resp.metadata = res.metadata
             responses.append(resp)
         revised.content[i] = part.model_copy(update={"metadata": meta})
@@ -330,8 +352,13 @@ def _handle_tool_requests(registry: Registry, message: Message, stream: _Stream,
     return Message(role=Role.TOOL, content=responses), None
 
 
-def _handle_resume(registry: Registry, messages: list[Message], resume: GenerateActionResume,
-                   context: dict[str, Any] | None, run_tool: ToolRunner) -> tuple[list[Message], Message]:
+def _handle_resume(
+    registry: Registry,
+    messages: list[Message],
+    resume: GenerateActionResume,
+    context: dict[str, Any] | None,
+    run_tool: ToolRunner,
+) -> tuple[list[Message], Message]:
     """Resolve the last model message's tool requests from pending outputs, responses and restarts.
 
     Returns the revised messages (ending with the revised model message and
@@ -350,7 +377,8 @@ def _handle_resume(registry: Registry, messages: list[Message], resume: Generate
     last = messages[-1]
     if last.role != Role.MODEL or not last.tool_requests():
         raise FailedPreconditionError(
-            "cannot resume generation unless the last message is by a model with at least one tool request")
+            "cannot resume generation unless the last message is by a model with at least one tool request"
+        )
 
     def resolve(p: Part) -> Callable[[], tuple[Part, Part | None]]:
         def run() -> tuple[Part, Part | None]:
@@ -382,21 +410,25 @@ def _handle_resume(registry: Registry, messages: list[Message], resume: Generate
                     resumed = rmeta.get("resumed")
                     if not isinstance(resumed, dict):
                         resumed = {} if resumed is True else None
-                    ctx = ToolContext(req.name, req.ref, context=context, resumed=resumed,
-                                      original_input=rmeta.get("replacedInput"))
+                    ctx = ToolContext(
+                        req.name, req.ref, context=context, resumed=resumed, original_input=rmeta.get("replacedInput")
+                    )
                     try:
-                        out = _run_tool(registry, run_tool,
-                                        ToolRequest(name=req.name, ref=req.ref, input=r.tool_request.input), ctx)
+                        out = _run_tool(
+                            registry, run_tool, ToolRequest(name=req.name, ref=req.ref, input=r.tool_request.input), ctx
+                        )
                     except ToolInterrupt:
                         return p, None  # interrupted again
-                    resp = new_tool_response_part(ToolResponse(name=req.name, ref=req.ref, output=out.output,
-                                                               content=out.content))
+                    resp = new_tool_response_part(
+                        ToolResponse(name=req.name, ref=req.ref, output=out.output, content=out.content)
+                    )
                     resp.metadata = out.metadata
                     return p.model_copy(update={"metadata": meta}), resp
             label = f"#{req.ref}" if req.ref else req.name
             raise UnresolvedToolRequest(
                 f"unresolved tool request {label!r} was not handled by the resume arguments; supply "
-                "tool_responses or tool_restarts, or ensure there is pending output from a previous tool call")
+                "tool_responses or tool_restarts, or ensure there is pending output from a previous tool call"
+            )
 
         return run
 
@@ -412,8 +444,11 @@ def _handle_resume(registry: Registry, messages: list[Message], resume: Generate
     for i, ((req_part, resp), _) in zip(idxs, results):
         content[i] = req_part
         responses.append(resp)
-    tool_msg = Message(role=Role.TOOL, content=responses,
-                       metadata={"resumed": resume.metadata if resume.metadata is not None else True})
+    tool_msg = Message(
+        role=Role.TOOL,
+        content=responses,
+        metadata={"resumed": resume.metadata if resume.metadata is not None else True},
+    )
     return [*messages[:-1], last.model_copy(update={"content": content}), tool_msg], tool_msg
 
 
@@ -446,10 +481,15 @@ def _call_tools(registry: Registry, opts: GenerateActionOptions, hooks: Sequence
     return child, tools
 
 
-def generate_with_request(registry: Registry, opts: GenerateActionOptions, *, use: Sequence[Any] = (),
-                          middleware: Sequence[Any] = (),
-                          on_chunk: Callable[[ModelResponseChunk], None] | None = None,
-                          context: dict[str, Any] | None = None) -> ModelResponse:
+def generate_with_request(
+    registry: Registry,
+    opts: GenerateActionOptions,
+    *,
+    use: Sequence[Any] = (),
+    middleware: Sequence[Any] = (),
+    on_chunk: Callable[[ModelResponseChunk], None] | None = None,
+    context: dict[str, Any] | None = None,
+) -> ModelResponse:
     """Run a rendered request: resolve the model, tools and format, then the loop (Go's ``GenerateWithRequest``).
 
     ``use`` is the per-call middleware (:mod:`.hooks`), ``middleware`` the
@@ -485,17 +525,26 @@ def generate_with_request(registry: Registry, opts: GenerateActionOptions, *, us
             raise unknown_format(fmt)
         handler = formatter.handler(schema)
         output_cfg = handler.config()
-        output_cfg.constrained = bool(schema is not None and opts.output.constrained and output_cfg.constrained
-                                      and model is not None and model.supports_constrained(bool(tools)))
+        output_cfg.constrained = bool(
+            schema is not None
+            and opts.output.constrained
+            and output_cfg.constrained
+            and model is not None
+            and model.supports_constrained(bool(tools))
+        )
         if not output_cfg.constrained:
-            instructions = opts.output.instructions if opts.output.instructions is not None \
-                else handler.instructions()
+            instructions = opts.output.instructions if opts.output.instructions is not None else handler.instructions()
             messages = inject_instructions(messages, instructions)
             output_cfg.schema_ = None
 
-    request = ModelRequest(messages=messages, config=opts.config, docs=opts.docs or None,
-                           tool_choice=opts.tool_choice or None, tools=[t.definition() for t in tools] or None,
-                           output=output_cfg)
+    request = ModelRequest(
+        messages=messages,
+        config=opts.config,
+        docs=opts.docs or None,
+        tool_choice=opts.tool_choice or None,
+        tools=[t.definition() for t in tools] or None,
+        output=output_cfg,
+    )
     model_fn = chain(middleware, build_model_chain(hooks, bg.as_model_fn() if bg is not None else model.generate))
     run_tool = build_tool_runner(hooks)
     stream = _Stream(on_chunk, handler)
@@ -508,8 +557,12 @@ def generate_with_request(registry: Registry, opts: GenerateActionOptions, *, us
         if params.iteration == 0 and resume is not None:
             revised, tool_msg = _handle_resume(registry, request.messages, resume, context, run_tool)
             stream.emit(ModelResponseChunk(role=Role.TOOL, content=tool_msg.content))
-            return replace(params, request=request.model_copy(update={"messages": revised}), iteration=1,
-                           message_index=stream.next_index)
+            return replace(
+                params,
+                request=request.model_copy(update={"messages": revised}),
+                iteration=1,
+                message_index=stream.next_index,
+            )
         resp = model_fn(request, stream.callback)
         if not isinstance(resp, ModelResponse):
             raise InternalError(f"model {name!r} returned {type(resp).__name__}, not a ModelResponse")
@@ -535,9 +588,12 @@ def generate_with_request(registry: Registry, opts: GenerateActionOptions, *, us
             resp.message = interrupted
             return resp
         stream.emit(ModelResponseChunk(role=Role.TOOL, content=tool_msg.content))
-        return replace(params, request=request.model_copy(update={"messages": [*request.messages, resp.message,
-                                                                              tool_msg]}),
-                       iteration=params.iteration + 1, message_index=stream.next_index)
+        return replace(
+            params,
+            request=request.model_copy(update={"messages": [*request.messages, resp.message, tool_msg]}),
+            iteration=params.iteration + 1,
+            message_index=stream.next_index,
+        )
 
     nested = any(h.wrap_generate is not None for h in hooks)
 
@@ -551,8 +607,9 @@ def generate_with_request(registry: Registry, opts: GenerateActionOptions, *, us
             params = out
 
     hooked = build_generate_chain(hooks, run)
-    return hooked(GenerateParams(options=opts, request=request, iteration=0, message_index=0,
-                                 on_chunk=stream.hook_callback))
+    return hooked(
+        GenerateParams(options=opts, request=request, iteration=0, message_index=0, on_chunk=stream.hook_callback)
+    )
 
 
 # -- Generate: options → request -----------------------------------------------------------------------
@@ -563,8 +620,10 @@ def _content(value: Any) -> list[Part]:
         return []
     if isinstance(value, (str, Part, dict)):
         value = [value]
-    return [new_text_part(v) if isinstance(v, str) else (v if isinstance(v, Part) else Part.model_validate(v))
-            for v in value]
+    return [
+        new_text_part(v) if isinstance(v, str) else (v if isinstance(v, Part) else Part.model_validate(v))
+        for v in value
+    ]
 
 
 def build_options(registry: Registry, options: GenerateKwargs) -> tuple[Registry, GenerateActionOptions]:
@@ -648,19 +707,26 @@ def build_options(registry: Registry, options: GenerateKwargs) -> tuple[Registry
 
     resume = None
     if options.get("tool_responses") or options.get("tool_restarts"):
-        resume = GenerateActionResume(respond=list(options.get("tool_responses") or ()) or None,
-                                      restart=list(options.get("tool_restarts") or ()) or None,
-                                      metadata=options.get("resume_metadata"))
+        resume = GenerateActionResume(
+            respond=list(options.get("tool_responses") or ()) or None,
+            restart=list(options.get("tool_restarts") or ()) or None,
+            metadata=options.get("resume_metadata"),
+        )
     tool_choice = options.get("tool_choice")
     opts = GenerateActionOptions(
-        model=model_name, messages=messages, tools=tool_names or None,
+        model=model_name,
+        messages=messages,
+        tools=tool_names or None,
         config=resolve_config(model, options.get("config")),
         tool_choice=getattr(tool_choice, "value", tool_choice),
         docs=[as_document(d) for d in options.get("docs") or ()] or None,
-        max_turns=options.get("max_turns"), return_tool_requests=options.get("return_tool_requests"),
-        output=GenerateActionOutputConfig(format=fmt, json_schema=schema, instructions=instructions,
-                                          constrained=constrained),
-        resume=resume)
+        max_turns=options.get("max_turns"),
+        return_tool_requests=options.get("return_tool_requests"),
+        output=GenerateActionOutputConfig(
+            format=fmt, json_schema=schema, instructions=instructions, constrained=constrained
+        ),
+        resume=resume,
+    )
     return r, opts
 
 
@@ -731,4 +797,3 @@ def generate_operation(registry: Registry, **options: Any) -> Operation:
     if resp.operation is None:
         raise FailedPreconditionError("background model did not return an operation")
     return resp.operation
-

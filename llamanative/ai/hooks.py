@@ -156,8 +156,13 @@ class Middleware:
         def own(hook: str) -> Any:
             return getattr(self, hook) if getattr(cls, hook) is not getattr(Middleware, hook) else None
 
-        return Hooks(wrap_generate=own("wrap_generate"), wrap_model=own("wrap_model"),
-                     wrap_tool=own("wrap_tool"), tools=list(self.tools), name=self.name)
+        return Hooks(
+            wrap_generate=own("wrap_generate"),
+            wrap_model=own("wrap_model"),
+            wrap_tool=own("wrap_tool"),
+            tools=list(self.tools),
+            name=self.name,
+        )
 
     def wrap_generate(self, params: GenerateParams, next: GenerateNext) -> ModelResponse:
         """Wrap one iteration of the tool loop (and, through ``next``, the iterations after it)."""
@@ -196,24 +201,33 @@ def resolve_hooks(use: Sequence[Any]) -> list[Hooks]:
         if mw is None:
             raise InvalidArgumentError("nil middleware in use=")
         if isinstance(mw, type):
-            raise InvalidArgumentError(f"use= takes middleware objects, not the class {mw.__name__}: "
-                                       f"pass {mw.__name__}(...)")
+            raise InvalidArgumentError(
+                f"use= takes middleware objects, not the class {mw.__name__}: pass {mw.__name__}(...)"
+            )
         if isinstance(mw, (str, Mapping)):
             # Go resolves {name, config} references through a middleware registry; there is none here.
-            raise InvalidArgumentError(f"middleware {mw!r}: references by name are not supported; "
-                                       "pass a Middleware object")
+            raise InvalidArgumentError(
+                f"middleware {mw!r}: references by name are not supported; pass a Middleware object"
+            )
         if isinstance(mw, Hooks):
             out.append(mw)
         elif callable(getattr(mw, "new", None)):
             hooks = mw.new()
             if not isinstance(hooks, Hooks):
-                raise InternalError(f"middleware {getattr(mw, 'name', mw)!r}: new() returned "
-                                    f"{type(hooks).__name__}, not Hooks")
+                raise InternalError(
+                    f"middleware {getattr(mw, 'name', mw)!r}: new() returned {type(hooks).__name__}, not Hooks"
+                )
             out.append(hooks)
         elif any(hasattr(mw, h) for h in ("wrap_generate", "wrap_model", "wrap_tool")):
-            out.append(Hooks(wrap_generate=getattr(mw, "wrap_generate", None),
-                             wrap_model=getattr(mw, "wrap_model", None), wrap_tool=getattr(mw, "wrap_tool", None),
-                             tools=list(getattr(mw, "tools", None) or ()), name=getattr(mw, "name", "inline")))
+            out.append(
+                Hooks(
+                    wrap_generate=getattr(mw, "wrap_generate", None),
+                    wrap_model=getattr(mw, "wrap_model", None),
+                    wrap_tool=getattr(mw, "wrap_tool", None),
+                    tools=list(getattr(mw, "tools", None) or ()),
+                    name=getattr(mw, "name", "inline"),
+                )
+            )
         elif callable(mw):
             out.append(_model_middleware_hooks(mw))
         else:

@@ -45,8 +45,16 @@ from .embedder import Embedder, EmbedderInfo
 from .errors import GenkitError, InvalidArgumentError, ModelNotFound, error_for_status
 from .messages import Document, Message, Role
 from .model import Model
-from .model_types import (GenerationCommonConfig, GenerationUsage, ModelInfo, ModelRequest, ModelResponse,
-                          ModelResponseChunk, ModelSupports, ToolDefinition)
+from .model_types import (
+    GenerationCommonConfig,
+    GenerationUsage,
+    ModelInfo,
+    ModelRequest,
+    ModelResponse,
+    ModelResponseChunk,
+    ModelSupports,
+    ToolDefinition,
+)
 from .parts import Part, ToolRequest, new_reasoning_part, new_text_part
 
 if TYPE_CHECKING:
@@ -57,8 +65,13 @@ __all__ = ["LocalProvider", "config_to_options"]
 NAMESPACE = "llamanative"
 _ROLES = {"system": "system", "user": "user", "model": "assistant", "tool": "tool"}
 _OPTION_FIELDS = frozenset(Options.model_fields)
-_COMMON = {"max_output_tokens": "num_predict", "stop_sequences": "stop", "temperature": "temperature",
-           "top_k": "top_k", "top_p": "top_p"}
+_COMMON = {
+    "max_output_tokens": "num_predict",
+    "stop_sequences": "stop",
+    "temperature": "temperature",
+    "top_k": "top_k",
+    "top_p": "top_p",
+}
 _IGNORED = frozenset({"version", "api_key"})
 
 
@@ -67,8 +80,13 @@ def _status_error(exc: StatusError, name: str) -> GenkitError:
     msg = getattr(exc, "error_message", "") or str(exc)
     if code == 404:
         return ModelNotFound(msg)
-    status = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 409: "ABORTED", 501: "UNIMPLEMENTED",
-              503: "UNAVAILABLE"}.get(code, "INTERNAL")
+    status = {
+        400: "INVALID_ARGUMENT",
+        403: "PERMISSION_DENIED",
+        409: "ABORTED",
+        501: "UNIMPLEMENTED",
+        503: "UNAVAILABLE",
+    }.get(code, "INTERNAL")
     return error_for_status(status, f"model {name!r}: {msg}")
 
 
@@ -122,16 +140,19 @@ def _tool(defn: ToolDefinition) -> dict[str, Any]:
         params = {"type": "object", "properties": {"input": schema}, "required": ["input"]}
     else:
         params = schema
-    return {"type": "function", "function": {"name": defn.name, "description": defn.description or "",
-                                             "parameters": params}}
+    return {
+        "type": "function",
+        "function": {"name": defn.name, "description": defn.description or "", "parameters": params},
+    }
 
 
 def _image(part: Part) -> str:
     url = part.media.url
     if url.startswith("data:"):
         return url.split(",", 1)[1] if ";base64," in url else base64.b64encode(url.split(",", 1)[1].encode()).decode()
-    raise InvalidArgumentError(f"local models take media as data: URLs; add download_request_media() to fetch "
-                               f"{url[:80]!r}")
+    raise InvalidArgumentError(
+        f"local models take media as data: URLs; add download_request_media() to fetch {url[:80]!r}"
+    )
 
 
 def _tool_output_text(resp) -> str:
@@ -148,8 +169,14 @@ def to_chat_messages(messages: list[Message], wrapped: set[str]) -> list[dict[st
         if m.role == Role.TOOL:
             for p in m.content:
                 if p.is_tool_response():
-                    out.append({"role": "tool", "content": _tool_output_text(p.tool_response),
-                                "tool_name": p.tool_response.name, "tool_call_id": p.tool_response.ref})
+                    out.append(
+                        {
+                            "role": "tool",
+                            "content": _tool_output_text(p.tool_response),
+                            "tool_name": p.tool_response.name,
+                            "tool_call_id": p.tool_response.ref,
+                        }
+                    )
             continue
         texts, images, calls, thinking = [], [], [], []
         for p in m.content:
@@ -204,9 +231,19 @@ class LocalProvider:
             caps = self._client().show(name).capabilities or []
         except StatusError as exc:
             raise _status_error(exc, name) from exc
-        return ModelInfo(label=f"{NAMESPACE}/{name}", supports=ModelSupports(
-            multiturn=True, tools=True, system_role=True, tool_choice=True, constrained="all",
-            media="vision" in caps, context=False, output=["text", "json"]))
+        return ModelInfo(
+            label=f"{NAMESPACE}/{name}",
+            supports=ModelSupports(
+                multiturn=True,
+                tools=True,
+                system_role=True,
+                tool_choice=True,
+                constrained="all",
+                media="vision" in caps,
+                context=False,
+                output=["text", "json"],
+            ),
+        )
 
     def _model_fn(self, name: str) -> Callable[[ModelRequest, Any], ModelResponse]:
         def run(request: ModelRequest, on_chunk: Callable[[ModelResponseChunk], None] | None) -> ModelResponse:
@@ -217,10 +254,16 @@ class LocalProvider:
             out = request.output
             fmt = out.schema_ if out is not None and out.constrained and out.schema_ is not None else None
             try:
-                stream = client.chat(model=name, messages=to_chat_messages(request.messages, wrapped),
-                                     tools=[_tool(d) for d in defs] or None,
-                                     tool_choice=str(request.tool_choice) if defs and request.tool_choice else None,
-                                     format=fmt, options=options, stream=True, **extra)
+                stream = client.chat(
+                    model=name,
+                    messages=to_chat_messages(request.messages, wrapped),
+                    tools=[_tool(d) for d in defs] or None,
+                    tool_choice=str(request.tool_choice) if defs and request.tool_choice else None,
+                    format=fmt,
+                    options=options,
+                    stream=True,
+                    **extra,
+                )
             except StatusError as exc:
                 raise _status_error(exc, name) from exc
             text, thinking, final = [], [], None
@@ -247,8 +290,9 @@ class LocalProvider:
             for call in (final.message.tool_calls or ()) if final else ():
                 args = call.function.arguments
                 value = args.get("input") if call.function.name in wrapped else args
-                content.append(Part(tool_request=ToolRequest(name=call.function.name, ref=call.id or None,
-                                                             input=value)))
+                content.append(
+                    Part(tool_request=ToolRequest(name=call.function.name, ref=call.id or None, input=value))
+                )
             reason = (final.done_reason if final else None) or "unknown"
             usage = GenerationUsage()
             if final is not None:
@@ -257,8 +301,10 @@ class LocalProvider:
             return ModelResponse(
                 message=Message(role=Role.MODEL, content=content),
                 finish_reason=reason if reason in ("stop", "length") else "unknown",
-                usage=usage, request=request,
-                latency_ms=(final.total_duration / 1e6) if final is not None and final.total_duration else None)
+                usage=usage,
+                request=request,
+                latency_ms=(final.total_duration / 1e6) if final is not None and final.total_duration else None,
+            )
 
         return run
 
@@ -275,8 +321,14 @@ class LocalProvider:
             keep_alive = opts.pop("keep_alive", opts.pop("keepAlive", None))
             model_options, _ = config_to_options(opts or None)
             try:
-                resp = self._client().embed(model=name, input=texts, truncate=truncate, dimensions=dimensions,
-                                            options=model_options, keep_alive=keep_alive)
+                resp = self._client().embed(
+                    model=name,
+                    input=texts,
+                    truncate=truncate,
+                    dimensions=dimensions,
+                    options=model_options,
+                    keep_alive=keep_alive,
+                )
             except StatusError as exc:
                 raise _status_error(exc, name) from exc
             return resp.as_array()

@@ -114,8 +114,7 @@ class Document(WireModel):
         return cls(content=[new_text_part(text)], metadata=metadata)
 
     @classmethod
-    def from_media(cls, url: str, content_type: str | None = None,
-                   metadata: dict[str, Any] | None = None) -> Document:
+    def from_media(cls, url: str, content_type: str | None = None, metadata: dict[str, Any] | None = None) -> Document:
         return cls(content=[new_media_part(content_type, url)], metadata=metadata)
 
     @classmethod

@@ -80,8 +80,9 @@ def _supports(info: ModelInfo | None):
     return info.supports if info is not None and info.supports is not None else None
 
 
-def simulate_system_prompt(preface: str = "SYSTEM INSTRUCTIONS:\n", acknowledgement: str = "Understood.",
-                           *, info: ModelInfo | None = None) -> ModelMiddleware:
+def simulate_system_prompt(
+    preface: str = "SYSTEM INSTRUCTIONS:\n", acknowledgement: str = "Understood.", *, info: ModelInfo | None = None
+) -> ModelMiddleware:
     """Turn the first system message into ``user(preface + its parts)`` + ``model(acknowledgement)``.
 
     Given ``info``, it does nothing when the model supports a system role
@@ -97,9 +98,10 @@ def simulate_system_prompt(preface: str = "SYSTEM INSTRUCTIONS:\n", acknowledgem
             for i, m in enumerate(msgs):
                 if m.role == Role.SYSTEM:
                     user = Message(role=Role.USER, content=[new_text_part(preface), *m.content])
-                    msgs[i:i + 1] = [user, Message(role=Role.MODEL, content=[new_text_part(acknowledgement)])]
+                    msgs[i : i + 1] = [user, Message(role=Role.MODEL, content=[new_text_part(acknowledgement)])]
                     return next_fn(request.model_copy(update={"messages": msgs}), on_chunk)
             return next_fn(request, on_chunk)
+
         return wrapped
 
     return middleware
@@ -118,9 +120,13 @@ def _context_item(doc: Document, index: int, citation_key: str | None) -> str:
     return f"- [{label}]: {doc.text()}\n"
 
 
-def augment_with_context(preface: str = CONTEXT_PREFACE,
-                         item_template: Callable[[Document, int], str] | None = None, *,
-                         citation_key: str | None = None, info: ModelInfo | None = None) -> ModelMiddleware:
+def augment_with_context(
+    preface: str = CONTEXT_PREFACE,
+    item_template: Callable[[Document, int], str] | None = None,
+    *,
+    citation_key: str | None = None,
+    info: ModelInfo | None = None,
+) -> ModelMiddleware:
     """Append the request's ``docs`` to the last user message as a context part.
 
     The part is ``preface`` + one ``- [<ref|id|index>]: <text>`` line per
@@ -143,9 +149,14 @@ def augment_with_context(preface: str = CONTEXT_PREFACE,
             at = next((i for i, p in enumerate(user.content) if (p.metadata or {}).get("purpose") == "context"), -1)
             if at >= 0 and user.content[at].metadata.get("pending") is None:
                 return next_fn(request, on_chunk)
-            text = preface + "".join(
-                item_template(d, i) if item_template else _context_item(d, i, citation_key)
-                for i, d in enumerate(request.docs)) + "\n"
+            text = (
+                preface
+                + "".join(
+                    item_template(d, i) if item_template else _context_item(d, i, citation_key)
+                    for i, d in enumerate(request.docs)
+                )
+                + "\n"
+            )
             part = new_text_part(text, {"purpose": "context"})
             content = list(user.content)
             if at >= 0:
@@ -154,6 +165,7 @@ def augment_with_context(preface: str = CONTEXT_PREFACE,
                 content.append(part)
             msgs[idx] = user.model_copy(update={"content": content})
             return next_fn(request.model_copy(update={"messages": msgs}), on_chunk)
+
         return wrapped
 
     return middleware
@@ -177,21 +189,25 @@ def validate_support(name: str, info: ModelInfo | None) -> ModelMiddleware:
             if not (sup and sup.tools) and request.tools:
                 raise UnsupportedByModel(f"model {name!r} does not support tool use, but tools were provided")
             if not (sup and sup.multiturn) and len(request.messages) > 1:
-                raise UnsupportedByModel(f"model {name!r} does not support multiple messages, "
-                                         f"but {len(request.messages)} were provided")
+                raise UnsupportedByModel(
+                    f"model {name!r} does not support multiple messages, but {len(request.messages)} were provided"
+                )
             if not (sup and sup.tool_choice) and request.tool_choice not in (None, "", "auto"):
-                raise UnsupportedByModel(f"model {name!r} does not support tool choice, "
-                                         "but tool choice was provided")
+                raise UnsupportedByModel(f"model {name!r} does not support tool choice, but tool choice was provided")
             if not (sup and sup.system_role) and any(m.role == Role.SYSTEM for m in request.messages):
-                raise UnsupportedByModel(f"model {name!r} does not support system role, "
-                                         "but system role was provided")
+                raise UnsupportedByModel(f"model {name!r} does not support system role, but system role was provided")
             constrained = sup.constrained if sup else None
-            if (constrained in (None, "", "none") or (constrained == "no-tools" and request.tools)) \
-                    and request.output is not None and request.output.constrained:
-                raise UnsupportedByModel(f"model {name!r} does not support native constrained output, "
-                                         "but constrained output was requested")
+            if (
+                (constrained in (None, "", "none") or (constrained == "no-tools" and request.tools))
+                and request.output is not None
+                and request.output.constrained
+            ):
+                raise UnsupportedByModel(
+                    f"model {name!r} does not support native constrained output, but constrained output was requested"
+                )
             _check_version(name, info, request.config)
             return next_fn(request, on_chunk)
+
         return wrapped
 
     return middleware
@@ -209,8 +225,7 @@ def _check_version(name: str, info: ModelInfo | None, config: Any) -> None:
     if not isinstance(version, str):
         raise InvalidArgumentError(f"version must be a string, got {type(version).__name__}")
     if version not in versions:
-        raise UnsupportedByModel(f"model {name!r} does not support version {version!r}, "
-                                 f"supported versions: {versions}")
+        raise UnsupportedByModel(f"model {name!r} does not support version {version!r}, supported versions: {versions}")
 
 
 def _utf8_len(part: Part) -> int:
@@ -253,6 +268,7 @@ def add_automatic_telemetry() -> ModelMiddleware:
                 resp.latency_ms = (time.perf_counter() - t0) * 1000.0
             calculate_usage(request, resp)
             return resp
+
         return wrapped
 
     return middleware
@@ -270,15 +286,19 @@ def _data_url(url: str) -> tuple[str, bytes]:
         raise InvalidArgumentError("malformed data: URL (no comma)") from None
     content_type, _, params = header.partition(";")
     try:
-        data = base64.b64decode(payload, validate=True) if "base64" in params.split(";") \
+        data = (
+            base64.b64decode(payload, validate=True)
+            if "base64" in params.split(";")
             else urllib.parse.unquote_to_bytes(payload)
+        )
     except binascii.Error as exc:
         raise InvalidArgumentError(f"malformed data: URL: {exc}") from exc
     return content_type, data
 
 
-def download_request_media(max_bytes: int | None = None, filter: Callable[[Part], bool] | None = None,
-                           *, timeout: float = 30.0) -> ModelMiddleware:
+def download_request_media(
+    max_bytes: int | None = None, filter: Callable[[Part], bool] | None = None, *, timeout: float = 30.0
+) -> ModelMiddleware:
     """Replace http(s) media URLs in the request by ``data:`` URLs (downloaded with httpx).
 
     Args:
@@ -306,7 +326,8 @@ def download_request_media(max_bytes: int | None = None, filter: Callable[[Part]
                 if resp.status_code != 200:
                     resp.read()
                     raise InvalidArgumentError(
-                        f"HTTP error downloading media {url!r}: {resp.status_code} {resp.text[:200]}")
+                        f"HTTP error downloading media {url!r}: {resp.status_code} {resp.text[:200]}"
+                    )
                 chunks, size = [], 0
                 for chunk in resp.iter_bytes():
                     size += len(chunk)
@@ -343,7 +364,7 @@ def download_request_media(max_bytes: int | None = None, filter: Callable[[Part]
             if changed:
                 request = request.model_copy(update={"messages": msgs})
             return next_fn(request, on_chunk)
+
         return wrapped
 
     return middleware
-

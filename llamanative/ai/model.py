@@ -19,8 +19,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import InvalidArgumentError
-from .middleware import (ModelFn, StreamCallback, add_automatic_telemetry, augment_with_context, chain,
-                         simulate_system_prompt, validate_support)
+from .middleware import (
+    ModelFn,
+    StreamCallback,
+    add_automatic_telemetry,
+    augment_with_context,
+    chain,
+    simulate_system_prompt,
+    validate_support,
+)
 from .model_types import ModelInfo, ModelRequest, ModelResponse, Operation
 from .schema import SchemaValidationError, convert, schema_for, validate
 
@@ -32,8 +39,11 @@ InfoArg = ModelInfo | dict[str, Any] | Callable[[], ModelInfo] | None
 def _as_model_fn(fn: Callable[..., Any]) -> ModelFn:
     """``fn`` as a two-argument model function."""
     try:
-        params = [p for p in inspect.signature(fn).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        params = [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
         varargs = any(p.kind == p.VAR_POSITIONAL for p in inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
         return fn
@@ -78,6 +88,7 @@ def _normalize_config(name: str, config_schema: dict[str, Any] | None, config_ty
             except (ValidationError, SchemaValidationError) as exc:
                 raise InvalidArgumentError(f"invalid config for model {name!r}: {exc}") from exc
             return next_fn(request.model_copy(update={"config": cfg}), on_chunk)
+
         return wrapped
 
     return middleware
@@ -93,8 +104,14 @@ class Model:
 
     kind = "model"
 
-    def __init__(self, name: str, fn: Callable[..., Any], *, info: InfoArg = None,
-                 config_schema: dict[str, Any] | type | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        info: InfoArg = None,
+        config_schema: dict[str, Any] | type | None = None,
+    ) -> None:
         if not name:
             raise InvalidArgumentError("a model needs a name")
         self.name = name
@@ -119,13 +136,16 @@ class Model:
     def _built(self) -> ModelFn:
         if self._chain is None:
             info = self.info
-            self._chain = chain([
-                _normalize_config(self.name, self.config_schema, self.config_type),
-                simulate_system_prompt(info=info),
-                augment_with_context(info=info),
-                validate_support(self.name, info),
-                add_automatic_telemetry(),
-            ], self.fn)
+            self._chain = chain(
+                [
+                    _normalize_config(self.name, self.config_schema, self.config_type),
+                    simulate_system_prompt(info=info),
+                    augment_with_context(info=info),
+                    validate_support(self.name, info),
+                    add_automatic_telemetry(),
+                ],
+                self.fn,
+            )
         return self._chain
 
     def generate(self, request: ModelRequest, on_chunk: StreamCallback | None = None) -> ModelResponse:
@@ -135,8 +155,9 @@ class Model:
     __call__ = generate
 
 
-def new_model(name: str, fn: Callable[..., Any], *, info: InfoArg = None,
-              config_schema: dict[str, Any] | type | None = None) -> Model:
+def new_model(
+    name: str, fn: Callable[..., Any], *, info: InfoArg = None, config_schema: dict[str, Any] | type | None = None
+) -> Model:
     """A model that is not registered: pass it as ``model=``.
 
     Args:
@@ -156,9 +177,16 @@ class BackgroundModel:
 
     kind = "background-model"
 
-    def __init__(self, name: str, start: Callable[[ModelRequest], Operation],
-                 check: Callable[[Operation], Operation], *, cancel: Callable[[Operation], Operation] | None = None,
-                 info: InfoArg = None, config_schema: dict[str, Any] | type | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        start: Callable[[ModelRequest], Operation],
+        check: Callable[[Operation], Operation],
+        *,
+        cancel: Callable[[Operation], Operation] | None = None,
+        info: InfoArg = None,
+        config_schema: dict[str, Any] | type | None = None,
+    ) -> None:
         if not name:
             raise InvalidArgumentError("a background model needs a name")
         if start is None or check is None:
@@ -201,12 +229,15 @@ class BackgroundModel:
             return ModelResponse(operation=op, request=request)
 
         info = self.info
-        return chain([
-            _normalize_config(self.name, self.config_schema, self.config_type),
-            simulate_system_prompt(info=info),
-            augment_with_context(info=info),
-            validate_support(self.name, info),
-        ], start)
+        return chain(
+            [
+                _normalize_config(self.name, self.config_schema, self.config_type),
+                simulate_system_prompt(info=info),
+                augment_with_context(info=info),
+                validate_support(self.name, info),
+            ],
+            start,
+        )
 
     def start(self, request: ModelRequest) -> Operation:
         """Start an operation for ``request`` (through the built-in middleware)."""
@@ -229,10 +260,15 @@ class BackgroundModel:
         return self._stamp(self._cancel(op))
 
 
-def new_background_model(name: str, start: Callable[[ModelRequest], Operation],
-                         check: Callable[[Operation], Operation], *,
-                         cancel: Callable[[Operation], Operation] | None = None, info: InfoArg = None,
-                         config_schema: dict[str, Any] | type | None = None) -> BackgroundModel:
+def new_background_model(
+    name: str,
+    start: Callable[[ModelRequest], Operation],
+    check: Callable[[Operation], Operation],
+    *,
+    cancel: Callable[[Operation], Operation] | None = None,
+    info: InfoArg = None,
+    config_schema: dict[str, Any] | type | None = None,
+) -> BackgroundModel:
     """A background model that is not registered (see :class:`BackgroundModel`)."""
     return BackgroundModel(name, start, check, cancel=cancel, info=info, config_schema=config_schema)
 

@@ -61,9 +61,27 @@ def render_template(template: str, variables: dict[str, Any]) -> str:
     return _VAR.sub(value, template)
 
 
-_EXECUTE_OPTIONS = frozenset({"model", "config", "messages", "docs", "tools", "tool_choice", "max_turns",
-                              "return_tool_requests", "use", "middleware", "on_chunk", "context", "output_instructions",
-                              "tool_responses", "tool_restarts", "resume_metadata", "resources"})
+_EXECUTE_OPTIONS = frozenset(
+    {
+        "model",
+        "config",
+        "messages",
+        "docs",
+        "tools",
+        "tool_choice",
+        "max_turns",
+        "return_tool_requests",
+        "use",
+        "middleware",
+        "on_chunk",
+        "context",
+        "output_instructions",
+        "tool_responses",
+        "tool_restarts",
+        "resume_metadata",
+        "resources",
+    }
+)
 
 
 class Prompt:
@@ -71,16 +89,34 @@ class Prompt:
 
     kind = "prompt"
 
-    def __init__(self, registry: Registry, name: str, *, variant: str | None = None,
-                 model: str | Model | ModelRef | None = None, config: Any = None,
-                 description: str | None = None, system: Any = None, prompt: Any = None, messages: Any = None,
-                 tools: Sequence[str | Tool] | None = None, tool_choice: str | None = None,
-                 max_turns: int | None = None, return_tool_requests: bool | None = None,
-                 input_schema: dict[str, Any] | type | None = None, default_input: dict[str, Any] | None = None,
-                 output_type: Any = None, output_schema: dict[str, Any] | str | None = None,
-                 output_format: str | None = None, output_enums: Sequence[str] | None = None,
-                 output_instructions: str | None = None, custom_constrained: bool = False, docs: Any = None,
-                 use: Sequence[Any] | None = None, metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        name: str,
+        *,
+        variant: str | None = None,
+        model: str | Model | ModelRef | None = None,
+        config: Any = None,
+        description: str | None = None,
+        system: Any = None,
+        prompt: Any = None,
+        messages: Any = None,
+        tools: Sequence[str | Tool] | None = None,
+        tool_choice: str | None = None,
+        max_turns: int | None = None,
+        return_tool_requests: bool | None = None,
+        input_schema: dict[str, Any] | type | None = None,
+        default_input: dict[str, Any] | None = None,
+        output_type: Any = None,
+        output_schema: dict[str, Any] | str | None = None,
+        output_format: str | None = None,
+        output_enums: Sequence[str] | None = None,
+        output_instructions: str | None = None,
+        custom_constrained: bool = False,
+        docs: Any = None,
+        use: Sequence[Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         if not name:
             raise InvalidArgumentError("a prompt needs a name")
         if isinstance(messages, str):
@@ -93,11 +129,18 @@ class Prompt:
         self.default_input = default_input
         self._system, self._prompt, self._messages, self._docs = system, prompt, messages, docs
         self._options: dict[str, Any] = {
-            "model": model, "config": resolve_config(model, config), "tools": list(tools) if tools else None,
+            "model": model,
+            "config": resolve_config(model, config),
+            "tools": list(tools) if tools else None,
             "tool_choice": tool_choice,
-            "max_turns": max_turns, "return_tool_requests": return_tool_requests, "output_type": output_type,
-            "output_schema": output_schema, "output_format": output_format, "output_enums": output_enums,
-            "output_instructions": output_instructions, "custom_constrained": custom_constrained or None,
+            "max_turns": max_turns,
+            "return_tool_requests": return_tool_requests,
+            "output_type": output_type,
+            "output_schema": output_schema,
+            "output_format": output_format,
+            "output_enums": output_enums,
+            "output_instructions": output_instructions,
+            "custom_constrained": custom_constrained or None,
             "use": list(use) if use else None,
         }
 
@@ -148,8 +191,12 @@ class Prompt:
         msgs.extend(as_message(m) for m in overrides.get("messages") or ())
         docs = self._docs(typed) if callable(self._docs) else self._docs
         kw: dict[str, Any] = {k: v for k, v in self._options.items() if v is not None}
-        kw.update(system=self._text(self._system, typed, variables, context), messages=msgs,
-                  prompt=self._text(self._prompt, typed, variables, context), docs=docs)
+        kw.update(
+            system=self._text(self._system, typed, variables, context),
+            messages=msgs,
+            prompt=self._text(self._prompt, typed, variables, context),
+            docs=docs,
+        )
         kw.update({k: v for k, v in overrides.items() if k != "messages" and v is not None})
         ref_config = resolve_config(overrides.get("model"), overrides.get("config"))
         if ref_config is not None:  # execute(model=ref) without config: the ref's config replaces the prompt's
@@ -208,4 +255,3 @@ class DataPrompt(Prompt):
         kw = self._kwargs(input, overrides)
         kw.pop("output_type", None)
         return generate_data_stream(self.registry, self.output_type, **kw)
-

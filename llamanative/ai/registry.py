@@ -58,8 +58,18 @@ __all__ = ["Genkit", "Registry", "Resolver"]
 Resolver = Callable[[str, str], Any]
 """A dynamic provider: ``resolver(kind, name) -> action | None`` (kind ``"model"``, ``"embedder"`` ...)."""
 
-_KINDS = ("model", "background-model", "embedder", "retriever", "evaluator", "tool", "prompt", "format",
-          "resource", "schema")
+_KINDS = (
+    "model",
+    "background-model",
+    "embedder",
+    "retriever",
+    "evaluator",
+    "tool",
+    "prompt",
+    "format",
+    "resource",
+    "schema",
+)
 
 
 class Registry:
@@ -74,8 +84,14 @@ class Registry:
         parent: for a child registry (see :meth:`new_child`).
     """
 
-    def __init__(self, *, model: str | None = None, client: Client | None = None,
-                 models_dir: str | Path | None = None, parent: Registry | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        model: str | None = None,
+        client: Client | None = None,
+        models_dir: str | Path | None = None,
+        parent: Registry | None = None,
+    ) -> None:
         self.parent = parent
         self.default_model = model if model is not None else (parent.default_model if parent else None)
         self._client = client
@@ -152,8 +168,14 @@ class Registry:
         with self._lock:
             self._resolvers[namespace] = resolver
 
-    def define_model(self, name: str, fn: Callable[..., Any], *, info: InfoArg = None,
-                     config_schema: dict[str, Any] | type | None = None) -> Model:
+    def define_model(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        info: InfoArg = None,
+        config_schema: dict[str, Any] | type | None = None,
+    ) -> Model:
         """Register a model: ``fn(request: ModelRequest, on_chunk) -> ModelResponse`` (or ``fn(request)``).
 
         ``on_chunk`` is None unless the caller streams; call it with each
@@ -164,16 +186,31 @@ class Registry:
         """
         return self.register("model", name, new_model(name, fn, info=info, config_schema=config_schema))
 
-    def define_background_model(self, name: str, start: Callable[..., Operation], check: Callable[..., Operation],
-                                *, cancel: Callable[..., Operation] | None = None, info: InfoArg = None,
-                                config_schema: dict[str, Any] | type | None = None) -> BackgroundModel:
+    def define_background_model(
+        self,
+        name: str,
+        start: Callable[..., Operation],
+        check: Callable[..., Operation],
+        *,
+        cancel: Callable[..., Operation] | None = None,
+        info: InfoArg = None,
+        config_schema: dict[str, Any] | type | None = None,
+    ) -> BackgroundModel:
         """Register a long-running model: ``start(request) -> Operation``, ``check(op) -> Operation``."""
-        return self.register("background-model", name, new_background_model(
-            name, start, check, cancel=cancel, info=info, config_schema=config_schema))
+        return self.register(
+            "background-model",
+            name,
+            new_background_model(name, start, check, cancel=cancel, info=info, config_schema=config_schema),
+        )
 
-    def define_embedder(self, name: str, fn: Callable[..., Any], *,
-                        info: EmbedderInfo | dict[str, Any] | None = None,
-                        config_schema: dict[str, Any] | None = None) -> Embedder:
+    def define_embedder(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        info: EmbedderInfo | dict[str, Any] | None = None,
+        config_schema: dict[str, Any] | None = None,
+    ) -> Embedder:
         """Register an embedder: ``fn(documents: list[Document], options) -> vectors`` (or ``fn(documents)``).
 
         The vectors are a 2-D numpy array (one row per document), a list of
@@ -181,9 +218,14 @@ class Registry:
         """
         return self.register("embedder", name, new_embedder(name, fn, info=info, config_schema=config_schema))
 
-    def define_retriever(self, name: str, fn: Callable[[RetrieverRequest], Any], *,
-                         info: RetrieverInfo | dict[str, Any] | None = None,
-                         config_schema: dict[str, Any] | None = None) -> Retriever:
+    def define_retriever(
+        self,
+        name: str,
+        fn: Callable[[RetrieverRequest], Any],
+        *,
+        info: RetrieverInfo | dict[str, Any] | None = None,
+        config_schema: dict[str, Any] | None = None,
+    ) -> Retriever:
         """Register a retriever: ``fn(request: RetrieverRequest) -> RetrieverResponse`` (or a list of documents).
 
         ``request.query`` is the query :class:`Document`, ``request.options``
@@ -191,36 +233,89 @@ class Registry:
         """
         return self.register("retriever", name, new_retriever(name, fn, info=info, config_schema=config_schema))
 
-    def define_evaluator(self, name: str, fn: Callable[..., Any], *, display_name: str = "", definition: str = "",
-                         is_billed: bool = False, config_schema: dict[str, Any] | None = None,
-                         metadata: dict[str, Any] | None = None) -> Evaluator:
+    def define_evaluator(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        display_name: str = "",
+        definition: str = "",
+        is_billed: bool = False,
+        config_schema: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Evaluator:
         """Register a per-example evaluator: ``fn(request: EvaluatorCallbackRequest) -> EvaluationResult``.
 
         A :class:`Score` or a list of scores may be returned instead of the
         result. Examples run in order; a raising example is scored ``FAIL``.
         """
-        return self.register("evaluator", name, new_evaluator(
-            name, fn, display_name=display_name, definition=definition, is_billed=is_billed,
-            config_schema=config_schema, metadata=metadata))
+        return self.register(
+            "evaluator",
+            name,
+            new_evaluator(
+                name,
+                fn,
+                display_name=display_name,
+                definition=definition,
+                is_billed=is_billed,
+                config_schema=config_schema,
+                metadata=metadata,
+            ),
+        )
 
-    def define_batch_evaluator(self, name: str, fn: Callable[..., Any], *, display_name: str = "",
-                               definition: str = "", is_billed: bool = False,
-                               config_schema: dict[str, Any] | None = None,
-                               metadata: dict[str, Any] | None = None) -> Evaluator:
+    def define_batch_evaluator(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        display_name: str = "",
+        definition: str = "",
+        is_billed: bool = False,
+        config_schema: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Evaluator:
         """Register a batch evaluator: ``fn(request: EvaluatorRequest) -> list[EvaluationResult]``."""
-        return self.register("evaluator", name, new_batch_evaluator(
-            name, fn, display_name=display_name, definition=definition, is_billed=is_billed,
-            config_schema=config_schema, metadata=metadata))
+        return self.register(
+            "evaluator",
+            name,
+            new_batch_evaluator(
+                name,
+                fn,
+                display_name=display_name,
+                definition=definition,
+                is_billed=is_billed,
+                config_schema=config_schema,
+                metadata=metadata,
+            ),
+        )
 
-    def define_tool(self, name: str, fn: Callable[..., Any], *, description: str | None = None,
-                    input_schema: dict[str, Any] | None = None, output_schema: dict[str, Any] | None = None,
-                    metadata: dict[str, Any] | None = None) -> Tool:
+    def define_tool(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        description: str | None = None,
+        input_schema: dict[str, Any] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Tool:
         """Register a tool (see :mod:`llamanative.ai.tools` for the function's parameters)."""
-        return self.register("tool", name, new_tool(name, fn, description=description, input_schema=input_schema,
-                                                    output_schema=output_schema, metadata=metadata))
+        return self.register(
+            "tool",
+            name,
+            new_tool(
+                name,
+                fn,
+                description=description,
+                input_schema=input_schema,
+                output_schema=output_schema,
+                metadata=metadata,
+            ),
+        )
 
-    def tool(self, name: str | None = None, *, description: str | None = None,
-             input_schema: dict[str, Any] | None = None) -> Callable[[Callable[..., Any]], Tool]:
+    def tool(
+        self, name: str | None = None, *, description: str | None = None, input_schema: dict[str, Any] | None = None
+    ) -> Callable[[Callable[..., Any]], Tool]:
         """Decorator form of :meth:`define_tool` (the name defaults to the function's)."""
 
         def decorate(fn: Callable[..., Any]) -> Tool:
@@ -228,14 +323,29 @@ class Registry:
 
         return decorate
 
-    def define_multipart_tool(self, name: str, fn: Callable[..., Any], *, description: str | None = None,
-                              input_schema: dict[str, Any] | None = None,
-                              output_schema: dict[str, Any] | None = None,
-                              metadata: dict[str, Any] | None = None) -> Tool:
+    def define_multipart_tool(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        description: str | None = None,
+        input_schema: dict[str, Any] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Tool:
         """Register a tool whose function returns a :class:`MultipartToolResponse` (output + content parts)."""
-        return self.register("tool", name, new_multipart_tool(
-            name, fn, description=description, input_schema=input_schema, output_schema=output_schema,
-            metadata=metadata))
+        return self.register(
+            "tool",
+            name,
+            new_multipart_tool(
+                name,
+                fn,
+                description=description,
+                input_schema=input_schema,
+                output_schema=output_schema,
+                metadata=metadata,
+            ),
+        )
 
     def define_format(self, formatter: Formatter, name: str | None = None) -> Formatter:
         """Register an output format (an object with ``name`` and ``handler(schema)``; see :mod:`.formats`).
@@ -244,32 +354,59 @@ class Registry:
         """
         return self.register("format", name or formatter.name, formatter)
 
-    def define_resource(self, name: str, fn: Callable[[ResourceInput], Any], *, uri: str | None = None,
-                        template: str | None = None, description: str | None = None,
-                        metadata: dict[str, Any] | None = None) -> Resource:
+    def define_resource(
+        self,
+        name: str,
+        fn: Callable[[ResourceInput], Any],
+        *,
+        uri: str | None = None,
+        template: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Resource:
         """Register a resource with a fixed ``uri`` or a URI ``template`` (``file:///{+path}``).
 
         ``fn(input: ResourceInput) -> ResourceOutput`` (or a list of parts, or
         a string). ``resource`` parts with a matching URI are replaced by its
         content before the model is called.
         """
-        return self.register("resource", name, new_resource(name, fn, uri=uri, template=template,
-                                                            description=description, metadata=metadata))
+        return self.register(
+            "resource",
+            name,
+            new_resource(name, fn, uri=uri, template=template, description=description, metadata=metadata),
+        )
 
     def define_schema(self, name: str, schema: dict[str, Any] | type) -> dict[str, Any]:
         """Register a named JSON schema (or a type's schema): ``output_schema="<name>"`` finds it."""
         return self.register("schema", name, schema if isinstance(schema, dict) else schema_for(schema))
 
-    def define_prompt(self, name: str, *, variant: str | None = None, model: str | Model | ModelRef | None = None,
-                      config: Any = None, description: str | None = None, system: Any = None,
-                      prompt: Any = None, messages: Any = None, tools: Sequence[str | Tool] | None = None,
-                      tool_choice: str | None = None, max_turns: int | None = None,
-                      return_tool_requests: bool | None = None, input_schema: dict[str, Any] | type | None = None,
-                      default_input: dict[str, Any] | None = None, output_type: Any = None,
-                      output_schema: dict[str, Any] | str | None = None, output_format: str | None = None,
-                      output_enums: Sequence[str] | None = None, output_instructions: str | None = None,
-                      custom_constrained: bool = False, docs: Any = None, use: Sequence[Any] | None = None,
-                      metadata: dict[str, Any] | None = None) -> Prompt:
+    def define_prompt(
+        self,
+        name: str,
+        *,
+        variant: str | None = None,
+        model: str | Model | ModelRef | None = None,
+        config: Any = None,
+        description: str | None = None,
+        system: Any = None,
+        prompt: Any = None,
+        messages: Any = None,
+        tools: Sequence[str | Tool] | None = None,
+        tool_choice: str | None = None,
+        max_turns: int | None = None,
+        return_tool_requests: bool | None = None,
+        input_schema: dict[str, Any] | type | None = None,
+        default_input: dict[str, Any] | None = None,
+        output_type: Any = None,
+        output_schema: dict[str, Any] | str | None = None,
+        output_format: str | None = None,
+        output_enums: Sequence[str] | None = None,
+        output_instructions: str | None = None,
+        custom_constrained: bool = False,
+        docs: Any = None,
+        use: Sequence[Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Prompt:
         """Register a prompt: a reusable generate request rendered from an input.
 
         ``system``, ``prompt`` and ``messages`` are each a string template (rendered
@@ -281,31 +418,84 @@ class Registry:
         """
         from .prompt import Prompt
 
-        p = Prompt(self, name, variant=variant, model=model, config=config, description=description, system=system,
-                   prompt=prompt, messages=messages, tools=tools, tool_choice=tool_choice, max_turns=max_turns,
-                   return_tool_requests=return_tool_requests, input_schema=input_schema, default_input=default_input,
-                   output_type=output_type, output_schema=output_schema, output_format=output_format,
-                   output_enums=output_enums, output_instructions=output_instructions,
-                   custom_constrained=custom_constrained, docs=docs, use=use, metadata=metadata)
+        p = Prompt(
+            self,
+            name,
+            variant=variant,
+            model=model,
+            config=config,
+            description=description,
+            system=system,
+            prompt=prompt,
+            messages=messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            max_turns=max_turns,
+            return_tool_requests=return_tool_requests,
+            input_schema=input_schema,
+            default_input=default_input,
+            output_type=output_type,
+            output_schema=output_schema,
+            output_format=output_format,
+            output_enums=output_enums,
+            output_instructions=output_instructions,
+            custom_constrained=custom_constrained,
+            docs=docs,
+            use=use,
+            metadata=metadata,
+        )
         return self.register("prompt", p.key, p)
 
-    def define_data_prompt(self, name: str, output_type: Any, *, variant: str | None = None,
-                           model: str | Model | ModelRef | None = None, config: Any = None,
-                           description: str | None = None, system: Any = None, prompt: Any = None, messages: Any = None,
-                           tools: Sequence[str | Tool] | None = None, tool_choice: str | None = None,
-                           max_turns: int | None = None, input_schema: dict[str, Any] | type | None = None,
-                           default_input: dict[str, Any] | None = None, output_format: str | None = None,
-                           output_instructions: str | None = None, custom_constrained: bool = False,
-                           docs: Any = None, use: Sequence[Any] | None = None,
-                           metadata: dict[str, Any] | None = None) -> DataPrompt:
+    def define_data_prompt(
+        self,
+        name: str,
+        output_type: Any,
+        *,
+        variant: str | None = None,
+        model: str | Model | ModelRef | None = None,
+        config: Any = None,
+        description: str | None = None,
+        system: Any = None,
+        prompt: Any = None,
+        messages: Any = None,
+        tools: Sequence[str | Tool] | None = None,
+        tool_choice: str | None = None,
+        max_turns: int | None = None,
+        input_schema: dict[str, Any] | type | None = None,
+        default_input: dict[str, Any] | None = None,
+        output_format: str | None = None,
+        output_instructions: str | None = None,
+        custom_constrained: bool = False,
+        docs: Any = None,
+        use: Sequence[Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> DataPrompt:
         """Register a prompt whose ``execute`` returns ``(output, response)`` typed as ``output_type``."""
         from .prompt import DataPrompt
 
-        p = DataPrompt(self, name, output_type, variant=variant, model=model, config=config, description=description,
-                       system=system, prompt=prompt, messages=messages, tools=tools, tool_choice=tool_choice,
-                       max_turns=max_turns, input_schema=input_schema, default_input=default_input,
-                       output_format=output_format, output_instructions=output_instructions,
-                       custom_constrained=custom_constrained, docs=docs, use=use, metadata=metadata)
+        p = DataPrompt(
+            self,
+            name,
+            output_type,
+            variant=variant,
+            model=model,
+            config=config,
+            description=description,
+            system=system,
+            prompt=prompt,
+            messages=messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            max_turns=max_turns,
+            input_schema=input_schema,
+            default_input=default_input,
+            output_format=output_format,
+            output_instructions=output_instructions,
+            custom_constrained=custom_constrained,
+            docs=docs,
+            use=use,
+            metadata=metadata,
+        )
         return self.register("prompt", p.key, p)
 
     # -- unregistered forms --------------------------------------------------------------------
@@ -341,8 +531,12 @@ class Registry:
             return None
         root = self._root()
         namespace, _, rest = name.partition("/")
-        if namespace not in root._resolvers and kind in ("model", "embedder") and name.endswith(".gguf") \
-                and Path(name).expanduser().is_file():
+        if (
+            namespace not in root._resolvers
+            and kind in ("model", "embedder")
+            and name.endswith(".gguf")
+            and Path(name).expanduser().is_file()
+        ):
             namespace, rest = "llamanative", name  # a bare GGUF path
         resolver = root._resolvers.get(namespace)
         if resolver is None or not rest:
@@ -465,15 +659,22 @@ class Registry:
 
         return generate_data_stream(self, output_type, **options)
 
-    def generate_with_request(self, options: GenerateActionOptions, *, use: Sequence[Any] | None = None,
-                              middleware: Sequence[Any] | None = None, on_chunk: Callable[..., None] | None = None,
-                              context: dict[str, Any] | None = None) -> ModelResponse:
+    def generate_with_request(
+        self,
+        options: GenerateActionOptions,
+        *,
+        use: Sequence[Any] | None = None,
+        middleware: Sequence[Any] | None = None,
+        on_chunk: Callable[..., None] | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> ModelResponse:
         """Run a rendered request (``GenerateActionOptions``, e.g. from ``Prompt.render``), Go's
         ``GenerateWithRequest``. ``use`` and ``middleware`` are as in :meth:`generate`."""
         from .generate import generate_with_request
 
-        return generate_with_request(self, options, use=use or (), middleware=middleware or (), on_chunk=on_chunk,
-                                     context=context)
+        return generate_with_request(
+            self, options, use=use or (), middleware=middleware or (), on_chunk=on_chunk, context=context
+        )
 
     def generate_operation(self, **options: Unpack[GenerateKwargs]) -> Operation:
         """Start a background model's operation (``model=`` must name one).
@@ -513,8 +714,9 @@ class Registry:
             raise NotFoundError(f"{kind} {value!r} not found")
         return found
 
-    def embed(self, embedder: str | Embedder, documents: Sequence[Document | str] | Document | str,
-              options: Any = None) -> EmbedResponse:
+    def embed(
+        self, embedder: str | Embedder, documents: Sequence[Document | str] | Document | str, options: Any = None
+    ) -> EmbedResponse:
         """Embed documents (or texts): an :class:`EmbedResponse` with one vector per document, in order.
 
         ``response.as_array()`` is the float32 matrix ``(n, dim)``,
@@ -527,8 +729,9 @@ class Registry:
         """
         return self._resolve("embedder", embedder, Embedder).embed(documents, options)
 
-    def retrieve(self, retriever: str | Retriever, query: Document | str | Sequence[Document | str],
-                 options: Any = None) -> RetrieverResponse:
+    def retrieve(
+        self, retriever: str | Retriever, query: Document | str | Sequence[Document | str], options: Any = None
+    ) -> RetrieverResponse:
         """Run a retriever with one query document (:func:`llamanative.ai.retriever.query_document`).
 
         Raises:
@@ -538,8 +741,13 @@ class Registry:
         r = self._resolve("retriever", retriever, Retriever)
         return r.retrieve(RetrieverRequest(query=query_document(query), options=options))
 
-    def evaluate(self, evaluator: str | Evaluator, dataset: Sequence[Example | dict[str, Any]],
-                 options: Any = None, eval_run_id: str | None = None) -> list[EvaluationResult]:
+    def evaluate(
+        self,
+        evaluator: str | Evaluator,
+        dataset: Sequence[Example | dict[str, Any]],
+        options: Any = None,
+        eval_run_id: str | None = None,
+    ) -> list[EvaluationResult]:
         """Score a dataset with an evaluator, by name or object (:func:`llamanative.ai.evaluator.evaluate`).
 
         Raises:
@@ -571,16 +779,23 @@ class Registry:
 
         return AsyncGenerateStream(self.generate_data_stream(output_type, **options))
 
-    async def aembed(self, embedder: str | Embedder, documents: Sequence[Document | str] | Document | str,
-                     options: Any = None) -> EmbedResponse:
+    async def aembed(
+        self, embedder: str | Embedder, documents: Sequence[Document | str] | Document | str, options: Any = None
+    ) -> EmbedResponse:
         return await asyncio.to_thread(self.embed, embedder, documents, options)
 
-    async def aretrieve(self, retriever: str | Retriever, query: Document | str | Sequence[Document | str],
-                        options: Any = None) -> RetrieverResponse:
+    async def aretrieve(
+        self, retriever: str | Retriever, query: Document | str | Sequence[Document | str], options: Any = None
+    ) -> RetrieverResponse:
         return await asyncio.to_thread(self.retrieve, retriever, query, options)
 
-    async def aevaluate(self, evaluator: str | Evaluator, dataset: Sequence[Example | dict[str, Any]],
-                        options: Any = None, eval_run_id: str | None = None) -> list[EvaluationResult]:
+    async def aevaluate(
+        self,
+        evaluator: str | Evaluator,
+        dataset: Sequence[Example | dict[str, Any]],
+        options: Any = None,
+        eval_run_id: str | None = None,
+    ) -> list[EvaluationResult]:
         return await asyncio.to_thread(self.evaluate, evaluator, dataset, options, eval_run_id)
 
 

@@ -47,7 +47,7 @@ def _normalize_uri(uri: str) -> str:
 def _template_regex(template: str) -> re.Pattern[str]:
     out, pos = [], 0
     for m in re.finditer(r"\{([+#]?)([A-Za-z0-9_.,]+)\}", template):
-        out.append(re.escape(template[pos:m.start()]))
+        out.append(re.escape(template[pos : m.start()]))
         op, name = m.group(1), m.group(2).split(",")[0]
         out.append(f"(?P<{name}>.+)" if op else f"(?P<{name}>[^/?#]+)")
         pos = m.end()
@@ -60,9 +60,16 @@ class Resource:
 
     kind = "resource"
 
-    def __init__(self, name: str, fn: Callable[[ResourceInput], Any], *, uri: str | None = None,
-                 template: str | None = None, description: str | None = None,
-                 metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        fn: Callable[[ResourceInput], Any],
+        *,
+        uri: str | None = None,
+        template: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         if not name:
             raise InvalidArgumentError("a resource needs a name")
         if uri and template:
@@ -109,8 +116,14 @@ class Resource:
         return ResourceOutput(content=list(out or ()))
 
 
-def new_resource(name: str, fn: Callable[[ResourceInput], Any], *, uri: str | None = None,
-                 template: str | None = None, description: str | None = None,
-                 metadata: dict[str, Any] | None = None) -> Resource:
+def new_resource(
+    name: str,
+    fn: Callable[[ResourceInput], Any],
+    *,
+    uri: str | None = None,
+    template: str | None = None,
+    description: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Resource:
     """A resource that is not registered: pass it in ``resources=`` (visible to that call only)."""
     return Resource(name, fn, uri=uri, template=template, description=description, metadata=metadata)

@@ -42,9 +42,14 @@ class Retriever:
 
     kind = "retriever"
 
-    def __init__(self, name: str, fn: Callable[[RetrieverRequest], Any], *,
-                 info: RetrieverInfo | dict[str, Any] | None = None,
-                 config_schema: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        fn: Callable[[RetrieverRequest], Any],
+        *,
+        info: RetrieverInfo | dict[str, Any] | None = None,
+        config_schema: dict[str, Any] | None = None,
+    ) -> None:
         if not name:
             raise InvalidArgumentError("a retriever needs a name")
         self.name = name
@@ -65,9 +70,13 @@ class Retriever:
         return RetrieverResponse(documents=list(out or ()))
 
 
-def new_retriever(name: str, fn: Callable[[RetrieverRequest], Any], *,
-                  info: RetrieverInfo | dict[str, Any] | None = None,
-                  config_schema: dict[str, Any] | None = None) -> Retriever:
+def new_retriever(
+    name: str,
+    fn: Callable[[RetrieverRequest], Any],
+    *,
+    info: RetrieverInfo | dict[str, Any] | None = None,
+    config_schema: dict[str, Any] | None = None,
+) -> Retriever:
     """A retriever that is not registered (pass it to ``retrieve``)."""
     return Retriever(name, fn, info=info, config_schema=config_schema)
 

@@ -59,9 +59,12 @@ class _Worker:
     """The generation side of a stream; it holds no reference to the :class:`GenerateStream`, so dropping
     the stream (``for ... : break`` on an unnamed stream) closes it while the generation runs."""
 
-    def __init__(self, run: Callable[[Callable[[ModelResponseChunk], None]], ModelResponse],
-                 on_chunk: Callable[[ModelResponseChunk], StreamValue | None],
-                 on_done: Callable[[ModelResponse], StreamValue]) -> None:
+    def __init__(
+        self,
+        run: Callable[[Callable[[ModelResponseChunk], None]], ModelResponse],
+        on_chunk: Callable[[ModelResponseChunk], StreamValue | None],
+        on_done: Callable[[ModelResponse], StreamValue],
+    ) -> None:
         self.run, self.on_chunk, self.on_done = run, on_chunk, on_done
         self.queue: queue.Queue = queue.Queue(maxsize=1)
         self.closed = threading.Event()
@@ -113,9 +116,12 @@ class GenerateStream(Iterator[StreamValue]):
         on_done: maps the response to the final value.
     """
 
-    def __init__(self, run: Callable[[Callable[[ModelResponseChunk], None]], ModelResponse],
-                 on_chunk: Callable[[ModelResponseChunk], StreamValue | None],
-                 on_done: Callable[[ModelResponse], StreamValue]) -> None:
+    def __init__(
+        self,
+        run: Callable[[Callable[[ModelResponseChunk], None]], ModelResponse],
+        on_chunk: Callable[[ModelResponseChunk], StreamValue | None],
+        on_done: Callable[[ModelResponse], StreamValue],
+    ) -> None:
         self._worker = _Worker(run, on_chunk, on_done)
         self._thread: threading.Thread | None = None
         self._finished = False
@@ -184,8 +190,9 @@ class AsyncGenerateStream(AsyncIterator[StreamValue]):
         await self.aclose()
 
 
-def _chained(user: Callable[[ModelResponseChunk], None] | None,
-             ours: Callable[[ModelResponseChunk], None]) -> Callable[[ModelResponseChunk], None]:
+def _chained(
+    user: Callable[[ModelResponseChunk], None] | None, ours: Callable[[ModelResponseChunk], None]
+) -> Callable[[ModelResponseChunk], None]:
     if user is None:
         return ours
 
@@ -203,8 +210,9 @@ def generate_stream(registry: Registry, **options: Any) -> GenerateStream:
     def run(cb: Callable[[ModelResponseChunk], None]) -> ModelResponse:
         return generate(registry, on_chunk=_chained(user_cb, cb), **options)
 
-    return GenerateStream(run, lambda chunk: StreamValue(chunk=chunk),
-                          lambda resp: StreamValue(done=True, response=resp))
+    return GenerateStream(
+        run, lambda chunk: StreamValue(chunk=chunk), lambda resp: StreamValue(done=True, response=resp)
+    )
 
 
 def generate_data_stream(registry: Registry, output_type: Any, **options: Any) -> GenerateStream:
@@ -237,4 +245,3 @@ def generate_data_stream(registry: Registry, output_type: Any, **options: Any) -
         return StreamValue(done=True, output=typed_output(resp, output_type), response=resp)
 
     return GenerateStream(run, on_chunk, on_done)
-

@@ -82,9 +82,16 @@ class ToolContext:
         context: the ``context=`` mapping given to generate (request-scoped data, e.g. auth).
     """
 
-    def __init__(self, tool_name: str, ref: str | None = None, *, resumed: dict[str, Any] | None = None,
-                 original_input: Any = None, context: dict[str, Any] | None = None,
-                 send_partial: Callable[[Any], None] | None = None) -> None:
+    def __init__(
+        self,
+        tool_name: str,
+        ref: str | None = None,
+        *,
+        resumed: dict[str, Any] | None = None,
+        original_input: Any = None,
+        context: dict[str, Any] | None = None,
+        send_partial: Callable[[Any], None] | None = None,
+    ) -> None:
         self.tool_name = tool_name
         self.ref = ref
         self.resumed = resumed
@@ -195,10 +202,12 @@ class _Signature:
         try:
             hints = typing.get_type_hints(fn)
         except NameError as exc:  # a string annotation naming a type that is not in the module's globals
-            raise InvalidArgumentError(f"tool {name!r}: cannot resolve an annotation ({exc}); define the types "
-                                       "at module level") from exc
-        params = [p for p in sig.parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+            raise InvalidArgumentError(
+                f"tool {name!r}: cannot resolve an annotation ({exc}); define the types at module level"
+            ) from exc
+        params = [
+            p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
         self.ctx_name: str | None = None
         inputs = []
         for p in params:
@@ -287,9 +296,17 @@ class Tool:
     usable by name).
     """
 
-    def __init__(self, name: str, fn: Callable[..., Any], *, description: str | None = None,
-                 input_schema: dict[str, Any] | None = None, output_schema: dict[str, Any] | None = None,
-                 multipart: bool = False, metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        description: str | None = None,
+        input_schema: dict[str, Any] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        multipart: bool = False,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         if not name:
             raise InvalidArgumentError("a tool needs a name")
         self.name = name
@@ -297,8 +314,9 @@ class Tool:
         self.description = description if description is not None else inspect.getdoc(fn) or ""
         self._sig = _Signature(fn, name, input_schema is not None)
         self.input_schema = input_schema if input_schema is not None else self._sig.input_schema
-        self.output_schema = output_schema if output_schema is not None else (
-            None if multipart else self._sig.output_schema)
+        self.output_schema = (
+            output_schema if output_schema is not None else (None if multipart else self._sig.output_schema)
+        )
         self.multipart = multipart
         self.metadata = metadata
 
@@ -307,8 +325,13 @@ class Tool:
 
     def definition(self) -> ToolDefinition:
         """The tool as the model sees it."""
-        return ToolDefinition(name=self.name, description=self.description, input_schema=self.input_schema,
-                              output_schema=self.output_schema, metadata={"multipart": self.multipart})
+        return ToolDefinition(
+            name=self.name,
+            description=self.description,
+            input_schema=self.input_schema,
+            output_schema=self.output_schema,
+            metadata={"multipart": self.multipart},
+        )
 
     def run(self, input: Any, ctx: ToolContext | None = None) -> MultipartToolResponse:
         """Validate ``input`` against the input schema and run the function.
@@ -341,16 +364,21 @@ class Tool:
         _check_request(part, "respond_with", self.name)
         return respond_with(part, output, metadata)
 
-    def restart_with(self, part: Part, new_input: Any = _UNSET,
-                     resumed_metadata: dict[str, Any] | None = None) -> Part:
+    def restart_with(self, part: Part, new_input: Any = _UNSET, resumed_metadata: dict[str, Any] | None = None) -> Part:
         """:func:`restart_with` for a request to this tool (its name is checked)."""
         _check_request(part, "restart_with", self.name)
         return restart_with(part, new_input, resumed_metadata)
 
 
-def new_tool(name: str, fn: Callable[..., Any], *, description: str | None = None,
-             input_schema: dict[str, Any] | None = None, output_schema: dict[str, Any] | None = None,
-             metadata: dict[str, Any] | None = None) -> Tool:
+def new_tool(
+    name: str,
+    fn: Callable[..., Any],
+    *,
+    description: str | None = None,
+    input_schema: dict[str, Any] | None = None,
+    output_schema: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Tool:
     """A tool that is not registered: pass it in ``tools=`` (it is visible to that call only).
 
     Args:
@@ -360,16 +388,30 @@ def new_tool(name: str, fn: Callable[..., Any], *, description: str | None = Non
         input_schema: a JSON schema for the input; the function then gets the raw JSON value.
         output_schema: a JSON schema for the output (default: from the return annotation).
     """
-    return Tool(name, fn, description=description, input_schema=input_schema, output_schema=output_schema,
-                metadata=metadata)
+    return Tool(
+        name, fn, description=description, input_schema=input_schema, output_schema=output_schema, metadata=metadata
+    )
 
 
-def new_multipart_tool(name: str, fn: Callable[..., Any], *, description: str | None = None,
-                       input_schema: dict[str, Any] | None = None, output_schema: dict[str, Any] | None = None,
-                       metadata: dict[str, Any] | None = None) -> Tool:
+def new_multipart_tool(
+    name: str,
+    fn: Callable[..., Any],
+    *,
+    description: str | None = None,
+    input_schema: dict[str, Any] | None = None,
+    output_schema: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Tool:
     """A tool whose function returns a :class:`MultipartToolResponse` (output plus content parts)."""
-    return Tool(name, fn, description=description, input_schema=input_schema, output_schema=output_schema,
-                multipart=True, metadata=metadata)
+    return Tool(
+        name,
+        fn,
+        description=description,
+        input_schema=input_schema,
+        output_schema=output_schema,
+        multipart=True,
+        metadata=metadata,
+    )
 
 
 class _PartialSender:
@@ -392,4 +434,3 @@ class _PartialSender:
                     pass
 
         return send
-

@@ -29,9 +29,11 @@ __all__ = ["main", "build_parser"]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="llamanative", description="Run GGUF models in-process, with Ollama's commands.",
+        prog="llamanative",
+        description="Run GGUF models in-process, with Ollama's commands.",
         epilog="Models are store names (see `list`) or paths to .gguf files. The store is LLAMANATIVE_MODELS "
-               "(it may be an Ollama models directory).")
+        "(it may be an Ollama models directory).",
+    )
     parser.add_argument("-v", "--version", action="store_true", help="show the version")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run.register(sub)

@@ -59,5 +59,11 @@ def parameters(pairs: list[list[str]] | None) -> dict[str, Any]:
 
 
 def add_parameter_flag(parser: Any) -> None:
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                        help="a model parameter for this run, as in a Modelfile (e.g. -p num_predict 64); repeatable")
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="a model parameter for this run, as in a Modelfile (e.g. -p num_predict 64); repeatable",
+    )

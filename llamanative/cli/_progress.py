@@ -54,8 +54,10 @@ class ProgressPrinter:
         pct = int(completed * 100 / total)
         filled = int(_BAR_WIDTH * completed / total)
         name = digest.removeprefix("sha256:")[:12]
-        line = (f"pulling {name}: {pct:3d}% ▕{'█' * filled}{' ' * (_BAR_WIDTH - filled)}▏ "
-                f"{human_bytes(completed)}/{human_bytes(total)}")
+        line = (
+            f"pulling {name}: {pct:3d}% ▕{'█' * filled}{' ' * (_BAR_WIDTH - filled)}▏ "
+            f"{human_bytes(completed)}/{human_bytes(total)}"
+        )
         self.out.write(("\r" + line + "\x1b[K") if self.tty else line)
         self._open_bar = digest
         if finished:

@@ -13,8 +13,11 @@ from ..fetch import fetch_model
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    chat = sub.add_parser("chat", help="answer one message with a chat model (default: SmolLM2-135M, fetched once)",
-                          description=__doc__.split("\n")[0])
+    chat = sub.add_parser(
+        "chat",
+        help="answer one message with a chat model (default: SmolLM2-135M, fetched once)",
+        description=__doc__.split("\n")[0],
+    )
     chat.add_argument("prompt", help="the user message")
     chat.add_argument("--model", help="GGUF path or stored model name (default: SmolLM2-135M-Instruct)")
     chat.add_argument("--system", default=None, help="system prompt")
@@ -33,8 +36,12 @@ def chat_once(args: argparse.Namespace) -> int:
     if args.system:
         messages.append({"role": "system", "content": args.system})
     messages.append({"role": "user", "content": args.prompt})
-    options = {"num_predict": args.num_predict, "num_ctx": args.num_ctx, "temperature": args.temperature,
-               "repeat_penalty": args.repeat_penalty}
+    options = {
+        "num_predict": args.num_predict,
+        "num_ctx": args.num_ctx,
+        "temperature": args.temperature,
+        "repeat_penalty": args.repeat_penalty,
+    }
     if args.seed is not None:
         options["seed"] = args.seed
     with Client() as client:

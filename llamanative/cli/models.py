@@ -17,14 +17,21 @@ _SHOW_ONLY = ("license", "modelfile", "parameters", "system", "template")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("list", aliases=["ls"], help="list the models in the store",
-                       description="List the models in the store (LLAMANATIVE_MODELS), newest first.")
+    p = sub.add_parser(
+        "list",
+        aliases=["ls"],
+        help="list the models in the store",
+        description="List the models in the store (LLAMANATIVE_MODELS), newest first.",
+    )
     p.add_argument("prefix", nargs="?", help="only names starting with this")
     p.set_defaults(func=list_models)
 
-    p = sub.add_parser("show", help="show information about a model",
-                       description="Show a model's architecture, capabilities, parameters, system prompt and "
-                                   "license; or only one part of it with a flag.")
+    p = sub.add_parser(
+        "show",
+        help="show information about a model",
+        description="Show a model's architecture, capabilities, parameters, system prompt and "
+        "license; or only one part of it with a flag.",
+    )
     p.add_argument("model", help="a stored model name or a .gguf path")
     only = p.add_mutually_exclusive_group()
     for what in _SHOW_ONLY:
@@ -32,9 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="also show every GGUF metadata key")
     p.set_defaults(func=show)
 
-    p = sub.add_parser("create", help="create a model from a Modelfile",
-                       description="Store a model under NAME from a Modelfile (FROM a .gguf path, relative to the "
-                                   "Modelfile, or a stored model; PARAMETER, SYSTEM, TEMPLATE, LICENSE, MESSAGE).")
+    p = sub.add_parser(
+        "create",
+        help="create a model from a Modelfile",
+        description="Store a model under NAME from a Modelfile (FROM a .gguf path, relative to the "
+        "Modelfile, or a stored model; PARAMETER, SYSTEM, TEMPLATE, LICENSE, MESSAGE).",
+    )
     p.add_argument("model", metavar="NAME", help="the new model's name, e.g. mymodel or mymodel:v1")
     p.add_argument("-f", "--file", default="Modelfile", help='the Modelfile (default "Modelfile")')
     p.set_defaults(func=create)
@@ -44,13 +54,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("destination")
     p.set_defaults(func=copy)
 
-    p = sub.add_parser("rm", help="remove models", description="Remove models from the store (blobs no other "
-                                                                 "model uses are deleted).")
+    p = sub.add_parser(
+        "rm", help="remove models", description="Remove models from the store (blobs no other model uses are deleted)."
+    )
     p.add_argument("models", nargs="+", metavar="MODEL")
     p.set_defaults(func=remove)
 
-    p = sub.add_parser("pull", help="pull a model into the store",
-                       description="Pull a model into the store, with a progress bar per layer.")
+    p = sub.add_parser(
+        "pull",
+        help="pull a model into the store",
+        description="Pull a model into the store, with a progress bar per layer.",
+    )
     p.add_argument("model")
     p.set_defaults(func=pull)
 
@@ -58,8 +72,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def list_models(args: argparse.Namespace) -> int:
     models = client().list().models
     prefix = (args.prefix or "").lower()
-    rows = [[m.name or "", short_id(m.digest), human_bytes(m.size), human_time(m.modified_at)]
-            for m in models if (m.name or "").lower().startswith(prefix)]
+    rows = [
+        [m.name or "", short_id(m.digest), human_bytes(m.size), human_time(m.modified_at)]
+        for m in models
+        if (m.name or "").lower().startswith(prefix)
+    ]
     print(table(rows, ["NAME", "ID", "SIZE", "MODIFIED"]))
     return 0
 

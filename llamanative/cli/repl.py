@@ -150,8 +150,12 @@ class Session:
             return "exit"
         if head in ("/?", "/help"):
             topic = words[1].lstrip("/") if len(words) > 1 else ""
-            sys.stderr.write({"set": _HELP_SET, "show": _HELP_SHOW, "shortcut": _HELP_SHORTCUTS,
-                              "shortcuts": _HELP_SHORTCUTS}.get(topic, _HELP) + "\n")
+            sys.stderr.write(
+                {"set": _HELP_SET, "show": _HELP_SHOW, "shortcut": _HELP_SHORTCUTS, "shortcuts": _HELP_SHORTCUTS}.get(
+                    topic, _HELP
+                )
+                + "\n"
+            )
         elif head == "/clear":
             self.messages = []
             print("Cleared session context")
@@ -228,8 +232,11 @@ class Session:
         elif what == "parameters":
             print("Model defined parameters:")
             lines = (info.parameters or "").splitlines()
-            print("\n".join(f"  {l}" for l in lines) if lines
-                  else "  No additional parameters were specified for this model.")
+            print(
+                "\n".join(f"  {line}" for line in lines)
+                if lines
+                else "  No additional parameters were specified for this model."
+            )
             print()
             if self.settings.options:
                 print("User defined parameters:")
@@ -251,9 +258,13 @@ class Session:
         # The saved model keeps its own parameters, with this session's on top (create replaces the layer).
         stored = self.client.store.resolve(self.settings.model).layer_json(MEDIA_PARAMS) or {}
         try:
-            self.client.create(words[1], from_=self.settings.model, system=self.system,
-                               parameters={**stored, **self.settings.options} or None,
-                               messages=self.messages or None)
+            self.client.create(
+                words[1],
+                from_=self.settings.model,
+                system=self.system,
+                parameters={**stored, **self.settings.options} or None,
+                messages=self.messages or None,
+            )
         except StatusError as exc:
             print(f"error: {exc.error_message or exc.error}")
             return

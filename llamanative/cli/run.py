@@ -17,19 +17,28 @@ THINK_VALUES = ("true", "false", "high", "medium", "low", "max")
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "run", help="run a model: answer a prompt, or chat",
+        "run",
+        help="run a model: answer a prompt, or chat",
         description="Answer PROMPT (or what is piped on stdin) and exit; with neither, chat interactively "
-                    '(/? for help, """ for a multi-line message, /bye or Ctrl-D to exit). Ctrl-C stops an answer. '
-                    "Embedding models print the prompt's embedding as JSON.")
+        '(/? for help, """ for a multi-line message, /bye or Ctrl-D to exit). Ctrl-C stops an answer. '
+        "Embedding models print the prompt's embedding as JSON.",
+    )
     p.add_argument("model", help="a stored model name or a .gguf path")
     p.add_argument("prompt", nargs="*", help="the message (words are joined with spaces)")
     p.add_argument("--verbose", action="store_true", help="print timings and token rates after each answer (stderr)")
     p.add_argument("--format", default=None, help='"json", or a JSON schema, to constrain the answer')
-    p.add_argument("--think", default=None, metavar="[=true|false|high|medium|low|max]",
-                   help="thinking models: think before answering (--think alone = true; a level: --think=high)")
+    p.add_argument(
+        "--think",
+        default=None,
+        metavar="[=true|false|high|medium|low|max]",
+        help="thinking models: think before answering (--think alone = true; a level: --think=high)",
+    )
     p.add_argument("--hidethinking", action="store_true", help="do not print the thinking")
-    p.add_argument("--keepalive", default=None,
-                   help="how long the model stays loaded after an answer (e.g. 5m, 0); within this process only")
+    p.add_argument(
+        "--keepalive",
+        default=None,
+        help="how long the model stays loaded after an answer (e.g. 5m, 0); within this process only",
+    )
     add_parameter_flag(p)
     p.set_defaults(func=run, more_words="prompt")
 
@@ -70,8 +79,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         if args.think not in THINK_VALUES:
             raise CliError(f"invalid value for --think: {args.think!r} (one of {', '.join(THINK_VALUES)})")
         think = {"true": True, "false": False}.get(args.think, args.think)
-    return Settings(args.model, parameters(args.parameter), fmt, think, args.keepalive, args.verbose,
-                    args.hidethinking)
+    return Settings(args.model, parameters(args.parameter), fmt, think, args.keepalive, args.verbose, args.hidethinking)
 
 
 class AnswerPrinter:
@@ -106,8 +114,7 @@ class AnswerPrinter:
             self._in_thinking = False
 
 
-def stream_chat(client: Client, settings: Settings, messages: list[dict],
-                out: TextIO) -> tuple[str, str, Any, bool]:
+def stream_chat(client: Client, settings: Settings, messages: list[dict], out: TextIO) -> tuple[str, str, Any, bool]:
     """Stream one answer to ``out``: (content, thinking, last chunk or None, interrupted by Ctrl-C)."""
     printer = AnswerPrinter(out, settings.hide_thinking)
     last = None
@@ -142,8 +149,7 @@ def run(args: argparse.Namespace) -> int:
         return Session(c, settings).loop()
     if not prompt.strip():
         raise CliError("no prompt: give one as an argument or pipe it on stdin")
-    _content, _thinking, last, interrupted = stream_chat(c, settings, [{"role": "user", "content": prompt}],
-                                                         sys.stdout)
+    _content, _thinking, last, interrupted = stream_chat(c, settings, [{"role": "user", "content": prompt}], sys.stdout)
     sys.stdout.write("\n")
     sys.stdout.flush()
     if interrupted:

@@ -69,8 +69,14 @@ def reply_schema(tools: list[Tool], mode: str, response_schema: dict | None) -> 
         "type": "object",
         # One call per turn: models that need the generic form are seldom able to
         # plan parallel calls, and an open-ended list invites them to loop.
-        "properties": {"tool_calls": {"type": "array", "items": calls[0] if len(calls) == 1 else {"anyOf": calls},
-                                      "minItems": 1, "maxItems": 1}},
+        "properties": {
+            "tool_calls": {
+                "type": "array",
+                "items": calls[0] if len(calls) == 1 else {"anyOf": calls},
+                "minItems": 1,
+                "maxItems": 1,
+            }
+        },
         "required": ["tool_calls"],
     }
     if mode == "required":
@@ -102,18 +108,26 @@ def rewrite_messages(messages: list[dict], tools: list[Tool], mode: str, support
     for m in messages:
         m = dict(m)
         if m["role"] == "assistant" and m.get("tool_calls"):
-            calls = [{"name": tc["function"]["name"], "arguments": _arguments(tc["function"]["arguments"])}
-                     for tc in m.pop("tool_calls")]
+            calls = [
+                {"name": tc["function"]["name"], "arguments": _arguments(tc["function"]["arguments"])}
+                for tc in m.pop("tool_calls")
+            ]
             m["content"] = json.dumps({"tool_calls": calls}, ensure_ascii=False)
         elif m["role"] == "assistant" and mode != "none":
             m["content"] = json.dumps({"response": m.get("content") or ""}, ensure_ascii=False)
         elif m["role"] == "tool":
             # Templates without tool support often reject a "tool" role.
-            result = {"tool": m.pop("name", None), "tool_call_id": m.pop("tool_call_id", None),
-                      "content": m.get("content") or ""}
-            m = {"role": "user",
-                 "content": json.dumps({"tool_response": {k: v for k, v in result.items() if v is not None}},
-                                       ensure_ascii=False)}
+            result = {
+                "tool": m.pop("name", None),
+                "tool_call_id": m.pop("tool_call_id", None),
+                "content": m.get("content") or "",
+            }
+            m = {
+                "role": "user",
+                "content": json.dumps(
+                    {"tool_response": {k: v for k, v in result.items() if v is not None}}, ensure_ascii=False
+                ),
+            }
         out.append(m)
     if mode == "none":
         return out
@@ -163,7 +177,7 @@ def partial_response(text: str) -> str:
             continue
         if end + 6 > n:
             break
-        code = text[end + 2:end + 6]
+        code = text[end + 2 : end + 6]
         if 0xD800 <= int(code, 16) <= 0xDBFF:  # a surrogate pair needs its second half
             if end + 12 > n:
                 break
@@ -185,8 +199,11 @@ def parse_reply(text: str) -> tuple[str, list[dict]]:
         # a half-written call is not called.
         return partial_response(text), []
     if isinstance(data, dict) and isinstance(data.get("tool_calls"), list):
-        calls = [{"id": c.get("id") or "", "function": {"name": c["name"], "arguments": c.get("arguments") or {}}}
-                 for c in data["tool_calls"] if isinstance(c, dict) and isinstance(c.get("name"), str)]
+        calls = [
+            {"id": c.get("id") or "", "function": {"name": c["name"], "arguments": c.get("arguments") or {}}}
+            for c in data["tool_calls"]
+            if isinstance(c, dict) and isinstance(c.get("name"), str)
+        ]
         return "", calls
     if isinstance(data, dict) and "response" in data:
         resp = data["response"]
@@ -211,11 +228,11 @@ class GenericReplyParser:
         self._json += content
         if not final:
             response = partial_response(self._json)
-            delta = response[len(self._emitted):] if response.startswith(self._emitted) else ""
+            delta = response[len(self._emitted) :] if response.startswith(self._emitted) else ""
             self._emitted += delta
             return delta, thinking, {**msg, "tool_calls": []}
         text, calls = parse_reply(self._json)
-        delta = text[len(self._emitted):] if text.startswith(self._emitted) else ""
+        delta = text[len(self._emitted) :] if text.startswith(self._emitted) else ""
         return delta, thinking, {**msg, "content": text, "tool_calls": calls}
 
     def tool_calls(self, msg: dict):

@@ -39,10 +39,18 @@ def runner_config(opts: Options) -> RunnerConfig:
 def sampling_params(opts: Options, **grammar) -> SamplingParams:
     """The per-request sampler settings of ``opts`` (plus grammar fields from the chat layer)."""
     return SamplingParams(
-        temperature=opts.temperature, top_k=opts.top_k, top_p=opts.top_p, min_p=opts.min_p or 0.0,
-        typical_p=opts.typical_p, repeat_last_n=opts.repeat_last_n, repeat_penalty=opts.repeat_penalty,
-        presence_penalty=opts.presence_penalty, frequency_penalty=opts.frequency_penalty,
-        seed=-1 if opts.seed is None else opts.seed, **grammar)
+        temperature=opts.temperature,
+        top_k=opts.top_k,
+        top_p=opts.top_p,
+        min_p=opts.min_p or 0.0,
+        typical_p=opts.typical_p,
+        repeat_last_n=opts.repeat_last_n,
+        repeat_penalty=opts.repeat_penalty,
+        presence_penalty=opts.presence_penalty,
+        frequency_penalty=opts.frequency_penalty,
+        seed=-1 if opts.seed is None else opts.seed,
+        **grammar,
+    )
 
 
 def keep_alive_seconds(value: Duration | None) -> float:

@@ -40,9 +40,13 @@ def oai_messages(messages: list[Message], system: str | None) -> list[dict]:
             msg["reasoning_content"] = m.thinking
         if m.tool_calls:
             msg["tool_calls"] = [
-                {"type": "function", "id": tc.id or tool_call_id(),
-                 "function": {"name": tc.function.name, "arguments": json.dumps(tc.function.arguments)}}
-                for tc in m.tool_calls]
+                {
+                    "type": "function",
+                    "id": tc.id or tool_call_id(),
+                    "function": {"name": tc.function.name, "arguments": json.dumps(tc.function.arguments)},
+                }
+                for tc in m.tool_calls
+            ]
         if m.role == "tool":
             if m.tool_name:
                 msg["name"] = m.tool_name
@@ -62,7 +66,8 @@ def json_schema_of(fmt) -> dict | None:
         problems = unenforced(fmt)
         if problems:
             raise StatusError.bad_request(
-                "format: the schema uses keywords the grammar cannot enforce: " + "; ".join(problems))
+                "format: the schema uses keywords the grammar cannot enforce: " + "; ".join(problems)
+            )
         return fmt
     raise StatusError.bad_request(f'invalid format: {fmt!r}; expected "json" or a valid JSON Schema object')
 
@@ -77,8 +82,15 @@ class Rendered:
     stops: tuple[str, ...] = ()
 
 
-def render_chat(templates: _core.ChatTemplates, vocab: _core.Vocab, messages: list[dict],
-                tools: list[Tool] | None, tool_choice, schema: dict | None, think: ThinkValue | None) -> Rendered:
+def render_chat(
+    templates: _core.ChatTemplates,
+    vocab: _core.Vocab,
+    messages: list[dict],
+    tools: list[Tool] | None,
+    tool_choice,
+    schema: dict | None,
+    think: ThinkValue | None,
+) -> Rendered:
     """Render with the model's template; map ``common``'s grammar to sampler settings.
 
     ``think`` switches the template's thinking on or off (``enable_thinking``);
@@ -114,10 +126,10 @@ def grammar_fields(params: dict, vocab: _core.Vocab) -> dict:
         return {}
     fields: dict = {"grammar": params["grammar"], "grammar_lazy": bool(params.get("grammar_lazy"))}
     if fields["grammar_lazy"]:
-        fields["grammar_trigger_patterns"] = tuple(
-            t["pattern"] for t in params["grammar_triggers"] if t.get("pattern"))
+        fields["grammar_trigger_patterns"] = tuple(t["pattern"] for t in params["grammar_triggers"] if t.get("pattern"))
         fields["grammar_trigger_tokens"] = tuple(
-            t["token"] for t in params["grammar_triggers"] if t["type"] == "token" and t["token"] >= 0)
+            t["token"] for t in params["grammar_triggers"] if t["type"] == "token" and t["token"] >= 0
+        )
     if params.get("grammar_prefill") and params.get("generation_prompt"):
         # The grammar starts with the generation prompt: the sampler must see
         # those tokens first, as common_sampler_init does.
@@ -157,8 +169,8 @@ class OutputParser:
         content, thinking = msg["content"] or "", msg["reasoning_content"] or ""
         # A partial parse may revise its tail (markup recognised later): only
         # ever emit what extends what was already emitted.
-        new_c = content[len(self._content):] if content.startswith(self._content) else ""
-        new_t = thinking[len(self._thinking):] if thinking.startswith(self._thinking) else ""
+        new_c = content[len(self._content) :] if content.startswith(self._content) else ""
+        new_t = thinking[len(self._thinking) :] if thinking.startswith(self._thinking) else ""
         self._content += new_c
         self._thinking += new_t
         return new_c, new_t, msg
@@ -170,6 +182,10 @@ class OutputParser:
             while len(self._ids) <= i:
                 self._ids.append(tc.get("id") or tool_call_id())
             fn = tc["function"]
-            calls.append(ToolCall(id=self._ids[i], function=ToolCallFunction(
-                index=i, name=fn["name"], arguments=fn.get("arguments") or {})))
+            calls.append(
+                ToolCall(
+                    id=self._ids[i],
+                    function=ToolCallFunction(index=i, name=fn["name"], arguments=fn.get("arguments") or {}),
+                )
+            )
         return calls

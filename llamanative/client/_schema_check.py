@@ -12,11 +12,27 @@ from __future__ import annotations
 from typing import Any
 
 # Never enforced, whatever the type.
-_IGNORED = frozenset({
-    "multipleOf", "uniqueItems", "contains", "minContains", "maxContains", "not", "minProperties",
-    "maxProperties", "patternProperties", "if", "then", "else", "dependentRequired", "dependentSchemas",
-    "propertyNames", "unevaluatedProperties", "unevaluatedItems",
-})
+_IGNORED = frozenset(
+    {
+        "multipleOf",
+        "uniqueItems",
+        "contains",
+        "minContains",
+        "maxContains",
+        "not",
+        "minProperties",
+        "maxProperties",
+        "patternProperties",
+        "if",
+        "then",
+        "else",
+        "dependentRequired",
+        "dependentSchemas",
+        "propertyNames",
+        "unevaluatedProperties",
+        "unevaluatedItems",
+    }
+)
 _BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")  # enforced for integers only
 _FORMATS = frozenset({"date", "time", "date-time", "uuid"})
 # Keywords whose values are property names or data, not sub-schemas.

@@ -15,9 +15,18 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import ExitStack
 from typing import Any
 
-from ..types import (ChatRequest, ChatResponse, EmbeddingResponse, EmbedResponse, GenerateRequest,
-                     GenerateResponse, ListResponse, Options, ProcessResponse, ShowResponse, StatusResponse,
-                     VersionResponse)
+from ..types import (
+    ChatRequest,
+    EmbeddingResponse,
+    EmbedResponse,
+    GenerateRequest,
+    ListResponse,
+    Options,
+    ProcessResponse,
+    ShowResponse,
+    StatusResponse,
+    VersionResponse,
+)
 from ._stream import adrive
 from .client import Client, _join_chat, _join_generate, _Prepared, _validate
 
@@ -58,16 +67,38 @@ class AsyncClient:
         finally:
             await asyncio.to_thread(stack.close)  # may unload the model (keep_alive=0)
 
-    async def chat(self, model: str | ChatRequest = "", messages: Sequence[Any] | Callable | None = None, *,
-                   tools: Sequence[Any] | None = None, stream: bool = False, think=None, format=None,
-                   options: Options | dict | None = None, keep_alive=None, tool_choice=None, **extra: Any):
+    async def chat(
+        self,
+        model: str | ChatRequest = "",
+        messages: Sequence[Any] | Callable | None = None,
+        *,
+        tools: Sequence[Any] | None = None,
+        stream: bool = False,
+        think=None,
+        format=None,
+        options: Options | dict | None = None,
+        keep_alive=None,
+        tool_choice=None,
+        **extra: Any,
+    ):
         """:meth:`Client.chat`; with ``stream=True`` returns an async iterator of partial responses."""
         fn = None
         if isinstance(model, ChatRequest):
             req, fn = model, messages
         else:
-            req = _validate(ChatRequest, model=model, messages=messages, tools=tools, stream=stream, think=think,
-                            format=format, options=options, keep_alive=keep_alive, tool_choice=tool_choice, **extra)
+            req = _validate(
+                ChatRequest,
+                model=model,
+                messages=messages,
+                tools=tools,
+                stream=stream,
+                think=think,
+                format=format,
+                options=options,
+                keep_alive=keep_alive,
+                tool_choice=tool_choice,
+                **extra,
+            )
         prep = await asyncio.to_thread(self._client._prepare, req.model, req.options, req.keep_alive)
         per_token = req.stream or fn is not None
         chunks = self._stream(prep, lambda entry, t0: self._client._chat_steps(req, prep, entry, t0, per_token))
@@ -75,8 +106,15 @@ class AsyncClient:
             return await _with_callback(chunks, fn)
         return chunks if req.stream else _join_chat(iter([c async for c in chunks]))
 
-    async def generate(self, model: str | GenerateRequest = "", prompt: str | Callable | None = None,
-                       suffix: str | None = None, *, stream: bool = False, **kwargs: Any):
+    async def generate(
+        self,
+        model: str | GenerateRequest = "",
+        prompt: str | Callable | None = None,
+        suffix: str | None = None,
+        *,
+        stream: bool = False,
+        **kwargs: Any,
+    ):
         """:meth:`Client.generate`; with ``stream=True`` returns an async iterator of partial responses."""
         fn = None
         if isinstance(model, GenerateRequest):
@@ -160,5 +198,3 @@ async def _with_callback(chunks: AsyncIterator, fn: Callable):
     finally:
         await chunks.aclose()
     return last
-
-

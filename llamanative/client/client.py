@@ -28,11 +28,35 @@ from ..engine.scheduler import Loaded, Scheduler
 from ..errors import LlamaError, StatusError
 from ..store import ModelStore, StoredModel
 from ..store.store import is_digest
-from ..types import (ChatRequest, ChatResponse, Choice, CopyRequest, CreateRequest, DebugInfo, DeleteRequest,
-                     EmbeddingRequest, EmbeddingResponse, EmbedRequest, EmbedResponse, GenerateRequest,
-                     GenerateResponse, ListModelResponse, ListResponse, Message, Modalities, Options,
-                     ProcessModelResponse, ProcessResponse, PropsResponse, PullRequest, ShowRequest, ShowResponse,
-                     StatusResponse, TokenResponse, VersionResponse)
+from ..types import (
+    ChatRequest,
+    ChatResponse,
+    Choice,
+    CopyRequest,
+    CreateRequest,
+    DebugInfo,
+    DeleteRequest,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    EmbedRequest,
+    EmbedResponse,
+    GenerateRequest,
+    GenerateResponse,
+    ListModelResponse,
+    ListResponse,
+    Message,
+    Modalities,
+    Options,
+    ProcessModelResponse,
+    ProcessResponse,
+    PropsResponse,
+    PullRequest,
+    ShowRequest,
+    ShowResponse,
+    StatusResponse,
+    TokenResponse,
+    VersionResponse,
+)
 from . import _details
 from . import _generic_tools as generic
 from ._logprobs import to_logprobs, top_count
@@ -80,8 +104,14 @@ class Client:
         max_loaded_models: most models loaded at once (default ``LLAMANATIVE_MAX_LOADED_MODELS`` or 3).
     """
 
-    def __init__(self, host: str | None = None, *, models_dir: str | None = None,
-                 max_loaded_models: int | None = None, **_ignored: Any) -> None:
+    def __init__(
+        self,
+        host: str | None = None,
+        *,
+        models_dir: str | None = None,
+        max_loaded_models: int | None = None,
+        **_ignored: Any,
+    ) -> None:
         self.store = ModelStore(models_dir)
         self._scheduler = Scheduler(max_loaded_models)
 
@@ -100,8 +130,9 @@ class Client:
         stored = self.store.resolve(model)  # 404 here, before anything loads
         _template, system, params, _license, projector = _details.stored_layers(stored)
         messages = tuple(Message.model_validate(m) for m in _details.stored_messages(stored))
-        return _Prepared(stored, effective_options(params, options), keep_alive_seconds(keep_alive), system,
-                         projector, messages)
+        return _Prepared(
+            stored, effective_options(params, options), keep_alive_seconds(keep_alive), system, projector, messages
+        )
 
     @contextmanager
     def _use(self, prep: _Prepared) -> Iterator[Loaded]:
@@ -129,10 +160,22 @@ class Client:
         return entry.runner.load_duration if entry.runner.loaded_at_ns >= t0 else 0
 
     # -- chat -------------------------------------------------------------------------------
-    def chat(self, model: str | ChatRequest = "", messages: Sequence[Any] | Callable | None = None, *,
-             tools: Sequence[Any] | None = None, stream: bool = False, think=None, format=None,
-             options: Options | dict | None = None, keep_alive=None, tool_choice=None,
-             logprobs: bool | None = None, top_logprobs: int | None = None, **extra: Any):
+    def chat(
+        self,
+        model: str | ChatRequest = "",
+        messages: Sequence[Any] | Callable | None = None,
+        *,
+        tools: Sequence[Any] | None = None,
+        stream: bool = False,
+        think=None,
+        format=None,
+        options: Options | dict | None = None,
+        keep_alive=None,
+        tool_choice=None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+        **extra: Any,
+    ):
         """Chat with a model: the next assistant message for ``messages``.
 
         Returns a :class:`ChatResponse`, or with ``stream=True`` an iterator of
@@ -148,9 +191,21 @@ class Client:
         if isinstance(model, ChatRequest):
             req, fn = model, messages
         else:
-            req = _validate(ChatRequest, model=model, messages=messages, tools=tools, stream=stream,
-                            think=think, format=format, options=options, keep_alive=keep_alive,
-                            tool_choice=tool_choice, logprobs=logprobs, top_logprobs=top_logprobs, **extra)
+            req = _validate(
+                ChatRequest,
+                model=model,
+                messages=messages,
+                tools=tools,
+                stream=stream,
+                think=think,
+                format=format,
+                options=options,
+                keep_alive=keep_alive,
+                tool_choice=tool_choice,
+                logprobs=logprobs,
+                top_logprobs=top_logprobs,
+                **extra,
+            )
         prep = self._prepare(req.model, req.options, req.keep_alive)
         chunks = self._chat_stream(req, prep, per_token=req.stream or fn is not None)
         if fn is not None:
@@ -162,8 +217,9 @@ class Client:
         with self._use(prep) as entry:
             yield from drive(self._chat_steps(req, prep, entry, t0, per_token))
 
-    def _chat_steps(self, req: ChatRequest, prep: _Prepared, entry: Loaded, t0: int,
-                    per_token: bool = True) -> Generator:
+    def _chat_steps(
+        self, req: ChatRequest, prep: _Prepared, entry: Loaded, t0: int, per_token: bool = True
+    ) -> Generator:
         """The chat logic as a step generator (see ``_stream``): renders, runs, parses.
 
         ``per_token``: the caller takes every partial response (a stream or a
@@ -173,8 +229,13 @@ class Client:
         runner = entry.runner
         if not req.messages:  # the load / unload idiom
             reason = "unload" if prep.keep_alive_s == 0 else "load"
-            yield ChatResponse(model=name, created_at=_now(), message=Message(role="assistant", content=""),
-                               done=True, done_reason=reason)
+            yield ChatResponse(
+                model=name,
+                created_at=_now(),
+                message=Message(role="assistant", content=""),
+                done=True,
+                done_reason=reason,
+            )
             return
         if runner.is_embedding_model:
             raise StatusError.bad_request(f'"{name}" does not support chat')
@@ -197,8 +258,15 @@ class Client:
             msgs = oai_messages(messages, prep.system)
             if use_generic:
                 msgs = generic.rewrite_messages(msgs, tools, mode, bool(caps.get("supports_system_role")))
-                rendered = render_chat(templates, runner.vocab, msgs, None, None,
-                                       schema if mode == "none" else generic.reply_schema(tools, mode, schema), think)
+                rendered = render_chat(
+                    templates,
+                    runner.vocab,
+                    msgs,
+                    None,
+                    None,
+                    schema if mode == "none" else generic.reply_schema(tools, mode, schema),
+                    think,
+                )
             else:
                 rendered = render_chat(templates, runner.vocab, msgs, tools, mode if tools else None, schema, think)
             tokens = runner.vocab.tokenize(rendered.prompt, add_special=True, parse_special=True)
@@ -208,11 +276,18 @@ class Client:
             droppable = [i for i, m in enumerate(messages[:-1]) if m.role != "system"]
             if req.truncate is False or not droppable:
                 raise StatusError.bad_request(
-                    f"the prompt has {len(tokens)} tokens, more than the context length of {runner.n_ctx}")
+                    f"the prompt has {len(tokens)} tokens, more than the context length of {runner.n_ctx}"
+                )
             del messages[droppable[0]]
         if req.debug_render_only:
-            yield ChatResponse(model=name, created_at=_now(), message=Message(role="assistant", content=""),
-                               done=True, done_reason="stop", debug_info=DebugInfo(rendered_template=rendered.prompt))
+            yield ChatResponse(
+                model=name,
+                created_at=_now(),
+                message=Message(role="assistant", content=""),
+                done=True,
+                done_reason="stop",
+                debug_info=DebugInfo(rendered_template=rendered.prompt),
+            )
             return
         job = _completion_job(req, prep.opts, tokens, rendered.grammar, rendered.stops, per_token)
         parser = OutputParser(rendered.params)
@@ -226,28 +301,56 @@ class Client:
                 content, thinking, msg = parser.feed("", final=True)
                 calls = parser.tool_calls(msg)
                 yield ChatResponse(
-                    model=name, created_at=_now(), done=True, done_reason=ev.reason,
-                    message=Message(role="assistant", content=content, thinking=thinking or None,
-                                    tool_calls=calls or None),
+                    model=name,
+                    created_at=_now(),
+                    done=True,
+                    done_reason=ev.reason,
+                    message=Message(
+                        role="assistant", content=content, thinking=thinking or None, tool_calls=calls or None
+                    ),
                     logprobs=to_logprobs(runner.vocab, pending_lp) if job.logprobs >= 0 else None,
-                    total_duration=ns_since(t0), load_duration=self._load_ns(entry, t0),
-                    prompt_eval_count=ev.prompt_eval_count, prompt_eval_duration=ev.prompt_eval_duration,
-                    eval_count=ev.eval_count, eval_duration=ev.eval_duration)
+                    total_duration=ns_since(t0),
+                    load_duration=self._load_ns(entry, t0),
+                    prompt_eval_count=ev.prompt_eval_count,
+                    prompt_eval_duration=ev.prompt_eval_duration,
+                    eval_count=ev.eval_count,
+                    eval_duration=ev.eval_duration,
+                )
                 return
             pending_lp.extend(ev.logprobs)
             content, thinking, _ = parser.feed(ev.text)
             if content or thinking:
                 lp = to_logprobs(runner.vocab, pending_lp) if pending_lp else None
                 pending_lp = []
-                yield ChatResponse(model=name, created_at=_now(), done=False, logprobs=lp,
-                                   message=Message(role="assistant", content=content, thinking=thinking or None))
+                yield ChatResponse(
+                    model=name,
+                    created_at=_now(),
+                    done=False,
+                    logprobs=lp,
+                    message=Message(role="assistant", content=content, thinking=thinking or None),
+                )
 
     # -- generate -----------------------------------------------------------------------------
-    def generate(self, model: str | GenerateRequest = "", prompt: str | Callable | None = None,
-                 suffix: str | None = None, *, system: str | None = None, template: str | None = None,
-                 context: Sequence[int] | None = None, stream: bool = False, think=None, raw: bool | None = None,
-                 format=None, images=None, options: Options | dict | None = None, keep_alive=None,
-                 logprobs: bool | None = None, top_logprobs: int | None = None, **extra: Any):
+    def generate(
+        self,
+        model: str | GenerateRequest = "",
+        prompt: str | Callable | None = None,
+        suffix: str | None = None,
+        *,
+        system: str | None = None,
+        template: str | None = None,
+        context: Sequence[int] | None = None,
+        stream: bool = False,
+        think=None,
+        raw: bool | None = None,
+        format=None,
+        images=None,
+        options: Options | dict | None = None,
+        keep_alive=None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+        **extra: Any,
+    ):
         """Complete ``prompt`` (rendered as a user turn with the model's template unless ``raw``).
 
         ``suffix`` asks for fill-in-the-middle (models with FIM tokens);
@@ -259,18 +362,34 @@ class Client:
         if isinstance(model, GenerateRequest):
             req, fn = model, prompt
         else:
-            req = _validate(GenerateRequest, model=model, prompt=prompt, suffix=suffix, system=system,
-                            template=template, context=list(context) if context is not None else None,
-                            stream=stream, think=think, raw=raw, format=format, images=images, options=options,
-                            keep_alive=keep_alive, logprobs=logprobs, top_logprobs=top_logprobs, **extra)
+            req = _validate(
+                GenerateRequest,
+                model=model,
+                prompt=prompt,
+                suffix=suffix,
+                system=system,
+                template=template,
+                context=list(context) if context is not None else None,
+                stream=stream,
+                think=think,
+                raw=raw,
+                format=format,
+                images=images,
+                options=options,
+                keep_alive=keep_alive,
+                logprobs=logprobs,
+                top_logprobs=top_logprobs,
+                **extra,
+            )
         prep = self._prepare(req.model, req.options, req.keep_alive)
         chunks = self._generate_stream(req, prep, per_token=req.stream or fn is not None)
         if fn is not None:
             return with_callback(chunks, fn)
         return chunks if req.stream else _join_generate(chunks)
 
-    def _generate_prompt(self, req: GenerateRequest, prep: _Prepared,
-                         entry: Loaded) -> tuple[np.ndarray, dict, str, dict | None]:
+    def _generate_prompt(
+        self, req: GenerateRequest, prep: _Prepared, entry: Loaded
+    ) -> tuple[np.ndarray, dict, str, dict | None]:
         """Prompt tokens, grammar fields, the rendered text, and ``common``'s parse
         parameters (None for raw and fill-in-the-middle prompts, whose output is taken as it is)."""
         vocab = entry.runner.vocab
@@ -288,8 +407,15 @@ class Client:
             pre = vocab.tokenize(req.prompt or "", add_special=False)
             suf = vocab.tokenize(req.suffix, add_special=False)
             bos = [vocab.bos] if vocab.add_bos and vocab.bos >= 0 else []
-            toks = np.concatenate([np.array(bos + [vocab.fim_pre], np.int32), pre,
-                                   np.array([vocab.fim_suf], np.int32), suf, np.array([vocab.fim_mid], np.int32)])
+            toks = np.concatenate(
+                [
+                    np.array(bos + [vocab.fim_pre], np.int32),
+                    pre,
+                    np.array([vocab.fim_suf], np.int32),
+                    suf,
+                    np.array([vocab.fim_mid], np.int32),
+                ]
+            )
             return toks, grammar, vocab.detokenize(toks, unparse_special=True), None
         params = None
         if req.raw:
@@ -311,16 +437,18 @@ class Client:
         with self._use(prep) as entry:
             yield from drive(self._generate_steps(req, prep, entry, t0, per_token))
 
-    def _generate_steps(self, req: GenerateRequest, prep: _Prepared, entry: Loaded, t0: int,
-                        per_token: bool = True) -> Generator:
+    def _generate_steps(
+        self, req: GenerateRequest, prep: _Prepared, entry: Loaded, t0: int, per_token: bool = True
+    ) -> Generator:
         """The generate logic as a step generator (see ``_stream``); ``per_token`` as in chat's."""
         name = req.model
         created = int(time.time())
         runner = entry.runner
         if not req.prompt and req.suffix is None:  # the load / unload idiom
             reason = "unload" if prep.keep_alive_s == 0 else "load"
-            yield GenerateResponse(model=name, created_at=_now(), created=created, response="", done=True,
-                                   done_reason=reason)
+            yield GenerateResponse(
+                model=name, created_at=_now(), created=created, response="", done=True, done_reason=reason
+            )
             return
         if runner.is_embedding_model:
             raise StatusError.bad_request(f'"{name}" does not support generate')
@@ -332,10 +460,18 @@ class Client:
         tokens, grammar, text, params = self._generate_prompt(req, prep, entry)
         if len(tokens) >= runner.n_ctx:
             raise StatusError.bad_request(
-                f"the prompt has {len(tokens)} tokens, more than the context length of {runner.n_ctx}")
+                f"the prompt has {len(tokens)} tokens, more than the context length of {runner.n_ctx}"
+            )
         if req.debug_render_only:
-            yield GenerateResponse(model=name, created_at=_now(), created=created, response="", done=True,
-                                   done_reason="stop", debug_info=DebugInfo(rendered_template=text))
+            yield GenerateResponse(
+                model=name,
+                created_at=_now(),
+                created=created,
+                response="",
+                done=True,
+                done_reason="stop",
+                debug_info=DebugInfo(rendered_template=text),
+            )
             return
         job = _completion_job(req, prep.opts, tokens, grammar, per_token=per_token)
         gen_id = f"gen-{created}-{id(job) & 0xFFFFFF:06x}"
@@ -348,34 +484,69 @@ class Client:
             if isinstance(ev, Finished):
                 tail, thinking = parser.feed("", final=True)[:2] if parser else ("", "")
                 yield GenerateResponse(
-                    model=name, created_at=_now(), created=created, id=gen_id, object="text_completion",
-                    response=tail, thinking=thinking or None, done=True, done_reason=ev.reason,
+                    model=name,
+                    created_at=_now(),
+                    created=created,
+                    id=gen_id,
+                    object="text_completion",
+                    response=tail,
+                    thinking=thinking or None,
+                    done=True,
+                    done_reason=ev.reason,
                     choices=[Choice(text=tail, index=0, finish_reason=ev.reason)],
                     logprobs=[] if job.logprobs >= 0 else None,
                     context=[int(t) for t in tokens] + list(ev.tokens),
-                    total_duration=ns_since(t0), load_duration=self._load_ns(entry, t0),
-                    prompt_eval_count=ev.prompt_eval_count, prompt_eval_duration=ev.prompt_eval_duration,
-                    eval_count=ev.eval_count, eval_duration=ev.eval_duration)
+                    total_duration=ns_since(t0),
+                    load_duration=self._load_ns(entry, t0),
+                    prompt_eval_count=ev.prompt_eval_count,
+                    prompt_eval_duration=ev.prompt_eval_duration,
+                    eval_count=ev.eval_count,
+                    eval_duration=ev.eval_duration,
+                )
                 return
             text, thinking = parser.feed(ev.text)[:2] if parser else (ev.text, "")
             if text or thinking or ev.logprobs:
                 lp = to_logprobs(runner.vocab, ev.logprobs) if ev.logprobs else None
-                yield GenerateResponse(model=name, created_at=_now(), created=created, id=gen_id,
-                                       object="text_completion", response=text, thinking=thinking or None,
-                                       done=False, logprobs=lp, choices=[Choice(text=text, index=0, logprobs=lp)])
+                yield GenerateResponse(
+                    model=name,
+                    created_at=_now(),
+                    created=created,
+                    id=gen_id,
+                    object="text_completion",
+                    response=text,
+                    thinking=thinking or None,
+                    done=False,
+                    logprobs=lp,
+                    choices=[Choice(text=text, index=0, logprobs=lp)],
+                )
 
     # -- embeddings ---------------------------------------------------------------------------
-    def embed(self, model: str = "", input: str | Sequence[str] = "", truncate: bool | None = None,
-              options: Options | dict | None = None, keep_alive=None, dimensions: int | None = None,
-              **extra: Any) -> EmbedResponse:
+    def embed(
+        self,
+        model: str = "",
+        input: str | Sequence[str] = "",
+        truncate: bool | None = None,
+        options: Options | dict | None = None,
+        keep_alive=None,
+        dimensions: int | None = None,
+        **extra: Any,
+    ) -> EmbedResponse:
         """L2-normalised float32 embeddings, one per input (``as_array()`` gives the matrix).
 
         ``truncate`` (default True) cuts inputs to the context; False makes an
         over-long input a 400. ``dimensions`` keeps the first N values and
         re-normalises.
         """
-        req = _validate(EmbedRequest, model=model, input=input, truncate=truncate, options=options,
-                        keep_alive=keep_alive, dimensions=dimensions, **extra)
+        req = _validate(
+            EmbedRequest,
+            model=model,
+            input=input,
+            truncate=truncate,
+            options=options,
+            keep_alive=keep_alive,
+            dimensions=dimensions,
+            **extra,
+        )
         prep = self._prepare(req.model, req.options, req.keep_alive)
         texts = [req.input] if isinstance(req.input, str) else list(req.input or [])
         t0 = time.perf_counter_ns()
@@ -390,9 +561,13 @@ class Client:
                 matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
             if not np.isfinite(matrix).all():
                 raise StatusError.internal("embedding contains NaN or Inf values")
-            return EmbedResponse.from_array(matrix, model=req.model, total_duration=ns_since(t0),
-                                            load_duration=self._load_ns(entry, t0),
-                                            prompt_eval_count=job.n_tokens)
+            return EmbedResponse.from_array(
+                matrix,
+                model=req.model,
+                total_duration=ns_since(t0),
+                load_duration=self._load_ns(entry, t0),
+                prompt_eval_count=job.n_tokens,
+            )
 
     def _embed_inputs(self, entry: Loaded, texts: list[str], truncate: bool, normalize: bool = True) -> EmbedJob:
         """One packed job for ``texts``: tokenized in one native call, cut to the context when ``truncate``."""
@@ -404,18 +579,24 @@ class Client:
             if not truncate:
                 i = int(over[0])
                 raise StatusError.bad_request(
-                    f"input {i}: the input length exceeds the context length ({int(lengths[i])} > {limit} tokens)")
+                    f"input {i}: the input length exceeds the context length ({int(lengths[i])} > {limit} tokens)"
+                )
             # Keep the first `limit` tokens of each input (position within its input < limit).
             within = np.arange(len(tokens)) - np.repeat(offsets[:-1], lengths)
             tokens = tokens[within < limit]
             offsets = np.concatenate(([0], np.cumsum(np.minimum(lengths, limit))))
         return EmbedJob(tokens, offsets, normalize)
 
-    def embeddings(self, model: str = "", prompt: str | None = None, options: Options | dict | None = None,
-                   keep_alive=None, **extra: Any) -> EmbeddingResponse:
+    def embeddings(
+        self,
+        model: str = "",
+        prompt: str | None = None,
+        options: Options | dict | None = None,
+        keep_alive=None,
+        **extra: Any,
+    ) -> EmbeddingResponse:
         """The legacy single-prompt embedding: not normalised."""
-        req = _validate(EmbeddingRequest, model=model, prompt=prompt, options=options, keep_alive=keep_alive,
-                        **extra)
+        req = _validate(EmbeddingRequest, model=model, prompt=prompt, options=options, keep_alive=keep_alive, **extra)
         prep = self._prepare(req.model, req.options, req.keep_alive)
         with self._use(prep) as entry:
             if not req.prompt:
@@ -430,9 +611,16 @@ class Client:
         out = []
         for m in self.store.list():
             md = _details.read_metadata(m.path)
-            out.append(ListModelResponse(name=m.name, model=m.name, modified_at=m.modified_at, size=m.size,
-                                         digest=m.digest.removeprefix("sha256:"),
-                                         details=_details.model_details(md, _details.parameter_count(m.path))))
+            out.append(
+                ListModelResponse(
+                    name=m.name,
+                    model=m.name,
+                    modified_at=m.modified_at,
+                    size=m.size,
+                    digest=m.digest.removeprefix("sha256:"),
+                    details=_details.model_details(md, _details.parameter_count(m.path)),
+                )
+            )
         return ListResponse(models=out)
 
     def show(self, model: str = "", *, verbose: bool | None = None, **extra: Any) -> ShowResponse:
@@ -444,12 +632,17 @@ class Client:
         gguf_template = md.get("tokenizer.chat_template")
         caps = _core.ChatTemplates(None, gguf_template).caps() if gguf_template else None
         return ShowResponse(
-            license=license_text, template=template or gguf_template or "", system=system,
-            parameters=_details.format_parameters(params), messages=_details.stored_messages(stored) or None,
+            license=license_text,
+            template=template or gguf_template or "",
+            system=system,
+            parameters=_details.format_parameters(params),
+            messages=_details.stored_messages(stored) or None,
             modelfile=_details.modelfile(stored, template or gguf_template or "", system, params),
             details=_details.model_details(md, _details.parameter_count(stored.path)),
             model_info=_details.model_info(md, bool(req.verbose)),
-            capabilities=_details.capabilities(md, caps, has_projector), modified_at=stored.modified_at)
+            capabilities=_details.capabilities(md, caps, has_projector),
+            modified_at=stored.modified_at,
+        )
 
     def ps(self) -> ProcessResponse:
         """The loaded models (``list_running``), the latest to expire first."""
@@ -457,11 +650,18 @@ class Client:
         for entry in self._scheduler.loaded():
             model = entry.runner.model
             try:
-                out.append(ProcessModelResponse(
-                    name=entry.name, model=entry.name, size=model.size, size_vram=0,
-                    digest=self.store.resolve(entry.name).digest.removeprefix("sha256:"),
-                    details=_details.model_details(_details.read_metadata(entry.runner.path), model.n_params),
-                    expires_at=_expires_at(entry), context_length=entry.runner.n_ctx))
+                out.append(
+                    ProcessModelResponse(
+                        name=entry.name,
+                        model=entry.name,
+                        size=model.size,
+                        size_vram=0,
+                        digest=self.store.resolve(entry.name).digest.removeprefix("sha256:"),
+                        details=_details.model_details(_details.read_metadata(entry.runner.path), model.n_params),
+                        expires_at=_expires_at(entry),
+                        context_length=entry.runner.n_ctx,
+                    )
+                )
             except (ValueError, StatusError):
                 continue  # unloaded (or deleted from the store) meanwhile
         out.sort(key=lambda m: m.expires_at, reverse=True)
@@ -474,11 +674,16 @@ class Client:
         """Build info, model path, context size and modalities of a (loaded) model."""
         prep = self._prepare(model, None, keep_alive)
         with self._use(prep) as entry:
-            return PropsResponse(build_info=f"llamanative {__version__}, llama.cpp {_core.LLAMA_CPP_COMMIT[:8]}",
-                                 model_path=prep.stored.path, n_ctx=entry.runner.n_ctx, modalities=Modalities())
+            return PropsResponse(
+                build_info=f"llamanative {__version__}, llama.cpp {_core.LLAMA_CPP_COMMIT[:8]}",
+                model_path=prep.stored.path,
+                n_ctx=entry.runner.n_ctx,
+                modalities=Modalities(),
+            )
 
-    def tokenize(self, model: str, text: str, *, add_special: bool = True, parse_special: bool = False,
-                 keep_alive=None) -> np.ndarray:
+    def tokenize(
+        self, model: str, text: str, *, add_special: bool = True, parse_special: bool = False, keep_alive=None
+    ) -> np.ndarray:
         """Token ids of ``text`` as an int32 array (the model is loaded if needed)."""
         prep = self._prepare(model, None, keep_alive)
         with self._use(prep) as entry:
@@ -490,8 +695,10 @@ class Client:
         with self._use(prep) as entry:
             vocab = entry.runner.vocab
             try:
-                return [TokenResponse(token=vocab.token_to_piece(int(t), special=True).decode("utf-8", "replace"))
-                        for t in tokens]
+                return [
+                    TokenResponse(token=vocab.token_to_piece(int(t), special=True).decode("utf-8", "replace"))
+                    for t in tokens
+                ]
             except ValueError as exc:
                 raise StatusError.bad_request(str(exc)) from exc
 
@@ -513,17 +720,40 @@ class Client:
         if not _core.devices():
             raise StatusError.internal("no compute device found by the native backends")
 
-    def create(self, model: str = "", quantize: str | None = None, from_: str | None = None,
-               files: dict | None = None, adapters: dict | None = None, template: str | None = None,
-               license: str | list[str] | None = None, system: str | None = None,
-               parameters: Options | dict | None = None, messages: Sequence[Any] | None = None, *,
-               stream: bool = False, **extra: Any) -> StatusResponse:
+    def create(
+        self,
+        model: str = "",
+        quantize: str | None = None,
+        from_: str | None = None,
+        files: dict | None = None,
+        adapters: dict | None = None,
+        template: str | None = None,
+        license: str | list[str] | None = None,
+        system: str | None = None,
+        parameters: Options | dict | None = None,
+        messages: Sequence[Any] | None = None,
+        *,
+        stream: bool = False,
+        **extra: Any,
+    ) -> StatusResponse:
         """Store a model under ``model`` from a GGUF path (``from_``) or another stored model."""
         if isinstance(parameters, Options):
             parameters = parameters.model_dump(exclude_none=True)
-        req = _validate(CreateRequest, model=model, quantize=quantize, from_=from_, files=files,
-                        adapters=adapters, template=template, license=license, system=system,
-                        parameters=parameters, messages=messages, stream=stream, **extra)
+        req = _validate(
+            CreateRequest,
+            model=model,
+            quantize=quantize,
+            from_=from_,
+            files=files,
+            adapters=adapters,
+            template=template,
+            license=license,
+            system=system,
+            parameters=parameters,
+            messages=messages,
+            stream=stream,
+            **extra,
+        )
         if req.quantize or req.adapters:
             raise StatusError.bad_request("quantize and adapters are not supported by create")
         source = req.from_ or next(iter((req.files or {}).values()), None)
@@ -536,21 +766,36 @@ class Client:
             source = str(blob)
         if req.parameters:
             Options.from_map(req.parameters)  # validate before storing
-        self.store.create(req.model, from_=source, template=req.template, system=req.system,
-                          parameters=req.parameters, license=req.license,
-                          messages=[m.model_dump(exclude_none=True) for m in req.messages] if req.messages else None)
+        self.store.create(
+            req.model,
+            from_=source,
+            template=req.template,
+            system=req.system,
+            parameters=req.parameters,
+            license=req.license,
+            messages=[m.model_dump(exclude_none=True) for m in req.messages] if req.messages else None,
+        )
         return StatusResponse(status="success")
 
     def create_blob(self, path: str | os.PathLike) -> str:
-        """Put the file at ``path`` into the store's blobs; return its digest (``sha256:<hex>``) for ``create(files=...)``.
+        """Put the file at ``path`` into the store's blobs; return its digest for ``create(files=...)``.
+
+        The digest is ``sha256:<hex>``.
 
         Raises:
             FileNotFoundError: no such file.
         """
         return self.store.put_blob(Path(path))
 
-    def pull(self, model: str | PullRequest = "", fn: Callable | None = None, *, insecure: bool = False,
-             stream: bool = False, **extra: Any):
+    def pull(
+        self,
+        model: str | PullRequest = "",
+        fn: Callable | None = None,
+        *,
+        insecure: bool = False,
+        stream: bool = False,
+        **extra: Any,
+    ):
         """Bring a model into the store (see :mod:`llamanative.store.pull` for the sources).
 
         Returns the last :class:`ProgressResponse` (status "success"), an
@@ -569,8 +814,8 @@ class Client:
         if req.stream:
             return progress
         last = None
-        for last in progress:
-            pass
+        for item in progress:
+            last = item
         return last
 
     def copy(self, source: str, destination: str) -> StatusResponse:
@@ -614,13 +859,26 @@ def _check_images(name: str, prep: _Prepared) -> None:
     raise StatusError.bad_request(f'"{name}" has a vision projector, but llamanative does not run images yet')
 
 
-def _completion_job(req: ChatRequest | GenerateRequest, opts: Options, tokens: np.ndarray, grammar: dict,
-                    stops: tuple[str, ...] = (), per_token: bool = True) -> CompletionJob:
+def _completion_job(
+    req: ChatRequest | GenerateRequest,
+    opts: Options,
+    tokens: np.ndarray,
+    grammar: dict,
+    stops: tuple[str, ...] = (),
+    per_token: bool = True,
+) -> CompletionJob:
     """The engine job for a chat or generate request: sampler, limits, stops, context shift, logprobs,
     and whether the caller takes the text token by token."""
-    return CompletionJob(tokens, sampling_params(opts, **grammar), opts.num_predict, tuple(opts.stop or ()) + stops,
-                         shift=req.shift is not False, n_keep=4 if opts.num_keep is None else opts.num_keep,
-                         logprobs=top_count(req.logprobs, req.top_logprobs), per_token=per_token)
+    return CompletionJob(
+        tokens,
+        sampling_params(opts, **grammar),
+        opts.num_predict,
+        tuple(opts.stop or ()) + stops,
+        shift=req.shift is not False,
+        n_keep=4 if opts.num_keep is None else opts.num_keep,
+        logprobs=top_count(req.logprobs, req.top_logprobs),
+        per_token=per_token,
+    )
 
 
 def _join_chat(chunks: Iterator[ChatResponse]) -> ChatResponse:

@@ -63,8 +63,9 @@ def flash_attn_setting() -> str:
     try:
         return _ALIASES[value]
     except KeyError:
-        raise ValueError(f"{ENV_VAR} must be on, off or auto (or 1/true, 0/false), "
-                         f"got {os.environ[ENV_VAR]!r}") from None
+        raise ValueError(
+            f"{ENV_VAR} must be on, off or auto (or 1/true, 0/false), got {os.environ[ENV_VAR]!r}"
+        ) from None
 
 
 def scores_bytes(n_ctx: int, n_ubatch: int, n_head: int) -> int:
@@ -86,8 +87,9 @@ def resolve_flash_attn(setting: str, *, on_cpu: bool, n_ctx: int, n_ubatch: int,
     return "off" if scores_bytes(n_ctx, n_ubatch, n_head) <= SCORES_BUDGET_BYTES else "on"
 
 
-def generation_flash_attn(model: _core.Model, *, n_ctx: int, n_ubatch: int, n_gpu_layers: int = -1,
-                          setting: str | None = None) -> str:
+def generation_flash_attn(
+    model: _core.Model, *, n_ctx: int, n_ubatch: int, n_gpu_layers: int = -1, setting: str | None = None
+) -> str:
     """The ``flash_attn`` a Runner creates ``model``'s generation context with.
 
     ``setting`` defaults to ``LLAMANATIVE_FLASH_ATTENTION`` (see
@@ -97,5 +99,10 @@ def generation_flash_attn(model: _core.Model, *, n_ctx: int, n_ubatch: int, n_gp
     if model.n_layer <= 0:
         raise ValueError("a vocab_only model has no attention layers to decide for")
     on_cpu = n_gpu_layers == 0 or not _core.supports_gpu_offload()
-    return resolve_flash_attn(flash_attn_setting() if setting is None else setting, on_cpu=on_cpu,
-                              n_ctx=n_ctx, n_ubatch=n_ubatch, n_head=model.n_head)
+    return resolve_flash_attn(
+        flash_attn_setting() if setting is None else setting,
+        on_cpu=on_cpu,
+        n_ctx=n_ctx,
+        n_ubatch=n_ubatch,
+        n_head=model.n_head,
+    )

@@ -55,13 +55,12 @@ def generate_step(
     if n == 0:
         raise ValueError("the prompt is empty")
     if pos0 + n > ctx.n_ctx_seq:
-        raise ValueError(f"the prompt ({n} tokens from position {pos0}) exceeds the context "
-                         f"of {ctx.n_ctx_seq} tokens")
+        raise ValueError(f"the prompt ({n} tokens from position {pos0}) exceeds the context of {ctx.n_ctx_seq} tokens")
     vocab = ctx.model.vocab
     batch = _core.Batch(ctx.n_batch)
     for start in range(0, n, ctx.n_batch):
         batch.clear()
-        chunk = prompt[start:start + ctx.n_batch]
+        chunk = prompt[start : start + ctx.n_batch]
         batch.add_sequence(chunk, pos0 + start, seq_id, output="last" if start + len(chunk) == n else "none")
         ctx.decode(batch)
     detok = _core.Detokenizer(vocab)

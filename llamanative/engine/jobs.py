@@ -113,7 +113,7 @@ class EmbedJob:
     result: Future = field(default_factory=Future)
 
     @classmethod
-    def from_sequences(cls, seqs: list[np.ndarray], normalize: bool = True) -> "EmbedJob":
+    def from_sequences(cls, seqs: list[np.ndarray], normalize: bool = True) -> EmbedJob:
         """A job from one token array per input."""
         lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
         offsets = np.zeros(len(seqs) + 1, dtype=np.int64)

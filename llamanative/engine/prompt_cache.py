@@ -83,8 +83,10 @@ class PromptCache:
     def holds(self, tokens: np.ndarray) -> bool:
         """Whether an entry starts with ``tokens``: parking them again would add nothing
         (:meth:`best` always prefers the longer entry)."""
-        return any(len(e.tokens) >= len(tokens) and common_prefix(e.tokens, tokens) == len(tokens)
-                   for e in self._entries.values())
+        return any(
+            len(e.tokens) >= len(tokens) and common_prefix(e.tokens, tokens) == len(tokens)
+            for e in self._entries.values()
+        )
 
     def best(self, prompt: np.ndarray, at_least: int) -> tuple[Parked, int] | None:
         """The entry sharing the longest prefix with ``prompt`` and how much it shares.

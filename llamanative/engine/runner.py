@@ -39,8 +39,8 @@ import numpy as np
 
 from .. import _core
 from ..errors import NoKvSlotError, StateError
-from .jobs import CompletionJob, EmbedJob, Failed, Finished, Piece, TokenLogprobs
 from .attention import generation_flash_attn
+from .jobs import CompletionJob, EmbedJob, Failed, Finished, Piece, TokenLogprobs
 from .prompt_cache import MIN_PARK_TOKENS, PromptCache, cache_ram_bytes, common_prefix
 from .sampling import make_sampler
 
@@ -116,8 +116,9 @@ class Runner:
         parked_capacity = cache_ram_bytes()  # before loading: a bad setting must not leak a model
         self.path = path
         self.config = config
-        self.model = _core.Model(path, n_gpu_layers=config.n_gpu_layers, main_gpu=config.main_gpu,
-                                 use_mmap=config.use_mmap)
+        self.model = _core.Model(
+            path, n_gpu_layers=config.n_gpu_layers, main_gpu=config.main_gpu, use_mmap=config.use_mmap
+        )
         self.vocab = self.model.vocab
         # As Ollama decides: a model whose GGUF declares a pooling type is an embedding model.
         header = _core.read_gguf_metadata(path, arrays=False)
@@ -129,15 +130,33 @@ class Runner:
         try:
             if self.is_embedding_model:
                 # Encoders attend to the whole input at once: one ubatch holds a sequence.
-                self.ctx = _core.Context(self.model, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
-                                         n_seq_max=embedding_sequences(n_ctx), n_threads=threads,
-                                         embeddings=True, flash_attn=config.flash_attn)
+                self.ctx = _core.Context(
+                    self.model,
+                    n_ctx=n_ctx,
+                    n_batch=n_ctx,
+                    n_ubatch=n_ctx,
+                    n_seq_max=embedding_sequences(n_ctx),
+                    n_threads=threads,
+                    embeddings=True,
+                    flash_attn=config.flash_attn,
+                )
             else:
-                self.flash_attn = generation_flash_attn(self.model, n_ctx=n_ctx, n_ubatch=config.n_batch,
-                                                        n_gpu_layers=config.n_gpu_layers, setting=config.flash_attn)
-                self.ctx = _core.Context(self.model, n_ctx=n_ctx, n_batch=config.n_batch, n_ubatch=config.n_batch,
-                                         n_seq_max=min(config.n_parallel, config.n_batch, n_ctx), n_threads=threads,
-                                         flash_attn=self.flash_attn)
+                self.flash_attn = generation_flash_attn(
+                    self.model,
+                    n_ctx=n_ctx,
+                    n_ubatch=config.n_batch,
+                    n_gpu_layers=config.n_gpu_layers,
+                    setting=config.flash_attn,
+                )
+                self.ctx = _core.Context(
+                    self.model,
+                    n_ctx=n_ctx,
+                    n_batch=config.n_batch,
+                    n_ubatch=config.n_batch,
+                    n_seq_max=min(config.n_parallel, config.n_batch, n_ctx),
+                    n_threads=threads,
+                    flash_attn=self.flash_attn,
+                )
         except BaseException:
             self.model.close()
             raise
@@ -174,8 +193,7 @@ class Runner:
             self._active += 1
             self._pending.put(job)
             if self._thread is None:  # under the lock: the worker checks _pending under it before ending
-                self._thread = threading.Thread(target=self._loop, name=f"llamanative-runner:{self.path}",
-                                                daemon=True)
+                self._thread = threading.Thread(target=self._loop, name=f"llamanative-runner:{self.path}", daemon=True)
                 self._thread.start()
         self._wake.set()
 
@@ -404,8 +422,12 @@ class Runner:
         costly = slot.interleaved and self.flash_attn != "on"
         # The size first: a sequence larger than the whole budget is not copied at all;
         # nor is one already kept (the prefix left by an earlier park, about to be replaced).
-        if (len(cached) >= MIN_PARK_TOKENS and not costly and not self._parked.holds(cached)
-                and 0 < self.ctx.seq_state_size(slot.seq) <= self._parked.capacity_bytes):
+        if (
+            len(cached) >= MIN_PARK_TOKENS
+            and not costly
+            and not self._parked.holds(cached)
+            and 0 < self.ctx.seq_state_size(slot.seq) <= self._parked.capacity_bytes
+        ):
             self._parked.put(cached, self.ctx.save_seq_state(slot.seq))
         self.ctx.seq_rm(slot.seq, keep, -1)
         self._stepper.forget(slot.seq, keep)
@@ -437,8 +459,16 @@ class Runner:
         if slot.sampler is not None:
             slot.sampler.close()
         slot.sampler = make_sampler(self.model, job.params, n_ctx=self.ctx.n_ctx_seq)
-        self._stepper.start(slot.seq, job.prompt, keep, slot.sampler, job.stops, max_tokens=job.max_tokens,
-                            shift=job.shift, n_keep=job.n_keep)
+        self._stepper.start(
+            slot.seq,
+            job.prompt,
+            keep,
+            slot.sampler,
+            job.stops,
+            max_tokens=job.max_tokens,
+            shift=job.shift,
+            n_keep=job.n_keep,
+        )
         slot.job, slot.logprobs, slot.held = job, [], []
         slot.t_start, slot.t_first = time.perf_counter_ns(), 0
 
@@ -481,8 +511,16 @@ class Runner:
         if finish is not None:
             now = time.perf_counter_ns()
             generated = self._stepper.generated(slot.seq)
-            job.events.put(Finished(finish, tuple(int(t) for t in generated), self._stepper.n_evaluated(slot.seq),
-                                    slot.t_first - slot.t_start, len(generated), now - slot.t_first))
+            job.events.put(
+                Finished(
+                    finish,
+                    tuple(int(t) for t in generated),
+                    self._stepper.n_evaluated(slot.seq),
+                    slot.t_first - slot.t_start,
+                    len(generated),
+                    now - slot.t_first,
+                )
+            )
             self._release(slot)
 
     def _finish_failed(self, slot: _Slot, exc: BaseException) -> None:
@@ -527,11 +565,18 @@ class Runner:
             return self.ctx
         if self._embed_ctx is None:
             n = self.ctx.n_ctx_seq
-            self._embed_ctx = _core.Context(self.model, n_ctx=n, n_batch=n, n_ubatch=n,
-                                            n_seq_max=embedding_sequences(n),
-                                            n_threads=self.config.n_threads or None, embeddings=True,
-                                            # a generative model declares no pooling
-                                            pooling_type="mean", flash_attn=self.config.flash_attn)
+            self._embed_ctx = _core.Context(
+                self.model,
+                n_ctx=n,
+                n_batch=n,
+                n_ubatch=n,
+                n_seq_max=embedding_sequences(n),
+                n_threads=self.config.n_threads or None,
+                embeddings=True,
+                # a generative model declares no pooling
+                pooling_type="mean",
+                flash_attn=self.config.flash_attn,
+            )
         return self._embed_ctx
 
     def _run_embeds(self, jobs: list[EmbedJob]) -> None:
@@ -543,8 +588,7 @@ class Runner:
             else:
                 tokens = np.concatenate([job.tokens for job in jobs])
                 shifts = np.cumsum([0] + [job.n_tokens for job in jobs[:-1]])
-                offsets = np.concatenate([jobs[0].offsets[:1]]
-                                         + [job.offsets[1:] + s for job, s in zip(jobs, shifts)])
+                offsets = np.concatenate([jobs[0].offsets[:1]] + [job.offsets[1:] + s for job, s in zip(jobs, shifts)])
             matrix = self._embed(tokens, offsets, normalize=native_norm)
         except BaseException as exc:
             if len(jobs) > 1:  # one bad input must fail only its own call
@@ -556,7 +600,7 @@ class Runner:
             return
         row = 0
         for job in jobs:
-            rows = matrix[row:row + job.n_inputs]  # a view: each call gets its own rows, no copy
+            rows = matrix[row : row + job.n_inputs]  # a view: each call gets its own rows, no copy
             row += job.n_inputs
             if job.normalize and not native_norm:
                 _l2_normalize(rows)

@@ -74,17 +74,21 @@ def pull(store: ModelStore, url: str, *, insecure: bool = False) -> Iterator[Pro
 
     def auth_error(resp: httpx.Response) -> AuthorizationError:
         why = "set HF_TOKEN" if on_hf and not token else "access refused"
-        return AuthorizationError(resp.status_code, f"pull {download.public_url(url)}: {resp.status_code} "
-                                  f"{resp.reason_phrase} ({why})",
-                                  huggingface.SIGNIN_URL if on_hf else _origin(u) + "/")
+        return AuthorizationError(
+            resp.status_code,
+            f"pull {download.public_url(url)}: {resp.status_code} {resp.reason_phrase} ({why})",
+            huggingface.SIGNIN_URL if on_hf else _origin(u) + "/",
+        )
 
     remote = download.Remote(headers={"Authorization": f"Bearer {token}"} if token else {}, auth_error=auth_error)
     yield ProgressResponse(status="pulling manifest")
     with download.http_client() as client:
-        blob = yield from download.download(client, store, url, remote, digest=None, size=None,
-                                            label=unquote(u.path.rsplit("/", 1)[-1]))
+        blob = yield from download.download(
+            client, store, url, remote, digest=None, size=None, label=unquote(u.path.rsplit("/", 1)[-1])
+        )
     yield ProgressResponse(status="verifying sha256 digest")
     yield ProgressResponse(status="writing manifest")
-    store.create_from_blob(name, blob.digest, blob.size,
-                           {"model_format": "gguf", "rootfs": {"type": "layers", "diff_ids": [blob.digest]}})
+    store.create_from_blob(
+        name, blob.digest, blob.size, {"model_format": "gguf", "rootfs": {"type": "layers", "diff_ids": [blob.digest]}}
+    )
     yield ProgressResponse(status="success")

@@ -96,9 +96,11 @@ def http_client(policy: RetryPolicy | None = None) -> httpx.Client:
     policy = policy or POLICY
     from .. import __version__
 
-    return httpx.Client(follow_redirects=True,
-                        timeout=httpx.Timeout(policy.read_timeout, connect=policy.connect_timeout),
-                        headers={"User-Agent": f"llamanative/{__version__}"})
+    return httpx.Client(
+        follow_redirects=True,
+        timeout=httpx.Timeout(policy.read_timeout, connect=policy.connect_timeout),
+        headers={"User-Agent": f"llamanative/{__version__}"},
+    )
 
 
 def public_url(url: httpx.URL | str) -> str:
@@ -140,21 +142,33 @@ def check(resp: httpx.Response, remote: Remote, what: str, not_found: str) -> No
     if code == 404:
         raise StatusError.not_found(remote.scrub(not_found))
     detail = _server_message(resp)
-    raise StatusError(code, error_message=remote.scrub(
-        f"{what}: {code} {resp.reason_phrase} from {public_url(resp.url)}" + (f": {detail}" if detail else "")))
+    raise StatusError(
+        code,
+        error_message=remote.scrub(
+            f"{what}: {code} {resp.reason_phrase} from {public_url(resp.url)}" + (f": {detail}" if detail else "")
+        ),
+    )
 
 
-def _gave_up(what: str, url: str, err: BaseException, attempts: int, remote: Remote,
-             kept: bool = False) -> StatusError:
+def _gave_up(what: str, url: str, err: BaseException, attempts: int, remote: Remote, kept: bool = False) -> StatusError:
     reason = str(err) or type(err).__name__
     tail = "; the partial download is kept and the next pull resumes it" if kept else ""
     return StatusError.internal(
-        remote.scrub(f"{what}: {public_url(url)}: {reason} (gave up after {attempts} attempts{tail})"))
+        remote.scrub(f"{what}: {public_url(url)}: {reason} (gave up after {attempts} attempts{tail})")
+    )
 
 
-def get(client: httpx.Client, url: str, remote: Remote, *, what: str, not_found: str,
-        accept: str | None = None, limit: int = 16 << 20,
-        policy: RetryPolicy | None = None) -> tuple[httpx.Response, bytes]:
+def get(
+    client: httpx.Client,
+    url: str,
+    remote: Remote,
+    *,
+    what: str,
+    not_found: str,
+    accept: str | None = None,
+    limit: int = 16 << 20,
+    policy: RetryPolicy | None = None,
+) -> tuple[httpx.Response, bytes]:
     """GET a small document (manifest, API listing), retrying transient failures.
 
     Returns the (closed) response, for its headers, and the body: at most
@@ -197,9 +211,17 @@ class Blob:
     size: int
 
 
-def download(client: httpx.Client, store: ModelStore, url: str, remote: Remote, *,
-             digest: str | None, size: int | None, label: str | None = None,
-             policy: RetryPolicy | None = None) -> Generator[ProgressResponse, None, Blob]:
+def download(
+    client: httpx.Client,
+    store: ModelStore,
+    url: str,
+    remote: Remote,
+    *,
+    digest: str | None,
+    size: int | None,
+    label: str | None = None,
+    policy: RetryPolicy | None = None,
+) -> Generator[ProgressResponse, None, Blob]:
     """Bring the blob at ``url`` into ``store``, yielding progress; returns the stored :class:`Blob`.
 
     ``digest`` (``sha256:<hex>``) and ``size``, when known, are checked; a blob
@@ -253,8 +275,9 @@ def _existing(store: ModelStore, digest: str, size: int | None) -> int | None:
     return None
 
 
-def _lock(path: Path, partial: Path,
-          report: Callable[[int], ProgressResponse]) -> Generator[ProgressResponse, None, tuple[int, Path]]:
+def _lock(
+    path: Path, partial: Path, report: Callable[[int], ProgressResponse]
+) -> Generator[ProgressResponse, None, tuple[int, Path]]:
     """Take the per-blob lock, yielding progress (the partial file's size) while another pull holds it.
 
     Polling instead of a blocking flock keeps the generator responsive: two
@@ -328,9 +351,17 @@ def _validator(resp: httpx.Response) -> str | None:
     return resp.headers.get("last-modified")
 
 
-def _fetch(client: httpx.Client, store: ModelStore, url: str, remote: Remote, path: Path,
-           digest: str | None, size: int | None, progress: Callable[[int, int | None], ProgressResponse],
-           policy: RetryPolicy) -> Generator[ProgressResponse, None, Blob]:
+def _fetch(
+    client: httpx.Client,
+    store: ModelStore,
+    url: str,
+    remote: Remote,
+    path: Path,
+    digest: str | None,
+    size: int | None,
+    progress: Callable[[int, int | None], ProgressResponse],
+    policy: RetryPolicy,
+) -> Generator[ProgressResponse, None, Blob]:
     """Download into the partial file at ``path`` (resuming it), verify, move into the store."""
     what = f"pull blob {digest}" if digest else f"pull {public_url(url)}"
     # Without a digest nothing proves that a kept partial file and the rest of

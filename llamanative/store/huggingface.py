@@ -79,8 +79,11 @@ def _entry(path: object, size: object, lfs: object, sha_key: str) -> HfFile | No
     sha = lfs.get(sha_key) if isinstance(lfs, dict) else None
     if isinstance(lfs, dict) and isinstance(lfs.get("size"), int):
         size = lfs["size"]
-    return HfFile(path, size if isinstance(size, int) else None,
-                  sha if isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha) else None)
+    return HfFile(
+        path,
+        size if isinstance(size, int) else None,
+        sha if isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha) else None,
+    )
 
 
 def _remote(repo: str) -> download.Remote:
@@ -91,7 +94,8 @@ def _remote(repo: str) -> download.Remote:
         if code_hdr == "RepoNotFound" or code_hdr == "EntryNotFound":
             return StatusError.not_found(
                 f"pull model manifest: file does not exist: no Hugging Face repository {repo}"
-                + ("" if token else " (or it is private: set HF_TOKEN)"))
+                + ("" if token else " (or it is private: set HF_TOKEN)")
+            )
         if code_hdr == "GatedRepo":
             why = f"{repo} is gated: accept its conditions on its Hugging Face page, then set HF_TOKEN"
         elif token:
@@ -130,14 +134,20 @@ def list_files(client: httpx.Client, base: str, repo: str, remote: download.Remo
         if exc.status_code != 404 or files:
             raise
     # No tree listing here: the model endpoint's siblings say the same.
-    _, body = download.get(client, f"{base}/api/models/{repo}?blobs=true", remote,
-                           what=f"list the files of {repo}", not_found=missing)
+    _, body = download.get(
+        client, f"{base}/api/models/{repo}?blobs=true", remote, what=f"list the files of {repo}", not_found=missing
+    )
     info = _json(body, repo)
     siblings = info.get("siblings") if isinstance(info, dict) else None
     if not isinstance(siblings, list):
         raise StatusError.internal(f"list the files of {repo}: the answer has no file list")
-    return [f for s in siblings if isinstance(s, dict)
-            for f in [_entry(s.get("rfilename"), s.get("size"), s.get("lfs"), "sha256")] if f]
+    return [
+        f
+        for s in siblings
+        if isinstance(s, dict)
+        for f in [_entry(s.get("rfilename"), s.get("size"), s.get("lfs"), "sha256")]
+        if f
+    ]
 
 
 def _json(body: bytes, repo: str):
@@ -170,13 +180,19 @@ def pick(files: list[HfFile], quant: str, repo: str) -> HfFile:
         return min(whole, key=lambda f: (f.path.count("/"), len(f.path), f.path))
     if hits:
         raise StatusError.bad_request(
-            f"hf.co/{repo}:{quant} is split into {len(hits)} files; a split GGUF cannot be pulled yet")
+            f"hf.co/{repo}:{quant} is split into {len(hits)} files; a split GGUF cannot be pulled yet"
+        )
     available = sorted({q for f in ggufs if (q := quant_of(f.path))})
-    have = f"available: {', '.join(available)}" if available else \
-        "the repository has no GGUF files" if not ggufs else \
-        f"its GGUF files: {', '.join(sorted(f.path for f in ggufs)[:20])}"
+    have = (
+        f"available: {', '.join(available)}"
+        if available
+        else "the repository has no GGUF files"
+        if not ggufs
+        else f"its GGUF files: {', '.join(sorted(f.path for f in ggufs)[:20])}"
+    )
     raise StatusError.not_found(
-        f"pull model manifest: file does not exist: hf.co/{repo} has no GGUF file for {quant} ({have})")
+        f"pull model manifest: file does not exist: hf.co/{repo} has no GGUF file for {quant} ({have})"
+    )
 
 
 def pull(store: ModelStore, model: str) -> Iterator[ProgressResponse]:
@@ -199,12 +215,24 @@ def pull(store: ModelStore, model: str) -> Iterator[ProgressResponse]:
     with download.http_client() as client:
         chosen = pick(list_files(client, base, repo, remote), quant, repo)
         blob = yield from download.download(
-            client, store, f"{base}/{repo}/resolve/main/{quote(chosen.path, safe='/')}", remote,
-            digest=f"sha256:{chosen.sha256}" if chosen.sha256 else None, size=chosen.size,
-            label=chosen.path.rsplit("/", 1)[-1])
+            client,
+            store,
+            f"{base}/{repo}/resolve/main/{quote(chosen.path, safe='/')}",
+            remote,
+            digest=f"sha256:{chosen.sha256}" if chosen.sha256 else None,
+            size=chosen.size,
+            label=chosen.path.rsplit("/", 1)[-1],
+        )
     yield ProgressResponse(status="verifying sha256 digest")
     yield ProgressResponse(status="writing manifest")
-    store.create_from_blob("/".join(name.parts()[:3]) + ":" + name.tag, blob.digest, blob.size,
-                           {"model_format": "gguf", "file_type": quant_of(chosen.path) or quant.upper(),
-                            "rootfs": {"type": "layers", "diff_ids": [blob.digest]}})
+    store.create_from_blob(
+        "/".join(name.parts()[:3]) + ":" + name.tag,
+        blob.digest,
+        blob.size,
+        {
+            "model_format": "gguf",
+            "file_type": quant_of(chosen.path) or quant.upper(),
+            "rootfs": {"type": "layers", "diff_ids": [blob.digest]},
+        },
+    )
     yield ProgressResponse(status="success")

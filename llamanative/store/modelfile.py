@@ -47,22 +47,32 @@ from ..errors import StatusError
 from ..types import LEGACY_OPTIONS, Options, format_params
 from .names import parse_name
 
-__all__ = ["Command", "Modelfile", "ModelfileError", "parse_commands", "parse_modelfile", "quote",
-           "read_modelfile"]
+__all__ = ["Command", "Modelfile", "ModelfileError", "parse_commands", "parse_modelfile", "quote", "read_modelfile"]
 
-INSTRUCTIONS = ("from", "parameter", "template", "system", "license", "message", "requires",
-                "adapter", "draft", "renderer", "parser")
+INSTRUCTIONS = (
+    "from",
+    "parameter",
+    "template",
+    "system",
+    "license",
+    "message",
+    "requires",
+    "adapter",
+    "draft",
+    "renderer",
+    "parser",
+)
 MESSAGE_ROLES = ("system", "user", "assistant")
 
 # Ollama instructions that need features llamanative does not have: why, and what to do instead.
 _UNSUPPORTED = {
     "adapter": "ADAPTER is not supported: llamanative cannot apply LoRA adapters at load time; "
-               "merge the adapter into the model (llama.cpp's llama-export-lora) and use FROM with the result",
+    "merge the adapter into the model (llama.cpp's llama-export-lora) and use FROM with the result",
     "draft": "DRAFT is not supported: llamanative has no speculative decoding with a draft model",
     "renderer": "RENDERER is not supported: it names one of Ollama's built-in Go prompt renderers; "
-                "llamanative renders prompts with the GGUF's own chat template",
+    "llamanative renders prompts with the GGUF's own chat template",
     "parser": "PARSER is not supported: it names one of Ollama's built-in Go output parsers; "
-              "llamanative parses output with the GGUF's own chat template",
+    "llamanative parses output with the GGUF's own chat template",
 }
 _SEMVER = re.compile(r"^v?\d+(\.\d+(\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?)?)?$")
 _NAME = re.compile(r"^([A-Za-z]+)(?=[ \t]|$)")
@@ -193,8 +203,9 @@ def parse_modelfile(text: str, base_dir: str | os.PathLike | None = None, source
             if not _SEMVER.match(cmd.value):
                 raise fail(f"REQUIRES must be a version like 0.14.0, not {cmd.value!r}", cmd.line)
             mf.requires = cmd.value.removeprefix("v")
-            mf.warnings.append(f"line {cmd.line}: REQUIRES {mf.requires} is Ollama's minimum server version; "
-                               "llamanative ignores it")
+            mf.warnings.append(
+                f"line {cmd.line}: REQUIRES {mf.requires} is Ollama's minimum server version; llamanative ignores it"
+            )
     if from_ is None:
         raise fail("no FROM line: say which model to start from (FROM <file.gguf> or FROM <model name>)", None)
     mf.from_ = from_
@@ -219,9 +230,12 @@ def parse_commands(text: str, source: str = "Modelfile") -> list[Command]:
         name = m.group(1).lower() if m else ""
         if name not in INSTRUCTIONS:
             word = line.split(None, 1)[0]
-            raise ModelfileError(f"unknown instruction {word!r}: expected one of "
-                                 f"{', '.join(i.upper() for i in INSTRUCTIONS)}", number, source)
-        rest = line[m.end():].lstrip(" \t")
+            raise ModelfileError(
+                f"unknown instruction {word!r}: expected one of {', '.join(i.upper() for i in INSTRUCTIONS)}",
+                number,
+                source,
+            )
+        rest = line[m.end() :].lstrip(" \t")
         key = None
         if name in ("parameter", "message"):
             km = _PARAM.match(rest) if name == "parameter" else _NAME.match(rest)
@@ -229,11 +243,12 @@ def parse_commands(text: str, source: str = "Modelfile") -> list[Command]:
                 what = "a parameter name (letters, digits, '_')" if name == "parameter" else "a role"
                 raise ModelfileError(f"{name.upper()} needs {what} and a value", number, source)
             key = km.group(1)
-            rest = rest[km.end():].lstrip(" \t")
+            rest = rest[km.end() :].lstrip(" \t")
             if name == "message":
                 if key.lower() not in MESSAGE_ROLES:
-                    raise ModelfileError(f"message role must be one of {', '.join(MESSAGE_ROLES)}, not {key!r}",
-                                         number, source)
+                    raise ModelfileError(
+                        f"message role must be one of {', '.join(MESSAGE_ROLES)}, not {key!r}", number, source
+                    )
                 key = key.lower()
         if not rest:  # an empty value is written "" (a bare name is a mistake, as in Ollama)
             what = f"{name.upper()} {key}" if key else name.upper()
@@ -265,6 +280,7 @@ def quote(value: str) -> str:
 
 # -- helpers ---------------------------------------------------------------------------------
 
+
 def _unquote(text: str) -> tuple[str, bool]:
     """(value, closed): the quotes removed, or closed=False while a quote is still open."""
     if text.startswith('"""'):
@@ -284,8 +300,9 @@ def _read_value(first: str, lines: Iterator[tuple[int, str]], start: int, source
         nxt = next(lines, None)
         if nxt is None:
             opener = '"""' if buf.strip().startswith('"""') else '"'
-            raise ModelfileError(f"the {opener} opened here never closes (a closing {opener} must end a line)",
-                                 start, source)
+            raise ModelfileError(
+                f"the {opener} opened here never closes (a closing {opener} must end a line)", start, source
+            )
         buf += "\n" + nxt[1]
 
 
@@ -299,8 +316,12 @@ def _resolve_from(value: str, base: Path, line: int, source: str) -> str:
     if path.is_file():
         return str(path.resolve())
     if path.is_dir():
-        raise ModelfileError(f"FROM {value}: is a directory; llamanative imports single GGUF files "
-                             "(safetensors folders are not converted)", line, source)
+        raise ModelfileError(
+            f"FROM {value}: is a directory; llamanative imports single GGUF files "
+            "(safetensors folders are not converted)",
+            line,
+            source,
+        )
     if value.endswith(".gguf") or value.startswith(("/", "./", "../", "~", ".\\")):
         raise ModelfileError(f"FROM {value}: no such file (relative paths are read from {base})", line, source)
     try:

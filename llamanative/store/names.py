@@ -61,9 +61,14 @@ def parse_name(name: str) -> ModelName:
         host, namespace, model = parts
     else:
         raise StatusError.bad_request(f"invalid model name {name!r}: at most host/namespace/model:tag")
-    for label, value, rx in (("model", model, _PART), ("namespace", namespace, _PART),
-                             ("tag", tag, _PART), ("host", host, _HOST)):
+    for label, value, rx in (
+        ("model", model, _PART),
+        ("namespace", namespace, _PART),
+        ("tag", tag, _PART),
+        ("host", host, _HOST),
+    ):
         if not rx.match(value) or ".." in value:
-            raise StatusError.bad_request(f"invalid model name {name!r}: bad {label} {value!r} "
-                                   "(letters, digits, '_', '-', '.'; no '..')")
+            raise StatusError.bad_request(
+                f"invalid model name {name!r}: bad {label} {value!r} (letters, digits, '_', '-', '.'; no '..')"
+            )
     return ModelName(host, namespace, model, tag)

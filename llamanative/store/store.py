@@ -134,8 +134,9 @@ class ModelStore:
         # is a name, checked by parse_name (so "../../etc/passwd" is refused).
         if model.endswith(".gguf") and path.is_file():
             st = path.stat()
-            return StoredModel(str(path), str(path.resolve()), "", st.st_size,
-                               datetime.fromtimestamp(st.st_mtime, timezone.utc))
+            return StoredModel(
+                str(path), str(path.resolve()), "", st.st_size, datetime.fromtimestamp(st.st_mtime, timezone.utc)
+            )
         name = parse_name(model)
         mpath = self.manifest_path(name)
         if not mpath.is_file():
@@ -146,13 +147,19 @@ class ModelStore:
         raw = mpath.read_bytes()
         manifest = json.loads(raw)
         layers = tuple(manifest.get("layers", []))
-        gguf = next((l for l in layers if l["mediaType"] == MEDIA_MODEL), None)
+        gguf = next((layer for layer in layers if layer["mediaType"] == MEDIA_MODEL), None)
         if gguf is None:
             raise StatusError.internal(f"model '{name.display}' has no model layer")
-        size = sum(int(l.get("size", 0)) for l in layers) + int(manifest.get("config", {}).get("size", 0))
-        return StoredModel(name.display, str(self.blob_path(gguf["digest"])),
-                           "sha256:" + hashlib.sha256(raw).hexdigest(), size,
-                           datetime.fromtimestamp(mpath.stat().st_mtime, timezone.utc), layers, self)
+        size = sum(int(layer.get("size", 0)) for layer in layers) + int(manifest.get("config", {}).get("size", 0))
+        return StoredModel(
+            name.display,
+            str(self.blob_path(gguf["digest"])),
+            "sha256:" + hashlib.sha256(raw).hexdigest(),
+            size,
+            datetime.fromtimestamp(mpath.stat().st_mtime, timezone.utc),
+            layers,
+            self,
+        )
 
     def list(self) -> list[StoredModel]:
         """Every model with a manifest, newest first."""
@@ -223,8 +230,12 @@ class ModelStore:
             StatusError: 400 bad name, 500 when the blob is missing.
         """
         cfg = self._put_blob_bytes(MEDIA_CONFIG, json.dumps(config or {"model_format": "gguf"}).encode())
-        manifest = {"schemaVersion": 2, "mediaType": MEDIA_MANIFEST, "config": cfg,
-                    "layers": [{"mediaType": MEDIA_MODEL, "digest": digest, "size": size}]}
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": MEDIA_MANIFEST,
+            "config": cfg,
+            "layers": [{"mediaType": MEDIA_MODEL, "digest": digest, "size": size}],
+        }
         return self.write_manifest(model, json.dumps(manifest, indent=2).encode())
 
     def _put_blob_bytes(self, media_type: str, data: bytes) -> dict:
@@ -234,9 +245,18 @@ class ModelStore:
             self._write_atomic(dst, data)
         return {"mediaType": media_type, "digest": digest, "size": len(data)}
 
-    def create(self, model: str, *, from_: str, template: str | None = None, system: str | None = None,
-               parameters: dict | None = None, license: str | list[str] | None = None,
-               messages: list[dict] | None = None, config: dict | None = None) -> StoredModel:
+    def create(
+        self,
+        model: str,
+        *,
+        from_: str,
+        template: str | None = None,
+        system: str | None = None,
+        parameters: dict | None = None,
+        license: str | list[str] | None = None,
+        messages: list[dict] | None = None,
+        config: dict | None = None,
+    ) -> StoredModel:
         """Store a model under ``model`` from a GGUF file or another stored model.
 
         Layers given here replace the source model's layers of the same kind.
@@ -252,15 +272,19 @@ class ModelStore:
                 raise StatusError.not_found(f"file {from_!r} not found")
             else:
                 src = self.resolve(from_)
-                layers = [dict(l) for l in src.layers] or [self._put_blob_file(Path(src.path))]
-            replace = {MEDIA_TEMPLATE: template, MEDIA_SYSTEM: system,
-                       MEDIA_PARAMS: None if parameters is None else json.dumps(parameters),
-                       MEDIA_LICENSE: None if license is None else
-                       ("\n\n".join(license) if isinstance(license, list) else license),
-                       MEDIA_MESSAGES: None if messages is None else json.dumps(messages)}
+                layers = [dict(layer) for layer in src.layers] or [self._put_blob_file(Path(src.path))]
+            replace = {
+                MEDIA_TEMPLATE: template,
+                MEDIA_SYSTEM: system,
+                MEDIA_PARAMS: None if parameters is None else json.dumps(parameters),
+                MEDIA_LICENSE: None
+                if license is None
+                else ("\n\n".join(license) if isinstance(license, list) else license),
+                MEDIA_MESSAGES: None if messages is None else json.dumps(messages),
+            }
             for media, text in replace.items():
                 if text is not None:
-                    layers = [l for l in layers if l["mediaType"] != media]
+                    layers = [layer for layer in layers if layer["mediaType"] != media]
                     layers.append(self._put_blob_bytes(media, text.encode()))
             cfg = self._put_blob_bytes(MEDIA_CONFIG, json.dumps(config or {"model_format": "gguf"}).encode())
             manifest = {"schemaVersion": 2, "mediaType": MEDIA_MANIFEST, "config": cfg, "layers": layers}
@@ -286,7 +310,7 @@ class ModelStore:
             mpath.unlink()
             used = set()
             for m in self.list():
-                used.update(l["digest"] for l in m.layers)
+                used.update(layer["digest"] for layer in m.layers)
                 raw = json.loads(self.manifest_path(parse_name(m.name)).read_bytes())
                 used.add(raw.get("config", {}).get("digest"))
             blobs = self.root / "blobs"

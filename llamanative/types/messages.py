@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Type  # noqa: UP035 (mirrors tools.py)
+from typing import Any, ClassVar  # noqa: UP035 (mirrors tools.py)
 
 from pydantic import field_validator
 
@@ -25,7 +25,7 @@ class Message(SubscriptableBaseModel):
     ('assistant', 'f', {'x': 1})
     """
 
-    ToolCall: ClassVar[Type[ToolCall]] = ToolCall
+    ToolCall: ClassVar[type[ToolCall]] = ToolCall
 
     role: str
     "Who wrote the message: 'system', 'user', 'assistant' or 'tool' (any name is accepted)."

@@ -44,10 +44,16 @@ class Metrics(SubscriptableBaseModel):
     eval_duration: int | None = None
     "Time spent generating, in nanoseconds."
 
-    _omitempty = frozenset({
-        "total_duration", "load_duration", "prompt_eval_count",
-        "prompt_eval_duration", "eval_count", "eval_duration",
-    })
+    _omitempty = frozenset(
+        {
+            "total_duration",
+            "load_duration",
+            "prompt_eval_count",
+            "prompt_eval_duration",
+            "eval_count",
+            "eval_duration",
+        }
+    )
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:

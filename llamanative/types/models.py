@@ -9,7 +9,7 @@ ollama-python's nested names work: ``ListResponse.Model``,
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Type  # noqa: UP035 (a field named `type` shadows the builtin)
+from typing import Any, ClassVar  # noqa: UP035 (a field named `type` shadows the builtin)
 
 from pydantic import AliasChoices, ByteSize, Field
 
@@ -93,7 +93,7 @@ class ListModelResponse(SubscriptableBaseModel):
 class ListResponse(SubscriptableBaseModel):
     """The models in the local store (``list``)."""
 
-    Model: ClassVar[Type[ListModelResponse]] = ListModelResponse
+    Model: ClassVar[type[ListModelResponse]] = ListModelResponse
 
     models: list[ListModelResponse] = Field(default_factory=list)
     "The models."
@@ -130,7 +130,7 @@ class ProcessModelResponse(SubscriptableBaseModel):
 class ProcessResponse(SubscriptableBaseModel):
     """The loaded models (``ps``), the latest to expire first."""
 
-    Model: ClassVar[Type[ProcessModelResponse]] = ProcessModelResponse
+    Model: ClassVar[type[ProcessModelResponse]] = ProcessModelResponse
 
     models: list[ProcessModelResponse] = Field(default_factory=list)
     "The models."
@@ -202,10 +202,21 @@ class ShowResponse(SubscriptableBaseModel):
     modified_at: Timestamp | None = None
     "When the model was last written."
 
-    _omitempty = frozenset({
-        "license", "modelfile", "parameters", "template", "system", "renderer", "parser",
-        "messages", "projector_info", "tensors", "capabilities",
-    })
+    _omitempty = frozenset(
+        {
+            "license",
+            "modelfile",
+            "parameters",
+            "template",
+            "system",
+            "renderer",
+            "parser",
+            "messages",
+            "projector_info",
+            "tensors",
+            "capabilities",
+        }
+    )
     _key_aliases = {"modelinfo": "model_info"}
 
     @property

@@ -48,10 +48,22 @@ __all__ = [
 
 _log = logging.getLogger("llamanative")
 
-LEGACY_OPTIONS = frozenset({
-    "numa", "low_vram", "f16_kv", "logits_all", "vocab_only", "use_mlock", "embedding_only",
-    "mirostat", "mirostat_tau", "mirostat_eta", "tfs_z", "penalize_newline",
-})
+LEGACY_OPTIONS = frozenset(
+    {
+        "numa",
+        "low_vram",
+        "f16_kv",
+        "logits_all",
+        "vocab_only",
+        "use_mlock",
+        "embedding_only",
+        "mirostat",
+        "mirostat_tau",
+        "mirostat_eta",
+        "tfs_z",
+        "penalize_newline",
+    }
+)
 """Option names that ollama-python accepts and the server ignores."""
 
 # Option name -> (kind, check, what the check requires). kind is one of

@@ -355,9 +355,19 @@ class CreateRequest(_NamedModelRequest, _StreamingRequest):
     messages: list[Message] | None = None
     "Messages put before every conversation."
 
-    _omitempty = frozenset({
-        "quantize", "from_", "files", "adapters", "template", "license", "system", "parameters", "messages",
-    })
+    _omitempty = frozenset(
+        {
+            "quantize",
+            "from_",
+            "files",
+            "adapters",
+            "template",
+            "license",
+            "system",
+            "parameters",
+            "messages",
+        }
+    )
 
     @field_validator("parameters", mode="before")
     @classmethod

@@ -179,8 +179,15 @@ class GenerateResponse(Metrics):
     "Object type (e.g. ``'text_completion'``)."
 
     _omitempty = Metrics._omitempty | {
-        "thinking", "done_reason", "context", "tool_calls", "debug_info", "logprobs",
-        "system_fingerprint", "id", "object",
+        "thinking",
+        "done_reason",
+        "context",
+        "tool_calls",
+        "debug_info",
+        "logprobs",
+        "system_fingerprint",
+        "id",
+        "object",
     }
 
     def content(self) -> str:

@@ -33,7 +33,8 @@ import re
 import types
 import typing
 import uuid
-from typing import Annotated, Any, Callable, Literal, Union
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, Union
 
 from .tools import Tool, ToolFunction, ToolFunctionParameters, ToolProperty
 
@@ -44,8 +45,16 @@ _SECTION = re.compile(
     r"returns?|yields?|raises|examples?|notes?|attributes|see also|warnings?|todo|references)\s*:\s*$",
     re.IGNORECASE,
 )
-_ARG_SECTIONS = {"args", "arguments", "parameters", "params", "keyword args", "keyword arguments", "kwargs",
-                 "other parameters"}
+_ARG_SECTIONS = {
+    "args",
+    "arguments",
+    "parameters",
+    "params",
+    "keyword args",
+    "keyword arguments",
+    "kwargs",
+    "other parameters",
+}
 _ARG_LINE = re.compile(r"^\*{0,2}([A-Za-z_]\w*)\s*(?:\(([^)]*)\))?\s*:\s*(.*)$")
 
 _SCALARS: dict[type, str] = {
@@ -62,13 +71,34 @@ _SCALARS: dict[type, str] = {
     uuid.UUID: "string",
     pathlib.PurePath: "string",
 }
-_ARRAYS = (list, tuple, set, frozenset, cabc.Sequence, cabc.MutableSequence, cabc.Set, cabc.MutableSet,
-           cabc.Iterable, cabc.Collection, cabc.Iterator, cabc.Generator)
+_ARRAYS = (
+    list,
+    tuple,
+    set,
+    frozenset,
+    cabc.Sequence,
+    cabc.MutableSequence,
+    cabc.Set,
+    cabc.MutableSet,
+    cabc.Iterable,
+    cabc.Collection,
+    cabc.Iterator,
+    cabc.Generator,
+)
 _OBJECTS = (dict, cabc.Mapping, cabc.MutableMapping)
 _DOC_TYPES = {
-    "str": "string", "string": "string", "int": "integer", "integer": "integer", "float": "number",
-    "number": "number", "bool": "boolean", "boolean": "boolean", "list": "array", "array": "array",
-    "dict": "object", "object": "object",
+    "str": "string",
+    "string": "string",
+    "int": "integer",
+    "integer": "integer",
+    "float": "number",
+    "number": "number",
+    "bool": "boolean",
+    "boolean": "boolean",
+    "list": "array",
+    "array": "array",
+    "dict": "object",
+    "object": "object",
 }
 
 
@@ -95,8 +125,11 @@ def tool_from_function(fn: Callable[..., Any]) -> Tool:
     if not callable(fn):
         raise TypeError(f"a tool must be a callable, not {type(fn).__name__}")
     signature = inspect.signature(fn)
-    params = [p for p in signature.parameters.values()
-              if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+    params = [
+        p
+        for p in signature.parameters.values()
+        if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
     description, arg_docs = _parse_docstring(inspect.getdoc(fn), {p.name for p in params})
     try:
         hints = typing.get_type_hints(fn, include_extras=True)

@@ -10,8 +10,9 @@ ollama-python's nested names work too: ``Tool.Function``,
 
 from __future__ import annotations
 
+import builtins
 import json
-from typing import Annotated, Any, ClassVar, Type  # noqa: UP035 (a field named `type` shadows the builtin)
+from typing import Annotated, Any, ClassVar  # noqa: UP035 (a field named `type` shadows the builtin)
 
 from pydantic import Field, field_serializer, field_validator
 
@@ -65,7 +66,7 @@ class ToolCallFunction(SubscriptableBaseModel):
 class ToolCall(SubscriptableBaseModel):
     """A tool call in an assistant message (``Message.ToolCall`` in ollama-python)."""
 
-    Function: ClassVar[Type[ToolCallFunction]] = ToolCallFunction
+    Function: ClassVar[type[ToolCallFunction]] = ToolCallFunction
 
     id: str | None = None
     "Call id (``call_`` + 8 characters in Ollama), echoed back as ``tool_call_id``."
@@ -175,7 +176,7 @@ _TS_NAMES = {
 class ToolFunctionParameters(SubscriptableBaseModel):
     """The parameters of a tool function: a JSON-schema object."""
 
-    Property: ClassVar[Type[ToolProperty]] = ToolProperty
+    Property: ClassVar[builtins.type[ToolProperty]] = ToolProperty
 
     type: str = "object"
     "Always ``'object'``."
@@ -198,7 +199,7 @@ class ToolFunctionParameters(SubscriptableBaseModel):
 class ToolFunction(SubscriptableBaseModel):
     """A function the model may call."""
 
-    Parameters: ClassVar[Type[ToolFunctionParameters]] = ToolFunctionParameters
+    Parameters: ClassVar[type[ToolFunctionParameters]] = ToolFunctionParameters
 
     name: str | None = None
     "Function name."
@@ -219,7 +220,7 @@ class Tool(SubscriptableBaseModel):
     '{"type":"function","function":{"name":"now"}}'
     """
 
-    Function: ClassVar[Type[ToolFunction]] = ToolFunction
+    Function: ClassVar[builtins.type[ToolFunction]] = ToolFunction
 
     type: str = "function"
     "Tool type; ``'function'``."

@@ -15,13 +15,42 @@ which ``Genkit.evaluate`` uses too); they are re-exported here next to the
 built-in evaluators.
 """
 
-from ..evaluator import (FAIL, PASS, UNKNOWN, EvaluationResult, Evaluator, EvaluatorCallbackRequest, EvaluatorRequest,
-                         Example, Score, as_examples, evaluate, failed_result, fill_test_case_ids, new_batch_evaluator,
-                         new_evaluator)
+from ..evaluator import (
+    FAIL,
+    PASS,
+    UNKNOWN,
+    EvaluationResult,
+    Evaluator,
+    EvaluatorCallbackRequest,
+    EvaluatorRequest,
+    Example,
+    Score,
+    as_examples,
+    evaluate,
+    failed_result,
+    fill_test_case_ids,
+    new_batch_evaluator,
+    new_evaluator,
+)
 from .builtin import embedding_similarity_evaluator, exact_match_evaluator, regex_match_evaluator
 
 __all__ = [
-    "EvaluationResult", "Evaluator", "EvaluatorCallbackRequest", "EvaluatorRequest", "Example", "FAIL", "PASS",
-    "Score", "UNKNOWN", "as_examples", "embedding_similarity_evaluator", "evaluate", "exact_match_evaluator",
-    "failed_result", "fill_test_case_ids", "new_batch_evaluator", "new_evaluator", "regex_match_evaluator",
+    "EvaluationResult",
+    "Evaluator",
+    "EvaluatorCallbackRequest",
+    "EvaluatorRequest",
+    "Example",
+    "FAIL",
+    "PASS",
+    "Score",
+    "UNKNOWN",
+    "as_examples",
+    "embedding_similarity_evaluator",
+    "evaluate",
+    "exact_match_evaluator",
+    "failed_result",
+    "fill_test_case_ids",
+    "new_batch_evaluator",
+    "new_evaluator",
+    "regex_match_evaluator",
 ]

@@ -8,8 +8,19 @@ from typing import Any
 
 import numpy as np
 
-from ..evaluator import (FAIL, PASS, EvaluationResult, Evaluator, EvaluatorCallbackRequest, EvaluatorRequest, Score,
-                         failed_result, fill_test_case_ids, new_batch_evaluator, new_evaluator)
+from ..evaluator import (
+    FAIL,
+    PASS,
+    EvaluationResult,
+    Evaluator,
+    EvaluatorCallbackRequest,
+    EvaluatorRequest,
+    Score,
+    failed_result,
+    fill_test_case_ids,
+    new_batch_evaluator,
+    new_evaluator,
+)
 from ..retrieval._compat import text_of
 from ..retrieval.embedders import as_text_embedder, embed_texts
 
@@ -29,9 +40,14 @@ def _references(value: Any) -> list[str]:
     return [text_of(value)]
 
 
-def embedding_similarity_evaluator(embedder: Any, *, model: str | None = None, options: Any = None,
-                                   threshold: float = 0.8,
-                                   name: str = "llamanative/embedding_similarity") -> Evaluator:
+def embedding_similarity_evaluator(
+    embedder: Any,
+    *,
+    model: str | None = None,
+    options: Any = None,
+    threshold: float = 0.8,
+    name: str = "llamanative/embedding_similarity",
+) -> Evaluator:
     """PASS when the output's embedding is close to the reference's (cosine ≥ ``threshold``).
 
     The score is the cosine similarity (the best one when the reference is a
@@ -73,16 +89,30 @@ def embedding_similarity_evaluator(embedder: Any, *, model: str | None = None, o
                     sims = matrix[[row[r] for r in refs]] @ matrix[row[out]]
                     best = float(np.max(sims))
                     ok = best >= limit
-                    results[tc] = EvaluationResult(test_case_id=tc, evaluation=[Score(
-                        score=best, status=PASS if ok else FAIL,
-                        details={"reasoning": f"cosine similarity {best:.3f} {'>=' if ok else '<'} threshold {limit}",
-                                 "threshold": limit})])
+                    results[tc] = EvaluationResult(
+                        test_case_id=tc,
+                        evaluation=[
+                            Score(
+                                score=best,
+                                status=PASS if ok else FAIL,
+                                details={
+                                    "reasoning": (
+                                        f"cosine similarity {best:.3f} {'>=' if ok else '<'} threshold {limit}"
+                                    ),
+                                    "threshold": limit,
+                                },
+                            )
+                        ],
+                    )
         return [results[ex.test_case_id] for ex in examples]
 
     return new_batch_evaluator(
-        name, run, display_name="Embedding similarity",
+        name,
+        run,
+        display_name="Embedding similarity",
         definition="Cosine similarity between the embeddings of the output and the reference; "
-                   "passes at or above a threshold.")
+        "passes at or above a threshold.",
+    )
 
 
 def _normalize(text: str, ignore_case: bool, collapse_whitespace: bool) -> str:
@@ -91,8 +121,9 @@ def _normalize(text: str, ignore_case: bool, collapse_whitespace: bool) -> str:
     return text.casefold() if ignore_case else text
 
 
-def exact_match_evaluator(*, ignore_case: bool = False, collapse_whitespace: bool = True,
-                          name: str = "llamanative/exact_match") -> Evaluator:
+def exact_match_evaluator(
+    *, ignore_case: bool = False, collapse_whitespace: bool = True, name: str = "llamanative/exact_match"
+) -> Evaluator:
     """PASS when the output equals the reference (score ``True``/``False``).
 
     Texts (strings, documents, messages) are compared after collapsing
@@ -107,12 +138,17 @@ def exact_match_evaluator(*, ignore_case: bool = False, collapse_whitespace: boo
         if not any(isinstance(v, str) or _doc_like(v) for v in (ex.output, ex.reference)):
             ok = ex.output == ex.reference
         else:
-            ok = _normalize(text_of(ex.output), ignore_case, collapse_whitespace) == \
-                _normalize(text_of(ex.reference), ignore_case, collapse_whitespace)
+            ok = _normalize(text_of(ex.output), ignore_case, collapse_whitespace) == _normalize(
+                text_of(ex.reference), ignore_case, collapse_whitespace
+            )
         return Score(score=ok, status=PASS if ok else FAIL)
 
-    return new_evaluator(name, run, display_name="Exact match",
-                         definition="The output equals the reference (texts with whitespace collapsed).")
+    return new_evaluator(
+        name,
+        run,
+        display_name="Exact match",
+        definition="The output equals the reference (texts with whitespace collapsed).",
+    )
 
 
 def _doc_like(value: Any) -> bool:
@@ -129,5 +165,6 @@ def regex_match_evaluator(*, name: str = "llamanative/regex") -> Evaluator:
         ok = re.search(pattern, text_of(req.input.output)) is not None
         return Score(score=ok, status=PASS if ok else FAIL)
 
-    return new_evaluator(name, run, display_name="Regex match",
-                         definition="The reference, a regular expression, matches the output.")
+    return new_evaluator(
+        name, run, display_name="Regex match", definition="The reference, a regular expression, matches the output."
+    )

@@ -14,12 +14,35 @@ Schemas in the frontmatter may be Picoschema (:func:`picoschema`).
 
 from .parse import ParsedPrompt, parse_document
 from .picoschema import PicoschemaError, picoschema
-from .prompt import (DotPrompt, define_helper, define_partial, environment, load_prompt, load_prompt_dir,
-                     load_prompt_from_source, lookup_prompt, prompt_from_source, prompt_key)
+from .prompt import (
+    DotPrompt,
+    define_helper,
+    define_partial,
+    environment,
+    load_prompt,
+    load_prompt_dir,
+    load_prompt_from_source,
+    lookup_prompt,
+    prompt_from_source,
+    prompt_key,
+)
 from .render import PromptEnvironment, to_messages
 
 __all__ = [
-    "DotPrompt", "ParsedPrompt", "PicoschemaError", "PromptEnvironment", "define_helper", "define_partial",
-    "environment", "load_prompt", "load_prompt_dir", "load_prompt_from_source", "lookup_prompt", "parse_document",
-    "picoschema", "prompt_from_source", "prompt_key", "to_messages",
+    "DotPrompt",
+    "ParsedPrompt",
+    "PicoschemaError",
+    "PromptEnvironment",
+    "define_helper",
+    "define_partial",
+    "environment",
+    "load_prompt",
+    "load_prompt_dir",
+    "load_prompt_from_source",
+    "lookup_prompt",
+    "parse_document",
+    "picoschema",
+    "prompt_from_source",
+    "prompt_key",
+    "to_messages",
 ]

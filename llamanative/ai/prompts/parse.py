@@ -18,10 +18,23 @@ __all__ = ["RESERVED_KEYS", "ParsedPrompt", "parse_document"]
 
 # Blank lines and '#' comment lines (license headers) may come before the first fence.
 FRONTMATTER_AND_BODY = re.compile(
-    r"^(?:(?:#[^\n]*|[ \t]*)\n)*---\s*(?:\r\n|\r|\n)([\s\S]*?)(?:\r\n|\r|\n)---\s*(?:\r\n|\r|\n)([\s\S]*)$")
+    r"^(?:(?:#[^\n]*|[ \t]*)\n)*---\s*(?:\r\n|\r|\n)([\s\S]*?)(?:\r\n|\r|\n)---\s*(?:\r\n|\r|\n)([\s\S]*)$"
+)
 
-RESERVED_KEYS = ("config", "description", "ext", "input", "model", "name", "output", "raw", "toolDefs", "tools",
-                 "variant", "version")
+RESERVED_KEYS = (
+    "config",
+    "description",
+    "ext",
+    "input",
+    "model",
+    "name",
+    "output",
+    "raw",
+    "toolDefs",
+    "tools",
+    "variant",
+    "version",
+)
 
 
 @dataclass
@@ -93,8 +106,18 @@ def parse_document(source: str) -> ParsedPrompt:
         return None if v is None else str(v)
 
     return ParsedPrompt(
-        template=m.group(2).strip(), name=text("name"), variant=text("variant"), version=text("version"),
-        description=text("description"), model=text("model"), config=_mapping(raw.get("config"), "config"),
-        input=_mapping(raw.get("input"), "input"), output=_mapping(raw.get("output"), "output"),
-        tools=[str(t) for t in tools], tool_defs=list(raw.get("toolDefs") or []),
-        metadata=_mapping(raw.get("metadata"), "metadata"), ext=ext, raw=raw)
+        template=m.group(2).strip(),
+        name=text("name"),
+        variant=text("variant"),
+        version=text("version"),
+        description=text("description"),
+        model=text("model"),
+        config=_mapping(raw.get("config"), "config"),
+        input=_mapping(raw.get("input"), "input"),
+        output=_mapping(raw.get("output"), "output"),
+        tools=[str(t) for t in tools],
+        tool_defs=list(raw.get("toolDefs") or []),
+        metadata=_mapping(raw.get("metadata"), "metadata"),
+        ext=ext,
+        raw=raw,
+    )

@@ -89,7 +89,8 @@ class _Parser:
             return self.scalar(obj)
         if not isinstance(obj, Mapping):
             raise PicoschemaError(
-                f"Picoschema: only consists of objects and strings. Got: {json.dumps(obj, default=str)}")
+                f"Picoschema: only consists of objects and strings. Got: {json.dumps(obj, default=str)}"
+            )
         schema: dict[str, Any] = {"type": "object", "properties": {}, "required": [], "additionalProperties": False}
         for key, value in obj.items():
             key = str(key)
@@ -121,8 +122,7 @@ class _Parser:
                 if optional and None not in prop["enum"]:
                     prop["enum"].append(None)
             else:
-                raise PicoschemaError(
-                    f"Picoschema: parenthetical types must be 'object' or 'array', got: {type_}")
+                raise PicoschemaError(f"Picoschema: parenthetical types must be 'object' or 'array', got: {type_}")
             if description:
                 prop["description"] = description
             schema["properties"][prop_name] = prop

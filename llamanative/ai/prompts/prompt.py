@@ -57,8 +57,16 @@ if TYPE_CHECKING:
     from ..registry import Registry
 
 __all__ = [
-    "DotPrompt", "define_helper", "define_partial", "environment", "load_prompt", "load_prompt_dir",
-    "load_prompt_from_source", "lookup_prompt", "prompt_from_source", "prompt_key",
+    "DotPrompt",
+    "define_helper",
+    "define_partial",
+    "environment",
+    "load_prompt",
+    "load_prompt_dir",
+    "load_prompt_from_source",
+    "lookup_prompt",
+    "prompt_from_source",
+    "prompt_key",
 ]
 
 DEFAULT_PROMPT_DIR = "prompts"
@@ -136,8 +144,12 @@ def _media_type(media: Any) -> str:
 def _with_media_types(message: Message) -> Message:
     if not any(p.media is not None for p in message.content):
         return message
-    parts = [Part(media=Media(url=p.media.url, content_type=_media_type(p.media)), metadata=p.metadata)
-             if p.media is not None else p for p in message.content]
+    parts = [
+        Part(media=Media(url=p.media.url, content_type=_media_type(p.media)), metadata=p.metadata)
+        if p.media is not None
+        else p
+        for p in message.content
+    ]
     return Message(role=message.role, content=parts, metadata=message.metadata)
 
 
@@ -148,9 +160,19 @@ class DotPrompt(Prompt):
     ``template``, ``ext``, ``raw`` and ``source_path`` keep what the file said.
     """
 
-    def __init__(self, registry: Registry, name: str, template: str, *, variant: str | None = None,
-                 namespace: str | None = None, ext: Mapping[str, Any] | None = None,
-                 raw: Mapping[str, Any] | None = None, source_path: str | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        name: str,
+        template: str,
+        *,
+        variant: str | None = None,
+        namespace: str | None = None,
+        ext: Mapping[str, Any] | None = None,
+        raw: Mapping[str, Any] | None = None,
+        source_path: str | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(registry, f"{namespace}/{name}" if namespace else name, variant=variant, **options)
         self.template = template
         self.base_name = name
@@ -158,23 +180,41 @@ class DotPrompt(Prompt):
         self.ext = dict(ext or {})
         self.raw = dict(raw) if raw is not None else None
         self.source_path = source_path
-        self._frontmatter = {"name": name, "variant": variant, "description": self.description,
-                             "model": options.get("model"), "config": options.get("config"),
-                             "tools": list(options.get("tools") or ()), "metadata": self.metadata,
-                             "input": {"schema": self.input_schema, "default": self.default_input},
-                             "output": {"format": options.get("output_format"),
-                                        "schema": options.get("output_schema")},
-                             "ext": self.ext}
+        self._frontmatter = {
+            "name": name,
+            "variant": variant,
+            "description": self.description,
+            "model": options.get("model"),
+            "config": options.get("config"),
+            "tools": list(options.get("tools") or ()),
+            "metadata": self.metadata,
+            "input": {"schema": self.input_schema, "default": self.default_input},
+            "output": {"format": options.get("output_format"), "schema": options.get("output_schema")},
+            "ext": self.ext,
+        }
 
-    def _render(self, variables: dict[str, Any], history: Sequence[Any] | None, docs: Any,
-                context: Mapping[str, Any] | None) -> list[Message]:
+    def _render(
+        self, variables: dict[str, Any], history: Sequence[Any] | None, docs: Any, context: Mapping[str, Any] | None
+    ) -> list[Message]:
         docs_list = [as_document(d) for d in docs] if docs else None
-        msgs = environment(self.registry).render(self.template, variables, messages=history, docs=docs_list,
-                                                 context=context, prompt_metadata=self._frontmatter)
+        msgs = environment(self.registry).render(
+            self.template,
+            variables,
+            messages=history,
+            docs=docs_list,
+            context=context,
+            prompt_metadata=self._frontmatter,
+        )
         return [_with_media_types(m) for m in msgs]
 
-    def render_messages(self, input: Any = None, *, messages: Sequence[Any] | None = None,
-                        docs: Sequence[Any] | None = None, context: Mapping[str, Any] | None = None) -> list[Message]:
+    def render_messages(
+        self,
+        input: Any = None,
+        *,
+        messages: Sequence[Any] | None = None,
+        docs: Sequence[Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> list[Message]:
         """The messages the template renders to with ``input`` (merged over the defaults).
 
         Args:
@@ -198,8 +238,15 @@ class DotPrompt(Prompt):
 
 
 # -- loading -----------------------------------------------------------------------------------------
-def prompt_from_source(registry: Registry, source: str, name: str, *, variant: str | None = None,
-                       namespace: str | None = None, source_path: str | None = None) -> DotPrompt:
+def prompt_from_source(
+    registry: Registry,
+    source: str,
+    name: str,
+    *,
+    variant: str | None = None,
+    namespace: str | None = None,
+    source_path: str | None = None,
+) -> DotPrompt:
     """A prompt parsed from ``.prompt`` source, not registered.
 
     Raises:
@@ -209,8 +256,9 @@ def prompt_from_source(registry: Registry, source: str, name: str, *, variant: s
     return _prompt(registry, parsed, name, variant, namespace, source_path)
 
 
-def load_prompt_from_source(registry: Registry, source: str, name: str, *, variant: str | None = None,
-                            namespace: str | None = None) -> DotPrompt:
+def load_prompt_from_source(
+    registry: Registry, source: str, name: str, *, variant: str | None = None, namespace: str | None = None
+) -> DotPrompt:
     """Parse ``.prompt`` source and register it as ``[namespace/]name[.variant]``.
 
     Raises:
@@ -230,13 +278,15 @@ def load_prompt(registry: Registry, path: str | os.PathLike, *, namespace: str |
         source = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise NotFoundError(f"cannot read prompt file {p}: {exc}") from exc
-    prompt = prompt_from_source(registry, source, name, variant=variant or None, namespace=namespace,
-                                source_path=str(p))
+    prompt = prompt_from_source(
+        registry, source, name, variant=variant or None, namespace=namespace, source_path=str(p)
+    )
     return registry.register("prompt", prompt.key, prompt)
 
 
-def load_prompt_dir(registry: Registry, directory: str | os.PathLike | None = None, *,
-                    namespace: str | None = None) -> list[DotPrompt]:
+def load_prompt_dir(
+    registry: Registry, directory: str | os.PathLike | None = None, *, namespace: str | None = None
+) -> list[DotPrompt]:
     """Load every ``.prompt`` file under ``directory`` (default ``./prompts``), subdirectories included.
 
     Files starting with ``_`` are partials (``_header.prompt`` → ``{{> header}}``,
@@ -260,7 +310,7 @@ def load_prompt_dir(registry: Registry, directory: str | os.PathLike | None = No
             if fn.endswith(".prompt"):
                 (partials if fn.startswith("_") else files).append(Path(dirpath) / fn)
     for p in partials:
-        define_partial(registry, p.name[1: -len(".prompt")], p.read_text(encoding="utf-8"))
+        define_partial(registry, p.name[1 : -len(".prompt")], p.read_text(encoding="utf-8"))
     return [load_prompt(registry, p, namespace=namespace) for p in files]
 
 
@@ -269,8 +319,14 @@ def lookup_prompt(registry: Registry, name: str, variant: str | None = None) -> 
     return registry.lookup_prompt(name, variant)
 
 
-def _prompt(registry: Registry, parsed: ParsedPrompt, name: str, variant: str | None, namespace: str | None,
-            source_path: str | None) -> DotPrompt:
+def _prompt(
+    registry: Registry,
+    parsed: ParsedPrompt,
+    name: str,
+    variant: str | None,
+    namespace: str | None,
+    source_path: str | None,
+) -> DotPrompt:
     raw = parsed.raw or {}
     where = source_path or name
     environment(registry)  # the registry's partials and helpers render this prompt
@@ -294,11 +350,25 @@ def _prompt(registry: Registry, parsed: ParsedPrompt, name: str, variant: str | 
     use = raw.get("use")
     output_schema = schema(parsed.output.get("schema"), "output.schema")
     return DotPrompt(
-        registry, name, parsed.template, variant=variant, namespace=namespace, ext=parsed.ext, raw=parsed.raw,
-        source_path=source_path, model=parsed.model, config=parsed.config or None,
-        description=parsed.description, metadata=parsed.metadata or None, tools=parsed.tools or None,
-        tool_choice=str(tool_choice) if tool_choice is not None else None, max_turns=max_turns or None,
-        return_tool_requests=rtr, input_schema=schema(parsed.input.get("schema"), "input.schema"),
-        default_input=dict(default_input) if default_input else None, output_schema=output_schema,
+        registry,
+        name,
+        parsed.template,
+        variant=variant,
+        namespace=namespace,
+        ext=parsed.ext,
+        raw=parsed.raw,
+        source_path=source_path,
+        model=parsed.model,
+        config=parsed.config or None,
+        description=parsed.description,
+        metadata=parsed.metadata or None,
+        tools=parsed.tools or None,
+        tool_choice=str(tool_choice) if tool_choice is not None else None,
+        max_turns=max_turns or None,
+        return_tool_requests=rtr,
+        input_schema=schema(parsed.input.get("schema"), "input.schema"),
+        default_input=dict(default_input) if default_input else None,
+        output_schema=output_schema,
         output_format=parsed.output.get("format") or ("json" if output_schema is not None else None),
-        use=list(use) if isinstance(use, list) else ([use] if use else None))
+        use=list(use) if isinstance(use, list) else ([use] if use else None),
+    )

@@ -107,8 +107,13 @@ def _unless_equals(args: list[Any], options: HelperOptions) -> Any:
 
 
 BUILTIN_HELPERS: dict[str, HelperFn] = {
-    "role": _role, "history": _history, "section": _section, "media": _media, "json": _json,
-    "ifEquals": _if_equals, "unlessEquals": _unless_equals,
+    "role": _role,
+    "history": _history,
+    "section": _section,
+    "media": _media,
+    "json": _json,
+    "ifEquals": _if_equals,
+    "unlessEquals": _unless_equals,
 }
 
 
@@ -138,7 +143,7 @@ def _split(text: str, pattern: re.Pattern[str]) -> list[str]:
 
 
 def _parse_role(piece: str, restore: Callable[[str], str]) -> tuple[str, dict[str, str] | None]:
-    body = piece[len(ROLE_PREFIX):]
+    body = piece[len(ROLE_PREFIX) :]
     role, _, rest = body.partition(" ")
     if not rest:
         return role, None
@@ -171,8 +176,9 @@ def _with_purpose(m: Message, purpose: str) -> Message:
     return Message(role=m.role, content=list(m.content), metadata={**(m.metadata or {}), "purpose": purpose})
 
 
-def to_messages(rendered: str, history: Sequence[Any] | None = None,
-                restore: Callable[[str], str] = lambda s: s) -> list[Message]:
+def to_messages(
+    rendered: str, history: Sequence[Any] | None = None, restore: Callable[[str], str] = lambda s: s
+) -> list[Message]:
     """Split rendered template text at the role/history markers into messages (dotprompt's ``toMessages``)."""
     hist = [as_message(m) for m in history or []]
     sources: list[dict[str, Any]] = [{"role": "user", "source": ""}]
@@ -263,10 +269,16 @@ class PromptEnvironment:
                 self._cache[template] = fn
             return fn
 
-    def render(self, template: str, variables: Mapping[str, Any] | None = None, *,
-               messages: Sequence[Any] | None = None, docs: Sequence[Any] | None = None,
-               context: Mapping[str, Any] | None = None,
-               prompt_metadata: Mapping[str, Any] | None = None) -> list[Message]:
+    def render(
+        self,
+        template: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        messages: Sequence[Any] | None = None,
+        docs: Sequence[Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        prompt_metadata: Mapping[str, Any] | None = None,
+    ) -> list[Message]:
         """Render ``template`` with ``variables`` into messages.
 
         Args:
@@ -281,10 +293,16 @@ class PromptEnvironment:
         """
         guard = _Guard()
         hist = [as_message(m) for m in messages or []]
-        data = guard.protect({"metadata": {"prompt": dict(prompt_metadata or {}),
-                                           "docs": [to_wire(d) for d in docs or []],
-                                           "messages": [to_wire(m) for m in hist]},
-                              **dict(context or {})})
+        data = guard.protect(
+            {
+                "metadata": {
+                    "prompt": dict(prompt_metadata or {}),
+                    "docs": [to_wire(d) for d in docs or []],
+                    "messages": [to_wire(m) for m in hist],
+                },
+                **dict(context or {}),
+            }
+        )
         fn = self.compile(template)
         try:
             text = fn(guard.protect(dict(variables or {})), data=data)

@@ -20,7 +20,20 @@ from .types import DEFAULT_K, RankedDocument, ScoredDocument, VectorRetrieverOpt
 from .vector_store import VectorStore, define_vector_store, document_id
 
 __all__ = [
-    "BM25Reranker", "ClientEmbedder", "DEFAULT_K", "EmbeddingReranker", "RankedDocument", "Reranker",
-    "ScoredDocument", "TextEmbedder", "VectorRetrieverOptions", "VectorStore", "as_text_embedder",
-    "define_vector_store", "document_id", "embed_texts", "rerank", "single_query",
+    "BM25Reranker",
+    "ClientEmbedder",
+    "DEFAULT_K",
+    "EmbeddingReranker",
+    "RankedDocument",
+    "Reranker",
+    "ScoredDocument",
+    "TextEmbedder",
+    "VectorRetrieverOptions",
+    "VectorStore",
+    "as_text_embedder",
+    "define_vector_store",
+    "document_id",
+    "embed_texts",
+    "rerank",
+    "single_query",
 ]

@@ -15,8 +15,19 @@ from ..messages import Document, Message, as_document
 from ..messages import as_message as _as_message
 from ..parts import Media, Part
 
-__all__ = ["Document", "Media", "Message", "Part", "as_document", "as_message", "document_metadata",
-           "document_text", "invalid_argument", "text_of", "to_wire"]
+__all__ = [
+    "Document",
+    "Media",
+    "Message",
+    "Part",
+    "as_document",
+    "as_message",
+    "document_metadata",
+    "document_text",
+    "invalid_argument",
+    "text_of",
+    "to_wire",
+]
 
 
 def invalid_argument(message: str) -> InvalidArgumentError:
@@ -41,8 +52,9 @@ def document_text(doc: Any) -> str:
         content = doc.get("content", [])
         if isinstance(content, str):
             return content
-        return "".join((p.get("text") or "") if isinstance(p, Mapping) else (getattr(p, "text", None) or "")
-                       for p in content or [])
+        return "".join(
+            (p.get("text") or "") if isinstance(p, Mapping) else (getattr(p, "text", None) or "") for p in content or []
+        )
     t = getattr(doc, "text", None)
     return t() if callable(t) else (t or "")
 

@@ -36,8 +36,16 @@ class ClientEmbedder:
         batch_size: at most this many texts per call (default: all in one call).
     """
 
-    def __init__(self, client: Any, model: str, *, options: Any = None, truncate: bool = True,
-                 dimensions: int | None = None, batch_size: int | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        model: str,
+        *,
+        options: Any = None,
+        truncate: bool = True,
+        dimensions: int | None = None,
+        batch_size: int | None = None,
+    ) -> None:
         if batch_size is not None and batch_size < 1:
             raise invalid_argument("batch_size must be at least 1")
         self.client = client
@@ -52,8 +60,9 @@ class ClientEmbedder:
         return self.model
 
     def _call(self, texts: list[str]) -> np.ndarray:
-        resp = self.client.embed(model=self.model, input=texts, options=self.options, truncate=self.truncate,
-                                 dimensions=self.dimensions)
+        resp = self.client.embed(
+            model=self.model, input=texts, options=self.options, truncate=self.truncate, dimensions=self.dimensions
+        )
         return resp.as_array() if hasattr(resp, "as_array") else np.asarray(resp["embeddings"], dtype=np.float32)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
@@ -61,15 +70,14 @@ class ClientEmbedder:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         step = self.batch_size or len(texts)
-        parts = [self._call(texts[i:i + step]) for i in range(0, len(texts), step)]
+        parts = [self._call(texts[i : i + step]) for i in range(0, len(texts), step)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
     def __repr__(self) -> str:
         return f"ClientEmbedder(model={self.model!r})"
 
 
-def as_text_embedder(embedder: Any, model: str | None = None,
-                     options: Any = None) -> Callable[[Sequence[str]], Any]:
+def as_text_embedder(embedder: Any, model: str | None = None, options: Any = None) -> Callable[[Sequence[str]], Any]:
     """A text embedder from a callable, an ``ai`` :class:`~llamanative.ai.embedder.Embedder`,
     or a Client plus a model name.
 
@@ -80,8 +88,10 @@ def as_text_embedder(embedder: Any, model: str | None = None,
     from ..embedder import Embedder
 
     if isinstance(embedder, Embedder):
+
         def embed(texts: Sequence[str]) -> np.ndarray:
             return embedder.embed(list(texts), options).as_array()
+
         embed.name = embedder.name  # type: ignore[attr-defined]
         return embed
     if options is not None:

@@ -99,8 +99,9 @@ class BM25Reranker:
         return _ranked(docs, scores, _top_k(options))
 
 
-def rerank(reranker: Any, query: Any, documents: Sequence[Any], options: Any = None,
-           **option_kwargs: Any) -> list[RankedDocument]:
+def rerank(
+    reranker: Any, query: Any, documents: Sequence[Any], options: Any = None, **option_kwargs: Any
+) -> list[RankedDocument]:
     """Run a reranker (an object with ``rerank`` or a function) on one query and candidate documents.
 
     Candidates may be texts, documents, or :class:`~.types.ScoredDocument` hits of a search.
@@ -113,4 +114,3 @@ def rerank(reranker: Any, query: Any, documents: Sequence[Any], options: Any = N
         raise invalid_argument(f"not a reranker: {type(reranker).__name__}")
     out = fn(query, docs, options)
     return [r if isinstance(r, RankedDocument) else RankedDocument.of(*r) for r in out]
-

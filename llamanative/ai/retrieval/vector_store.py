@@ -28,10 +28,14 @@ from .types import DEFAULT_K, ScoredDocument, VectorRetrieverOptions
 __all__ = ["VectorStore", "define_vector_store", "document_id"]
 
 FORMAT = "llamanative.vectorstore"
-OPTIONS_SCHEMA = {"type": "object", "properties": {
-    "k": {"type": "integer", "minimum": 0, "description": "Number of documents to retrieve"},
-    "filter": {"type": "object", "description": "Metadata values the documents must have"}},
-    "additionalProperties": False}
+OPTIONS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "k": {"type": "integer", "minimum": 0, "description": "Number of documents to retrieve"},
+        "filter": {"type": "object", "description": "Metadata values the documents must have"},
+    },
+    "additionalProperties": False,
+}
 VERSION = 1
 _MISSING = object()
 
@@ -75,8 +79,16 @@ class VectorStore:
     Thread-safe: searches see a consistent snapshot; embedding runs outside the lock.
     """
 
-    def __init__(self, embedder: Any, *, model: str | None = None, options: Any = None,
-                 path: str | os.PathLike | None = None, id_key: str = "id", name: str = "vectorstore") -> None:
+    def __init__(
+        self,
+        embedder: Any,
+        *,
+        model: str | None = None,
+        options: Any = None,
+        path: str | os.PathLike | None = None,
+        id_key: str = "id",
+        name: str = "vectorstore",
+    ) -> None:
         self.embedder = as_text_embedder(embedder, model, options)
         self.id_key = id_key
         self.name = name
@@ -219,7 +231,8 @@ class VectorStore:
                 return []
             if q.shape[0] != self._buf.shape[1]:
                 raise invalid_argument(
-                    f"the query embedding has {q.shape[0]} dimensions, the store {self._buf.shape[1]}")
+                    f"the query embedding has {q.shape[0]} dimensions, the store {self._buf.shape[1]}"
+                )
             scores = self._buf[:n] @ q
             ids, docs = list(self._ids), list(self._docs)
         if filter is None:
@@ -238,8 +251,9 @@ class VectorStore:
                         break
         return [ScoredDocument(ids[i], docs[i], float(scores[i])) for i in order]
 
-    def retrieve(self, query: Any, options: Any = None, *, k: int | None = None,
-                 filter: Any = None) -> RetrieverResponse:
+    def retrieve(
+        self, query: Any, options: Any = None, *, k: int | None = None, filter: Any = None
+    ) -> RetrieverResponse:
         """Genkit's retriever call: exactly one query document (or a :class:`RetrieverRequest`).
 
         ``options`` is a :class:`VectorRetrieverOptions` or a mapping ``{"k", "filter"}``;
@@ -248,8 +262,9 @@ class VectorStore:
         if isinstance(query, RetrieverRequest) and options is None:
             options = query.options
         opts = VectorRetrieverOptions.from_any(options)
-        hits = self.search(query, k=k if k is not None else opts.k,
-                           filter=filter if filter is not None else opts.filter)
+        hits = self.search(
+            query, k=k if k is not None else opts.k, filter=filter if filter is not None else opts.filter
+        )
         return RetrieverResponse(documents=[h.document for h in hits])
 
     def __call__(self, request: RetrieverRequest) -> RetrieverResponse:
@@ -258,9 +273,12 @@ class VectorStore:
 
     def as_retriever(self, name: str | None = None) -> Retriever:
         """The store as an (unregistered) ``ai`` retriever, for ``retrieve`` and the registry."""
-        return Retriever(name or self.name, self, info=RetrieverInfo(label=name or self.name,
-                                                                     supports={"media": False}),
-                         config_schema=OPTIONS_SCHEMA)
+        return Retriever(
+            name or self.name,
+            self,
+            info=RetrieverInfo(label=name or self.name, supports={"media": False}),
+            config_schema=OPTIONS_SCHEMA,
+        )
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, path: str | os.PathLike | None = None) -> Path:
@@ -270,9 +288,16 @@ class VectorStore:
             raise invalid_argument("save: no path given and the store has none")
         with self._lock:
             n = len(self._ids)
-            meta = {"format": FORMAT, "version": VERSION, "name": self.name, "id_key": self.id_key,
-                    "embedder": getattr(self.embedder, "name", None), "dimensions": self.dimensions,
-                    "ids": list(self._ids), "documents": [to_wire(d) for d in self._docs]}
+            meta = {
+                "format": FORMAT,
+                "version": VERSION,
+                "name": self.name,
+                "id_key": self.id_key,
+                "embedder": getattr(self.embedder, "name", None),
+                "dimensions": self.dimensions,
+                "ids": list(self._ids),
+                "documents": [to_wire(d) for d in self._docs],
+            }
             matrix = np.array(self._buf[:n], dtype=np.float32)
         text = json.dumps(meta, ensure_ascii=False, default=str)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -289,8 +314,15 @@ class VectorStore:
         return target
 
     @classmethod
-    def load(cls, path: str | os.PathLike, embedder: Any, *, model: str | None = None, options: Any = None,
-             keep_path: bool = False) -> VectorStore:
+    def load(
+        cls,
+        path: str | os.PathLike,
+        embedder: Any,
+        *,
+        model: str | None = None,
+        options: Any = None,
+        keep_path: bool = False,
+    ) -> VectorStore:
         """A store read from a file written by :meth:`save`.
 
         ``embedder`` must be the model the file was made with (its dimensions are checked
@@ -328,9 +360,15 @@ class VectorStore:
         return f"VectorStore(name={self.name!r}, documents={len(self)}, dimensions={self.dimensions})"
 
 
-
-def define_vector_store(registry: Any, name: str, embedder: Any, *, options: Any = None,
-                        path: str | os.PathLike | None = None, id_key: str = "id") -> VectorStore:
+def define_vector_store(
+    registry: Any,
+    name: str,
+    embedder: Any,
+    *,
+    options: Any = None,
+    path: str | os.PathLike | None = None,
+    id_key: str = "id",
+) -> VectorStore:
     """A vector store registered in ``registry`` as the retriever ``name``.
 
     ``embedder`` is an embedder name of the registry (``"llamanative/all-minilm"``),
