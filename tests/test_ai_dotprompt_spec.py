@@ -131,6 +131,7 @@ def test_spec_case_through_a_loaded_prompt(suite, case):
     options = case.get("options") or {}
     if "input" in options:  # metadata overrides: the prompt as if its frontmatter said so
         prompt = DotPrompt(ai, "spec_case", prompt.template, default_input=options["input"].get("default"))
+
     def render():
         return prompt.render_messages(
             data.get("input"),
@@ -138,6 +139,7 @@ def test_spec_case_through_a_loaded_prompt(suite, case):
             docs=data.get("docs"),
             context=data.get("context"),
         )
+
     expect = case["expect"]
     if _needs_content_type(data, suite["template"]):
         with pytest.raises(InvalidArgumentError, match="contentType"):

@@ -199,6 +199,7 @@ def test_native_output_is_parsed_while_streaming(qwen3_style_path):
 def test_thinking_is_on_by_default_and_can_be_turned_off(client):
     def render(**kw):
         return client.chat("qwen-style", ASK, _debug_render_only=True, **kw).debug_info.rendered_template
+
     assert render().endswith("<|im_start|>assistant\n<think>\n")
     assert render(think=True) == render() == render(think="high")
     assert render(think=False).endswith("<think>\n\n</think>\n\n")
@@ -245,10 +246,12 @@ def test_a_thinking_level_reaches_the_template_as_reasoning_effort(smollm2):
     templates = _core.ChatTemplates(
         smollm2, "{% for m in messages %}{{ m.content }}|{% endfor %}{{ reasoning_effort | default('unset') }}"
     )
+
     def render(think):
-        return (
-            render_chat(templates, smollm2.vocab, [{"role": "user", "content": "hi"}], None, None, None, think).prompt
-        )
+        return render_chat(
+            templates, smollm2.vocab, [{"role": "user", "content": "hi"}], None, None, None, think
+        ).prompt
+
     assert render(ThinkValue("high")) == "hi|high" and render(ThinkValue("low")) == "hi|low"
     assert render(ThinkValue(True)) == render(None) == "hi|unset"
 
