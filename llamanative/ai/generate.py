@@ -14,56 +14,48 @@ resume counts as a round.
 
 Per-call middleware (``use=``, :mod:`.hooks`) wraps each iteration of the
 loop (the iterations nest, as in Go), each model call and each tool run.
+
+The request types and how ``generate``'s options become a request are in
+:mod:`.request` (re-exported here); the tool rounds and resume in
+:mod:`.tool_rounds`.
 """
 
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import Any
 
 from pydantic import ValidationError
 
-from ._wire import WireModel
+from .actions import ActionRegistry
 from .errors import (
     FailedPreconditionError,
     GenkitError,
     InternalError,
     InvalidArgumentError,
     InvalidOutput,
-    InvalidPart,
     MaxTurnsExceeded,
     ModelNotFound,
-    NotFoundError,
-    ToolFailed,
     ToolNotFound,
-    UnresolvedToolRequest,
 )
 from .formats import FormatHandler, inject_instructions, resolve_format_name, unknown_format
-from .hooks import (
-    GenerateParams,
-    Hooks,
-    ToolRunner,
-    build_generate_chain,
-    build_model_chain,
-    build_tool_runner,
-    resolve_hooks,
-)
-from .messages import Document, Message, Role, as_document, as_message
+from .hooks import GenerateParams, Hooks, build_generate_chain, build_model_chain, build_tool_runner, resolve_hooks
+from .messages import Role
 from .middleware import chain
-from .model import BackgroundModel, Model
-from .model_ref import ModelRef, resolve_config
 from .model_types import ABNORMAL_FINISH, ModelOutputConfig, ModelRequest, ModelResponse, ModelResponseChunk, Operation
-from .parts import Part, ToolRequest, ToolResponse, new_response_for_tool_request, new_text_part, new_tool_response_part
-from .resource import Resource
-from .schema import SchemaValidationError, schema_for, validate
-from .tools import MultipartToolResponse, Tool, ToolContext, ToolInterrupt, _PartialSender
-
-if TYPE_CHECKING:
-    from .registry import Registry
+from .request import (
+    DEFAULT_MAX_TURNS,
+    GenerateActionOptions,
+    GenerateActionOutputConfig,
+    GenerateActionResume,
+    GenerateKwargs,
+    build_options,
+    process_resources,
+)
+from .tool_rounds import ensure_refs, handle_resume, handle_tool_requests
+from .tools import Tool
 
 __all__ = [
     "DEFAULT_MAX_TURNS",
@@ -80,130 +72,6 @@ __all__ = [
     "process_resources",
     "typed_output",
 ]
-
-DEFAULT_MAX_TURNS = 5
-
-
-# -- the request, as Genkit's GenerateActionOptions --------------------------------------------
-class GenerateActionOutputConfig(WireModel):
-    format: str | None = None
-    json_schema: dict[str, Any] | None = None
-    instructions: str | None = None
-    "Instructions to inject instead of the format's (an empty string: none); None = the format's own."
-
-    constrained: bool | None = None
-    "Ask for native constrained output (used only when the format, schema and model allow it)."
-
-    content_type: str | None = None
-
-
-class GenerateActionResume(WireModel):
-    respond: list[Part] | None = None
-    restart: list[Part] | None = None
-    metadata: dict[str, Any] | None = None
-
-
-class GenerateActionOptions(WireModel):
-    """A fully rendered generate request (what prompts render to; the JSON of Genkit's generate action)."""
-
-    model: str | None = None
-    messages: list[Message] = []
-    tools: list[str] | None = None
-    "Tool names, resolved in the registry the request runs in."
-
-    config: Any = None
-    tool_choice: str | None = None
-    docs: list[Document] | None = None
-    max_turns: int | None = None
-    return_tool_requests: bool | None = None
-    output: GenerateActionOutputConfig | None = None
-    resume: GenerateActionResume | None = None
-
-
-class GenerateKwargs(TypedDict, total=False):
-    """The options of ``generate`` and its variants (Go's ``With*`` options).
-
-    Collections (``tools``, ``docs`` ...) replace; unset options keep their default.
-    """
-
-    model: str | Model | BackgroundModel | ModelRef
-    """The model: a name (``llamanative/smollm2``), a model object, or a :class:`ModelRef` (whose config is used
-    when ``config`` is not given). Default: the registry's default model."""
-
-    config: Any
-    """Model config: ``{"temperature": 0, "maxOutputTokens": 64}``, a ``GenerationCommonConfig``, llamanative
-    ``Options`` (for local models), or the model's own config type. Replaces a ``ModelRef``'s config whole."""
-
-    prompt: str | Part | Sequence[Part | str] | Callable[[], Any]
-    "The user message (text, parts, or a function returning either), added after ``messages``."
-
-    system: str | Part | Sequence[Part | str] | Callable[[], Any]
-    "The system message, put first."
-
-    messages: Sequence[Message | dict[str, Any]]
-    "The conversation so far (e.g. ``response.history()``)."
-
-    messages_fn: Callable[[], Sequence[Message | dict[str, Any]]]
-    "A function returning the messages (called once per generate)."
-
-    docs: Sequence[Document | str]
-    "Context documents (appended to the last user message unless the model takes them itself)."
-
-    tools: Sequence[str | Tool]
-    "Tools the model may call, by name or object (objects not registered are visible to this call only)."
-
-    tool_choice: str
-    "``auto`` (default), ``required`` or ``none``."
-
-    max_turns: int
-    "Most tool rounds (default 5; 0 = default; negative is an error)."
-
-    return_tool_requests: bool
-    "Return the model's tool requests instead of running them."
-
-    output_type: Any
-    "A type for the output (pydantic model, dataclass ...): its schema is the output schema, format json."
-
-    output_schema: dict[str, Any] | str
-    "A JSON schema for the output, or the name of a schema defined with ``define_schema``."
-
-    output_format: str
-    "``text``, ``json``, ``jsonl``, ``array``, ``enum`` or a format defined with ``define_format``."
-
-    output_enums: Sequence[str]
-    "The allowed values: format enum."
-
-    output_instructions: str
-    "Instructions to inject instead of the format's (an empty string for none); implies ``custom_constrained``."
-
-    custom_constrained: bool
-    "Do not ask the model to constrain output natively: the format's instructions are injected instead."
-
-    resources: Sequence[Resource]
-    "Resources visible to this call (for ``resource`` parts)."
-
-    use: Sequence[Any]
-    """Per-call middleware (Go's ``WithUse``), first listed outermost: :class:`~llamanative.ai.Middleware`
-    objects with ``wrap_generate`` / ``wrap_model`` / ``wrap_tool`` hooks, or plain model middleware
-    (``next -> fn``) acting as a ``wrap_model`` hook. See :mod:`llamanative.ai.hooks`."""
-
-    middleware: Sequence[Any]
-    "Model middleware (``next -> fn``, Go's deprecated ``WithMiddleware``), outside every ``wrap_model`` hook."
-
-    on_chunk: Callable[[ModelResponseChunk], None]
-    "Streaming callback, called with every chunk (model text, tool results). Raising stops the generation."
-
-    tool_responses: Sequence[Part]
-    "Resume: responses to interrupted tool requests (``respond_with``)."
-
-    tool_restarts: Sequence[Part]
-    "Resume: tool requests to run again (``restart_with``)."
-
-    resume_metadata: dict[str, Any]
-    'Resume: metadata for the tool message (default ``{"resumed": true}``).'
-
-    context: dict[str, Any]
-    "Request-scoped data handed to tools (``ToolContext.context``)."
 
 
 # -- streaming: chunk indexes and roles ------------------------------------------------------------
@@ -263,197 +131,10 @@ class _Stream:
         return self.emit_as_is if self.on_chunk is not None else None
 
 
-# -- tool rounds -------------------------------------------------------------------------------------
-def _ensure_refs(message: Message | None) -> None:
-    for p in message.content if message else ():
-        if p.is_tool_request() and not p.tool_request.ref:
-            p.tool_request.ref = str(uuid.uuid4())
-
-
-def _run_tool(
-    registry: Registry, run_tool: ToolRunner, request: ToolRequest, ctx: ToolContext
-) -> MultipartToolResponse:
-    """Run one tool request through the ``wrap_tool`` hooks; ToolInterrupt passes through, any other failure
-    (of the tool or a hook) becomes ToolFailed."""
-    name = request.name
-    tool = registry.lookup_tool(name)
-    if tool is None:
-        raise ToolNotFound(f"tool {name!r} not found")
-    try:
-        return run_tool(tool, request, ctx)
-    except ToolInterrupt:
-        raise
-    except Exception as exc:
-        raise ToolFailed(f"tool {name!r} failed: {exc}", tool_name=name) from exc
-
-
-def _parallel(fns: list[Callable[[], Any]]) -> list[tuple[Any, BaseException | None]]:
-    """Run the functions concurrently (one thread each); (result, error) pairs in order."""
-
-    def safe(fn: Callable[[], Any]) -> tuple[Any, BaseException | None]:
-        try:
-            return fn(), None
-        except BaseException as exc:  # noqa: BLE001 (returned to the caller, re-raised there)
-            return None, exc
-
-    if len(fns) <= 1:
-        return [safe(fn) for fn in fns]
-    with ThreadPoolExecutor(max_workers=len(fns), thread_name_prefix="genkit-tool") as pool:
-        return list(pool.map(safe, fns))
-
-
-def _handle_tool_requests(
-    registry: Registry, message: Message, stream: _Stream, context: dict[str, Any] | None, run_tool: ToolRunner
-) -> tuple[Message | None, Message | None]:
-    """Run the message's tool requests concurrently: (tool message, None), or (None, revised message)
-    when a tool interrupted."""
-    revised = message.clone()
-    idxs = [i for i, p in enumerate(revised.content) if p.is_tool_request()]
-    sender = _PartialSender(
-        (lambda part: stream.emit(ModelResponseChunk(role=Role.TOOL, content=[part]))) if stream.callback else None
-    )
-
-    def job(i: int) -> Callable[[], Any]:
-        req = revised.content[i].tool_request
-
-        def run() -> Any:
-            ctx = ToolContext(req.name, req.ref, context=context, send_partial=sender.for_request(req))
-            try:
-                return _run_tool(registry, run_tool, req, ctx)
-            except ToolInterrupt as ti:
-                return ti
-
-        return run
-
-    results = _parallel([job(i) for i in idxs])
-    for _, err in results:
-        if err is not None:
-            raise err
-    responses: list[Part] = []
-    interrupted = False
-    for i, (res, _) in zip(idxs, results):
-        part = revised.content[i]
-        meta = dict(part.metadata or {})
-        if isinstance(res, ToolInterrupt):
-            interrupted = True
-            meta["interrupt"] = res.metadata if res.metadata is not None else True
-        else:
-            meta["pendingOutput"] = res.output
-            resp = new_tool_response_part(
-                ToolResponse(
-                    name=part.tool_request.name, ref=part.tool_request.ref, output=res.output, content=res.content
-                )
-            )
-            resp.metadata = res.metadata
-            responses.append(resp)
-        revised.content[i] = part.model_copy(update={"metadata": meta})
-    if interrupted:
-        return None, revised
-    return Message(role=Role.TOOL, content=responses), None
-
-
-def _handle_resume(
-    registry: Registry,
-    messages: list[Message],
-    resume: GenerateActionResume,
-    context: dict[str, Any] | None,
-    run_tool: ToolRunner,
-) -> tuple[list[Message], Message]:
-    """Resolve the last model message's tool requests from pending outputs, responses and restarts.
-
-    Returns the revised messages (ending with the revised model message and
-    the new tool message) and the tool message.
-    """
-    respond = list(resume.respond or ())
-    restart = list(resume.restart or ())
-    for p in respond:
-        if not p.is_tool_response():
-            raise InvalidArgumentError("respond part is not a tool response")
-    for p in restart:
-        if not p.is_tool_request():
-            raise InvalidPart("restart part is not a tool request")
-    if not messages:
-        raise FailedPreconditionError("cannot resume generation with no messages")
-    last = messages[-1]
-    if last.role != Role.MODEL or not last.tool_requests():
-        raise FailedPreconditionError(
-            "cannot resume generation unless the last message is by a model with at least one tool request"
-        )
-
-    def resolve(p: Part) -> Callable[[], tuple[Part, Part | None]]:
-        def run() -> tuple[Part, Part | None]:
-            req = p.tool_request
-            meta = dict(p.metadata or {})
-            if "pendingOutput" in meta:
-                out = meta.pop("pendingOutput")
-                resp = new_response_for_tool_request(p, out)
-                resp.metadata = {"source": "pending"}
-                return p.model_copy(update={"metadata": meta}), resp
-            if "interrupt" in meta:
-                meta["resolvedInterrupt"] = meta.pop("interrupt")
-            for r in respond:
-                if r.tool_response.name == req.name and r.tool_response.ref == req.ref:
-                    tool = registry.lookup_tool(req.name)
-                    if tool is None:
-                        raise ToolNotFound(f"tool {req.name!r} not found")
-                    if tool.output_schema:
-                        try:
-                            validate(r.tool_response.output, tool.output_schema)
-                        except SchemaValidationError as exc:
-                            raise InvalidArgumentError(f"tool {req.name!r} output validation failed: {exc}") from exc
-                    resp = new_tool_response_part(r.tool_response)
-                    resp.metadata = r.metadata
-                    return p.model_copy(update={"metadata": meta}), resp
-            for r in restart:
-                if r.tool_request.name == req.name and r.tool_request.ref == req.ref:
-                    rmeta = r.metadata or {}
-                    resumed = rmeta.get("resumed")
-                    if not isinstance(resumed, dict):
-                        resumed = {} if resumed is True else None
-                    ctx = ToolContext(
-                        req.name, req.ref, context=context, resumed=resumed, original_input=rmeta.get("replacedInput")
-                    )
-                    try:
-                        out = _run_tool(
-                            registry, run_tool, ToolRequest(name=req.name, ref=req.ref, input=r.tool_request.input), ctx
-                        )
-                    except ToolInterrupt:
-                        return p, None  # interrupted again
-                    resp = new_tool_response_part(
-                        ToolResponse(name=req.name, ref=req.ref, output=out.output, content=out.content)
-                    )
-                    resp.metadata = out.metadata
-                    return p.model_copy(update={"metadata": meta}), resp
-            label = f"#{req.ref}" if req.ref else req.name
-            raise UnresolvedToolRequest(
-                f"unresolved tool request {label!r} was not handled by the resume arguments; supply "
-                "tool_responses or tool_restarts, or ensure there is pending output from a previous tool call"
-            )
-
-        return run
-
-    idxs = [i for i, p in enumerate(last.content) if p.is_tool_request()]
-    results = _parallel([resolve(last.content[i]) for i in idxs])
-    for _, err in results:
-        if err is not None:
-            raise err
-    if any(resp is None for (_, resp), _ in results):
-        raise FailedPreconditionError("One or more tools triggered an interrupt during a restarted execution.")
-    content = list(last.content)
-    responses = []
-    for i, ((req_part, resp), _) in zip(idxs, results):
-        content[i] = req_part
-        responses.append(resp)
-    tool_msg = Message(
-        role=Role.TOOL,
-        content=responses,
-        metadata={"resumed": resume.metadata if resume.metadata is not None else True},
-    )
-    return [*messages[:-1], last.model_copy(update={"content": content}), tool_msg], tool_msg
-
-
 # -- the loop ------------------------------------------------------------------------------------------
-def _call_tools(registry: Registry, opts: GenerateActionOptions, hooks: Sequence[Hooks]) -> tuple[Registry, list[Tool]]:
+def _call_tools(
+    registry: ActionRegistry, opts: GenerateActionOptions, hooks: Sequence[Hooks]
+) -> tuple[ActionRegistry, list[Tool]]:
     """The call's tools (declared ones in order, then those its middleware adds) and the registry to run them
     in (a child one when middleware adds tools).
 
@@ -482,7 +163,7 @@ def _call_tools(registry: Registry, opts: GenerateActionOptions, hooks: Sequence
 
 
 def generate_with_request(
-    registry: Registry,
+    registry: ActionRegistry,
     opts: GenerateActionOptions,
     *,
     use: Sequence[Any] = (),
@@ -555,7 +236,7 @@ def generate_with_request(
         request = params.request
         stream.begin(params.message_index)
         if params.iteration == 0 and resume is not None:
-            revised, tool_msg = _handle_resume(registry, request.messages, resume, context, run_tool)
+            revised, tool_msg = handle_resume(registry, request.messages, resume, context, run_tool)
             stream.emit(ModelResponseChunk(role=Role.TOOL, content=tool_msg.content))
             return replace(
                 params,
@@ -567,7 +248,7 @@ def generate_with_request(
         if not isinstance(resp, ModelResponse):
             raise InternalError(f"model {name!r} returned {type(resp).__name__}, not a ModelResponse")
         resp.request = request
-        _ensure_refs(resp.message)
+        ensure_refs(resp.message)
         if bg is not None and resp.operation is not None:
             return resp
         if handler is not None:
@@ -581,7 +262,7 @@ def generate_with_request(
             return resp
         if params.iteration + 1 > max_turns:
             raise MaxTurnsExceeded(f"exceeded maximum tool call iterations ({max_turns})")
-        tool_msg, interrupted = _handle_tool_requests(registry, resp.message, stream, context, run_tool)
+        tool_msg, interrupted = handle_tool_requests(registry, resp.message, stream.callback, context, run_tool)
         if interrupted is not None:
             resp.finish_reason = "interrupted"
             resp.finish_message = "One or more tool calls resulted in interrupts."
@@ -612,149 +293,7 @@ def generate_with_request(
     )
 
 
-# -- Generate: options → request -----------------------------------------------------------------------
-def _content(value: Any) -> list[Part]:
-    if callable(value) and not isinstance(value, (str, Part)):
-        value = value()
-    if value is None:
-        return []
-    if isinstance(value, (str, Part, dict)):
-        value = [value]
-    return [
-        new_text_part(v) if isinstance(v, str) else (v if isinstance(v, Part) else Part.model_validate(v))
-        for v in value
-    ]
-
-
-def build_options(registry: Registry, options: GenerateKwargs) -> tuple[Registry, GenerateActionOptions]:
-    """The registry a call runs in (a child one when it brings its own tools, model or resources) and its
-    rendered request (Go's ``Generate`` before ``GenerateWithRequest``)."""
-    unknown = set(options) - set(GenerateKwargs.__annotations__)
-    if unknown:
-        raise InvalidArgumentError(f"unknown generate option(s): {', '.join(sorted(unknown))}")
-    r = registry
-    child: Registry | None = None
-
-    def local() -> Registry:
-        nonlocal child, r
-        if child is None:
-            child = registry.new_child()
-            r = child
-        return child
-
-    # output
-    schema: dict[str, Any] | None = None
-    fmt = options.get("output_format")
-    if options.get("output_type") is not None:
-        tp = options["output_type"]
-        schema = tp if isinstance(tp, dict) else schema_for(tp)
-    if options.get("output_schema") is not None:
-        s = options["output_schema"]
-        if isinstance(s, str):
-            found = registry.lookup_schema(s)
-            if found is None:
-                raise InvalidArgumentError(f"invalid output schema: schema {s!r} is not defined")
-            s = found
-        schema = s
-    if options.get("output_enums") is not None:
-        schema = {"type": "string", "enum": list(options["output_enums"])}
-        fmt = fmt or "enum"
-    if schema is not None and not fmt:
-        fmt = "json"
-    instructions = options.get("output_instructions")
-    constrained = not (options.get("custom_constrained") or instructions is not None)
-
-    # model, tools, resources
-    model = options.get("model")
-    model_name: str | None = None
-    if isinstance(model, ModelRef):
-        model_name = model.name
-    elif isinstance(model, (Model, BackgroundModel)):
-        model_name = model.name
-        found = registry.lookup_model(model.name) or registry.lookup_background_model(model.name)
-        if found is not model:
-            local().register(model.kind, model.name, model)
-    elif model is not None:
-        model_name = str(model)
-    tool_names: list[str] = []
-    for t in options.get("tools") or ():
-        tname = t.name if isinstance(t, Tool) else str(t)
-        if tname in tool_names:
-            raise InvalidArgumentError(f"duplicate tool {tname!r}")
-        tool_names.append(tname)
-        if isinstance(t, Tool) and registry.lookup_tool(tname) is None:
-            local().register("tool", tname, t)
-    for res in options.get("resources") or ():
-        local().register("resource", res.name, res)
-
-    # messages: system, messages, prompt
-    messages: list[Message] = []
-    system = _content(options.get("system"))
-    if system:
-        messages.append(Message(role=Role.SYSTEM, content=system))
-    if options.get("messages_fn") is not None:
-        messages.extend(as_message(m) for m in options["messages_fn"]())
-    messages.extend(as_message(m) for m in options.get("messages") or ())
-    prompt = _content(options.get("prompt"))
-    if prompt:
-        messages.append(Message(role=Role.USER, content=prompt))
-    try:
-        messages = process_resources(r, messages)
-    except GenkitError:
-        raise
-    except Exception as exc:
-        raise InternalError(f"error processing resources: {exc}") from exc
-
-    resume = None
-    if options.get("tool_responses") or options.get("tool_restarts"):
-        resume = GenerateActionResume(
-            respond=list(options.get("tool_responses") or ()) or None,
-            restart=list(options.get("tool_restarts") or ()) or None,
-            metadata=options.get("resume_metadata"),
-        )
-    tool_choice = options.get("tool_choice")
-    opts = GenerateActionOptions(
-        model=model_name,
-        messages=messages,
-        tools=tool_names or None,
-        config=resolve_config(model, options.get("config")),
-        tool_choice=getattr(tool_choice, "value", tool_choice),
-        docs=[as_document(d) for d in options.get("docs") or ()] or None,
-        max_turns=options.get("max_turns"),
-        return_tool_requests=options.get("return_tool_requests"),
-        output=GenerateActionOutputConfig(
-            format=fmt, json_schema=schema, instructions=instructions, constrained=constrained
-        ),
-        resume=resume,
-    )
-    return r, opts
-
-
-def process_resources(registry: Registry, messages: list[Message]) -> list[Message]:
-    """The messages with every ``resource`` part replaced by the matching resource's content.
-
-    Raises:
-        NotFoundError: no resource matches a part's URI.
-    """
-    if not any(p.is_resource() for m in messages for p in m.content):
-        return messages
-    out = []
-    for m in messages:
-        content: list[Part] = []
-        for p in m.content:
-            if not p.is_resource():
-                content.append(p)
-                continue
-            found = registry.find_matching_resource(p.resource.uri)
-            if found is None:
-                raise NotFoundError(f"no resource found for URI {p.resource.uri!r}")
-            res, inp = found
-            content.extend(res.execute(inp).content)
-        out.append(m.model_copy(update={"content": content}))
-    return out
-
-
-def generate(registry: Registry, **options: Any) -> ModelResponse:
+def generate(registry: ActionRegistry, **options: Any) -> ModelResponse:
     """See :meth:`Registry.generate`."""
     use = options.pop("use", None) or ()
     middleware = options.pop("middleware", None) or ()
@@ -764,7 +303,7 @@ def generate(registry: Registry, **options: Any) -> ModelResponse:
     return generate_with_request(r, opts, use=use, middleware=middleware, on_chunk=on_chunk, context=context)
 
 
-def generate_text(registry: Registry, **options: Any) -> str:
+def generate_text(registry: ActionRegistry, **options: Any) -> str:
     return generate(registry, **options).text()
 
 
@@ -784,14 +323,14 @@ def typed_output(resp: ModelResponse, output_type: Any) -> Any:
         raise InvalidOutput(f"failed to parse output: {exc}") from exc
 
 
-def generate_data(registry: Registry, output_type: Any, **options: Any) -> tuple[Any, ModelResponse]:
+def generate_data(registry: ActionRegistry, output_type: Any, **options: Any) -> tuple[Any, ModelResponse]:
     """See :meth:`Registry.generate_data`."""
     options = {"output_type": output_type, **options}
     resp = generate(registry, **options)
     return typed_output(resp, output_type), resp
 
 
-def generate_operation(registry: Registry, **options: Any) -> Operation:
+def generate_operation(registry: ActionRegistry, **options: Any) -> Operation:
     """See :meth:`Registry.generate_operation`."""
     resp = generate(registry, **options)
     if resp.operation is None:

@@ -44,16 +44,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import InternalError, InvalidArgumentError
 from .middleware import ModelFn, StreamCallback, as_middleware
 from .model_types import ModelRequest, ModelResponse
 from .parts import ToolRequest
+from .request import GenerateActionOptions
 from .tools import MultipartToolResponse, Tool, ToolContext
-
-if TYPE_CHECKING:
-    from .generate import GenerateActionOptions
 
 __all__ = [
     "GenerateNext",

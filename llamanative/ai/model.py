@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, UnimplementedError
 from .middleware import (
     ModelFn,
     StreamCallback,
@@ -254,8 +254,6 @@ class BackgroundModel:
             UnimplementedError: the model has no cancel function.
         """
         if self._cancel is None:
-            from .errors import UnimplementedError
-
             raise UnimplementedError(f"background model {self.name!r} does not support cancel")
         return self._stamp(self._cancel(op))
 

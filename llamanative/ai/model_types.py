@@ -17,6 +17,7 @@ from ._wire import WireModel
 from .errors import FailedPreconditionError, InvalidOutput
 from .messages import Document, Message, Role
 from .parts import Part
+from .schema import convert
 
 if TYPE_CHECKING:
     from .formats import FormatHandler
@@ -292,8 +293,6 @@ class ModelResponse(WireModel):
             value = self._handler.parse_output(self.message)
         if type_ is None:
             return value
-        from .schema import convert
-
         return convert(value, type_)
 
     def attach_format(self, handler: FormatHandler | None) -> None:
@@ -351,8 +350,6 @@ class ModelResponseChunk(WireModel):
             raise self._output_error
         if type_ is None or self._output is None:
             return self._output
-        from .schema import convert
-
         return convert(self._output, type_)
 
     def attach_output(self, handler: FormatHandler | None) -> None:

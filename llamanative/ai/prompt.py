@@ -20,23 +20,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
 from ._arity import call_with
+from .actions import ActionRegistry
 from .errors import InputTypeMismatch, InvalidArgumentError
-from .generate import GenerateActionOptions, build_options, generate, typed_output
+from .generate import generate, typed_output
 from .messages import Message, as_message
 from .model import Model
 from .model_ref import ModelRef, resolve_config
 from .model_types import ModelResponse
+from .request import GenerateActionOptions, build_options
 from .schema import SchemaValidationError, convert, schema_for, to_jsonable, validate
+from .streaming import GenerateStream, generate_data_stream, generate_stream
 from .tools import Tool
-
-if TYPE_CHECKING:
-    from .registry import Registry
-    from .streaming import GenerateStream
 
 __all__ = ["DataPrompt", "Prompt", "render_template"]
 
@@ -91,7 +90,7 @@ class Prompt:
 
     def __init__(
         self,
-        registry: Registry,
+        registry: ActionRegistry,
         name: str,
         *,
         variant: str | None = None,
@@ -229,15 +228,13 @@ class Prompt:
 
     def stream(self, input: Any = None, **overrides: Any) -> GenerateStream:
         """:meth:`execute` as a stream of :class:`StreamValue` (see ``Genkit.generate_stream``)."""
-        from .streaming import generate_stream
-
         return generate_stream(self.registry, **self._kwargs(input, overrides))
 
 
 class DataPrompt(Prompt):
     """A prompt with typed output: ``execute`` returns ``(output, response)``."""
 
-    def __init__(self, registry: Registry, name: str, output_type: Any, **options: Any) -> None:
+    def __init__(self, registry: ActionRegistry, name: str, output_type: Any, **options: Any) -> None:
         super().__init__(registry, name, output_type=output_type, **options)
         self.output_type = output_type
 
@@ -250,8 +247,6 @@ class DataPrompt(Prompt):
 
     def stream(self, input: Any = None, **overrides: Any) -> GenerateStream:
         """A data stream (see ``Genkit.generate_data_stream``)."""
-        from .streaming import generate_data_stream
-
         kw = self._kwargs(input, overrides)
         kw.pop("output_type", None)
         return generate_data_stream(self.registry, self.output_type, **kw)

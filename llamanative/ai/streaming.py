@@ -20,15 +20,13 @@ import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
+from .actions import ActionRegistry
 from .generate import generate, typed_output
 from .model_types import ModelResponse, ModelResponseChunk
-
-if TYPE_CHECKING:
-    from .registry import Registry
 
 __all__ = ["AsyncGenerateStream", "GenerateStream", "StreamValue", "generate_data_stream", "generate_stream"]
 
@@ -203,7 +201,7 @@ def _chained(
     return both
 
 
-def generate_stream(registry: Registry, **options: Any) -> GenerateStream:
+def generate_stream(registry: ActionRegistry, **options: Any) -> GenerateStream:
     """See :meth:`Registry.generate_stream`."""
     user_cb = options.pop("on_chunk", None)
 
@@ -215,7 +213,7 @@ def generate_stream(registry: Registry, **options: Any) -> GenerateStream:
     )
 
 
-def generate_data_stream(registry: Registry, output_type: Any, **options: Any) -> GenerateStream:
+def generate_data_stream(registry: ActionRegistry, output_type: Any, **options: Any) -> GenerateStream:
     """See :meth:`Registry.generate_data_stream`.
 
     A chunk's ``output`` is converted to ``output_type`` when it validates

@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..embedder import Embedder
 from ._compat import invalid_argument
 
 __all__ = ["ClientEmbedder", "TextEmbedder", "as_text_embedder", "embed_texts", "normalize_rows"]
@@ -85,8 +86,6 @@ def as_text_embedder(embedder: Any, model: str | None = None, options: Any = Non
     """
     if model is not None:
         return ClientEmbedder(embedder, model, options=options)
-    from ..embedder import Embedder
-
     if isinstance(embedder, Embedder):
 
         def embed(texts: Sequence[str]) -> np.ndarray:

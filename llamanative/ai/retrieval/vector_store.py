@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import NotFoundError
 from ..retriever import Retriever, RetrieverInfo, RetrieverRequest, RetrieverResponse, query_document
 from ._compat import as_document, document_metadata, document_text, invalid_argument, to_wire
 from .embedders import as_text_embedder, embed_texts
@@ -382,8 +383,6 @@ def define_vector_store(
     if isinstance(embedder, str):
         found = registry.lookup_embedder(embedder)
         if found is None:
-            from ..errors import NotFoundError
-
             raise NotFoundError(f"embedder {embedder!r} not found")
         embedder = found
     store = VectorStore(embedder, options=options, path=path, id_key=id_key, name=name)
