@@ -256,17 +256,16 @@ def alternate(reps: int, *fns, warmup: bool = True) -> list[list]:
 
 
 def minilm_path() -> Path:
-    """all-MiniLM-L6-v2 F16: the first existing candidate of the test suite's lookup."""
+    """all-MiniLM-L6-v2 F16, found as the test suite finds it (converted from PyPI and cached by default)."""
     sys.path.insert(0, str(REPO / "tests"))
-    from conftest import MINILM_FILE, _minilm_candidates
+    from conftest import MINILM_FILE, find_minilm
 
-    for p in _minilm_candidates():
-        if p.is_file():
-            return p
-    raise SystemExit(
-        f"{MINILM_FILE} not found (looked in: {', '.join(map(str, _minilm_candidates()))}); "
-        "set LLAMANATIVE_MINILM or pass --minilm"
-    )
+    from llamanative.fetch import ModelFetchError
+
+    try:
+        return find_minilm()
+    except (FileNotFoundError, ModelFetchError) as exc:
+        raise SystemExit(f"{MINILM_FILE} cannot be had ({exc}); set LLAMANATIVE_MINILM or pass --minilm") from exc
 
 
 def sentences(n: int, seed: int = 0) -> list[str]:

