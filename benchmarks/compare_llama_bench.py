@@ -45,6 +45,7 @@ from llamanative.bench import generation_rate, prompt_rate  # noqa: E402
 from llamanative.engine.attention import generation_flash_attn  # noqa: E402
 from llamanative.engine.runner import IDLE_EXIT_S  # noqa: E402
 from llamanative.fetch import fetch_model  # noqa: E402
+from llamanative.fetch_vocab import fetch_vocab_files  # noqa: E402
 
 # llama-bench's arguments for a flash-attention setting ("auto": its default, no argument).
 LLAMA_BENCH_FA = {"on": ["-fa", "1"], "off": ["-fa", "0"], "auto": []}
@@ -194,8 +195,8 @@ def client_pp(
 
 # -- tokenize ------------------------------------------------------------------
 def corpus(n_bytes: int = 1 << 20) -> str:
-    """~1 MB of mixed text: the tokenizer test inputs and llama.cpp's sources."""
-    parts = [p.read_text("utf-8", "replace") for p in sorted((REPO / "vendor/llama.cpp/models").glob("*.inp"))]
+    """~1 MB of mixed text: the tokenizer test inputs (llama.cpp's golden files) and llama.cpp's sources."""
+    parts = [p.read_text("utf-8", "replace") for p in sorted(fetch_vocab_files().glob("*.inp"))]
     parts += [p.read_text("utf-8", "replace") for p in sorted((REPO / "vendor/llama.cpp/src").glob("*.cpp"))]
     text = "\n".join(parts)
     while len(text.encode()) < n_bytes:
