@@ -60,7 +60,7 @@ class ActionRegistry:
 
     def __init__(self, *, model: str | None = None, parent: ActionRegistry | None = None) -> None:
         self.parent = parent
-        self.default_model = model if model is not None else (parent.default_model if parent else None)
+        self.default_model: str | None = model if model is not None else (parent.default_model if parent else None)
         self._lock = threading.RLock()
         self._actions: dict[str, dict[str, Any]] = {k: {} for k in KINDS}
         self._resolvers: dict[str, Resolver] = {}

@@ -35,6 +35,7 @@ __all__ = [
     "Score",
     "as_examples",
     "evaluate",
+    "case_id",
     "failed_result",
     "fill_test_case_ids",
     "new_batch_evaluator",
@@ -110,6 +111,17 @@ def fill_test_case_ids(dataset: Iterable[Example]) -> list[Example]:
     return [e if e.test_case_id else e.model_copy(update={"test_case_id": str(uuid.uuid4())}) for e in dataset]
 
 
+def case_id(example: Example) -> str:
+    """The test case id of an example from :func:`fill_test_case_ids`.
+
+    Raises:
+        InvalidArgumentError: the example has none (it did not come from :func:`fill_test_case_ids`).
+    """
+    if not example.test_case_id:
+        raise InvalidArgumentError("the example has no test case id")
+    return example.test_case_id
+
+
 def failed_result(test_case_id: str, error: BaseException | str) -> EvaluationResult:
     """The result recorded for an example whose evaluation failed (Go's wording)."""
     return EvaluationResult(
@@ -165,12 +177,13 @@ class Evaluator:
             return [_as_result(r, "") if not isinstance(r, EvaluationResult) else r for r in self.fn(request)]
         results = []
         for example in fill_test_case_ids(request.dataset):
+            tc = case_id(example)
             try:
                 out = self.fn(EvaluatorCallbackRequest(input=example, options=request.options))
-                results.append(_as_result(out, example.test_case_id))
+                results.append(_as_result(out, tc))
             except Exception as exc:  # one failing example does not stop the run
-                log.warning("evaluation of test case %s failed, continuing: %s", example.test_case_id, exc)
-                results.append(failed_result(example.test_case_id, exc))
+                log.warning("evaluation of test case %s failed, continuing: %s", tc, exc)
+                results.append(failed_result(tc, exc))
         return results
 
 

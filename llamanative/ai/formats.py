@@ -26,7 +26,7 @@ The rules are Go Genkit's (v1.12):
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 from . import _json
 from .errors import InvalidArgumentError, InvalidOutput, InvalidSchema
@@ -59,8 +59,9 @@ class FormatHandler(Protocol):
     def config(self) -> ModelOutputConfig:
         """The output config: format, schema, content type, and whether it can be constrained."""
 
-    def parse_message(self, message: Message) -> Message:
-        """The final model message, checked and normalised (raise :class:`InvalidOutput` if it does not fit)."""
+    def parse_message(self, message: Message | None) -> Message | None:
+        """The final model message (None when the model returned none), checked and normalised (raise
+        :class:`InvalidOutput` if it does not fit)."""
 
     def parse_output(self, message: Message) -> Any:
         """The structured output of a final message."""
@@ -95,7 +96,7 @@ class BaseFormatHandler:
     def config(self) -> ModelOutputConfig:
         return self._config.model_copy()
 
-    def parse_message(self, message: Message) -> Message:
+    def parse_message(self, message: Message | None) -> Message | None:
         return message
 
     def parse_output(self, message: Message) -> Any:
@@ -117,23 +118,25 @@ class BaseFormatHandler:
 
 
 def _split_text(message: Message) -> tuple[str, list[Part]]:
-    text = "".join(p.text for p in message.content if p.is_text())
+    text = "".join(p.text or "" for p in message.content if p.is_text())
     return text, [p for p in message.content if not p.is_text()]
 
 
-def _require_content(message: Message | None) -> None:
+def _require_content(message: Message | None) -> Message:
+    """The message, if it has content (else InvalidOutput)."""
     if message is None:
         raise InvalidOutput("message is empty")
     if not message.content:
         raise InvalidOutput("message has no content")
+    return message
 
 
 def _schema_json(schema: Any) -> str:
     return json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
 
 
-def _is_array_schema(schema: dict[str, Any] | None) -> bool:
-    return bool(schema) and schema.get("type") == "array" and isinstance(schema.get("items"), dict)
+def _is_array_schema(schema: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
+    return schema is not None and schema.get("type") == "array" and isinstance(schema.get("items"), dict)
 
 
 # -- text -------------------------------------------------------------------------------------
@@ -162,8 +165,8 @@ class _JsonHandler(BaseFormatHandler):
     def parse_chunk(self, chunk: ModelResponseChunk) -> Any:
         return _parse_json(self.accumulate(chunk))
 
-    def parse_message(self, message: Message) -> Message:
-        _require_content(message)
+    def parse_message(self, message: Message | None) -> Message:
+        message = _require_content(message)
         raw, others = _split_text(message)
         text = _json.extract_json_from_markdown(raw)
         if not text and not others:
@@ -340,8 +343,8 @@ class _EnumHandler(BaseFormatHandler):
         except InvalidOutput:
             return ""
 
-    def parse_message(self, message: Message) -> Message:
-        _require_content(message)
+    def parse_message(self, message: Message | None) -> Message:
+        message = _require_content(message)
         text, others = _split_text(message)
         message.content = [new_text_part(self.parse_enum(text)), *others]
         return message

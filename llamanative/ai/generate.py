@@ -25,7 +25,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -43,13 +43,22 @@ from .errors import (
 from .formats import FormatHandler, inject_instructions, resolve_format_name, unknown_format
 from .hooks import GenerateParams, Hooks, build_generate_chain, build_model_chain, build_tool_runner, resolve_hooks
 from .messages import Role
-from .middleware import chain
-from .model_types import ABNORMAL_FINISH, ModelOutputConfig, ModelRequest, ModelResponse, ModelResponseChunk, Operation
+from .middleware import ModelFn, chain
+from .model_types import (
+    ABNORMAL_FINISH,
+    FinishReason,
+    ModelOutputConfig,
+    ModelRequest,
+    ModelResponse,
+    ModelResponseChunk,
+    Operation,
+)
 from .request import (
     DEFAULT_MAX_TURNS,
     GenerateActionOptions,
     GenerateActionOutputConfig,
     GenerateActionResume,
+    GenerateDataKwargs,
     GenerateKwargs,
     build_options,
     process_resources,
@@ -62,6 +71,7 @@ __all__ = [
     "GenerateActionOptions",
     "GenerateActionOutputConfig",
     "GenerateActionResume",
+    "GenerateDataKwargs",
     "GenerateKwargs",
     "build_options",
     "generate",
@@ -97,13 +107,13 @@ class _Stream:
 
     def emit(self, chunk: ModelResponseChunk) -> None:
         with self.lock:
-            role = chunk.role or Role.MODEL.value
+            role: str = chunk.role or Role.MODEL.value
             if role != self.role:
                 self.index += 1
                 self.role = role
             if self.on_chunk is None:
                 return
-            chunk.role = role
+            chunk.role = cast(Role, role)  # wire models hold an enum field's value (use_enum_values)
             chunk.index = self.index
             chunk.attach_output(self.handler)
             self.on_chunk(chunk)
@@ -113,7 +123,7 @@ class _Stream:
         if self.on_chunk is None:
             return
         with self.lock:
-            chunk.role = chunk.role or Role.MODEL.value
+            chunk.role = chunk.role or cast(Role, Role.MODEL.value)
             chunk.attach_output(self.handler)
             self.on_chunk(chunk)
 
@@ -184,7 +194,11 @@ def generate_with_request(
         raise InvalidArgumentError("model is required")
     model = registry.lookup_model(name)
     bg = registry.lookup_background_model(name) if model is None else None
-    if model is None and bg is None:
+    if model is not None:
+        base_fn: ModelFn = model.generate
+    elif bg is not None:
+        base_fn = bg.as_model_fn()
+    else:
         raise ModelNotFound(f"model {name!r} not found")
 
     hooks = resolve_hooks(use)
@@ -226,7 +240,7 @@ def generate_with_request(
         tools=[t.definition() for t in tools] or None,
         output=output_cfg,
     )
-    model_fn = chain(middleware, build_model_chain(hooks, bg.as_model_fn() if bg is not None else model.generate))
+    model_fn = chain(middleware, build_model_chain(hooks, base_fn))
     run_tool = build_tool_runner(hooks)
     stream = _Stream(on_chunk, handler)
     resume = opts.resume if opts.resume is not None and (opts.resume.respond or opts.resume.restart) else None
@@ -258,20 +272,21 @@ def generate_with_request(
                     resp.message = handler.parse_message(resp.message)
                 except GenkitError as exc:
                     raise InvalidOutput(f"model failed to generate output matching expected schema: {exc}") from exc
-        if not resp.tool_requests() or opts.return_tool_requests:
+        message = resp.message
+        if message is None or not message.tool_requests() or opts.return_tool_requests:
             return resp
         if params.iteration + 1 > max_turns:
             raise MaxTurnsExceeded(f"exceeded maximum tool call iterations ({max_turns})")
-        tool_msg, interrupted = handle_tool_requests(registry, resp.message, stream.callback, context, run_tool)
-        if interrupted is not None:
-            resp.finish_reason = "interrupted"
+        out, interrupted = handle_tool_requests(registry, message, stream.callback, context, run_tool)
+        if interrupted:
+            resp.finish_reason = cast(FinishReason, FinishReason.INTERRUPTED.value)
             resp.finish_message = "One or more tool calls resulted in interrupts."
-            resp.message = interrupted
+            resp.message = out
             return resp
-        stream.emit(ModelResponseChunk(role=Role.TOOL, content=tool_msg.content))
+        stream.emit(ModelResponseChunk(role=Role.TOOL, content=out.content))
         return replace(
             params,
-            request=request.model_copy(update={"messages": [*request.messages, resp.message, tool_msg]}),
+            request=request.model_copy(update={"messages": [*request.messages, message, out]}),
             iteration=params.iteration + 1,
             message_index=stream.next_index,
         )

@@ -55,7 +55,16 @@ from .model_types import (
     ModelSupports,
     ToolDefinition,
 )
-from .parts import Part, ToolRequest, new_reasoning_part, new_text_part
+from .parts import (
+    Part,
+    ToolRequest,
+    ToolResponse,
+    media_of,
+    new_reasoning_part,
+    new_text_part,
+    tool_request_of,
+    tool_response_of,
+)
 
 if TYPE_CHECKING:
     from .. import Client
@@ -147,7 +156,7 @@ def _tool(defn: ToolDefinition) -> dict[str, Any]:
 
 
 def _image(part: Part) -> str:
-    url = part.media.url
+    url = media_of(part).url
     if url.startswith("data:"):
         return url.split(",", 1)[1] if ";base64," in url else base64.b64encode(url.split(",", 1)[1].encode()).decode()
     raise InvalidArgumentError(
@@ -155,10 +164,10 @@ def _image(part: Part) -> str:
     )
 
 
-def _tool_output_text(resp) -> str:
+def _tool_output_text(resp: ToolResponse) -> str:
     out = resp.output
     text = out if isinstance(out, str) else json.dumps(out, ensure_ascii=False)
-    extra = "".join(p.text for p in resp.content or () if p.is_text())
+    extra = "".join(p.text or "" for p in resp.content or () if p.is_text())
     return text + extra
 
 
@@ -169,27 +178,31 @@ def to_chat_messages(messages: list[Message], wrapped: set[str]) -> list[dict[st
         if m.role == Role.TOOL:
             for p in m.content:
                 if p.is_tool_response():
+                    resp = tool_response_of(p)
                     out.append(
                         {
                             "role": "tool",
-                            "content": _tool_output_text(p.tool_response),
-                            "tool_name": p.tool_response.name,
-                            "tool_call_id": p.tool_response.ref,
+                            "content": _tool_output_text(resp),
+                            "tool_name": resp.name,
+                            "tool_call_id": resp.ref,
                         }
                     )
             continue
-        texts, images, calls, thinking = [], [], [], []
+        texts: list[str] = []
+        images: list[str] = []
+        calls: list[dict[str, Any]] = []
+        thinking: list[str] = []
         for p in m.content:
             if p.is_text():
-                texts.append(p.text)
+                texts.append(p.text or "")
             elif p.is_data():
                 texts.append(json.dumps(p.data, ensure_ascii=False))
             elif p.is_reasoning():
-                thinking.append(p.reasoning)
+                thinking.append(p.reasoning or "")
             elif p.is_media():
                 images.append(_image(p))
             elif p.is_tool_request():
-                req = p.tool_request
+                req = tool_request_of(p)
                 args = {"input": req.input} if req.name in wrapped else (req.input or {})
                 calls.append({"id": req.ref or None, "function": {"name": req.name, "arguments": args}})
         msg: dict[str, Any] = {"role": _ROLES[m.role], "content": "".join(texts)}

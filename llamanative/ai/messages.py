@@ -72,11 +72,11 @@ class Message(WireModel):
 
     def text(self) -> str:
         """The text parts joined (other kinds, reasoning included, are skipped)."""
-        return "".join(p.text for p in self.content if p.is_text())
+        return "".join(p.text or "" for p in self.content if p.is_text())
 
     def reasoning(self) -> str:
         """The reasoning parts joined."""
-        return "".join(p.reasoning for p in self.content if p.is_reasoning())
+        return "".join(p.reasoning or "" for p in self.content if p.is_reasoning())
 
     def media_parts(self) -> list[Part]:
         return [p for p in self.content if p.is_media()]
@@ -123,7 +123,7 @@ class Document(WireModel):
 
     def text(self) -> str:
         """The text parts joined."""
-        return "".join(p.text for p in self.content if p.is_text())
+        return "".join(p.text or "" for p in self.content if p.is_text())
 
     def media(self) -> list[Part]:
         return [p for p in self.content if p.is_media()]

@@ -35,7 +35,7 @@ from typing import Any
 from .errors import InvalidArgumentError, UnsupportedByModel
 from .messages import Document, Message, Role
 from .model_types import GenerationUsage, ModelInfo, ModelRequest, ModelResponse, ModelResponseChunk
-from .parts import Part, new_media_part, new_text_part
+from .parts import Part, media_of, new_media_part, new_text_part
 
 __all__ = [
     "CONTEXT_PREFACE",
@@ -147,7 +147,7 @@ def augment_with_context(
                 return next_fn(request, on_chunk)
             user = msgs[idx]
             at = next((i for i, p in enumerate(user.content) if (p.metadata or {}).get("purpose") == "context"), -1)
-            if at >= 0 and user.content[at].metadata.get("pending") is None:
+            if at >= 0 and (user.content[at].metadata or {}).get("pending") is None:
                 return next_fn(request, on_chunk)
             text = (
                 preface
@@ -346,17 +346,18 @@ def download_request_media(
                 content = []
                 for p in m.content:
                     if p.is_media() and (filter is None or filter(p)):
-                        url = p.media.url
+                        media = media_of(p)
+                        url = media.url
                         if url.startswith(("http://", "https://")):
                             header_type, data = fetch(url)
-                            ct = p.media.content_type or (header_type or "").split(";")[0].strip()
+                            ct = media.content_type or (header_type or "").split(";")[0].strip()
                             p = new_media_part(ct, f"data:{ct};base64,{base64.b64encode(data).decode()}")
                             changed = True
                         elif url.startswith("data:"):
                             ct, data = _data_url(url)
                             if max_bytes is not None and len(data) > max_bytes:
                                 raise too_big(url)
-                            if not p.media.content_type and ct:
+                            if not media.content_type and ct:
                                 p = new_media_part(ct, url)
                                 changed = True
                     content.append(p)

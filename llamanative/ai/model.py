@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .errors import InvalidArgumentError, UnimplementedError
+from .errors import FailedPreconditionError, InvalidArgumentError, UnimplementedError
 from .middleware import (
     ModelFn,
     StreamCallback,
@@ -118,7 +118,9 @@ class Model:
         self.fn: ModelFn = _as_model_fn(fn)
         self._info = _Info(name, info)
         self.config_type = config_schema if isinstance(config_schema, type) else None
-        self.config_schema = schema_for(config_schema) if self.config_type is not None else config_schema
+        self.config_schema: dict[str, Any] | None = (
+            schema_for(config_schema) if isinstance(config_schema, type) else config_schema
+        )
         self._chain: ModelFn | None = None
 
     def __repr__(self) -> str:
@@ -195,7 +197,9 @@ class BackgroundModel:
         self._start, self._check, self._cancel = start, check, cancel
         self._info = _Info(name, info)
         self.config_type = config_schema if isinstance(config_schema, type) else None
-        self.config_schema = schema_for(config_schema) if self.config_type is not None else config_schema
+        self.config_schema: dict[str, Any] | None = (
+            schema_for(config_schema) if isinstance(config_schema, type) else config_schema
+        )
 
     def __repr__(self) -> str:
         return f"BackgroundModel({self.name!r})"
@@ -240,8 +244,15 @@ class BackgroundModel:
         )
 
     def start(self, request: ModelRequest) -> Operation:
-        """Start an operation for ``request`` (through the built-in middleware)."""
-        return self.as_model_fn()(request, None).operation
+        """Start an operation for ``request`` (through the built-in middleware).
+
+        Raises:
+            FailedPreconditionError: the middleware returned a response without an operation.
+        """
+        op = self.as_model_fn()(request, None).operation
+        if op is None:
+            raise FailedPreconditionError(f"background model {self.name!r} did not return an operation")
+        return op
 
     def check(self, op: Operation) -> Operation:
         """The operation's current state."""

@@ -16,7 +16,7 @@ from ._json import extract_json_from_markdown
 from ._wire import WireModel
 from .errors import FailedPreconditionError, InvalidOutput
 from .messages import Document, Message, Role
-from .parts import Part
+from .parts import Part, media_of
 from .schema import convert
 
 if TYPE_CHECKING:
@@ -257,7 +257,7 @@ class ModelResponse(WireModel):
     def media(self) -> str:
         """The URL of the first media part ("" if none); :meth:`media_parts` gives them all."""
         parts = self.media_parts()
-        return parts[0].media.url if parts else ""
+        return media_of(parts[0]).url if parts else ""
 
     def media_parts(self) -> list[Part]:
         return self.message.media_parts() if self.message else []
@@ -317,10 +317,10 @@ class ModelResponseChunk(WireModel):
 
     def text(self) -> str:
         """This chunk's text (the delta)."""
-        return "".join(p.text for p in self.content if p.is_text())
+        return "".join(p.text or "" for p in self.content if p.is_text())
 
     def reasoning(self) -> str:
-        return "".join(p.reasoning for p in self.content if p.is_reasoning())
+        return "".join(p.reasoning or "" for p in self.content if p.is_reasoning())
 
     def interrupts(self) -> list[Part]:
         return [p for p in self.content if p.is_interrupt()]

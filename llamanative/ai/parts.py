@@ -19,6 +19,7 @@ import json
 from typing import Any
 
 from ._wire import WireModel
+from .errors import InvalidPart
 
 __all__ = [
     "Media",
@@ -165,7 +166,7 @@ class Part(WireModel):
         return self.is_tool_response() and (self.metadata or {}).get("partial") is True
 
     def _is_media_type(self, major: str) -> bool:
-        if not self.is_media():
+        if not self.is_media() or self.media is None:
             return False
         ct = self.media.content_type or ""
         return ct.startswith(major + "/") or self.media.url.startswith(f"data:{major}/")
@@ -197,6 +198,40 @@ class Part(WireModel):
 
 
 ToolResponse.model_rebuild()
+
+
+# -- typed access to a part of a known kind ----------------------------------------------------
+def tool_request_of(part: Part) -> ToolRequest:
+    """``part.tool_request`` of a tool-request part.
+
+    Raises:
+        InvalidPart: the part carries no tool request.
+    """
+    if part.tool_request is None:
+        raise InvalidPart("part is not a tool request")
+    return part.tool_request
+
+
+def tool_response_of(part: Part) -> ToolResponse:
+    """``part.tool_response`` of a tool-response part.
+
+    Raises:
+        InvalidPart: the part carries no tool response.
+    """
+    if part.tool_response is None:
+        raise InvalidPart("part is not a tool response")
+    return part.tool_response
+
+
+def media_of(part: Part) -> Media:
+    """``part.media`` of a media part.
+
+    Raises:
+        InvalidPart: the part carries no media.
+    """
+    if part.media is None:
+        raise InvalidPart("part is not a media part")
+    return part.media
 
 
 # -- constructors (Go's New*Part) ------------------------------------------------------------
@@ -232,7 +267,8 @@ def new_tool_response_part(response: ToolResponse | dict[str, Any]) -> Part:
 
 def new_response_for_tool_request(part: Part, output: Any) -> Part:
     """A tool response answering ``part`` (its name and ref) with ``output``."""
-    return Part(tool_response=ToolResponse(name=part.tool_request.name, ref=part.tool_request.ref, output=output))
+    req = tool_request_of(part)
+    return Part(tool_response=ToolResponse(name=req.name, ref=req.ref, output=output))
 
 
 def new_partial_tool_response_part(response: ToolResponse) -> Part:

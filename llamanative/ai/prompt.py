@@ -124,7 +124,9 @@ class Prompt:
         self.name, self.variant = name, variant
         self.description, self.metadata = description, metadata
         self.input_type = input_schema if isinstance(input_schema, type) else None
-        self.input_schema = schema_for(input_schema) if self.input_type is not None else input_schema
+        self.input_schema: dict[str, Any] | None = (
+            schema_for(input_schema) if isinstance(input_schema, type) else input_schema
+        )
         self.default_input = default_input
         self._system, self._prompt, self._messages, self._docs = system, prompt, messages, docs
         self._options: dict[str, Any] = {
@@ -243,7 +245,7 @@ class DataPrompt(Prompt):
         resp = generate(self.registry, **self._kwargs(input, overrides))
         return typed_output(resp, self.output_type), resp
 
-    __call__ = execute
+    __call__ = execute  # type: ignore[assignment]  # the same deliberate override as execute's
 
     def stream(self, input: Any = None, **overrides: Any) -> GenerateStream:
         """A data stream (see ``Genkit.generate_data_stream``)."""

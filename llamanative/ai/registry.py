@@ -50,7 +50,7 @@ from .local import LocalProvider
 from .messages import Document
 from .model import BackgroundModel
 from .model_types import ModelResponse, Operation
-from .request import GenerateActionOptions, GenerateKwargs
+from .request import GenerateActionOptions, GenerateDataKwargs, GenerateKwargs
 from .retriever import Retriever, RetrieverRequest, RetrieverResponse, query_document
 from .streaming import AsyncGenerateStream, GenerateStream, generate_data_stream, generate_stream
 
@@ -133,7 +133,7 @@ class Registry(Definitions):
         """:meth:`generate` and return the text."""
         return self.generate(**options).text()
 
-    def generate_data(self, output_type: Any, **options: Unpack[GenerateKwargs]) -> tuple[Any, ModelResponse]:
+    def generate_data(self, output_type: Any, **options: Unpack[GenerateDataKwargs]) -> tuple[Any, ModelResponse]:
         """Generate structured output: ``(output, response)``.
 
         ``output_type`` is a pydantic model, a dataclass, any type pydantic
@@ -153,7 +153,7 @@ class Registry(Definitions):
         """
         return generate_stream(self, **options)
 
-    def generate_data_stream(self, output_type: Any, **options: Unpack[GenerateKwargs]) -> GenerateStream:
+    def generate_data_stream(self, output_type: Any, **options: Unpack[GenerateDataKwargs]) -> GenerateStream:
         """:meth:`generate_stream` with typed output: chunk values carry ``output`` (chunks with no output
         yet are skipped), the last one the final ``output`` and the ``response``."""
         return generate_data_stream(self, output_type, **options)
@@ -251,14 +251,16 @@ class Registry(Definitions):
     async def agenerate_text(self, **options: Unpack[GenerateKwargs]) -> str:
         return await asyncio.to_thread(lambda: self.generate_text(**options))
 
-    async def agenerate_data(self, output_type: Any, **options: Unpack[GenerateKwargs]) -> tuple[Any, ModelResponse]:
+    async def agenerate_data(
+        self, output_type: Any, **options: Unpack[GenerateDataKwargs]
+    ) -> tuple[Any, ModelResponse]:
         return await asyncio.to_thread(lambda: self.generate_data(output_type, **options))
 
     def agenerate_stream(self, **options: Unpack[GenerateKwargs]) -> AsyncGenerateStream:
         """:meth:`generate_stream` as an async iterator (each step awaits the worker thread)."""
         return AsyncGenerateStream(self.generate_stream(**options))
 
-    def agenerate_data_stream(self, output_type: Any, **options: Unpack[GenerateKwargs]) -> AsyncGenerateStream:
+    def agenerate_data_stream(self, output_type: Any, **options: Unpack[GenerateDataKwargs]) -> AsyncGenerateStream:
         return AsyncGenerateStream(self.generate_data_stream(output_type, **options))
 
     async def aembed(

@@ -10,7 +10,7 @@ replaced by the resources' content here, before any model is called.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypedDict
 
 from ._wire import WireModel
@@ -30,6 +30,7 @@ __all__ = [
     "GenerateActionOptions",
     "GenerateActionOutputConfig",
     "GenerateActionResume",
+    "GenerateDataKwargs",
     "GenerateKwargs",
     "build_options",
     "process_resources",
@@ -74,11 +75,9 @@ class GenerateActionOptions(WireModel):
     resume: GenerateActionResume | None = None
 
 
-class GenerateKwargs(TypedDict, total=False):
-    """The options of ``generate`` and its variants (Go's ``With*`` options).
-
-    Collections (``tools``, ``docs`` ...) replace; unset options keep their default.
-    """
+class GenerateDataKwargs(TypedDict, total=False):
+    """The options of ``generate_data`` and ``generate_data_stream``: those of :class:`GenerateKwargs` but
+    ``output_type``, which is their first argument."""
 
     model: str | Model | BackgroundModel | ModelRef
     """The model: a name (``llamanative/smollm2``), a model object, or a :class:`ModelRef` (whose config is used
@@ -114,9 +113,6 @@ class GenerateKwargs(TypedDict, total=False):
 
     return_tool_requests: bool
     "Return the model's tool requests instead of running them."
-
-    output_type: Any
-    "A type for the output (pydantic model, dataclass ...): its schema is the output schema, format json."
 
     output_schema: dict[str, Any] | str
     "A JSON schema for the output, or the name of a schema defined with ``define_schema``."
@@ -160,6 +156,17 @@ class GenerateKwargs(TypedDict, total=False):
     "Request-scoped data handed to tools (``ToolContext.context``)."
 
 
+class GenerateKwargs(GenerateDataKwargs, total=False):
+    """The options of ``generate`` and its variants (Go's ``With*`` options): ``output_type`` and those of
+    :class:`GenerateDataKwargs`.
+
+    Collections (``tools``, ``docs`` ...) replace; unset options keep their default.
+    """
+
+    output_type: Any
+    "A type for the output (pydantic model, dataclass ...): its schema is the output schema, format json."
+
+
 # -- generate's options → the request -----------------------------------------------------------------------
 def _content(value: Any) -> list[Part]:
     if callable(value) and not isinstance(value, (str, Part)):
@@ -174,7 +181,7 @@ def _content(value: Any) -> list[Part]:
     ]
 
 
-def build_options(registry: ActionRegistry, options: GenerateKwargs) -> tuple[ActionRegistry, GenerateActionOptions]:
+def build_options(registry: ActionRegistry, options: Mapping[str, Any]) -> tuple[ActionRegistry, GenerateActionOptions]:
     """The registry a call runs in (a child one when it brings its own tools, model or resources) and its
     rendered request (Go's ``Generate`` before ``GenerateWithRequest``)."""
     unknown = set(options) - set(GenerateKwargs.__annotations__)
@@ -219,8 +226,8 @@ def build_options(registry: ActionRegistry, options: GenerateKwargs) -> tuple[Ac
         model_name = model.name
     elif isinstance(model, (Model, BackgroundModel)):
         model_name = model.name
-        found = registry.lookup_model(model.name) or registry.lookup_background_model(model.name)
-        if found is not model:
+        known = registry.lookup_model(model.name) or registry.lookup_background_model(model.name)
+        if known is not model:
             local().register(model.kind, model.name, model)
     elif model is not None:
         model_name = str(model)
@@ -293,10 +300,11 @@ def process_resources(registry: ActionRegistry, messages: list[Message]) -> list
             if not p.is_resource():
                 content.append(p)
                 continue
-            found = registry.find_matching_resource(p.resource.uri)
-            if found is None:
-                raise NotFoundError(f"no resource found for URI {p.resource.uri!r}")
-            res, inp = found
+            uri = p.resource.uri if p.resource is not None else ""
+            matched = registry.find_matching_resource(uri)
+            if matched is None:
+                raise NotFoundError(f"no resource found for URI {uri!r}")
+            res, inp = matched
             content.extend(res.execute(inp).content)
         out.append(m.model_copy(update={"content": content}))
     return out

@@ -85,7 +85,7 @@ class Resource:
         return f"Resource({self.name!r})"
 
     def matches(self, uri: str) -> bool:
-        if self.uri:
+        if self._rx is None:
             return self.uri == uri
         return self._rx.match(_normalize_uri(uri)) is not None
 
@@ -95,7 +95,7 @@ class Resource:
         Raises:
             InvalidArgumentError: ``uri`` does not match.
         """
-        if self.uri:
+        if self._rx is None:
             if self.uri != uri:
                 raise InvalidArgumentError(f"URI {uri!r} does not match static URI {self.uri!r}")
             return {}

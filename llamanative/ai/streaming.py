@@ -85,6 +85,7 @@ class _Worker:
             raise _Stopped
 
     def work(self) -> None:
+        item: tuple[str, Any]
         try:
             resp = self.run(self.chunk)
             item = (_DONE, self.on_done(resp))

@@ -27,7 +27,15 @@ from .errors import (
 from .hooks import ToolRunner
 from .messages import Message, Role
 from .model_types import ModelResponseChunk
-from .parts import Part, ToolRequest, ToolResponse, new_response_for_tool_request, new_tool_response_part
+from .parts import (
+    Part,
+    ToolRequest,
+    ToolResponse,
+    new_response_for_tool_request,
+    new_tool_response_part,
+    tool_request_of,
+    tool_response_of,
+)
 from .request import GenerateActionResume
 from .schema import SchemaValidationError, validate
 from .tools import MultipartToolResponse, ToolContext, ToolInterrupt, _PartialSender
@@ -38,8 +46,8 @@ __all__ = ["ensure_refs", "handle_resume", "handle_tool_requests"]
 def ensure_refs(message: Message | None) -> None:
     """Give every tool request of the message that has none a ``ref`` (a fresh UUID)."""
     for p in message.content if message else ():
-        if p.is_tool_request() and not p.tool_request.ref:
-            p.tool_request.ref = str(uuid.uuid4())
+        if p.is_tool_request() and not (req := tool_request_of(p)).ref:
+            req.ref = str(uuid.uuid4())
 
 
 def _run_tool(
@@ -80,9 +88,10 @@ def handle_tool_requests(
     emit: Callable[[ModelResponseChunk], None] | None,
     context: dict[str, Any] | None,
     run_tool: ToolRunner,
-) -> tuple[Message | None, Message | None]:
-    """Run the message's tool requests concurrently: (tool message, None), or (None, revised message)
-    when a tool interrupted. ``emit`` (None when nobody streams) receives the tools' partial responses."""
+) -> tuple[Message, bool]:
+    """Run the message's tool requests concurrently: (the tool message, False), or (the revised model
+    message, True) when a tool interrupted. ``emit`` (None when nobody streams) receives the tools'
+    partial responses."""
     revised = message.clone()
     idxs = [i for i, p in enumerate(revised.content) if p.is_tool_request()]
     sender = _PartialSender(
@@ -90,7 +99,7 @@ def handle_tool_requests(
     )
 
     def job(i: int) -> Callable[[], Any]:
-        req = revised.content[i].tool_request
+        req = tool_request_of(revised.content[i])
 
         def run() -> Any:
             ctx = ToolContext(req.name, req.ref, context=context, send_partial=sender.for_request(req))
@@ -115,17 +124,16 @@ def handle_tool_requests(
             meta["interrupt"] = res.metadata if res.metadata is not None else True
         else:
             meta["pendingOutput"] = res.output
+            req = tool_request_of(part)
             resp = new_tool_response_part(
-                ToolResponse(
-                    name=part.tool_request.name, ref=part.tool_request.ref, output=res.output, content=res.content
-                )
+                ToolResponse(name=req.name, ref=req.ref, output=res.output, content=res.content)
             )
             resp.metadata = res.metadata
             responses.append(resp)
         revised.content[i] = part.model_copy(update={"metadata": meta})
     if interrupted:
-        return None, revised
-    return Message(role=Role.TOOL, content=responses), None
+        return revised, True
+    return Message(role=Role.TOOL, content=responses), False
 
 
 def handle_resume(
@@ -158,7 +166,7 @@ def handle_resume(
 
     def resolve(p: Part) -> Callable[[], tuple[Part, Part | None]]:
         def run() -> tuple[Part, Part | None]:
-            req = p.tool_request
+            req = tool_request_of(p)
             meta = dict(p.metadata or {})
             if "pendingOutput" in meta:
                 out = meta.pop("pendingOutput")
@@ -168,20 +176,22 @@ def handle_resume(
             if "interrupt" in meta:
                 meta["resolvedInterrupt"] = meta.pop("interrupt")
             for r in respond:
-                if r.tool_response.name == req.name and r.tool_response.ref == req.ref:
+                answer = tool_response_of(r)
+                if answer.name == req.name and answer.ref == req.ref:
                     tool = registry.lookup_tool(req.name)
                     if tool is None:
                         raise ToolNotFound(f"tool {req.name!r} not found")
                     if tool.output_schema:
                         try:
-                            validate(r.tool_response.output, tool.output_schema)
+                            validate(answer.output, tool.output_schema)
                         except SchemaValidationError as exc:
                             raise InvalidArgumentError(f"tool {req.name!r} output validation failed: {exc}") from exc
-                    resp = new_tool_response_part(r.tool_response)
+                    resp = new_tool_response_part(answer)
                     resp.metadata = r.metadata
                     return p.model_copy(update={"metadata": meta}), resp
             for r in restart:
-                if r.tool_request.name == req.name and r.tool_request.ref == req.ref:
+                again = tool_request_of(r)
+                if again.name == req.name and again.ref == req.ref:
                     rmeta = r.metadata or {}
                     resumed = rmeta.get("resumed")
                     if not isinstance(resumed, dict):
@@ -191,7 +201,7 @@ def handle_resume(
                     )
                     try:
                         out = _run_tool(
-                            registry, run_tool, ToolRequest(name=req.name, ref=req.ref, input=r.tool_request.input), ctx
+                            registry, run_tool, ToolRequest(name=req.name, ref=req.ref, input=again.input), ctx
                         )
                     except ToolInterrupt:
                         return p, None  # interrupted again

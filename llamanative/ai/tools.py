@@ -36,7 +36,14 @@ from pydantic import create_model
 from ._wire import WireModel
 from .errors import InvalidArgumentError, InvalidPart
 from .model_types import ToolDefinition
-from .parts import Part, ToolRequest, ToolResponse, new_partial_tool_response_part, new_response_for_tool_request
+from .parts import (
+    Part,
+    ToolRequest,
+    ToolResponse,
+    new_partial_tool_response_part,
+    new_response_for_tool_request,
+    tool_request_of,
+)
 from .schema import convert, schema_for, to_jsonable, validate
 
 __all__ = [
@@ -139,7 +146,7 @@ def interrupt_as(part: Part, type_: Any) -> Any:
     """The interrupt metadata of ``part`` converted to ``type_``, or None if it is not an interrupt."""
     if not part.is_interrupt():
         return None
-    meta = part.metadata["interrupt"]
+    meta = (part.metadata or {}).get("interrupt")
     if not isinstance(meta, dict):
         return None
     try:
@@ -148,13 +155,16 @@ def interrupt_as(part: Part, type_: Any) -> Any:
         return None
 
 
-def _check_request(part: Part, where: str, tool_name: str | None = None) -> None:
+def _check_request(part: Part | None, where: str, tool_name: str | None = None) -> ToolRequest:
+    """The part's tool request, checked: a tool request part, for ``tool_name`` when given."""
     if part is None:
         raise InvalidArgumentError(f"{where}: tool request part is None")
     if not part.is_tool_request():
         raise InvalidPart(f"{where}: part is not a tool request")
-    if tool_name is not None and part.tool_request.name != tool_name:
-        raise InvalidArgumentError(f"{where}: tool request is for {part.tool_request.name!r}, not {tool_name!r}")
+    req = tool_request_of(part)
+    if tool_name is not None and req.name != tool_name:
+        raise InvalidArgumentError(f"{where}: tool request is for {req.name!r}, not {tool_name!r}")
+    return req
 
 
 def respond_with(part: Part, output: Any, metadata: dict[str, Any] | None = None) -> Part:
@@ -182,8 +192,7 @@ def restart_with(part: Part, new_input: Any = _UNSET, resumed_metadata: dict[str
     Raises:
         InvalidPart: ``part`` is not a tool request.
     """
-    _check_request(part, "restart_with")
-    req = part.tool_request
+    req = _check_request(part, "restart_with")
     meta = dict(part.metadata or {})
     meta["resumed"] = resumed_metadata if resumed_metadata is not None else True
     new = req.input
@@ -223,7 +232,9 @@ class _Signature:
         if explicit_schema:
             pass
         elif self.kwargs:
-            fields = {p.name: (hints.get(p.name, Any), ... if p.default is p.empty else p.default) for p in inputs}
+            fields: dict[str, Any] = {
+                p.name: (hints.get(p.name, Any), ... if p.default is p.empty else p.default) for p in inputs
+            }
             self.input_type = create_model(f"{name}_input", **fields)
             self.input_schema = schema_for(self.input_type)
         elif inputs:
@@ -422,14 +433,15 @@ class _PartialSender:
         self._lock = threading.Lock()
 
     def for_request(self, req: ToolRequest) -> Callable[[Any], None] | None:
-        if self._emit is None:
+        emit = self._emit
+        if emit is None:
             return None
 
         def send(output: Any) -> None:
             part = new_partial_tool_response_part(ToolResponse(name=req.name, ref=req.ref, output=output))
             with self._lock:
                 try:
-                    self._emit(part)
+                    emit(part)
                 except Exception:  # streaming is best effort: a sink error never fails the tool
                     pass
 

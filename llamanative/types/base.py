@@ -83,8 +83,9 @@ class SubscriptableBaseModel(BaseModel):
 
     def __getitem__(self, key: str) -> Any:
         """The field's value if ``key in self``, else ``KeyError`` (ollama-python semantics)."""
-        if key in self:
-            return getattr(self, self._field_for_key(key))
+        name = self._field_for_key(key)
+        if name is not None and key in self:
+            return getattr(self, name)
         raise KeyError(key)
 
     def __setitem__(self, key: str, value: Any) -> None:

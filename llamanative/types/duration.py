@@ -305,8 +305,8 @@ def _to_ns(value: Any) -> int:
             raise ValueError("keep_alive must not be NaN")
         if seconds < 0:
             return _MAX_NS
-        ns = seconds * _S
-        return _MAX_NS if ns >= _MAX_NS else int(ns)
+        ns_float = seconds * _S
+        return _MAX_NS if ns_float >= _MAX_NS else int(ns_float)
     raise ValueError(f"keep_alive must be a number of seconds or a duration string, not {type(value).__name__}")
 
 

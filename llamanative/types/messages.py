@@ -6,6 +6,7 @@ from typing import Any, ClassVar  # noqa: UP035 (mirrors tools.py)
 
 from pydantic import field_validator
 
+from . import tools as _tools
 from .base import SubscriptableBaseModel
 from .images import Image
 from .tools import ToolCall
@@ -39,7 +40,8 @@ class Message(SubscriptableBaseModel):
     images: list[Image] | None = None
     "Images for multimodal models: paths, raw bytes or base64 text."
 
-    tool_calls: list[ToolCall] | None = None
+    # The module's ToolCall (in the class body the name is the ClassVar above).
+    tool_calls: list[_tools.ToolCall] | None = None
     "Tool calls made by the model (assistant messages)."
 
     tool_name: str | None = None

@@ -70,20 +70,21 @@ class Metrics(SubscriptableBaseModel):
         in Go's format (``1.5s``, ``400ms``); rates in tokens/s with two decimals.
         """
         lines = []
-        if (self.total_duration or 0) > 0:
-            lines.append(f"total duration:       {format_go_duration(self.total_duration)}")
-        if (self.load_duration or 0) > 0:
-            lines.append(f"load duration:        {format_go_duration(self.load_duration)}")
-        if (self.prompt_eval_count or 0) > 0:
-            lines.append(f"prompt eval count:    {self.prompt_eval_count} token(s)")
-        if (self.prompt_eval_duration or 0) > 0:
-            lines.append(f"prompt eval duration: {format_go_duration(self.prompt_eval_duration)}")
-            rate = (self.prompt_eval_count or 0) / (self.prompt_eval_duration / 1e9)
-            lines.append(f"prompt eval rate:     {rate:.2f} tokens/s")
-        if (self.eval_count or 0) > 0:
-            lines.append(f"eval count:           {self.eval_count} token(s)")
-        if (self.eval_duration or 0) > 0:
-            lines.append(f"eval duration:        {format_go_duration(self.eval_duration)}")
-            rate = (self.eval_count or 0) / (self.eval_duration / 1e9)
-            lines.append(f"eval rate:            {rate:.2f} tokens/s")
+        total, load = self.total_duration or 0, self.load_duration or 0
+        prompt_count, prompt_ns = self.prompt_eval_count or 0, self.prompt_eval_duration or 0
+        count, ns = self.eval_count or 0, self.eval_duration or 0
+        if total > 0:
+            lines.append(f"total duration:       {format_go_duration(total)}")
+        if load > 0:
+            lines.append(f"load duration:        {format_go_duration(load)}")
+        if prompt_count > 0:
+            lines.append(f"prompt eval count:    {prompt_count} token(s)")
+        if prompt_ns > 0:
+            lines.append(f"prompt eval duration: {format_go_duration(prompt_ns)}")
+            lines.append(f"prompt eval rate:     {prompt_count / (prompt_ns / 1e9):.2f} tokens/s")
+        if count > 0:
+            lines.append(f"eval count:           {count} token(s)")
+        if ns > 0:
+            lines.append(f"eval duration:        {format_go_duration(ns)}")
+            lines.append(f"eval rate:            {count / (ns / 1e9):.2f} tokens/s")
         return "\n".join(lines)

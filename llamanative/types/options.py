@@ -109,10 +109,12 @@ def _check(key: str, value: Any) -> Any:
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise _OptionError(f'option "{key}" must be of type integer')
-        if not isinstance(value, numbers.Integral):
-            if not (math.isfinite(value) and float(value).is_integer()):
-                raise _OptionError(f'option "{key}" must be of type integer, got {value!r}')
-        value = int(value)
+        if isinstance(value, numbers.Integral):
+            value = int(value)
+        elif math.isfinite(value) and float(value).is_integer():
+            value = math.trunc(value)
+        else:
+            raise _OptionError(f'option "{key}" must be of type integer, got {value!r}')
     elif kind == "float":
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise _OptionError(f'option "{key}" must be of type float32')

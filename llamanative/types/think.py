@@ -8,6 +8,7 @@ as ``"high"``.
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
@@ -89,10 +90,10 @@ class ThinkValue:
             return "medium" if self.value else ""
         return self.value if isinstance(self.value, str) else ""
 
-    def __bool__(self) -> bool:
+    def __bool__(self) -> builtins.bool:  # in the class body ``bool`` is the method above
         return self.bool()
 
-    def __eq__(self, other: object) -> bool:
+    def __eq__(self, other: object) -> builtins.bool:
         if isinstance(other, ThinkValue):
             other = other.value
         if isinstance(other, (bool, str)):

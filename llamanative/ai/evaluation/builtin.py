@@ -16,6 +16,7 @@ from ..evaluator import (
     EvaluatorCallbackRequest,
     EvaluatorRequest,
     Score,
+    case_id,
     failed_result,
     fill_test_case_ids,
     new_batch_evaluator,
@@ -69,13 +70,14 @@ def embedding_similarity_evaluator(
         results: dict[str, EvaluationResult] = {}
         pending: list[tuple[str, str, list[str]]] = []
         for ex in examples:
+            tc = case_id(ex)
             out, refs = text_of(ex.output), _references(ex.reference)
             if not out.strip():
-                results[ex.test_case_id] = failed_result(ex.test_case_id, "the example has no output")
+                results[tc] = failed_result(tc, "the example has no output")
             elif not any(r.strip() for r in refs):
-                results[ex.test_case_id] = failed_result(ex.test_case_id, "the example has no reference")
+                results[tc] = failed_result(tc, "the example has no reference")
             else:
-                pending.append((ex.test_case_id, out, [r for r in refs if r.strip()]))
+                pending.append((tc, out, [r for r in refs if r.strip()]))
         if pending:
             texts = list(dict.fromkeys(t for _, out, refs in pending for t in (out, *refs)))
             try:
@@ -104,7 +106,7 @@ def embedding_similarity_evaluator(
                             )
                         ],
                     )
-        return [results[ex.test_case_id] for ex in examples]
+        return [results[case_id(ex)] for ex in examples]
 
     return new_batch_evaluator(
         name,

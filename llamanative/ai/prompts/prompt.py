@@ -44,17 +44,15 @@ import threading
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..actions import ActionRegistry
 from ..errors import NotFoundError
 from ..prompt import Prompt
 from ..retrieval._compat import Media, Message, Part, as_document, invalid_argument
 from .parse import ParsedPrompt, parse_document
 from .picoschema import PicoschemaError, picoschema
 from .render import HelperFn, PromptEnvironment
-
-if TYPE_CHECKING:
-    from ..registry import Registry
 
 __all__ = [
     "DotPrompt",
@@ -83,13 +81,13 @@ _ENVIRONMENTS: weakref.WeakKeyDictionary[Any, PromptEnvironment] = weakref.WeakK
 _ENV_LOCK = threading.Lock()
 
 
-def _root(registry: Registry) -> Registry:
-    while getattr(registry, "parent", None) is not None:
+def _root(registry: ActionRegistry) -> ActionRegistry:
+    while registry.parent is not None:
         registry = registry.parent
     return registry
 
 
-def environment(registry: Registry) -> PromptEnvironment:
+def environment(registry: ActionRegistry) -> PromptEnvironment:
     """The registry's template environment (partials, helpers), created on first use.
 
     It also becomes the registry's ``template_renderer`` (unless one is set),
@@ -106,12 +104,12 @@ def environment(registry: Registry) -> PromptEnvironment:
         return env
 
 
-def define_partial(registry: Registry, name: str, source: str) -> None:
+def define_partial(registry: ActionRegistry, name: str, source: str) -> None:
     """Register a partial for ``{{> name}}`` (Go's ``DefinePartial``)."""
     environment(registry).define_partial(name, source)
 
 
-def define_helper(registry: Registry, name: str, fn: HelperFn) -> None:
+def define_helper(registry: ActionRegistry, name: str, fn: HelperFn) -> None:
     """Register a Handlebars helper ``fn(args, options) -> str`` (Go's ``DefineHelper``).
 
     ``args`` are the positional arguments, ``options.hash`` the named ones;
@@ -162,7 +160,7 @@ class DotPrompt(Prompt):
 
     def __init__(
         self,
-        registry: Registry,
+        registry: ActionRegistry,
         name: str,
         template: str,
         *,
@@ -239,7 +237,7 @@ class DotPrompt(Prompt):
 
 # -- loading -----------------------------------------------------------------------------------------
 def prompt_from_source(
-    registry: Registry,
+    registry: ActionRegistry,
     source: str,
     name: str,
     *,
@@ -257,7 +255,7 @@ def prompt_from_source(
 
 
 def load_prompt_from_source(
-    registry: Registry, source: str, name: str, *, variant: str | None = None, namespace: str | None = None
+    registry: ActionRegistry, source: str, name: str, *, variant: str | None = None, namespace: str | None = None
 ) -> DotPrompt:
     """Parse ``.prompt`` source and register it as ``[namespace/]name[.variant]``.
 
@@ -268,7 +266,7 @@ def load_prompt_from_source(
     return registry.register("prompt", p.key, p)
 
 
-def load_prompt(registry: Registry, path: str | os.PathLike, *, namespace: str | None = None) -> DotPrompt:
+def load_prompt(registry: ActionRegistry, path: str | os.PathLike, *, namespace: str | None = None) -> DotPrompt:
     """Load and register one ``.prompt`` file: ``name.prompt``, or ``name.variant.prompt`` for a variant."""
     p = Path(path)
     if not p.name.endswith(".prompt"):
@@ -285,7 +283,7 @@ def load_prompt(registry: Registry, path: str | os.PathLike, *, namespace: str |
 
 
 def load_prompt_dir(
-    registry: Registry, directory: str | os.PathLike | None = None, *, namespace: str | None = None
+    registry: ActionRegistry, directory: str | os.PathLike | None = None, *, namespace: str | None = None
 ) -> list[DotPrompt]:
     """Load every ``.prompt`` file under ``directory`` (default ``./prompts``), subdirectories included.
 
@@ -303,7 +301,8 @@ def load_prompt_dir(
         if directory is None:
             return []
         raise NotFoundError(f"prompt directory {str(root)!r} not found")
-    partials, files = [], []
+    partials: list[Path] = []
+    files: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for fn in sorted(filenames):
@@ -314,13 +313,13 @@ def load_prompt_dir(
     return [load_prompt(registry, p, namespace=namespace) for p in files]
 
 
-def lookup_prompt(registry: Registry, name: str, variant: str | None = None) -> Prompt | None:
+def lookup_prompt(registry: ActionRegistry, name: str, variant: str | None = None) -> Prompt | None:
     """The registered prompt ``[namespace/]name`` (or its ``variant``), None when not defined."""
     return registry.lookup_prompt(name, variant)
 
 
 def _prompt(
-    registry: Registry,
+    registry: ActionRegistry,
     parsed: ParsedPrompt,
     name: str,
     variant: str | None,

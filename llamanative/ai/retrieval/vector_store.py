@@ -236,6 +236,7 @@ class VectorStore:
                 )
             scores = self._buf[:n] @ q
             ids, docs = list(self._ids), list(self._docs)
+        order: list[int] | np.ndarray
         if filter is None:
             if k < n:
                 top = np.argpartition(-scores, k - 1)[:k]
@@ -247,7 +248,7 @@ class VectorStore:
             order = []
             for i in np.argsort(-scores, kind="stable"):
                 if _matches(docs[i], filter):
-                    order.append(i)
+                    order.append(int(i))
                     if len(order) == k:
                         break
         return [ScoredDocument(ids[i], docs[i], float(scores[i])) for i in order]
