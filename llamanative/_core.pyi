@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import Self, disjoint_base
 
 _Tokens = npt.NDArray[np.int32] | Sequence[int]
 _Path = str | os.PathLike[str]
@@ -44,6 +45,7 @@ class TokenAttr(enum.IntFlag):
     RSTRIP = 256
     SINGLE_WORD = 512
 
+@disjoint_base
 class Model:
     path: str
     vocab: Vocab
@@ -102,9 +104,12 @@ class Model:
     @property
     def chat_templates(self) -> dict[str, str]: ...
 
+@disjoint_base
 class Vocab:
     model: Model
     n_vocab: int
+    # Always raises TypeError: a Vocab is made by its Model (Model.vocab).
+    def __init__(self, *args: object, **kwargs: object) -> None: ...
     def __len__(self) -> int: ...
     @property
     def type(self) -> str: ...
@@ -140,6 +145,7 @@ class Vocab:
     add_bos: bool
     add_eos: bool
 
+@disjoint_base
 class Detokenizer:
     vocab: Vocab
     def __init__(self, vocab: Vocab, *, special: bool = False) -> None: ...
@@ -148,10 +154,12 @@ class Detokenizer:
     @property
     def pending(self) -> bytes: ...
 
+@disjoint_base
 class Batch:
     capacity: int
     n_seq_max: int
-    def __init__(self, capacity: int, n_seq_max: int = 1) -> None: ...
+    # The arguments go to __new__ (Cython's __cinit__): a Batch always owns its buffer.
+    def __new__(cls, capacity: int, n_seq_max: int = 1) -> Self: ...
     def __len__(self) -> int: ...
     @property
     def n_tokens(self) -> int: ...
@@ -165,6 +173,8 @@ class Batch:
     def set_output(self, i: int, output: bool = True) -> None: ...
     def tokens(self) -> npt.NDArray[np.int32]: ...
 
+# Not a disjoint base itself: its layout is that of its private root class
+# (_ContextHandle, in src/llamanative_core/context_handle.pxi).
 class Context:
     model: Model
     def __init__(
@@ -239,6 +249,7 @@ class Context:
     def perf(self) -> dict[str, float]: ...
     def perf_reset(self) -> None: ...
 
+@disjoint_base
 class Sampler:
     model: Model
     def __init__(self, model: Model, *, no_perf: bool = False) -> None: ...
@@ -265,6 +276,7 @@ class Sampler:
     def reset(self) -> None: ...
     def perf(self) -> dict[str, float]: ...
 
+@disjoint_base
 class ChatTemplates:
     model: Model | None
     def __init__(self, model: Model | None, template: str = "") -> None: ...
@@ -272,18 +284,21 @@ class ChatTemplates:
     def caps(self) -> dict[str, bool]: ...
     def apply(self, request: dict[str, Any]) -> dict[str, Any]: ...
 
+@disjoint_base
 class ChatParser:
     def __init__(self, params: dict[str, Any]) -> None: ...
     def parse(self, text: str, partial: bool = False) -> dict[str, Any]: ...
 
 def json_schema_to_grammar(schema: dict[str, Any] | str) -> str: ...
 
+@disjoint_base
 class StopMatcher:
     stopped: bool
     def __init__(self, stops: Sequence[str] = ()) -> None: ...
     def push(self, piece: str) -> str: ...
     def flush(self) -> str: ...
 
+@disjoint_base
 class Stepper:
     ctx: Context
     n_slots: int

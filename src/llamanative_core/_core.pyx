@@ -1,4 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, embedsignature=True
+# cython: auto_pickle=False, autotestdict=False
+# auto_pickle: every class wraps a native object, which cannot be pickled.
+# autotestdict: the docstrings hold no doctests, so no __test__ dict.
 """llamanative._core: the Cython binding of llama.cpp.
 
 Only this module touches native pointers. Each wrapper class owns exactly one
@@ -60,6 +63,13 @@ include "vocab.pxi"
 include "detokenizer.pxi"
 include "batch.pxi"
 include "embed.pxi"
+include "context_params.pxi"
+include "threadpool.pxi"
+include "context_handle.pxi"  # Context, in layers: see context.pxi
+include "context_decode.pxi"
+include "context_outputs.pxi"
+include "context_memory.pxi"
+include "context_state.pxi"
 include "context.pxi"
 include "sampler.pxi"
 include "chat.pxi"

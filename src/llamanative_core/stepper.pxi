@@ -1,6 +1,6 @@
 # Stepper: the compiled per-token loop of continuous batching (stepper.cpp).
 
-FINISH_NAMES = {st.LLN_FINISH_STOP: "stop", st.LLN_FINISH_LENGTH: "length"}
+_FINISH_NAMES = {st.LLN_FINISH_STOP: "stop", st.LLN_FINISH_LENGTH: "length"}
 
 
 # Keep `ctx` set until __dealloc__: the C++ stepper points into the context.
@@ -200,7 +200,7 @@ cdef class Stepper:
         for i in range(self._events.size()):
             ev = &self._events[i]
             out.append((ev.slot, ev.text.decode("utf-8", "replace"), ev.token, ev.out_index,
-                        FINISH_NAMES.get(ev.finish)))
+                        _FINISH_NAMES.get(ev.finish)))
             if ev.finish != st.LLN_FINISH_NONE:
                 self._samplers[ev.slot] = None
         return out

@@ -1,0 +1,68 @@
+# The CPU worker threads of one Context: a ggml thread pool attached to its
+# llama_context, as llama.cpp's own tools attach one. Without it ggml would
+# start and join its threads at every decode.
+
+
+@cython.final
+cdef class _ThreadPool:
+    """The ggml thread pool(s) of one llama_context.
+
+    ``max(n_threads, n_threads_batch) - 1`` threads work beside the calling
+    thread. A pool is freed only after the llama_context it was attached to:
+    the context and its CPU backend keep pointers to it. The owner frees the
+    llama_context first, then calls :meth:`release`.
+    """
+
+    cdef llama.ggml_threadpool_t _pool
+    cdef vector[llama.ggml_threadpool_t] _retired  # replaced pools: the CPU backend still points to one
+    cdef llama.ggml_threadpool_free_fn _free
+    cdef int _n_threads
+    cdef uint32_t poll  # how long idle workers spin before they sleep, 0..100 (ggml_threadpool_params.poll)
+
+    def __cinit__(self):
+        self._pool = NULL
+        self._free = NULL
+        self._n_threads = 0
+        self.poll = 0
+
+    def __dealloc__(self):
+        self.release()
+
+    cdef void attach(self, llama.llama_context * ctx, int n_threads) noexcept:
+        """Give ``ctx`` a pool of ``n_threads`` (keeping ggml's per-decode threads if none can be made)."""
+        if self._pool != NULL and n_threads <= self._n_threads:
+            return  # a pool runs fewer threads than it was made with as well
+        cdef llama.ggml_backend_dev_t dev = llama.ggml_backend_dev_by_type(llama.GGML_BACKEND_DEVICE_TYPE_CPU)
+        if dev == NULL:
+            return
+        cdef llama.ggml_backend_reg_t reg = llama.ggml_backend_dev_backend_reg(dev)
+        cdef llama.ggml_threadpool_new_fn new_fn = <llama.ggml_threadpool_new_fn> (
+            llama.ggml_backend_reg_get_proc_address(reg, b"ggml_threadpool_new"))
+        cdef llama.ggml_threadpool_free_fn free_fn = <llama.ggml_threadpool_free_fn> (
+            llama.ggml_backend_reg_get_proc_address(reg, b"ggml_threadpool_free"))
+        if new_fn == NULL or free_fn == NULL:
+            return
+        cdef llama.ggml_threadpool_params params = llama.ggml_threadpool_params_default(n_threads)
+        params.poll = self.poll
+        cdef llama.ggml_threadpool_t pool
+        with nogil:
+            pool = new_fn(&params)
+        if pool == NULL:
+            return
+        llama.llama_attach_threadpool(ctx, pool, NULL)  # NULL: the same pool for batches
+        if self._pool != NULL:
+            # Not freed yet: the CPU backend keeps a pointer to the last pool it ran
+            # and pauses it when the next decode brings the new one.
+            self._retired.push_back(self._pool)
+        self._pool, self._free, self._n_threads = pool, free_fn, n_threads
+
+    cdef void release(self) noexcept:
+        """Free every pool; only once the llama_context they were attached to is freed."""
+        cdef size_t i
+        if self._pool != NULL:
+            with nogil:
+                self._free(self._pool)
+                for i in range(self._retired.size()):
+                    self._free(self._retired[i])
+            self._retired.clear()
+            self._pool = NULL
