@@ -25,7 +25,7 @@ Two figures of the performance issue:
   sampled every tenth of the way to show the trend. Target: growth < 10 MB.
 
 RSS is read from ``/proc/self/status`` (Linux), or with psutil when that is
-installed and ``/proc`` is not there. Use ``--json FILE`` to keep the figures.
+installed and ``/proc`` is not there. Use ``--json FILE`` to keep the figures, ``--plot FILE.png`` to draw them.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _report import fmt, mean_sd  # noqa: E402
+from plots import plot_file, plot_results  # noqa: E402
 
 TARGET_EXTRA_MB = 60.0  # llamanative's peak minus llama-bench's
 TARGET_GROWTH_MB = 10.0  # RSS growth over the sequential requests
@@ -259,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=1000, help="sequential requests for the growth figure")
     ap.add_argument("--warmup", type=int, default=50, help="requests before the growth baseline")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--plot", type=plot_file, default=None, help="also draw the figures as a PNG here (matplotlib)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:  # the fresh llamanative process of bench_load: JSON in on stdin, out on stdout
@@ -280,10 +282,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.reps} runs each side, mean ± stdev"
     )
     report(load, growth, args)
+    figures = {"model": model.name, "threads": args.threads, "load": load, "growth": growth}
     if args.json:
-        args.json.write_text(
-            json.dumps({"model": model.name, "threads": args.threads, "load": load, "growth": growth}, indent=2)
-        )
+        args.json.write_text(json.dumps(figures, indent=2))
+    if args.plot:
+        plot_results(figures, args.plot, "llamanative vs llama-bench: resident memory")
     return 0
 
 

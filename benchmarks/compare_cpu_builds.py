@@ -23,6 +23,7 @@ import subprocess
 import sys
 
 from _report import mean_sd
+from plots import plot_file, plot_results
 
 from llamanative import _core
 from llamanative.fetch import fetch_model
@@ -67,6 +68,7 @@ def main() -> int:
     ap.add_argument("--pp", type=int, default=512)
     ap.add_argument("--tg", type=int, default=128)
     ap.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
+    ap.add_argument("--plot", type=plot_file, metavar="FILE", help="also draw the figures as a PNG in FILE")
     args = ap.parse_args()
     model = args.model or str(fetch_model("smollm2", quiet=True))
     labels = args.label or args.python
@@ -113,9 +115,12 @@ def main() -> int:
             f" {pp_ratio:>9.3f} {tg_ratio:>9.3f}"
         )
     print(f"target: generation of the portable wheel >= 0.97 x {ref}")
+    figures = {"model": model, "threads": args.threads, "rounds": args.rounds, "results": results}
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"model": model, "threads": args.threads, "rounds": args.rounds, "results": results}, f, indent=2)
+            json.dump(figures, f, indent=2)
+    if args.plot:
+        plot_results(figures, args.plot, "CPU builds")
     return 0
 
 

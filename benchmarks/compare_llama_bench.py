@@ -21,7 +21,7 @@ Prints, for the same model, thread count and machine:
 - the per-call overhead of ``Vocab.tokenize`` on a short string over the C
   call itself (target < 5 us), and on an empty string.
 
-Use ``--json FILE`` to keep the figures.
+Use ``--json FILE`` to keep the figures, ``--plot FILE.png`` to draw them.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import mean_sd  # noqa: E402
+from plots import plot_file, plot_results  # noqa: E402
 from reference_tools import REPO, build_reference_tools  # noqa: E402
 
 from llamanative import Client, _core  # noqa: E402
@@ -280,6 +281,7 @@ def main() -> int:
     ap.add_argument("--pp", type=int, default=512)
     ap.add_argument("--tg", type=int, default=128)
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--plot", type=plot_file, default=None, help="also draw the figures as a PNG here (matplotlib)")
     args = ap.parse_args()
     model_path = args.model or fetch_model("smollm2")
     tools = build_reference_tools()
@@ -414,6 +416,8 @@ def main() -> int:
     )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    if args.plot:
+        plot_results(results, args.plot, "llamanative vs llama-bench")
     return 0
 
 

@@ -40,7 +40,7 @@ Measured (targets from the performance issue, printed beside each figure):
   cache. Target: llamanative <= 1.0x llama-server's time. The tokens each
   side actually evaluated in the second turn are shown.
 
-Use ``--json FILE`` to keep the figures.
+Use ``--json FILE`` to keep the figures, ``--plot FILE.png`` to draw them.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ sys.path.insert(0, str(HERE))
 from _report import fmt, mean_sd, print_table  # noqa: E402
 from compare_llama_bench import in_own_thread  # noqa: E402
 from compare_llama_cpp_python import minilm_path, sentences  # noqa: E402
+from plots import plot_file, plot_results  # noqa: E402
 
 from llamanative import Client, _core  # noqa: E402
 from llamanative.engine.attention import generation_flash_attn  # noqa: E402
@@ -534,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--embed-parallel", type=int, default=32, help="llama-server -np for the embedding server")
     ap.add_argument("--conversation", type=int, default=1500, help="tokens of the conversation before turn 2")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--plot", type=plot_file, default=None, help="also draw the figures as a PNG here (matplotlib)")
     args = ap.parse_args(argv)
 
     if args.server is None:
@@ -604,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))
+    if args.plot:
+        plot_results(res, args.plot, "llamanative vs llama-server")
     return 0
 
 
