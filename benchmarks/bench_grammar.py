@@ -1,6 +1,6 @@
 """The cost of grammar-constrained sampling (``format=<JSON schema>``) per generated token.
 
-    python benchmarks/bench_grammar.py [--model PATH] [--threads N] [--reps 5]
+    python benchmarks/bench_grammar.py [--model PATH] [--threads N] [--reps 5] [--json FILE] [--plot FILE.png]
 
 Measured in one run, on one model, with the sampler chain the Client builds
 (``engine.sampling.make_sampler``) and the grammar ``common`` builds for a chat
@@ -28,7 +28,7 @@ vocabulary and a second pick. Both paths are also timed alone on fixed logits
 (one decode, then sampling only), and the share of rejected tokens in the
 runs is reported: that is where the constrained time goes.
 
-Use ``--json FILE`` to keep the figures.
+Use ``--json FILE`` to keep the figures, ``--plot FILE.png`` to draw them.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from _report import mean_sd
+from plots import plot_file, plot_results
 
 from llamanative import _core
 from llamanative.client._prompt import grammar_fields
@@ -205,6 +206,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=_core.default_n_threads())
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--plot", type=plot_file, default=None, help="also draw the figures as a PNG here (matplotlib)")
     args = ap.parse_args()
     _core.set_log_level("error")
     model_path = args.model or fetch_model("smollm2")
@@ -273,27 +275,25 @@ def main() -> int:
         f"{100 * sum(slow_ms) / (sum(slow_ms) + sum(fast_ms)):.0f}% of the constrained sampling time"
     )
 
+    figures = {
+        "model": model_path.name,
+        "n_vocab": bench.vocab.n_vocab,
+        "threads": args.threads,
+        "tokens": [r.n for r in cons],
+        "constrained_tps": [r.tokens_per_s for r in cons],
+        "unconstrained_tps": [r.tokens_per_s for r in free],
+        "ratio": cm / fm,
+        "ratio_per_rep": ratios,
+        "target": TARGET_RATIO,
+        "constrained_sample_ms": [r.sample_ns / r.n / 1e6 for r in cons],
+        "unconstrained_sample_ms": [r.sample_ns / r.n / 1e6 for r in free],
+        "sampler_alone_ms": alone,
+        "rejected_tokens": len(slow_ms),
+    }
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "model": model_path.name,
-                    "n_vocab": bench.vocab.n_vocab,
-                    "threads": args.threads,
-                    "tokens": [r.n for r in cons],
-                    "constrained_tps": [r.tokens_per_s for r in cons],
-                    "unconstrained_tps": [r.tokens_per_s for r in free],
-                    "ratio": cm / fm,
-                    "ratio_per_rep": ratios,
-                    "target": TARGET_RATIO,
-                    "constrained_sample_ms": [r.sample_ns / r.n / 1e6 for r in cons],
-                    "unconstrained_sample_ms": [r.sample_ns / r.n / 1e6 for r in free],
-                    "sampler_alone_ms": alone,
-                    "rejected_tokens": len(slow_ms),
-                },
-                indent=2,
-            )
-        )
+        args.json.write_text(json.dumps(figures, indent=2))
+    if args.plot:
+        plot_results(figures, args.plot, "grammar-constrained sampling")
     return 0
 
 

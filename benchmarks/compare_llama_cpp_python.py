@@ -39,7 +39,7 @@ Measured (targets from the performance issue, printed beside each figure):
 
 Figures are mean ± stdev over ``--reps`` repetitions after one warm-up run of
 each side. Both sides' outputs are compared as a sanity check (generated text,
-token ids, cosine of the embeddings). Use ``--json FILE`` to keep the figures.
+token ids, cosine of the embeddings). Use ``--json FILE`` to keep the figures, ``--plot FILE.png`` to draw them.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _report import fmt, mean_sd, print_table  # noqa: E402
 from compare_llama_bench import corpus, in_own_thread, llama_bench  # noqa: E402
+from plots import plot_file, plot_results  # noqa: E402
 from reference_tools import REPO, build_reference_tools  # noqa: E402
 
 from llamanative import Client, _core  # noqa: E402
@@ -661,6 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--venv", type=Path, default=VENV, help="the llama-cpp-python environment (made if absent)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--plot", type=plot_file, default=None, help="also draw the figures as a PNG here (matplotlib)")
     args = ap.parse_args(argv)
     if not set(args.only) <= set(MEASURES):
         ap.error(f"--only: unknown measure(s) {sorted(set(args.only) - set(MEASURES))}")
@@ -724,6 +726,8 @@ def main(argv: list[str] | None = None) -> int:
     print("; ".join(checks))
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))
+    if args.plot:
+        plot_results(res, args.plot, "llamanative vs llama-cpp-python")
     return 0
 
 
