@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from llamanative import _core
+from llamanative import Client, _core
 from llamanative.fetch import KNOWN_MODELS, ModelFetchError, fetch_model
 from llamanative.fetch_vocab import fetch_vocab_files
 
@@ -95,3 +96,45 @@ def qwen3_style_path(smollm2_path, tmp_path_factory) -> Path:
     return with_chat_template(
         smollm2_path, tmp_path_factory.mktemp("qwen3-style") / "smollm2-qwen3-style.gguf", template
     )
+
+
+# -- a Client on a store of the test models; llama.cpp's own completion tool -------------------------------
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory, smollm2_path, gemma3_path, minilm_path) -> Path:
+    """A model store holding the test models under short names: ``smol`` (SmolLM2), ``gemma`` (Gemma 3)
+    and ``mini`` (MiniLM). Made once a session; the store hard-links the cached files."""
+    root = tmp_path_factory.mktemp("store")
+    with Client(models_dir=root) as c:
+        for name, path in (("smol", smollm2_path), ("gemma", gemma3_path), ("mini", minilm_path)):
+            c.create(name, from_=str(path))
+    return root
+
+
+@pytest.fixture(scope="module")
+def client(model_store) -> Iterator[Client]:
+    """A Client on :func:`model_store`, one a test module: a model that the module's tests share loads once."""
+    with Client(models_dir=model_store) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def llama_greedy() -> Callable[[Path | str, str, int], str]:
+    """``llama_greedy(model_path, prompt, n)``: what llama.cpp's completion tool prints for ``prompt``, greedy,
+    ``n`` tokens, without the prompt. The tool is built (once, cached) from the vendored tree.
+
+    Greedy outputs are compared with this, run on the same machine, and not with a recorded text: the
+    choice at a near-tie depends on the CPU's kernels (AVX2, AVX-512, AMX, repacked weights).
+    """
+    import subprocess
+
+    from reference_tools import build_reference_tools
+
+    tool = build_reference_tools(names=("llama-completion",))["llama-completion"]
+
+    def run(model_path: Path | str, prompt: str, n: int) -> str:
+        argv = [str(tool), "-m", str(model_path), "-p", prompt, "-n", str(n), "--temp", "0", "-no-cnv"]
+        argv += ["--no-display-prompt", "-t", "2", "--seed", "0"]
+        out = subprocess.run(argv, capture_output=True, check=True).stdout.decode()
+        return out.removesuffix("\n\n")  # the tool ends its output with a blank line
+
+    return run

@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 
-from llamanative import Client
 from llamanative.ai.errors import InvalidArgumentError
 from llamanative.ai.evaluation import (
     FAIL,
@@ -24,13 +23,6 @@ from llamanative.ai.evaluation import (
 )
 from llamanative.ai.messages import Document
 from llamanative.ai.retrieval import ClientEmbedder
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    c = Client(models_dir=tmp_path_factory.mktemp("store"))
-    yield c
-    c.close()
 
 
 class CountingEmbedder:

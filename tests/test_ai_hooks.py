@@ -12,7 +12,6 @@ from dataclasses import replace
 import pytest
 from ai_models import call, define
 
-from llamanative import Client
 from llamanative.ai import (
     Genkit,
     Hooks,
@@ -357,11 +356,8 @@ def test_hooks_apply_to_streams_data_and_prompts(ai):
 
 # -- a real local model ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def local(tmp_path_factory, smollm2_path):
-    client = Client(models_dir=tmp_path_factory.mktemp("store"))
-    client.create("smol", from_=str(smollm2_path))
-    yield Genkit(model="llamanative/smol", client=client)
-    client.close()
+def local(client):
+    return Genkit(model="llamanative/smol", client=client)
 
 
 class ToolChoices(Middleware):

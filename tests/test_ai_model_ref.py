@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest
 from ai_models import define
 
-from llamanative import Client
 from llamanative.ai import GenerationCommonConfig, Genkit, InvalidArgumentError, ModelRef, model_ref
 from llamanative.ai.prompts import load_prompt_from_source
 
@@ -80,11 +79,8 @@ def test_wire_form_and_validation():
 
 # -- a real local model -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def local(tmp_path_factory, smollm2_path):
-    client = Client(models_dir=tmp_path_factory.mktemp("store"))
-    client.create("smol", from_=str(smollm2_path))
-    yield Genkit(client=client)
-    client.close()
+def local(client):
+    return Genkit(client=client)
 
 
 STORY = "Write a long story about a dragon who learns to sing."

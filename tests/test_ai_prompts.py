@@ -451,24 +451,18 @@ def test_prompt_files_resolve_registered_schemas():
             load_prompt_from_source(registry, "---\ninput:\n  schema:\n    x: Nobody\n---\nx", "bad")
 
 
-def test_execute_and_stream_with_a_local_model(smollm2_path, tmp_path_factory):
-    from llamanative import Client
-
-    client = Client(models_dir=tmp_path_factory.mktemp("store"))
-    try:
-        registry = Genkit(client=client)
-        load_prompt_dir(registry, PROMPTS)
-        assistant = registry.lookup_prompt("assistant")
-        model = f"llamanative/{smollm2_path}"
-        greedy = {"temperature": 0, "maxOutputTokens": 8, "num_thread": 1}
-        resp = assistant.execute({"question": "What is 2+2?"}, model=model, config=greedy, messages=HISTORY)
-        assert resp.text().strip() and resp.finish_reason in ("stop", "length")
-        # The model got the rendered messages, the conversation at {{history}}.
-        assert wire(resp.request.messages) == wire(
-            assistant.render_messages({"question": "What is 2+2?"}, messages=HISTORY)
-        )
-        values = list(assistant.stream({"question": "Name a colour."}, model=model, config=greedy))
-        assert values[-1].done and not any(v.done for v in values[:-1])
-        assert "".join(v.chunk.text() for v in values[:-1]) == values[-1].response.text()
-    finally:
-        client.close()
+def test_execute_and_stream_with_a_local_model(smollm2_path, client):
+    registry = Genkit(client=client)
+    load_prompt_dir(registry, PROMPTS)
+    assistant = registry.lookup_prompt("assistant")
+    model = f"llamanative/{smollm2_path}"  # a GGUF path (the store's short names are tested elsewhere)
+    greedy = {"temperature": 0, "maxOutputTokens": 8, "num_thread": 1}
+    resp = assistant.execute({"question": "What is 2+2?"}, model=model, config=greedy, messages=HISTORY)
+    assert resp.text().strip() and resp.finish_reason in ("stop", "length")
+    # The model got the rendered messages, the conversation at {{history}}.
+    assert wire(resp.request.messages) == wire(
+        assistant.render_messages({"question": "What is 2+2?"}, messages=HISTORY)
+    )
+    values = list(assistant.stream({"question": "Name a colour."}, model=model, config=greedy))
+    assert values[-1].done and not any(v.done for v in values[:-1])
+    assert "".join(v.chunk.text() for v in values[:-1]) == values[-1].response.text()

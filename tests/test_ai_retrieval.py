@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llamanative import Client
 from llamanative.ai.embedder import new_embedder
 from llamanative.ai.errors import InvalidArgumentError
 from llamanative.ai.messages import Document
@@ -71,13 +70,6 @@ class CountingEmbedder:
     def __call__(self, texts):
         self.calls.append(len(texts))
         return self.inner(texts)
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    c = Client(models_dir=tmp_path_factory.mktemp("store"))
-    yield c
-    c.close()
 
 
 @pytest.fixture(scope="module")
