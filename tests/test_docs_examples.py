@@ -210,3 +210,19 @@ def test_scripts_shown_exist():
                 assert f'"{opt}"' in source, f"{block.page}:{block.line}: {words[1]} has no option {opt}"
         elif words[0].startswith("scripts/"):
             assert (REPO / words[0]).is_file(), f"{block.page}:{block.line}: no {words[0]}"
+
+
+def test_design_notes_named_in_the_code_exist():
+    """A comment that points at a design note (``docs/design/x.md``) points at a page that exists."""
+    sources = [REPO / "CMakeLists.txt"]
+    for folder, patterns in (("llamanative", ("*.py", "*.pyi")), ("src", ("*.pyx", "*.pxi", "*.cpp", "*.h"))):
+        for pattern in patterns:
+            sources += (REPO / folder).rglob(pattern)
+    named = {
+        (src.relative_to(REPO).as_posix(), m[0])
+        for src in sources
+        for m in re.finditer(r"docs/[\w./-]+?\.md", src.read_text(encoding="utf-8", errors="replace"))
+    }
+    assert named, "no design note named in the code"
+    missing = sorted((src, page) for src, page in named if not (REPO / page).is_file())
+    assert not missing
