@@ -44,7 +44,7 @@ from _report import mean_sd
 from plots import plot_file, plot_results
 
 from llamanative import _core
-from llamanative.client._prompt import grammar_fields
+from llamanative.chat.render import grammar_fields
 from llamanative.engine.sampling import SamplingParams, make_sampler
 from llamanative.fetch import fetch_model
 

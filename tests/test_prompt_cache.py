@@ -7,8 +7,8 @@ import pytest
 from test_engine import GREEDY, collect, collect_with_logprobs
 
 from llamanative.engine import CompletionJob, Finished, Runner, RunnerConfig, TokenLogprobs
+from llamanative.engine.admission import MIN_SHARE_TOKENS
 from llamanative.engine.prompt_cache import MIN_PARK_TOKENS, PromptCache, common_prefix
-from llamanative.engine.runner import MIN_SHARE_TOKENS
 
 STORY = (
     "Once upon a time, in a small village by the sea, there lived an old fisherman who "

@@ -4,61 +4,14 @@ from __future__ import annotations
 
 import json
 
-from .. import _core
 from ..store import StoredModel
+from ..store.gguf import file_type_name
 from ..store.modelfile import Modelfile
 from ..store.store import MEDIA_LICENSE, MEDIA_MESSAGES, MEDIA_PARAMS, MEDIA_PROJECTOR, MEDIA_SYSTEM, MEDIA_TEMPLATE
 from ..types import ModelDetails
 
-# llama_ftype values (llama.h) as Ollama names them.
-_FILE_TYPES = {
-    0: "F32",
-    1: "F16",
-    2: "Q4_0",
-    3: "Q4_1",
-    7: "Q8_0",
-    8: "Q5_0",
-    9: "Q5_1",
-    10: "Q2_K",
-    11: "Q3_K_S",
-    12: "Q3_K_M",
-    13: "Q3_K_L",
-    14: "Q4_K_S",
-    15: "Q4_K_M",
-    16: "Q5_K_S",
-    17: "Q5_K_M",
-    18: "Q6_K",
-    19: "IQ2_XXS",
-    20: "IQ2_XS",
-    21: "Q2_K_S",
-    22: "IQ3_XS",
-    23: "IQ3_XXS",
-    24: "IQ1_S",
-    25: "IQ4_NL",
-    26: "IQ3_S",
-    27: "IQ3_M",
-    28: "IQ2_S",
-    29: "IQ2_M",
-    30: "IQ4_XS",
-    31: "IQ1_M",
-    32: "BF16",
-    36: "TQ1_0",
-    37: "TQ2_0",
-    38: "MXFP4",
-}
 # Ollama empties arrays longer than this in show's model_info unless verbose.
 _SHOW_ARRAY_LIMIT = 5
-
-
-def parameter_count(path: str) -> int:
-    """Number of weights, summed over the tensor shapes of the GGUF header."""
-    total = 0
-    for _name, _offset, _size, shape in _core.read_gguf_tensors(path):
-        n = 1
-        for d in shape:
-            n *= d
-        total += n
-    return total
 
 
 def human_params(n: int) -> str:
@@ -79,7 +32,7 @@ def model_details(metadata: dict, n_params: int | None = None) -> ModelDetails:
         family=arch,
         families=[arch] if arch else None,
         parameter_size=size,
-        quantization_level=_FILE_TYPES.get(metadata.get("general.file_type"), ""),
+        quantization_level=file_type_name(metadata.get("general.file_type")),
     )
 
 
@@ -149,7 +102,3 @@ def stored_layers(stored: StoredModel) -> tuple[str | None, str | None, dict | N
         stored.layer_text(MEDIA_LICENSE),
         any(layer["mediaType"] == MEDIA_PROJECTOR for layer in stored.layers),
     )
-
-
-def read_metadata(path: str, verbose: bool = False) -> dict:
-    return _core.read_gguf_metadata(path, arrays=verbose)

@@ -1,4 +1,4 @@
-"""From the API's Options to the engine's RunnerConfig and SamplingParams.
+"""From the API's Options to the engine's RunnerConfig, SamplingParams and CompletionJob.
 
 Precedence, as Ollama: built-in defaults, then the model's stored
 parameters, then the request's options.
@@ -7,10 +7,12 @@ parameters, then the request's options.
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from ..engine import RunnerConfig, SamplingParams
+from ..chat import Prompt
+from ..engine import CompletionJob, RunnerConfig, SamplingParams
 from ..engine.attention import flash_attn_setting
-from ..types import Duration, Options, default_options
+from ..types import ChatRequest, Duration, GenerateRequest, Options, default_options
 
 # Parallel sequence slots per loaded model (continuous batching).
 DEFAULT_NUM_PARALLEL = 4
@@ -36,18 +38,21 @@ def runner_config(opts: Options) -> RunnerConfig:
     )
 
 
-def sampling_params(opts: Options, **grammar) -> SamplingParams:
+def sampling_params(opts: Options, **grammar: Any) -> SamplingParams:
     """The per-request sampler settings of ``opts`` (plus grammar fields from the chat layer)."""
+    given: dict[str, Any] = {
+        "temperature": opts.temperature,
+        "top_k": opts.top_k,
+        "top_p": opts.top_p,
+        "typical_p": opts.typical_p,
+        "repeat_last_n": opts.repeat_last_n,
+        "repeat_penalty": opts.repeat_penalty,
+        "presence_penalty": opts.presence_penalty,
+        "frequency_penalty": opts.frequency_penalty,
+    }
     return SamplingParams(
-        temperature=opts.temperature,
-        top_k=opts.top_k,
-        top_p=opts.top_p,
+        **{k: v for k, v in given.items() if v is not None},  # the defaults layer sets them all
         min_p=opts.min_p or 0.0,
-        typical_p=opts.typical_p,
-        repeat_last_n=opts.repeat_last_n,
-        repeat_penalty=opts.repeat_penalty,
-        presence_penalty=opts.presence_penalty,
-        frequency_penalty=opts.frequency_penalty,
         seed=-1 if opts.seed is None else opts.seed,
         **grammar,
     )
@@ -57,3 +62,27 @@ def keep_alive_seconds(value: Duration | None) -> float:
     """Seconds to keep a model loaded: the request's value, else ``LLAMANATIVE_KEEP_ALIVE``, else 5 minutes."""
     d = value if value is not None else Duration.parse_env(os.environ.get("LLAMANATIVE_KEEP_ALIVE"))
     return d.seconds()
+
+
+def top_count(logprobs: bool | None, top_logprobs: int | None) -> int:
+    """The engine's setting: -1 = no logprobs, else how many alternatives per token."""
+    if not logprobs:
+        return -1
+    return top_logprobs or 0
+
+
+def completion_job(
+    req: ChatRequest | GenerateRequest, opts: Options, prompt: Prompt, per_token: bool = True
+) -> CompletionJob:
+    """The engine job for a chat or generate request: sampler, limits, stops, context shift, logprobs,
+    and whether the caller takes the text token by token."""
+    return CompletionJob(
+        prompt.tokens,
+        sampling_params(opts, **prompt.grammar),
+        -1 if opts.num_predict is None else opts.num_predict,
+        tuple(opts.stop or ()) + prompt.stops,
+        shift=req.shift is not False,
+        n_keep=4 if opts.num_keep is None else opts.num_keep,
+        logprobs=top_count(req.logprobs, req.top_logprobs),
+        per_token=per_token,
+    )

@@ -13,12 +13,14 @@ collection) cancels the job, which frees its slot at the next engine step.
 from __future__ import annotations
 
 import asyncio
+import queue
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..engine import CompletionJob, Failed, Finished, Piece
+from ..engine import CompletionJob, Failed, Finished, Piece, Runner
+from ..engine.jobs import Event
 from ..errors import LlamaError, StatusError
 
 T = TypeVar("T")
@@ -29,7 +31,7 @@ NEED_EVENT = object()  # yielded by a step generator: "send me the job's next ev
 class Submit:
     """Yielded by a step generator: run ``job`` on ``runner``."""
 
-    runner: Any
+    runner: Runner
     job: CompletionJob
 
 
@@ -44,9 +46,11 @@ def checked(ev: Piece | Finished | Failed) -> Piece | Finished:
     raise StatusError(code, error_message=str(err)) from err
 
 
-def drive(steps: Generator) -> Iterator:
+def drive(steps: Generator[Any, Any, None]) -> Iterator[Any]:
     """Run a step generator on this thread; yield its response chunks."""
-    job, send = None, None
+    job: CompletionJob | None = None
+    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    send: Any = None
     try:
         while True:
             try:
@@ -55,9 +59,10 @@ def drive(steps: Generator) -> Iterator:
                 return
             send = None
             if out is NEED_EVENT:
-                send = job.events.get()
+                send = events.get()
             elif isinstance(out, Submit):
                 job = out.job
+                job.events = events
                 out.runner.submit(job)
             else:
                 yield out
@@ -72,22 +77,24 @@ class _LoopEvents:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, job: CompletionJob) -> None:
         self._loop, self._job = loop, job
-        self._queue: asyncio.Queue = asyncio.Queue()
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
 
-    def put(self, ev) -> None:  # called by the Runner's worker thread
+    def put(self, ev: Event, /) -> None:  # called by the Runner's worker thread
         try:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, ev)
         except RuntimeError:  # the loop is closed: nobody will read this job any more
             self._job.cancel()
 
-    async def get(self):
+    async def get(self) -> Event:
         return await self._queue.get()
 
 
-async def adrive(steps: Generator) -> AsyncIterator:
+async def adrive(steps: Generator[Any, Any, None]) -> AsyncIterator[Any]:
     """Run a step generator on the running event loop; yield its response chunks."""
     loop = asyncio.get_running_loop()
-    job, send = None, None
+    job: CompletionJob | None = None
+    events: _LoopEvents | None = None
+    send: Any = None
     try:
         while True:
             try:
@@ -96,10 +103,11 @@ async def adrive(steps: Generator) -> AsyncIterator:
                 return
             send = None
             if out is NEED_EVENT:
-                send = await job.events.get()
+                assert events is not None  # a step generator submits before it asks for events
+                send = await events.get()
             elif isinstance(out, Submit):
                 job = out.job
-                job.events = _LoopEvents(loop, job)
+                job.events = events = _LoopEvents(loop, job)
                 out.runner.submit(job)
             else:
                 yield out
@@ -109,7 +117,7 @@ async def adrive(steps: Generator) -> AsyncIterator:
             job.cancel()
 
 
-def with_callback(chunks: Iterator[T], fn: Callable[[T], object]) -> T:
+def with_callback(chunks: Iterator[T], fn: Callable[[T], object]) -> T | None:
     """The Go client's streaming style: call ``fn`` with every chunk, return the last.
 
     If ``fn`` raises, generation stops at once (the job is cancelled and its

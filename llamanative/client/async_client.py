@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, cast
 
+from ..engine.scheduler import Loaded
 from ..types import (
     ChatRequest,
     EmbeddingResponse,
@@ -27,8 +28,11 @@ from ..types import (
     StatusResponse,
     VersionResponse,
 )
+from ._chat import chat_steps, join_chat
+from ._generate import generate_steps, join_generate
+from ._session import Prepared, validate
 from ._stream import adrive
-from .client import Client, _join_chat, _join_generate, _Prepared, _validate
+from .client import Client
 
 
 class AsyncClient:
@@ -49,13 +53,15 @@ class AsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _stream(self, prep: _Prepared, make_steps: Callable) -> AsyncIterator:
+    async def _stream(
+        self, prep: Prepared, make_steps: Callable[[Loaded, int], Generator[Any, Any, None]]
+    ) -> AsyncGenerator[Any, None]:
         t0 = time.perf_counter_ns()
         stack = ExitStack()
         # Loading may take seconds: not on the loop's thread. If this task is
         # cancelled meanwhile, the load still completes in its thread: release
         # the model then, or it would stay referenced forever.
-        loading = asyncio.ensure_future(asyncio.to_thread(stack.enter_context, self._client._use(prep)))
+        loading = asyncio.ensure_future(asyncio.to_thread(stack.enter_context, self._client._session.use(prep)))
         try:
             entry = await asyncio.shield(loading)
         except asyncio.CancelledError:
@@ -82,11 +88,11 @@ class AsyncClient:
         **extra: Any,
     ):
         """:meth:`Client.chat`; with ``stream=True`` returns an async iterator of partial responses."""
-        fn = None
+        fn: Callable[[Any], object] | None = None
         if isinstance(model, ChatRequest):
-            req, fn = model, messages
+            req, fn = model, cast("Callable[[Any], object] | None", messages)
         else:
-            req = _validate(
+            req = validate(
                 ChatRequest,
                 model=model,
                 messages=messages,
@@ -99,12 +105,12 @@ class AsyncClient:
                 tool_choice=tool_choice,
                 **extra,
             )
-        prep = await asyncio.to_thread(self._client._prepare, req.model, req.options, req.keep_alive)
+        prep = await asyncio.to_thread(self._client._session.prepare, req.model, req.options, req.keep_alive)
         per_token = req.stream or fn is not None
-        chunks = self._stream(prep, lambda entry, t0: self._client._chat_steps(req, prep, entry, t0, per_token))
+        chunks = self._stream(prep, lambda entry, t0: chat_steps(req, prep, entry, t0, per_token))
         if fn is not None:
             return await _with_callback(chunks, fn)
-        return chunks if req.stream else _join_chat(iter([c async for c in chunks]))
+        return chunks if req.stream else join_chat(iter([c async for c in chunks]))
 
     async def generate(
         self,
@@ -116,19 +122,19 @@ class AsyncClient:
         **kwargs: Any,
     ):
         """:meth:`Client.generate`; with ``stream=True`` returns an async iterator of partial responses."""
-        fn = None
+        fn: Callable[[Any], object] | None = None
         if isinstance(model, GenerateRequest):
-            req, fn = model, prompt
+            req, fn = model, cast("Callable[[Any], object] | None", prompt)
         else:
             if kwargs.get("context") is not None:
                 kwargs["context"] = list(kwargs["context"])
-            req = _validate(GenerateRequest, model=model, prompt=prompt, suffix=suffix, stream=stream, **kwargs)
-        prep = await asyncio.to_thread(self._client._prepare, req.model, req.options, req.keep_alive)
+            req = validate(GenerateRequest, model=model, prompt=prompt, suffix=suffix, stream=stream, **kwargs)
+        prep = await asyncio.to_thread(self._client._session.prepare, req.model, req.options, req.keep_alive)
         per_token = req.stream or fn is not None
-        chunks = self._stream(prep, lambda entry, t0: self._client._generate_steps(req, prep, entry, t0, per_token))
+        chunks = self._stream(prep, lambda entry, t0: generate_steps(req, prep, entry, t0, per_token))
         if fn is not None:
             return await _with_callback(chunks, fn)
-        return chunks if req.stream else _join_generate(iter([c async for c in chunks]))
+        return chunks if req.stream else join_generate(iter([c async for c in chunks]))
 
     async def embed(self, *args: Any, **kwargs: Any) -> EmbedResponse:
         return await asyncio.to_thread(self._client.embed, *args, **kwargs)
@@ -186,7 +192,7 @@ class AsyncClient:
         self._client.heartbeat()
 
 
-async def _with_callback(chunks: AsyncIterator, fn: Callable):
+async def _with_callback(chunks: AsyncGenerator[Any, None], fn: Callable[[Any], object]) -> Any:
     """The callback style for async: ``fn`` (a function or a coroutine function) per chunk."""
     last = None
     try:

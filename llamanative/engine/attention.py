@@ -5,30 +5,22 @@ it, the CPU included. On the CPU that is the faster choice for prompt
 processing but the slower one for generation as soon as the context holds
 more than a few dozen tokens: its flash-attention kernel handles one KV cell
 at a time for a single query token, where the plain path multiplies
-matrices. Measured with llama-bench on a 2-core x86 CPU (SmolLM2-135M,
-tokens/s, flash attention off / on):
-
-================  =========  =========
-depth (tokens)    pp512      tg64
-================  =========  =========
-0                 1051/1484  250/283
-512               682/945    176/82
-1500              379/527    108/44
-================  =========  =========
+matrices, so the gap grows with the depth of the context (the llama-bench
+figures are in docs/design/engine.md).
 
 A chat spends most of its time generating, with the conversation so far in
 the context, so ``auto`` here means *off* when every layer runs on the CPU,
 which is also llama-cpp-python's default (``flash_attn=False``). The prices:
 
 - memory: without flash attention a prompt chunk's attention scores are
-  materialised, ``n_ctx * n_ubatch * n_head * 4`` bytes at a full context
-  (SmolLM2 at 8192 tokens: +200 MB RSS). Where that estimate exceeds
-  ``SCORES_BUDGET_BYTES``, ``auto`` keeps flash attention on;
+  materialised, ``n_ctx * n_ubatch * n_head * 4`` bytes at a full context.
+  Where that estimate exceeds ``SCORES_BUDGET_BYTES``, ``auto`` keeps flash
+  attention on;
 - near an empty context, V is stored transposed, one row per dimension as
-  long as the context, and a decode reads a strided slice of each row:
-  SmolLM2 generated 290 tokens/s with a 256-cell context, 262 with 4096 (with
-  flash attention: 292-296 for both), so flash attention stays ahead for the
-  first ~50 tokens of a large context.
+  long as the context, and a decode reads a strided slice of each row, so a
+  large context generates a little slower than a small one without flash
+  attention: flash attention stays ahead for the first few dozen tokens of
+  a large context.
 
 With a GPU, ``auto`` is left to llama.cpp.
 
@@ -40,8 +32,11 @@ With a GPU, ``auto`` is left to llama.cpp.
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from .. import _core
+
+FlashAttn = Literal["auto", "on", "off"]
 
 ENV_VAR = "LLAMANATIVE_FLASH_ATTENTION"
 
@@ -49,10 +44,18 @@ ENV_VAR = "LLAMANATIVE_FLASH_ATTENTION"
 # flash attention on: the memory would cost more than the speed is worth.
 SCORES_BUDGET_BYTES = 1 << 30
 
-_ALIASES = {"auto": "auto", "on": "on", "off": "off", "1": "on", "true": "on", "0": "off", "false": "off"}
+_ALIASES: dict[str, FlashAttn] = {
+    "auto": "auto",
+    "on": "on",
+    "off": "off",
+    "1": "on",
+    "true": "on",
+    "0": "off",
+    "false": "off",
+}
 
 
-def flash_attn_setting() -> str:
+def flash_attn_setting() -> FlashAttn:
     """``LLAMANATIVE_FLASH_ATTENTION`` as ``"on"``, ``"off"`` or ``"auto"`` (the default when unset or empty).
 
     Raises ValueError for any other value.
@@ -73,7 +76,7 @@ def scores_bytes(n_ctx: int, n_ubatch: int, n_head: int) -> int:
     return n_ctx * n_ubatch * n_head * 4
 
 
-def resolve_flash_attn(setting: str, *, on_cpu: bool, n_ctx: int, n_ubatch: int, n_head: int) -> str:
+def resolve_flash_attn(setting: FlashAttn, *, on_cpu: bool, n_ctx: int, n_ubatch: int, n_head: int) -> FlashAttn:
     """The ``flash_attn`` value to create a generation context with.
 
     ``setting`` is ``"on"``, ``"off"`` or ``"auto"``; ``on_cpu`` is true when no
@@ -88,8 +91,8 @@ def resolve_flash_attn(setting: str, *, on_cpu: bool, n_ctx: int, n_ubatch: int,
 
 
 def generation_flash_attn(
-    model: _core.Model, *, n_ctx: int, n_ubatch: int, n_gpu_layers: int = -1, setting: str | None = None
-) -> str:
+    model: _core.Model, *, n_ctx: int, n_ubatch: int, n_gpu_layers: int = -1, setting: FlashAttn | None = None
+) -> FlashAttn:
     """The ``flash_attn`` a Runner creates ``model``'s generation context with.
 
     ``setting`` defaults to ``LLAMANATIVE_FLASH_ATTENTION`` (see

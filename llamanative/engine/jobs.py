@@ -12,6 +12,7 @@ import queue
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -55,6 +56,15 @@ class Failed:
     error: BaseException
 
 
+Event = Piece | Finished | Failed  # what a completion job's events are
+
+
+class EventSink(Protocol):
+    """Where the worker puts a job's events: a ``queue.SimpleQueue`` unless the caller sets its own."""
+
+    def put(self, event: Event, /) -> None: ...
+
+
 @dataclass
 class CompletionJob:
     """A prompt to complete on one sequence slot.
@@ -74,8 +84,8 @@ class CompletionJob:
         per_token: hand each token's text over as it comes (streaming). With
             False the runner keeps the text and sends it as one ``Piece`` just
             before ``Finished``, so that the caller's thread does not wake for
-            every token: on a machine whose cores all compute the decode, each
-            wake-up takes a core from it.
+            every token: when every core computes the decode, each wake-up
+            takes a core from it.
     """
 
     prompt: np.ndarray
@@ -86,7 +96,7 @@ class CompletionJob:
     n_keep: int = 4
     logprobs: int = -1
     per_token: bool = True
-    events: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    events: EventSink = field(default_factory=lambda: queue.SimpleQueue[Event]())
     _cancelled: threading.Event = field(default_factory=threading.Event)
 
     def cancel(self) -> None:

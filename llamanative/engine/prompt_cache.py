@@ -3,12 +3,11 @@
 All slots share one KV buffer (llama.cpp's unified cache), and a decode
 attends over every cell up to the highest one in use, whichever sequence
 holds it. An idle slot that keeps an old conversation therefore slows every
-running one: a single chat ran at 228 tokens/s on a clean cache and at
-180-199 beside the leftovers of four earlier chats (SmolLM2, 2 threads).
-So when a request starts, the Runner parks the other idle slots here (their
-KV bytes and tokens) and clears them from the context; a later request that
-continues one of them restores it instead of evaluating it again, as
-llama-server does with ``--cache-ram`` and a unified cache.
+running one (docs/design/engine.md has the measurement). So when a request
+starts, the admission policy (:mod:`.admission`) parks the other idle slots
+here (their KV bytes and tokens) and clears them from the context; a later
+request that continues one of them restores it instead of evaluating it
+again, as llama-server does with ``--cache-ram`` and a unified cache.
 
 Entries are evicted least recently used first beyond ``capacity_bytes``.
 """

@@ -15,10 +15,11 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from ..chat import PromptPipeline
 from .runner import Runner, RunnerConfig
 
 DEFAULT_KEEP_ALIVE_S = 300.0
@@ -36,7 +37,11 @@ class Loaded:
     keep_alive_s: float = DEFAULT_KEEP_ALIVE_S
     expires_at: float = math.inf  # wall-clock seconds; inf while in use or kept forever
     name: str = ""  # what the client calls the model (for list_running)
-    cache: dict = field(default_factory=dict)  # per-model objects of the layers above (chat templates)
+    # The model's prompt side: chat templates (parsed once), tokenizer, output parsing.
+    prompts: PromptPipeline = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.prompts = PromptPipeline(self.runner.model)
 
     @property
     def config(self) -> RunnerConfig:
@@ -51,7 +56,7 @@ class Scheduler:
         loader: builds a Runner (tests and alternative engines can replace it).
     """
 
-    def __init__(self, max_loaded: int | None = None, loader=Runner) -> None:
+    def __init__(self, max_loaded: int | None = None, loader: Callable[[str, RunnerConfig], Runner] = Runner) -> None:
         env = os.environ.get("LLAMANATIVE_MAX_LOADED_MODELS")
         if max_loaded is None:
             max_loaded = int(env) if env else DEFAULT_MAX_LOADED

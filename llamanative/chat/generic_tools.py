@@ -34,6 +34,7 @@ _RESPONSE_START = re.compile(r'\A\s*\{\s*"response"\s*:\s*"')
 
 def _tool_schema(tool: Tool) -> dict:
     fn = tool.function
+    assert fn is not None, "a tool without a function"
     params = fn.parameters.model_dump(by_alias=True, exclude_none=True) if fn.parameters else {}
     params.setdefault("type", "object")
     params.setdefault("properties", {})
@@ -55,7 +56,7 @@ def chosen_tools(tools: list[Tool], tool_choice: Any) -> tuple[list[Tool], str]:
     """
     if isinstance(tool_choice, dict):
         name = tool_choice["function"]["name"]
-        picked = [t for t in tools if t.function.name == name]
+        picked = [t for t in tools if t.function is not None and t.function.name == name]
         if not picked:
             raise ValueError(f"tool_choice names {name!r}, which is not among the tools")
         return picked, "required"
@@ -214,7 +215,7 @@ def parse_reply(text: str) -> tuple[str, list[dict]]:
 class GenericReplyParser:
     """Streams the ``response`` text of a generic reply and parses the tool calls at the end.
 
-    Wraps the :class:`~llamanative.client._prompt.OutputParser` that ``common``'s
+    Wraps the :class:`~llamanative.chat.parse.OutputParser` that ``common``'s
     parser drives (which still separates any thinking).
     """
 

@@ -8,11 +8,22 @@ alternatives at that position.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from .. import _core
-from ..engine import TokenLogprobs
 from ..types import Logprob, TokenLogprob
+
+
+class TokenLogprobsLike(Protocol):
+    """What the engine reports per token (``engine.TokenLogprobs``)."""
+
+    @property
+    def token(self) -> int: ...
+    @property
+    def logprob(self) -> float: ...
+    @property
+    def top(self) -> Sequence[tuple[int, float]]: ...
 
 
 def _text_and_bytes(vocab: _core.Vocab, token: int) -> tuple[str, list[int]]:
@@ -20,7 +31,7 @@ def _text_and_bytes(vocab: _core.Vocab, token: int) -> tuple[str, list[int]]:
     return raw.decode("utf-8", errors="replace"), list(raw)
 
 
-def to_logprobs(vocab: _core.Vocab, items: Iterable[TokenLogprobs]) -> list[Logprob]:
+def to_logprobs(vocab: _core.Vocab, items: Iterable[TokenLogprobsLike]) -> list[Logprob]:
     """One :class:`Logprob` per generated token, alternatives most likely first."""
     out = []
     for item in items:
@@ -33,10 +44,3 @@ def to_logprobs(vocab: _core.Vocab, items: Iterable[TokenLogprobs]) -> list[Logp
                 top.append(TokenLogprob(token=t, logprob=lp, bytes=b))
         out.append(Logprob(token=text, logprob=item.logprob, bytes=raw, top_logprobs=top))
     return out
-
-
-def top_count(logprobs: bool | None, top_logprobs: int | None) -> int:
-    """The engine's setting: -1 = no logprobs, else how many alternatives per token."""
-    if not logprobs:
-        return -1
-    return top_logprobs or 0

@@ -1,0 +1,223 @@
+"""Generation: continuous batching of completion jobs over the slots of one context.
+
+Each step builds **one** batch from all active slots (the next token of each
+generating slot, then chunks of pending prompts up to ``n_batch``), decodes
+once and samples every slot with its own sampler chain. The per-token work
+of a step (batch building, decode, sampling, end of generation and stop
+strings, UTF-8-safe detokenisation, context shift) runs in the compiled
+:class:`_core.Stepper` without the GIL; this module starts jobs where the
+admission policy (:mod:`.admission`) places them, hands each token's text to
+its caller and handles a full KV cache.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from .. import _core
+from ..errors import NoKvSlotError
+from .admission import Admission
+from .jobs import CompletionJob, Failed, Finished, Piece, TokenLogprobs
+from .sampling import make_sampler
+from .slots import Sequences, Slot
+
+
+class Generation:
+    """Runs completion jobs on the slots of ``seqs``; called only from the runner's worker thread.
+
+    Args:
+        model: the model (its samplers are built from it).
+        seqs: the generation context's slots.
+        policy: where jobs start and what idle slots keep.
+        job_done: called once for every job that ends, whichever way.
+        requeue: hands a deferred job back to the runner's queue.
+    """
+
+    def __init__(
+        self,
+        model: _core.Model,
+        seqs: Sequences,
+        policy: Admission,
+        job_done: Callable[[], None],
+        requeue: Callable[[CompletionJob], None],
+    ) -> None:
+        self._model = model
+        self._seqs = seqs
+        self._policy = policy
+        self._job_done = job_done
+        self._requeue = requeue
+        self._n_swa = model.n_swa
+        self.deferred: list[CompletionJob] = []  # waiting for KV room: handed back when a job finishes
+
+    def running(self) -> list[Slot]:
+        return self._seqs.running()
+
+    def jobs(self) -> list[CompletionJob]:
+        """Every job this object still owes an outcome: running and deferred."""
+        return [s.job for s in self._seqs.slots if s.job is not None] + self.deferred
+
+    def admit(self, waiting: list[CompletionJob]) -> list[CompletionJob]:
+        """Start what fits of ``waiting`` (dropping cancelled jobs); return the jobs still waiting."""
+        still = []
+        started = False
+        for job in waiting:
+            if job.cancelled:
+                self._job_done()
+                continue
+            free = self._seqs.free()
+            if not free:
+                still.append(job)
+                continue
+            slot, prefix = self._policy.place(job, free)
+            try:
+                self._start(slot, job, prefix)
+                started = True
+            except BaseException as exc:  # a bad grammar, a prompt too long ...
+                slot.job = None
+                job.events.put(Failed(exc))
+                self._job_done()
+        if started:
+            self._policy.started()
+        return still
+
+    def _start(self, slot: Slot, job: CompletionJob, prefix: int) -> None:
+        seqs = self._seqs
+        n = len(job.prompt)
+        if job.max_tokens == 0:  # nothing to generate: done without touching the model
+            job.events.put(Finished("length", (), 0, 0, 0, 0))
+            self._job_done()
+            return
+        if n == 0:
+            raise ValueError("the prompt is empty")
+        n_ctx = seqs.ctx.n_ctx_seq
+        if n >= n_ctx:
+            raise ValueError(f"the prompt has {n} tokens; the context holds {n_ctx}")
+        # Reuse the cached prefix, but always evaluate at least the last prompt
+        # token: its logits give the first sampled token.
+        keep = min(prefix, n - 1)
+        seqs.trim(slot, keep)
+        if keep and self._n_swa and not 0 <= seqs.ctx.seq_pos_min(slot.seq) <= max(0, keep - self._n_swa):
+            # Sliding-window layers keep only their last window: the window
+            # before `keep` is gone, so the prefix cannot be continued (as
+            # llama-server decides). Evaluate the whole prompt.
+            seqs.clear(slot)
+            keep = 0
+        if keep == 0:
+            slot.interleaved = False
+        if slot.sampler is not None:
+            slot.sampler.close()
+        slot.sampler = make_sampler(self._model, job.params, n_ctx=n_ctx)
+        seqs.stepper.start(
+            slot.seq,
+            job.prompt,
+            keep,
+            slot.sampler,
+            job.stops,
+            max_tokens=job.max_tokens,
+            shift=job.shift,
+            n_keep=job.n_keep,
+        )
+        slot.job, slot.logprobs, slot.held = job, [], []
+        slot.t_start, slot.t_first = time.perf_counter_ns(), 0
+
+    def step(self, active: list[Slot]) -> None:
+        """One decode for every active slot (cancelled jobs are dropped first)."""
+        for slot in active:
+            if slot.job is not None and slot.job.cancelled:
+                self._seqs.stop(slot)
+                self._release(slot)
+        active = [s for s in active if s.job is not None]
+        if not active:
+            return
+        try:
+            events = self._seqs.stepper.step()
+        except NoKvSlotError as exc:
+            self._kv_full(active, exc)
+            return
+        except BaseException as exc:
+            for slot in active:
+                self._finish_failed(slot, exc)
+            return
+        for seq, text, token, out_index, finish in events:
+            self._deliver(self._seqs.slots[seq], text, token, out_index, finish)
+
+    def _deliver(self, slot: Slot, text: str, token: int, out_index: int, finish: str | None) -> None:
+        """Hand one step's result for ``slot`` to its caller (the one Python touch per token)."""
+        job = slot.job
+        assert job is not None
+        if not slot.t_first:
+            slot.t_first = time.perf_counter_ns()
+        if token >= 0 and job.logprobs >= 0:
+            slot.logprobs.append(token_logprobs(self._seqs.ctx.logits(out_index), token, job.logprobs))
+        if not job.per_token:
+            if text:
+                slot.held.append(text)
+            if finish is None:
+                return
+            text, slot.held = "".join(slot.held), []
+        if text or (finish is not None and slot.logprobs):
+            job.events.put(Piece(text, token, tuple(slot.logprobs)))
+            slot.logprobs = []
+        if finish is not None:
+            now = time.perf_counter_ns()
+            generated = self._seqs.stepper.generated(slot.seq)
+            job.events.put(
+                Finished(
+                    finish,
+                    tuple(int(t) for t in generated),
+                    self._seqs.stepper.n_evaluated(slot.seq),
+                    slot.t_first - slot.t_start,
+                    len(generated),
+                    now - slot.t_first,
+                )
+            )
+            self._release(slot)
+
+    def _finish_failed(self, slot: Slot, exc: BaseException) -> None:
+        assert slot.job is not None
+        slot.job.events.put(Failed(exc))
+        self._seqs.stop(slot)
+        self._seqs.clear(slot)
+        self._release(slot)
+
+    def _release(self, slot: Slot) -> None:
+        slot.job = None
+        self._job_done()
+        for job in self.deferred:
+            self._requeue(job)
+        self.deferred.clear()
+
+    def _kv_full(self, active: list[Slot], exc: NoKvSlotError) -> None:
+        # Free the cache of the idle slots first; if only one request is
+        # running it cannot fit at all, otherwise the newest waits its turn.
+        if self._policy.make_room():
+            return
+        victim = max(active, key=lambda s: s.t_start)
+        job = victim.job
+        assert job is not None
+        if len(active) == 1 or (job.per_token and len(self._seqs.stepper.generated(victim.seq))):
+            # Alone it cannot fit; and a request that already streamed text
+            # cannot be restarted without repeating itself (one that is not
+            # streamed has handed out nothing: it starts again later).
+            self._finish_failed(victim, exc)
+            return
+        self._seqs.stop(victim)
+        self._seqs.clear(victim)
+        victim.job = None
+        self.deferred.append(job)
+
+
+def token_logprobs(logits: np.ndarray, token: int, top: int) -> TokenLogprobs:
+    """Log-softmax of the raw logits at ``token``, with the ``top`` most likely tokens (as Ollama reports them)."""
+    x = logits.astype(np.float64)
+    m = x.max()
+    logz = m + np.log(np.exp(x - m).sum())
+    alts: tuple[tuple[int, float], ...] = ()
+    if top > 0:
+        idx = np.argpartition(x, -top)[-top:]
+        idx = idx[np.argsort(-x[idx], kind="stable")]
+        alts = tuple((int(i), float(x[i] - logz)) for i in idx)
+    return TokenLogprobs(token, float(x[token] - logz), alts)
