@@ -1,6 +1,7 @@
-// chat_bridge: see chat_bridge.h for the API and its JSON shapes.
+// chat_bridge: see chat_bridge.h for the API and its JSON shapes. This file
+// holds the templates and rendering; chat_parser.cpp the output parser.
 //
-// Everything common-specific stays in this file. What each function wraps:
+// Everything common-specific stays in these two files. What each function wraps:
 //   lln_chat_templates_init   common_chat_templates_init
 //   lln_chat_templates_source common_chat_templates_source
 //   lln_chat_templates_caps   common_chat_templates_get_caps,
@@ -11,12 +12,10 @@
 //                             common_reasoning_format_from_name,
 //                             common_chat_continuation_parse,
 //                             common_chat_templates_apply (jinja path)
-//   lln_chat_parser_init      common_peg_arena::load
-//   lln_chat_parser_parse     common_chat_parse
-//   lln_chat_parse            the two above, in one call
 //   lln_json_schema_to_grammar json_schema_to_grammar
 
 #include "chat_bridge.h"
+#include "chat_json.h"
 
 #include "chat.h"
 #include "common.h"
@@ -25,7 +24,6 @@
 #include "llama.h"
 
 #include <map>
-#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -38,22 +36,17 @@ struct lln_chat_templates {
 
 namespace {
 
+using lln_json::get_bool;
+using lln_json::get_string;
+using lln_json::has_field;
+using lln_json::parse_json_arg;
+
 // Rendering is not guaranteed reentrant: common (chat.cpp, and strftime_now in
 // its Jinja runtime) formats dates with std::localtime, whose result lives in
 // one process-wide static buffer, and common documents no thread safety.
 // One lock for all handles, since that buffer is shared by all of them;
-// rendering takes about a millisecond, so the lock costs nothing measurable.
+// rendering is short beside the decode that follows it, so one lock is enough.
 std::mutex g_render_mutex;
-
-// common_json reports every error as common_json_error (a runtime_error); a
-// request or params blob that does not parse is the caller's mistake.
-common_json parse_json_arg(const std::string & text, const char * what) {
-    try {
-        return common_json::parse(text);
-    } catch (const std::exception & e) {
-        throw std::invalid_argument(std::string(what) + " is not valid JSON: " + e.what());
-    }
-}
 
 const lln_chat_templates * check_handle(const lln_chat_templates * tmpls) {
     // common GGML_ASSERTs on NULL, which would abort the Python process
@@ -61,35 +54,6 @@ const lln_chat_templates * check_handle(const lln_chat_templates * tmpls) {
         throw std::invalid_argument("chat templates handle is NULL");
     }
     return tmpls;
-}
-
-// Typed field readers: common's own accessors would throw an anonymous
-// type_error ("type must be boolean, but is string"), without the key name.
-// null counts as absent, as it does for OpenAI clients.
-bool has_field(const common_json & obj, const char * key) {
-    return obj.contains(key) && !obj.at(key).is_null();
-}
-
-bool get_bool(const common_json & obj, const char * key, bool def) {
-    if (!has_field(obj, key)) {
-        return def;
-    }
-    const auto & v = obj.at(key);
-    if (!v.is_boolean()) {
-        throw std::invalid_argument(std::string("\"") + key + "\" must be a boolean, got " + v.dump());
-    }
-    return v.get<bool>();
-}
-
-std::string get_string(const common_json & obj, const char * key, const std::string & def) {
-    if (!has_field(obj, key)) {
-        return def;
-    }
-    const auto & v = obj.at(key);
-    if (!v.is_string()) {
-        throw std::invalid_argument(std::string("\"") + key + "\" must be a string, got " + v.dump());
-    }
-    return v.get<std::string>();
 }
 
 const char * trigger_type_name(common_grammar_trigger_type type) {
@@ -208,19 +172,26 @@ std::string lln_chat_templates_caps(const lln_chat_templates * tmpls) {
     return out.dump();
 }
 
-std::string lln_chat_apply(const lln_chat_templates * tmpls, const std::string & request_json) {
-    check_handle(tmpls);
-    const common_json req = parse_json_arg(request_json, "chat request");
+namespace {
+
+// -- lln_chat_apply, step by step ----------------------------------------------
+// Each read_* step checks and copies some of the request's fields into
+// common's inputs; they run in this order, so a request with several mistakes
+// always reports the same one.
+
+common_json parse_request(const std::string & request_json) {
+    common_json req = parse_json_arg(request_json, "chat request");
     if (!req.is_object()) {
         throw std::invalid_argument("chat request must be a JSON object");
     }
     if (!req.contains("messages")) {
         throw std::invalid_argument("chat request needs \"messages\"");
     }
+    return req;
+}
 
-    common_chat_templates_inputs inputs;
-    inputs.use_jinja = true;  // the legacy path has no tools, schemas nor parser
-
+// "messages", "tools", "tool_choice"
+void read_conversation(const common_json & req, common_chat_templates_inputs & inputs) {
     // common wraps every message/tool error (even its invalid_argument ones) in
     // a runtime_error; all of them are about the request, so report them as such
     try {
@@ -229,14 +200,16 @@ std::string lln_chat_apply(const lln_chat_templates * tmpls, const std::string &
     } catch (const std::exception & e) {
         throw std::invalid_argument(e.what());
     }
-
     if (has_field(req, "tool_choice") && !req.at("tool_choice").is_string()) {
         // OpenAI also allows {"type": "function", "function": {"name": ...}}
         throw std::invalid_argument("\"tool_choice\" must be \"auto\", \"none\" or \"required\"; "
                                     "to force one tool, pass only that tool with \"required\"");
     }
     inputs.tool_choice = common_chat_tool_choice_parse_oaicompat(get_string(req, "tool_choice", "auto"));
+}
 
+// "reasoning_format"
+void read_reasoning_format(const common_json & req, common_chat_templates_inputs & inputs) {
     try {
         inputs.reasoning_format = common_reasoning_format_from_name(get_string(req, "reasoning_format", "auto"));
     } catch (const std::invalid_argument &) {
@@ -244,12 +217,18 @@ std::string lln_chat_apply(const lln_chat_templates * tmpls, const std::string &
     } catch (const std::exception & e) {
         throw std::invalid_argument(std::string("\"reasoning_format\": ") + e.what());
     }
+}
 
-    // same default as tools/server: what the template can render
-    const auto caps            = common_chat_templates_get_caps(tmpls->ptr.get());
+// "parallel_tool_calls": same default as tools/server, what the template can render
+void read_parallel_tool_calls(const common_json & req, const common_chat_templates * tmpls,
+                              common_chat_templates_inputs & inputs) {
+    const auto caps            = common_chat_templates_get_caps(tmpls);
     const auto parallel_it     = caps.find("supports_parallel_tool_calls");
     inputs.parallel_tool_calls = get_bool(req, "parallel_tool_calls", parallel_it != caps.end() && parallel_it->second);
+}
 
+// "continue_final_message", "add_generation_prompt"
+void read_turn(const common_json & req, common_chat_templates_inputs & inputs) {
     if (has_field(req, "continue_final_message")) {
         const auto & v = req.at("continue_final_message");
         const bool ok = v.is_boolean() ||
@@ -266,22 +245,33 @@ std::string lln_chat_apply(const lln_chat_templates * tmpls, const std::string &
     if (continuing && inputs.add_generation_prompt) {
         throw std::invalid_argument("\"add_generation_prompt\" and \"continue_final_message\" cannot both be set");
     }
+}
 
+// "enable_thinking", "chat_template_kwargs"
+void read_template_variables(const common_json & req, common_chat_templates_inputs & inputs) {
     inputs.enable_thinking = get_bool(req, "enable_thinking", true);
-    if (has_field(req, "chat_template_kwargs")) {
-        const auto & kwargs = req.at("chat_template_kwargs");
-        if (!kwargs.is_object()) {
-            throw std::invalid_argument("\"chat_template_kwargs\" must be an object");
-        }
-        // common takes each value as JSON text and parses it back
-        for (const auto & [key, value] : kwargs.items()) {
-            inputs.chat_template_kwargs[key] = value.dump();
-        }
-        // as in tools/server: the template variable also drives common's own handling
-        inputs.enable_thinking = get_bool(kwargs, "enable_thinking", inputs.enable_thinking);
+    if (!has_field(req, "chat_template_kwargs")) {
+        return;
     }
+    const auto & kwargs = req.at("chat_template_kwargs");
+    if (!kwargs.is_object()) {
+        throw std::invalid_argument("\"chat_template_kwargs\" must be an object");
+    }
+    // common takes each value as JSON text and parses it back
+    for (const auto & [key, value] : kwargs.items()) {
+        inputs.chat_template_kwargs[key] = value.dump();
+    }
+    // as in tools/server: the template variable also drives common's own handling
+    inputs.enable_thinking = get_bool(kwargs, "enable_thinking", inputs.enable_thinking);
+}
 
-    const bool tools_on = !inputs.tools.empty() && inputs.tool_choice != COMMON_CHAT_TOOL_CHOICE_NONE;
+// tools given and not switched off by tool_choice
+bool tools_on(const common_chat_templates_inputs & inputs) {
+    return !inputs.tools.empty() && inputs.tool_choice != COMMON_CHAT_TOOL_CHOICE_NONE;
+}
+
+// "grammar", "json_schema": at most one of them, and no grammar beside tools
+void read_constraint(const common_json & req, common_chat_templates_inputs & inputs) {
     const std::string grammar = get_string(req, "grammar", "");
     if (has_field(req, "json_schema")) {
         const auto & schema = req.at("json_schema");
@@ -296,150 +286,85 @@ std::string lln_chat_apply(const lln_chat_templates * tmpls, const std::string &
         schema_to_gbnf(schema);
         inputs.json_schema = schema.dump();
     }
-    if (!grammar.empty() && tools_on) {
+    if (!grammar.empty() && tools_on(inputs)) {
         // common throws a runtime_error for this, after rendering
         throw std::invalid_argument("\"grammar\" cannot be used with tools (unless \"tool_choice\" is \"none\")");
     }
     inputs.grammar = grammar;
+}
 
-    common_chat_params params;
+common_chat_params render(const common_chat_templates * tmpls, const common_chat_templates_inputs & inputs) {
     try {
         std::lock_guard<std::mutex> lock(g_render_mutex);
-        params = common_chat_templates_apply(tmpls->ptr.get(), inputs);
+        return common_chat_templates_apply(tmpls, inputs);
     } catch (const std::exception & e) {
-        // The request is validated above, so what is left is the template's:
+        // The request is validated before, so what is left is the template's:
         // its own raise_exception() (a bare std::exception, e.g. "roles must
         // alternate"), or a construct common's Jinja cannot run. common wraps
         // these in invalid_argument or runtime_error depending on the code
         // path; one type here keeps the caller's handling simple.
         throw std::runtime_error(std::string("chat template failed to render: ") + e.what());
     }
+}
 
-    common_json out = common_json::object();
-    out["prompt"] = params.prompt;
-    // the jinja path only builds grammars for tools and json_schema; a user
-    // grammar is passed back as is (tools/server does the same)
-    // Grammars built from the template (tools, json_schema) start with the
-    // generation prompt, which is already in the prompt: the caller has to feed
-    // its tokens to the grammar sampler first, as common_sampler_init does for
-    // COMMON_GRAMMAR_TYPE_TOOL_CALLS / _OUTPUT_FORMAT. A user grammar must not
-    // get them. Lazy grammars start at their trigger, so no prefill either.
-    const bool from_template = !params.grammar.empty();
-    out["grammar"]         = from_template ? params.grammar : grammar;
-    out["grammar_type"]    = from_template ? (inputs.json_schema.empty() ? "tool_calls" : "output_format")
-                                           : (grammar.empty() ? "" : "user");
-    out["grammar_lazy"]    = from_template && params.grammar_lazy;
-    out["grammar_prefill"] = from_template && !params.grammar_lazy;
-    common_json triggers = common_json::array();
-    for (const auto & t : params.grammar_triggers) {
-        triggers.push_back({
+common_json triggers_json(const std::vector<common_grammar_trigger> & triggers) {
+    common_json out = common_json::array();
+    for (const auto & t : triggers) {
+        out.push_back({
             {"type",    trigger_type_name(t.type)},
             {"value",   t.value},
             {"token",   (int) t.token},
             {"pattern", trigger_pattern(t)},
         });
     }
-    out["grammar_triggers"]   = triggers;
+    return out;
+}
+
+// The result object of lln_chat_apply (its fields are listed in chat_bridge.h).
+common_json apply_result(const common_chat_params & params, const common_chat_templates_inputs & inputs) {
+    common_json out = common_json::object();
+    out["prompt"] = params.prompt;
+    // The jinja path only builds grammars for tools and json_schema; a user
+    // grammar is passed back as is (tools/server does the same).
+    // Grammars built from the template (tools, json_schema) start with the
+    // generation prompt, which is already in the prompt: the caller has to feed
+    // its tokens to the grammar sampler first, as common_sampler_init does for
+    // COMMON_GRAMMAR_TYPE_TOOL_CALLS / _OUTPUT_FORMAT. A user grammar must not
+    // get them. Lazy grammars start at their trigger, so no prefill either.
+    const bool from_template = !params.grammar.empty();
+    out["grammar"]         = from_template ? params.grammar : inputs.grammar;
+    out["grammar_type"]    = from_template ? (inputs.json_schema.empty() ? "tool_calls" : "output_format")
+                                           : (inputs.grammar.empty() ? "" : "user");
+    out["grammar_lazy"]    = from_template && params.grammar_lazy;
+    out["grammar_prefill"] = from_template && !params.grammar_lazy;
+    out["grammar_triggers"]   = triggers_json(params.grammar_triggers);
     out["preserved_tokens"]   = params.preserved_tokens;
     out["additional_stops"]   = params.additional_stops;
     out["format"]             = (int) params.format;
     out["format_name"]        = common_chat_format_name(params.format);
     out["generation_prompt"]  = params.generation_prompt;
     out["parser"]             = params.parser;
-    out["parse_tool_calls"]   = tools_on;
+    out["parse_tool_calls"]   = tools_on(inputs);
     out["supports_thinking"]  = params.supports_thinking;
     out["thinking_start_tag"] = params.thinking_start_tag;
     out["thinking_end_tags"]  = params.thinking_end_tags;
-    return out.dump();
+    return out;
 }
 
-// Loading the serialized parser costs ~40x the parse itself (0.7 ms against
-// 0.02 ms for a one-tool Hermes template), and streaming parses the whole
-// output again on every token: hence a handle that loads it once.
-struct lln_chat_parser {
-    common_chat_parser_params params;
-};
+}  // namespace
 
-lln_chat_parser * lln_chat_parser_init(const std::string & params_json) {
-    const common_json p = parse_json_arg(params_json, "chat parser params");
-    if (!p.is_object()) {
-        throw std::invalid_argument("chat parser params must be a JSON object");
-    }
-    // required, not defaulted: common silently falls back to a content-only
-    // parser for an empty one, so a caller passing the wrong blob would see
-    // plausible text with every tool call gone
-    for (const char * key : {"format", "generation_prompt", "parser"}) {
-        if (!p.contains(key)) {
-            throw std::invalid_argument(std::string("chat parser params need \"") + key +
-                                        "\" (pass what lln_chat_apply returned)");
-        }
-    }
-    const auto & format = p.at("format");
-    // the format picks the AST mapper (gemma4, minimax-m3 have their own)
-    if (!format.is_number_integer() || format.get<int>() < 0 || format.get<int>() >= COMMON_CHAT_FORMAT_COUNT) {
-        throw std::invalid_argument("\"format\" is not a chat format id: " + format.dump());
-    }
-
-    auto * parser = new lln_chat_parser();
-    try {
-        parser->params.format            = (common_chat_format) format.get<int>();
-        parser->params.generation_prompt = get_string(p, "generation_prompt", "");
-        const std::string serialized     = get_string(p, "parser", "");
-        if (!serialized.empty()) {
-            try {
-                parser->params.parser.load(serialized);
-            } catch (const std::exception & e) {
-                throw std::invalid_argument(std::string("\"parser\" is not a serialized chat parser: ") + e.what());
-            }
-        }
-    } catch (...) {
-        delete parser;
-        throw;
-    }
-    return parser;
-}
-
-void lln_chat_parser_free(lln_chat_parser * parser) {
-    delete parser;
-}
-
-std::string lln_chat_parser_parse(const lln_chat_parser * parser, const std::string & text, bool is_partial) {
-    if (parser == nullptr) {
-        throw std::invalid_argument("chat parser handle is NULL");
-    }
-    common_chat_msg msg;
-    try {
-        msg = common_chat_parse(text, is_partial, parser->params);
-    } catch (const std::exception & e) {
-        throw std::runtime_error(e.what());
-    }
-
-    // built here rather than with msg.to_json_oaicompat(): that one drops
-    // empty fields and ids, and a fixed shape is simpler for the caller
-    common_json tool_calls = common_json::array();
-    for (const auto & tc : msg.tool_calls) {
-        tool_calls.push_back({
-            {"type",     "function"},
-            {"id",       tc.id},
-            {"function", {
-                {"name",      tc.name},
-                {"arguments", tc.arguments},
-            }},
-        });
-    }
-    common_json out = common_json::object();
-    out["role"]              = "assistant";
-    out["content"]           = msg.content;
-    out["reasoning_content"] = msg.reasoning_content;
-    out["tool_calls"]        = tool_calls;
-    // dump_safe: the model may stop in the middle of a UTF-8 sequence
-    return out.dump_safe();
-}
-
-std::string lln_chat_parse(const std::string & text, bool is_partial, const std::string & params_json) {
-    std::unique_ptr<lln_chat_parser, decltype(&lln_chat_parser_free)> parser(
-        lln_chat_parser_init(params_json), &lln_chat_parser_free);
-    return lln_chat_parser_parse(parser.get(), text, is_partial);
+std::string lln_chat_apply(const lln_chat_templates * tmpls, const std::string & request_json) {
+    check_handle(tmpls);
+    const common_json req = parse_request(request_json);
+    common_chat_templates_inputs inputs;
+    inputs.use_jinja = true;  // the legacy path has no tools, schemas nor parser
+    read_conversation(req, inputs);
+    read_reasoning_format(req, inputs);
+    read_parallel_tool_calls(req, tmpls->ptr.get(), inputs);
+    read_turn(req, inputs);
+    read_template_variables(req, inputs);
+    read_constraint(req, inputs);
+    return apply_result(render(tmpls->ptr.get(), inputs), inputs).dump();
 }
 
 std::string lln_json_schema_to_grammar(const std::string & schema_json) {

@@ -4,7 +4,7 @@
 // Why a bridge: `common` has no stable API (its structs change between
 // llama.cpp commits), so the Cython extension never mirrors them. Everything
 // crosses this boundary as std::string holding UTF-8 text or JSON text, and
-// only this file's .cpp has to follow common's changes.
+// only chat_bridge.cpp and chat_parser.cpp have to follow common's changes.
 //
 // Errors: every function reports failure by throwing, never by aborting.
 //   std::invalid_argument - the caller's input is wrong (bad JSON, missing or
@@ -125,8 +125,8 @@ std::string lln_chat_apply(const lln_chat_templates * tmpls, const std::string &
 struct lln_chat_parser;
 
 // Loads the output parser of one lln_chat_apply() result. Loading costs far
-// more than parsing (~0.7 ms against ~0.02 ms with one tool), so when
-// streaming, load once per request and parse the growing text on every token.
+// more than parsing, so when streaming, load once per request and parse the
+// growing text on every token.
 // `params_json` is the object lln_chat_apply() returned, or any object with at
 // least its "format", "generation_prompt" and "parser" fields (the prompt is
 // not needed).
@@ -154,10 +154,6 @@ void lln_chat_parser_free(lln_chat_parser * parser);
 // Throws std::invalid_argument on a NULL handle, std::runtime_error if a
 // complete (`is_partial` false) output does not match the expected format.
 std::string lln_chat_parser_parse(const lln_chat_parser * parser, const std::string & text, bool is_partial);
-
-// lln_chat_parser_init + lln_chat_parser_parse + lln_chat_parser_free in one
-// call, for one-off (non-streaming) parses. Same returns and throws.
-std::string lln_chat_parse(const std::string & text, bool is_partial, const std::string & params_json);
 
 // Converts a JSON schema (JSON text) to a GBNF grammar whose root rule matches
 // the JSON documents the schema accepts.

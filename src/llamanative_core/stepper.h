@@ -74,8 +74,9 @@ struct lln_slot {
     int32_t                  n_keep = 4;       // -1: the whole prompt
     bool                     special = false;  // render special tokens as text
     // The chain is greedy alone, without a grammar: take the maximum logit
-    // directly instead of copying all of them into a candidate array (41 us
-    // a token for a 49k vocabulary). The same token: the first of equal maxima.
+    // directly instead of copying all of them into a candidate array, a copy
+    // of the whole vocabulary per token (docs/design/sampling.md). The same
+    // token: the first of equal maxima.
     bool                     take_max = false;
     // step state
     std::string pending;   // bytes of an unfinished UTF-8 character
