@@ -44,9 +44,9 @@ from _report import mean_sd
 from plots import plot_file, plot_results
 
 from llamanative import _core
-from llamanative.chat.render import grammar_fields
 from llamanative.engine.sampling import SamplingParams, make_sampler
 from llamanative.fetch import fetch_model
+from llamanative.prompting.render import grammar_fields
 
 TARGET_RATIO = 0.87
 

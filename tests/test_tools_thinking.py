@@ -2,7 +2,7 @@
 
 Two paths:
 - *generic*: SmolLM2 and Gemma 3 carry templates without tool syntax, so tools
-  go through the generic JSON form (``llamanative.chat.generic_tools``),
+  go through the generic JSON form (``llamanative.prompting.generic_tools``),
   where a grammar makes every call well-formed;
 - *native*: SmolLM2's weights with a Qwen3-style template
   (``tests/data/qwen3_style.jinja``), rendered and parsed by llama.cpp's
@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 
 from llamanative import ChatResponse, Client, StatusError
-from llamanative.chat import OutputParser
+from llamanative.prompting import OutputParser
 from llamanative.types import tool_from_function
 
 THINK_TAGS = re.compile(r"</?think>")
@@ -240,7 +240,7 @@ def test_structured_output_after_thinking(client):
 
 def test_a_thinking_level_reaches_the_template_as_reasoning_effort(smollm2):
     from llamanative import _core
-    from llamanative.chat import render_chat
+    from llamanative.prompting import render_chat
     from llamanative.types import ThinkValue
 
     templates = _core.ChatTemplates(

@@ -11,10 +11,10 @@ import time
 from collections.abc import Generator, Iterator
 from typing import Any
 
-from ..chat import Prompt, PromptPipeline, json_schema_of
 from ..engine import Finished
 from ..engine.scheduler import Loaded
 from ..errors import StatusError
+from ..prompting import Prompt, PromptPipeline, json_schema_of
 from ..types import Choice, DebugInfo, GenerateRequest, GenerateResponse, Logprob
 from ._options import completion_job
 from ._session import Prepared, Session, check_images, load_ns, now

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..chat import template_caps
 from ..errors import StatusError
+from ..prompting import template_caps
 from ..store import gguf
 from ..store.store import is_digest
 from ..types import (

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..chat import Prompt
 from ..engine import CompletionJob, RunnerConfig, SamplingParams
 from ..engine.attention import flash_attn_setting
+from ..prompting import Prompt
 from ..types import ChatRequest, Duration, GenerateRequest, Options, default_options
 
 # Parallel sequence slots per loaded model (continuous batching).
@@ -39,7 +39,7 @@ def runner_config(opts: Options) -> RunnerConfig:
 
 
 def sampling_params(opts: Options, **grammar: Any) -> SamplingParams:
-    """The per-request sampler settings of ``opts`` (plus grammar fields from the chat layer)."""
+    """The per-request sampler settings of ``opts`` (plus grammar fields from the prompting layer)."""
     given: dict[str, Any] = {
         "temperature": opts.temperature,
         "top_k": opts.top_k,

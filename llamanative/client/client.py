@@ -14,7 +14,6 @@ and ``_generate`` (completions), ``_embed``, ``_models`` (the store),
 
 from __future__ import annotations
 
-import builtins
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -231,22 +230,6 @@ class Client:
         req = validate(EmbeddingRequest, model=model, prompt=prompt, options=options, keep_alive=keep_alive, **extra)
         return _embed.embeddings(self._session, req)
 
-    # -- models -------------------------------------------------------------------------------
-    def list(self) -> ListResponse:
-        """The models in the store, newest first."""
-        return _models.list_models(self._session)
-
-    def show(self, model: str = "", *, verbose: bool | None = None, **extra: Any) -> ShowResponse:
-        """Details, GGUF metadata (``model_info``/``modelinfo``), template, parameters and capabilities."""
-        req = validate(ShowRequest, model=model, verbose=verbose, **extra)
-        return _models.show(self._session, req)
-
-    def ps(self) -> ProcessResponse:
-        """The loaded models (``list_running``), the latest to expire first."""
-        return _status.running(self._session)
-
-    list_running = ps
-
     # -- llama-server's props / tokenize / detokenize, in-process -------------------------------
     def props(self, model: str, *, keep_alive=None) -> PropsResponse:
         """Build info, model path, context size and modalities of a (loaded) model."""
@@ -260,7 +243,7 @@ class Client:
             self._session, model, text, add_special=add_special, parse_special=parse_special, keep_alive=keep_alive
         )
 
-    def token_pieces(self, model: str, tokens: Sequence[int], *, keep_alive=None) -> builtins.list[TokenResponse]:
+    def token_pieces(self, model: str, tokens: Sequence[int], *, keep_alive=None) -> list[TokenResponse]:
         """Each token's text (pieces of a multi-byte character are shown with replacement characters)."""
         return _tokens.token_pieces(self._session, model, tokens, keep_alive)
 
@@ -284,7 +267,7 @@ class Client:
         files: dict | None = None,
         adapters: dict | None = None,
         template: str | None = None,
-        license: str | builtins.list[str] | None = None,
+        license: str | list[str] | None = None,
         system: str | None = None,
         parameters: Options | dict | None = None,
         messages: Sequence[Any] | None = None,
@@ -362,3 +345,20 @@ class Client:
     def delete(self, model: str) -> StatusResponse:
         req = validate(DeleteRequest, model=model)
         return _models.delete(self._session, req)
+
+    # -- what is stored and loaded -----------------------------------------------------------------
+    # Last in the class body: from here on, `list` in an annotation would name the method.
+    def list(self) -> ListResponse:
+        """The models in the store, newest first."""
+        return _models.list_models(self._session)
+
+    def show(self, model: str = "", *, verbose: bool | None = None, **extra: Any) -> ShowResponse:
+        """Details, GGUF metadata (``model_info``/``modelinfo``), template, parameters and capabilities."""
+        req = validate(ShowRequest, model=model, verbose=verbose, **extra)
+        return _models.show(self._session, req)
+
+    def ps(self) -> ProcessResponse:
+        """The loaded models (``list_running``), the latest to expire first."""
+        return _status.running(self._session)
+
+    list_running = ps

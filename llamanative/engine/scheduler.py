@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from ..chat import PromptPipeline
+from ..prompting import PromptPipeline
 from .runner import Runner, RunnerConfig
 
 DEFAULT_KEEP_ALIVE_S = 300.0

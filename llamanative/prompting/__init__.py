@@ -1,4 +1,6 @@
-"""The chat layer: prompts rendered with the model's chat template, output parsed back.
+"""The prompting layer: prompts rendered with the model's chat template, output parsed back.
+
+(The design's "chat" layer; ``llamanative.chat`` is the module-level chat function.)
 
 Both directions go through llama.cpp's ``common`` (its Jinja chat templates,
 its tool-call and reasoning parsers, its JSON-schema-to-grammar converter),

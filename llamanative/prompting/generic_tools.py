@@ -215,7 +215,7 @@ def parse_reply(text: str) -> tuple[str, list[dict]]:
 class GenericReplyParser:
     """Streams the ``response`` text of a generic reply and parses the tool calls at the end.
 
-    Wraps the :class:`~llamanative.chat.parse.OutputParser` that ``common``'s
+    Wraps the :class:`~llamanative.prompting.parse.OutputParser` that ``common``'s
     parser drives (which still separates any thinking).
     """
 
