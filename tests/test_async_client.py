@@ -13,10 +13,9 @@ GREEDY = {"temperature": 0, "num_predict": 12}
 
 
 @pytest.fixture(scope="module")
-def aclient(tmp_path_factory, smollm2_path, minilm_path):
-    c = AsyncClient(models_dir=tmp_path_factory.mktemp("store"))
-    asyncio.run(c.create("smol", from_=str(smollm2_path)))
-    asyncio.run(c.create("mini", from_=str(minilm_path)))
+def aclient(model_store):
+    """An AsyncClient on the shared store of the test models (conftest.py's ``model_store``)."""
+    c = AsyncClient(models_dir=model_store)
     yield c
     asyncio.run(c.close())
 

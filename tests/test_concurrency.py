@@ -14,21 +14,10 @@ import time
 import numpy as np
 import pytest
 
-from llamanative import Client
 from llamanative.engine import CompletionJob, Failed, Finished, Piece, Runner, RunnerConfig, SamplingParams
 
 GREEDY = {"temperature": 0, "num_predict": 12}
 HEAD = 12  # characters of each answer that must agree
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory, smollm2_path, gemma3_path, minilm_path):
-    c = Client(models_dir=tmp_path_factory.mktemp("store"))
-    c.create("smol", from_=str(smollm2_path))
-    c.create("gemma", from_=str(gemma3_path))
-    c.create("mini", from_=str(minilm_path))
-    yield c
-    c.close()
 
 
 REQUESTS = [

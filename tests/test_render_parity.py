@@ -22,7 +22,6 @@ falls back to ChatML, which is what the built-in ``"chatml"`` format renders.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -70,15 +69,6 @@ CONVERSATIONS: dict[str, Messages] = {
         {"role": "user", "content": "\n"},
     ],
 }
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory, smollm2_path, gemma3_path) -> Iterator[Client]:
-    c = Client(models_dir=str(tmp_path_factory.mktemp("store")))
-    c.create("smol", from_=str(smollm2_path))
-    c.create("gemma", from_=str(gemma3_path))
-    yield c
-    c.close()
 
 
 @pytest.fixture(scope="module")
