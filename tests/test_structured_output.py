@@ -17,7 +17,7 @@ richest schema only, with one batch of seeds.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
@@ -39,15 +39,6 @@ T = TypeVar("T")
 
 def options(seed: int) -> dict[str, Any]:
     return {"temperature": 1.0, "seed": seed, "num_predict": NUM_PREDICT}
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory, smollm2_path, gemma3_path) -> Iterator[Client]:
-    c = Client(models_dir=str(tmp_path_factory.mktemp("store")))
-    c.create("smol", from_=str(smollm2_path))
-    c.create("gemma", from_=str(gemma3_path))
-    yield c
-    c.close()
 
 
 # -- the schemas -------------------------------------------------------------------------------------
