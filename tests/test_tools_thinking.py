@@ -18,7 +18,7 @@ from typing import Literal
 import jsonschema
 import pytest
 
-from llamanative import ChatResponse, Client, StatusError
+from llamanative import ChatResponse, StatusError
 from llamanative.prompting import OutputParser
 from llamanative.types import tool_from_function
 
@@ -51,13 +51,11 @@ ASK = [{"role": "user", "content": "What will the weather be in Paris over the n
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory, smollm2_path, gemma3_path, qwen3_style_path):
-    c = Client(models_dir=tmp_path_factory.mktemp("store"))
-    c.create("smol", from_=str(smollm2_path))
-    c.create("gemma", from_=str(gemma3_path))
-    c.create("qwen-style", from_=str(qwen3_style_path))
-    yield c
-    c.close()
+def client(client, qwen3_style_path):
+    """conftest.py's Client, and SmolLM2 with a Qwen3-style template as ``qwen-style`` (for this module only)."""
+    client.create("qwen-style", from_=str(qwen3_style_path))
+    yield client
+    client.delete("qwen-style")
 
 
 def test_capabilities_come_from_the_template(client):
