@@ -20,7 +20,6 @@ from genkit import Genkit  # noqa: E402
 from genkit.plugin_api import ActionKind  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
-from llamanative import Client  # noqa: E402
 from llamanative.genkit import LlamaNative  # noqa: E402
 
 
@@ -29,18 +28,9 @@ class Pet(BaseModel):
     legs: int = Field(ge=0, le=8)
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory, smollm2_path, minilm_path):
-    c = Client(models_dir=tmp_path_factory.mktemp("store"))
-    c.create("smol", from_=str(smollm2_path))
-    c.create("minilm", from_=str(minilm_path))
-    yield c
-    c.close()
-
-
 @pytest.fixture
 def plugin(client):
-    return LlamaNative(models=["smol"], embedders=["llamanative/minilm"], client=client)
+    return LlamaNative(models=["smol"], embedders=["llamanative/mini"], client=client)
 
 
 @pytest.fixture
@@ -95,7 +85,7 @@ def test_tool_requests_come_back_well_formed(ai):
 
 
 def test_embedder(ai):
-    embeddings = run(ai.embed(embedder="llamanative/minilm", content="a cat"))
+    embeddings = run(ai.embed(embedder="llamanative/mini", content="a cat"))
     assert len(embeddings) == 1 and len(embeddings[0].embedding) == 384
 
 
@@ -105,4 +95,6 @@ def test_resolve_and_list_actions(plugin):
     action = run(plugin.resolve(ActionKind.MODEL, "llamanative/smol"))
     assert action.name == "llamanative/smol" and action.metadata["model"]["supports"]["tools"]
     listed = {(a.name, a.action_type) for a in run(plugin.list_actions())}
-    assert listed == {("llamanative/smol", ActionKind.MODEL), ("llamanative/minilm", ActionKind.EMBEDDER)}
+    # Every model of the store: the generative ones as models, MiniLM (BERT) as an embedder.
+    models = {("llamanative/smol", ActionKind.MODEL), ("llamanative/gemma", ActionKind.MODEL)}
+    assert listed == models | {("llamanative/mini", ActionKind.EMBEDDER)}
