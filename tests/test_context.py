@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import os
-import subprocess
 import threading
 import time
 
@@ -18,40 +17,6 @@ from llamanative.errors import ContextBusyError, DecodeAbortedError, StateError
 PROMPT = "The capital of France is"
 
 
-@pytest.fixture(scope="module")
-def completion_tool():
-    """llama.cpp's own completion tool, built (once, cached) from the vendored tree on this machine."""
-    from reference_tools import build_reference_tools
-
-    return build_reference_tools()["llama-completion"]
-
-
-def tool_greedy(tool, model_path, prompt: str, n: int) -> str:
-    """What llama.cpp's completion tool prints for ``prompt``, greedy, without the prompt."""
-    out = subprocess.run(
-        [
-            str(tool),
-            "-m",
-            str(model_path),
-            "-p",
-            prompt,
-            "-n",
-            str(n),
-            "--temp",
-            "0",
-            "-no-cnv",
-            "--no-display-prompt",
-            "-t",
-            "2",
-            "--seed",
-            "0",
-        ],
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    return out.removesuffix("\n\n")  # the tool ends its output with a blank line
-
-
 def greedy(model, prompt, n, **ctx_kw):
     ctx = _core.Context(model, n_ctx=512, **ctx_kw)
     sampler = _core.Sampler(model).greedy()
@@ -60,17 +25,17 @@ def greedy(model, prompt, n, **ctx_kw):
     return out
 
 
-# The reference is the tool run now, on this machine, and not a recorded text:
-# greedy choices at near-ties depend on the CPU's kernels. SmolLM2's answer
-# says "321 million" with the AVX2 kernels and with AMX, "311 million" with
-# AVX-512 and repacking off; Gemma 3 answers "the capital of the country of
-# France" or "... of the United Kingdom" the same way.
+# The reference is the tool run now (conftest.py's llama_greedy), and not a
+# recorded text: greedy choices at near-ties depend on the CPU's kernels.
+# SmolLM2's answer says "321 million" with the AVX2 kernels and with AMX,
+# "311 million" with AVX-512 and repacking off; Gemma 3 answers "the capital
+# of the country of France" or "... of the United Kingdom" the same way.
 @pytest.mark.parametrize("name", ["smollm2", "gemma3"])
-def test_greedy_matches_llama_cpp_completion_tool(name, request, completion_tool):
+def test_greedy_matches_llama_cpp_completion_tool(name, request, llama_greedy):
     model = request.getfixturevalue(name)
     tokens = greedy(model, PROMPT, 24)
     assert len(tokens) == 24
-    assert model.vocab.detokenize(tokens) == tool_greedy(completion_tool, model.path, PROMPT, 24)
+    assert model.vocab.detokenize(tokens) == llama_greedy(model.path, PROMPT, 24)
 
 
 @pytest.mark.parametrize("name", ["smollm2", "gemma3"])
@@ -94,8 +59,6 @@ def test_greedy_generation_is_deterministic(smollm2):
     a = greedy(smollm2, PROMPT, 24)
     b = greedy(smollm2, PROMPT, 24, n_batch=4, n_ubatch=4)  # prompt in chunks
     assert a == b
-    text = smollm2.vocab.detokenize(a)
-    assert "Paris" in text
 
 
 def test_logits_are_readonly_views_over_llama_buffer(smollm2):
@@ -247,8 +210,8 @@ def test_decode_releases_the_gil(smollm2):
     stop.set()
     t.join()
     during = [x for x in ticks if t0 < x < t1]
-    # With the GIL held the spinner could not run at all during the decode.
-    assert t1 - t0 > 0.05
+    # With the GIL held the spinner could not run at all during the decode (2000
+    # tokens on one thread: long enough for many of its 1 ms naps on any CPU).
     assert len(during) >= 10, (len(during), t1 - t0)
 
 
