@@ -118,9 +118,10 @@ def client(model_store) -> Iterator[Client]:
 
 
 @pytest.fixture(scope="session")
-def llama_greedy() -> Callable[[Path | str, str, int], str]:
-    """``llama_greedy(model_path, prompt, n)``: what llama.cpp's completion tool prints for ``prompt``, greedy,
-    ``n`` tokens, without the prompt. The tool is built (once, cached) from the vendored tree.
+def llama_greedy() -> Callable[..., str]:
+    """``llama_greedy(model_path, prompt, n, *args)``: what llama.cpp's completion tool prints for ``prompt``,
+    greedy, ``n`` tokens, without the prompt; ``args`` are more of the tool's arguments (``"-fa", "off"``). The
+    tool is built (once, cached) from the vendored tree.
 
     Greedy outputs are compared with this, run on the same machine, and not with a recorded text: the
     choice at a near-tie depends on the CPU's kernels (AVX2, AVX-512, AMX, repacked weights).
@@ -131,9 +132,9 @@ def llama_greedy() -> Callable[[Path | str, str, int], str]:
 
     tool = build_reference_tools(names=("llama-completion",))["llama-completion"]
 
-    def run(model_path: Path | str, prompt: str, n: int) -> str:
+    def run(model_path: Path | str, prompt: str, n: int, *args: str) -> str:
         argv = [str(tool), "-m", str(model_path), "-p", prompt, "-n", str(n), "--temp", "0", "-no-cnv"]
-        argv += ["--no-display-prompt", "-t", "2", "--seed", "0"]
+        argv += ["--no-display-prompt", "-t", "2", "--seed", "0", *args]
         out = subprocess.run(argv, capture_output=True, check=True).stdout.decode()
         return out.removesuffix("\n\n")  # the tool ends its output with a blank line
 
