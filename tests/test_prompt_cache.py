@@ -1,4 +1,11 @@
-"""The prompt cache: idle slots parked in RAM and restored, prefixes shared between slots, kept or dropped."""
+"""The prompt cache: idle slots parked in RAM and restored, prefixes shared between slots, kept or dropped.
+
+What the runner does is read from outside: the cells each sequence slot holds
+(the context's ``seq_pos_max``) and the prompt tokens a request evaluated
+(``Finished.prompt_eval_count``). A conversation that no slot holds and whose
+next turn evaluates only the new tokens came back from RAM; one evaluated
+whole again was dropped.
+"""
 
 from __future__ import annotations
 
@@ -36,16 +43,25 @@ def conversation(runner, i: int) -> np.ndarray:
     return toks
 
 
-def slot_holding(runner, tokens) -> int | None:
-    for s in runner._slots:
-        cached = runner._stepper.cached(s.seq)
-        if len(cached) >= len(tokens) and np.array_equal(cached[: len(tokens)], tokens):
-            return s.seq
-    return None
+def filled(runner) -> dict[int, int]:
+    """The sequence slots that hold cells, and how many (read from the runner's context)."""
+    cells = {seq: runner.ctx.seq_pos_max(seq) + 1 for seq in range(runner.config.n_parallel)}
+    return {seq: n for seq, n in cells.items() if n > 0}
+
+
+def next_turn(runner, prompt, fin) -> np.ndarray:
+    """The conversation ``prompt`` with its answer and one more question."""
+    question = runner.vocab.tokenize(" And then?", add_special=False)
+    return np.concatenate([prompt, np.asarray(fin.tokens, np.int32), question])
 
 
 class Recording:
-    """A runner's context, recording the calls named in ``calls`` (name -> list of (args, kwargs))."""
+    """A runner's context, recording the calls named in ``calls`` (name -> list of (args, kwargs)).
+
+    Whether the runner copies a sequence's state out or back in shows from outside only in what it
+    costs, so the tests that are about avoiding a copy put this in place of the context (``Runner.ctx``
+    is settable for that) and look at the calls.
+    """
 
     def __init__(self, ctx, calls: dict[str, list]):
         self._ctx, self._calls = ctx, calls
@@ -64,27 +80,27 @@ class Recording:
 
 def test_a_new_request_parks_the_other_idle_slots(runner):
     a, b = conversation(runner, 1), conversation(runner, 2)
-    run(runner, a)
-    seq_a = slot_holding(runner, a)
-    assert seq_a is not None
+    _, fin_a = run(runner, a)
+    (cells,) = filled(runner).values()
+    assert cells >= len(a)  # in a slot
     # A request that shares only a few tokens with A takes another slot or A's.
     run(runner, runner.vocab.tokenize("Water is made of"))
     run(runner, b)
-    assert slot_holding(runner, a) is None  # not in the KV cache any more ...
-    assert len(runner._parked) >= 1  # ... but in RAM
-    for s in runner._slots:  # every idle slot but the last one used is empty
-        if slot_holding(runner, b) != s.seq:
-            assert runner.ctx.seq_pos_max(s.seq) == -1
+    # Every idle slot but the last one used is empty: A is not in the KV cache any more ...
+    (cells,) = filled(runner).values()
+    assert cells >= len(b)
+    # ... but in RAM: its next turn evaluates only what follows it.
+    follow_up = next_turn(runner, a, fin_a)
+    _, fin = run(runner, follow_up)
+    assert fin.prompt_eval_count <= len(follow_up) - len(a) + 1
 
 
 def test_a_parked_conversation_is_restored_and_gives_the_same_tokens(runner, smollm2_path):
     a, b = conversation(runner, 1), conversation(runner, 2)
     _, fin_a = run(runner, a)
-    follow_up = np.concatenate(
-        [a, np.asarray(fin_a.tokens, np.int32), runner.vocab.tokenize(" And then?", add_special=False)]
-    )
+    follow_up = next_turn(runner, a, fin_a)
     run(runner, b)  # parks A
-    assert slot_holding(runner, a) is None
+    assert len(filled(runner)) == 1  # B's slot: A is in no slot
     text, fin = run(runner, follow_up)
     # Only what follows A's cached tokens was evaluated.
     assert fin.prompt_eval_count <= len(follow_up) - len(a) + 1
@@ -108,9 +124,9 @@ def test_cache_ram_zero_clears_idle_slots_without_keeping_them(smollm2_path, mon
         run(r, a)
         run(r, runner_prompt := r.vocab.tokenize("Water is made of"))
         run(r, b)
-        assert len(r._parked) == 0 and slot_holding(r, a) is None
+        assert len(filled(r)) == 1  # B's slot: A is in no slot ...
         _, fin = run(r, np.concatenate([a, runner_prompt]))
-        assert fin.prompt_eval_count >= len(a)  # evaluated again (but a few template tokens)
+        assert fin.prompt_eval_count >= len(a)  # ... nor in RAM: evaluated again (but a few template tokens)
     finally:
         r.close()
 
@@ -174,16 +190,21 @@ def test_a_sequence_larger_than_the_budget_is_cleared_without_a_copy(smollm2_pat
     try:
         a = conversation(r, 1)
         run(r, a)
-        seq = slot_holding(r, a)
+        (seq,) = filled(r)
         assert r.ctx.seq_state_size(seq) > 1 << 20
         calls: dict[str, list] = {"save_seq_state": []}  # the states the runner copies out
         real = r.ctx
         r.ctx = Recording(real, calls)
+        b = conversation(r, 2)
         try:
-            run(r, conversation(r, 2))
+            run(r, b)
         finally:
             r.ctx = real
-        assert slot_holding(r, a) is None and len(r._parked) == 0 and calls["save_seq_state"] == []
+        assert calls["save_seq_state"] == [] and len(filled(r)) == 1  # A was cleared, not copied
+        follow_up = np.concatenate([a, r.vocab.tokenize(" And then?", add_special=False)])
+        _, fin = run(r, follow_up)
+        # Not in RAM either: evaluated again but for the few tokens it shares with B's slot.
+        assert fin.prompt_eval_count >= len(follow_up) - common_prefix(follow_up, b)
     finally:
         r.close()
 
@@ -193,11 +214,14 @@ def test_a_slot_parked_for_another_conversation_keeps_their_shared_prefix(runner
     while the old conversation goes to RAM."""
     system = runner.vocab.tokenize("System: you are a careful assistant who answers briefly. " * 2)
     a = np.concatenate([system, runner.vocab.tokenize(STORY * 4, add_special=False)])
-    run(runner, a)
+    _, fin_a = run(runner, a)
     b = np.concatenate([system, runner.vocab.tokenize(" Question: what is water made of?", add_special=False)])
     _, fin = run(runner, b)
     assert fin.prompt_eval_count == len(b) - len(system)
-    assert len(runner._parked) == 1  # A, kept for a follow-up
+    assert len(filled(runner)) == 1  # B took A's slot ...
+    follow_up = next_turn(runner, a, fin_a)
+    _, fin = run(runner, follow_up)
+    assert fin.prompt_eval_count <= len(follow_up) - len(a) + 1  # ... and A was kept in RAM for its next turn
 
 
 def first_token_logprob(job) -> tuple[TokenLogprobs, Finished]:
@@ -259,19 +283,23 @@ def test_a_running_slots_longer_prefix_is_shared_without_restoring_a_shorter_par
         donor = CompletionJob(donor_prompt, GREEDY, 400, shift=False)
         r.submit(donor)
         donor.events.get(timeout=120)  # its prompt is in the KV cache
-        run(r, parked_prompt, n=4)
-        run(r, r.vocab.tokenize("Something else entirely, about the weather today."), n=4)
-        assert any(np.array_equal(e.tokens[: len(parked_prompt)], parked_prompt) for e in r._parked._entries.values())
+        _, fin_parked = run(r, parked_prompt, n=4)
+        run(r, r.vocab.tokenize("Something else entirely, about the weather today."), n=4)  # parks it
         assert common_prefix(parked_prompt, new_prompt) >= MIN_PARK_TOKENS  # a restore would be worth it alone
         calls: dict[str, list] = {"load_seq_state": [], "seq_cp": []}
         real = r.ctx
         r.ctx = Recording(real, calls)
         try:
             _, fin = run(r, new_prompt, n=4)
+            assert calls["load_seq_state"] == [] and len(calls["seq_cp"]) == 1
+            assert fin.prompt_eval_count == len(new_prompt) - common_prefix(new_prompt, donor_prompt)
+            # It was parked all along (a restore was there to be had): its own next turn restores it.
+            follow_up = next_turn(r, parked_prompt, fin_parked)
+            _, fin = run(r, follow_up, n=4)
+            assert len(calls["load_seq_state"]) == 1
+            assert fin.prompt_eval_count <= len(follow_up) - len(parked_prompt) + 1
         finally:
             r.ctx = real
-        assert calls["load_seq_state"] == [] and len(calls["seq_cp"]) == 1
-        assert fin.prompt_eval_count == len(new_prompt) - common_prefix(new_prompt, donor_prompt)
         assert collect(donor)[1].eval_count == 400  # it ran throughout
     finally:
         r.close()
@@ -293,15 +321,21 @@ def test_an_interleaved_sequence_is_dropped_not_copied_without_flash_attention(
         ja, jb = CompletionJob(a, GREEDY, 24), CompletionJob(b, GREEDY, 24)
         r.submit(ja)
         r.submit(jb)
-        collect(ja), collect(jb)  # generated side by side: their cells alternate
-        assert all(s.interleaved for s in r._slots if len(r._stepper.cached(s.seq)))
-        run(r, r.vocab.tokenize("Something else entirely, about the weather today."))
-        assert len(r._parked) == 2 * expect_parked
+        _, fin_a = collect(ja)
+        _, fin_b = collect(jb)  # generated side by side: their cells alternate
+        run(r, r.vocab.tokenize("Something else entirely, about the weather today."))  # parks or drops A and B
         # A conversation generated alone is contiguous: parked either way.
         c = conversation(r, 3)
-        run(r, c)
+        _, fin_c = run(r, c)
         run(r, r.vocab.tokenize("And now a question about cooking rice properly."))
-        assert any(np.array_equal(e.tokens[: len(c)], c) for e in r._parked._entries.values())
+        # Their next turns: evaluated whole again when dropped, only the new tokens when parked.
+        for prompt, fin, parked in ((a, fin_a, expect_parked), (b, fin_b, expect_parked), (c, fin_c, 1)):
+            follow_up = next_turn(r, prompt, fin)
+            _, fin = run(r, follow_up)
+            if parked:
+                assert fin.prompt_eval_count <= len(follow_up) - len(prompt) + 1
+            else:
+                assert fin.prompt_eval_count >= len(prompt)
     finally:
         r.close()
 
