@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 import pytest
+from test_client import ask
 
 from llamanative import AsyncClient, ChatRequest, StatusError
 
@@ -18,10 +19,6 @@ def aclient(model_store):
     c = AsyncClient(models_dir=model_store)
     yield c
     asyncio.run(c.close())
-
-
-def ask(text):
-    return [{"role": "user", "content": text}]
 
 
 def test_async_chat_stream_and_join(aclient):

@@ -13,8 +13,9 @@ import time
 
 import numpy as np
 import pytest
+from test_engine import collect
 
-from llamanative.engine import CompletionJob, Failed, Finished, Piece, Runner, RunnerConfig, SamplingParams
+from llamanative.engine import CompletionJob, Piece, Runner, RunnerConfig, SamplingParams
 
 GREEDY = {"temperature": 0, "num_predict": 12}
 HEAD = 12  # characters of each answer that must agree
@@ -62,17 +63,6 @@ def test_eight_threads_of_mixed_requests_on_two_models_match_sequential_runs(cli
             assert float(got @ want) >= 0.9999, req
         else:
             assert got[:HEAD] == want[:HEAD], (req, got, want)
-
-
-def collect(job):
-    text = []
-    while True:
-        ev = job.events.get(timeout=120)
-        if isinstance(ev, Failed):
-            raise ev.error
-        if isinstance(ev, Finished):
-            return "".join(text), ev
-        text.append(ev.text)
 
 
 @pytest.fixture(scope="module")
