@@ -65,7 +65,7 @@ from reference_tools import REPO, build_reference_tools  # noqa: E402
 
 from llamanative import Client, _core  # noqa: E402
 from llamanative.engine.attention import flash_attn_setting, generation_flash_attn  # noqa: E402
-from llamanative.engine.runner import EMBED_PACK_TOKENS  # noqa: E402
+from llamanative.engine.embedding import EMBED_PACK_TOKENS  # noqa: E402
 from llamanative.fetch import fetch_model  # noqa: E402
 
 LCP_VERSION = "0.3.36"  # vendors llama.cpp 0c1e5709, the commit of vendor/llama.cpp
