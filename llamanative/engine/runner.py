@@ -132,9 +132,6 @@ class Runner:
             self.model.close()
             raise
         self._ctx = ctx
-        # For inspection: the slots and their Stepper (the parked sequences: _parked).
-        self._slots = self._seqs.slots if self._seqs is not None else []
-        self._stepper = self._seqs.stepper if self._seqs is not None else None
         self.loaded_at_ns = time.perf_counter_ns()
         self.load_duration = self.loaded_at_ns - t0
         self._wake = threading.Event()
