@@ -15,7 +15,7 @@ holds an unverified blob. What follows from that:
   what arrived. Attempts that received bytes do not count against the limit.
 - **Digest check.** A mismatch deletes the partial file and raises a 500
   naming both digests.
-- **Concurrency.** One lock file per blob (``<partial>.lock``, ``flock``): a
+- **Concurrency.** One lock file per blob (``<partial>.lock``, :mod:`.filelock`): a
   second pull of the same blob, in another thread or process, waits, reporting
   the first one's progress, then finds the blob done.
 
@@ -27,11 +27,11 @@ and Hugging Face redirect blob downloads to a CDN).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +41,7 @@ import httpx
 
 from ..errors import AuthorizationError, StatusError
 from ..types import ProgressResponse
+from . import filelock
 from .store import ModelStore
 
 PROGRESS_INTERVAL = 0.1
@@ -280,7 +281,7 @@ def _lock(
 ) -> Generator[ProgressResponse, None, tuple[int, Path]]:
     """Take the per-blob lock, yielding progress (the partial file's size) while another pull holds it.
 
-    Polling instead of a blocking flock keeps the generator responsive: two
+    Polling instead of a blocking lock keeps the generator responsive: two
     pulls driven by one thread (or a consumer that stops iterating) cannot
     deadlock here. The holder deletes the lock file before unlocking; the
     inode check makes a waiter that locked the deleted file try again.
@@ -289,8 +290,11 @@ def _lock(
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            locked = filelock.try_lock(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        if not locked:
             os.close(fd)
             now = time.monotonic()
             if now - last >= PROGRESS_INTERVAL:
@@ -298,9 +302,6 @@ def _lock(
                 yield report(partial.stat().st_size if partial.exists() else 0)
             time.sleep(0.02)
             continue
-        except BaseException:
-            os.close(fd)
-            raise
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
         except FileNotFoundError:
@@ -311,6 +312,15 @@ def _lock(
 
 
 def _unlock(fd: int, path: Path) -> None:
+    if sys.platform == "win32":
+        # An open file cannot be deleted there: release and close it first. The
+        # delete fails (and the file stays) while a waiter holds it open; that
+        # waiter then locks the same file, which is still the lock file.
+        filelock.unlock(fd)
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        return
     # Delete before unlocking: a waiter that then locks the deleted file sees
     # that its inode is gone and starts over on a fresh lock file.
     with contextlib.suppress(FileNotFoundError):

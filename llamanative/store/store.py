@@ -11,7 +11,6 @@ concurrent writers and crashes never leave a half-written manifest or blob.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -24,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import StatusError
+from . import filelock
 from .names import ModelName, parse_name
 
 MEDIA_MODEL = "application/vnd.ollama.image.model"
@@ -105,8 +105,11 @@ class ModelStore:
     def _locked(self) -> Iterator[None]:
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
+            filelock.lock(lock.fileno())
+            try:
+                yield
+            finally:
+                filelock.unlock(lock.fileno())
 
     def _write_atomic(self, path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
