@@ -56,7 +56,7 @@ _default_client: Client | None = None
 _default_lock = _threading.Lock()
 
 
-def _client() -> Client:
+def _default() -> Client:
     global _default_client
     with _default_lock:
         if _default_client is None:
@@ -66,32 +66,32 @@ def _client() -> Client:
 
 def chat(*args, **kwargs):
     """:meth:`Client.chat` on the default client."""
-    return _client().chat(*args, **kwargs)
+    return _default().chat(*args, **kwargs)
 
 
 def generate(*args, **kwargs):
     """:meth:`Client.generate` on the default client."""
-    return _client().generate(*args, **kwargs)
+    return _default().generate(*args, **kwargs)
 
 
 def embed(*args, **kwargs) -> EmbedResponse:
     """:meth:`Client.embed` on the default client."""
-    return _client().embed(*args, **kwargs)
+    return _default().embed(*args, **kwargs)
 
 
 def embeddings(*args, **kwargs) -> EmbeddingResponse:
     """:meth:`Client.embeddings` on the default client."""
-    return _client().embeddings(*args, **kwargs)
+    return _default().embeddings(*args, **kwargs)
 
 
 def list() -> ListResponse:  # noqa: A001 (ollama-python's name)
     """:meth:`Client.list` on the default client."""
-    return _client().list()
+    return _default().list()
 
 
 def ps() -> ProcessResponse:
     """:meth:`Client.ps` on the default client."""
-    return _client().ps()
+    return _default().ps()
 
 
 list_running = ps
@@ -99,37 +99,37 @@ list_running = ps
 
 def show(*args, **kwargs) -> ShowResponse:
     """:meth:`Client.show` on the default client."""
-    return _client().show(*args, **kwargs)
+    return _default().show(*args, **kwargs)
 
 
 def create(*args, **kwargs) -> StatusResponse:
     """:meth:`Client.create` on the default client."""
-    return _client().create(*args, **kwargs)
+    return _default().create(*args, **kwargs)
 
 
 def pull(*args, **kwargs):
     """:meth:`Client.pull` on the default client."""
-    return _client().pull(*args, **kwargs)
+    return _default().pull(*args, **kwargs)
 
 
 def copy(*args, **kwargs) -> StatusResponse:
     """:meth:`Client.copy` on the default client."""
-    return _client().copy(*args, **kwargs)
+    return _default().copy(*args, **kwargs)
 
 
 def delete(*args, **kwargs) -> StatusResponse:
     """:meth:`Client.delete` on the default client."""
-    return _client().delete(*args, **kwargs)
+    return _default().delete(*args, **kwargs)
 
 
 def version():
     """:meth:`Client.version` on the default client."""
-    return _client().version()
+    return _default().version()
 
 
 def heartbeat() -> None:
     """:meth:`Client.heartbeat` on the default client."""
-    _client().heartbeat()
+    _default().heartbeat()
 
 
 __all__ = [

@@ -10,20 +10,24 @@ loop never blocks on them.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from collections.abc import AsyncGenerator, Callable, Generator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import ExitStack
-from typing import Any, cast
+from typing import Any, Literal, cast, overload
 
 from ..engine.scheduler import Loaded
 from ..types import (
     ChatRequest,
+    ChatResponse,
     EmbeddingResponse,
     EmbedResponse,
     GenerateRequest,
+    GenerateResponse,
     ListResponse,
     Options,
     ProcessResponse,
+    ProgressResponse,
     ShowResponse,
     StatusResponse,
     VersionResponse,
@@ -32,17 +36,29 @@ from ._chat import chat_steps, join_chat
 from ._generate import generate_steps, join_generate
 from ._session import Prepared, validate
 from ._stream import adrive
-from .client import Client
+from .client import Client, Format, check_http_keywords
 
 
 class AsyncClient:
     """Like :class:`Client`, with ``async`` methods; ``stream=True`` returns an async iterator.
 
-    Takes the same arguments as :class:`Client`.
+    Takes the same arguments as :class:`Client` (ollama-python's and httpx's
+    keywords accepted and ignored, any other a ``TypeError``).
     """
 
-    def __init__(self, host: str | None = None, **kwargs: Any) -> None:
-        self._client = Client(host, **kwargs)
+    def __init__(
+        self,
+        host: str | None = None,
+        *,
+        follow_redirects: bool = True,
+        timeout: Any = None,
+        headers: Mapping[str, str] | None = None,
+        models_dir: str | os.PathLike[str] | None = None,
+        max_loaded_models: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        check_http_keywords(type(self).__name__, kwargs)
+        self._client = Client(host, models_dir=models_dir, max_loaded_models=max_loaded_models)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)
@@ -73,20 +89,90 @@ class AsyncClient:
         finally:
             await asyncio.to_thread(stack.close)  # may unload the model (keep_alive=0)
 
+    @overload
+    async def chat(
+        self,
+        model: str = "",
+        messages: Sequence[Any] | None = None,
+        *,
+        stream: Literal[False] = False,
+        tools: Sequence[Any] | None = None,
+        think: bool | str | None = None,
+        format: Format = None,
+        options: Options | Mapping[str, Any] | None = None,
+        keep_alive: float | str | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+        truncate: bool | None = None,
+        shift: bool | None = None,
+        _debug_render_only: bool | None = None,
+    ) -> ChatResponse: ...
+
+    @overload
+    async def chat(
+        self,
+        model: str = "",
+        messages: Sequence[Any] | None = None,
+        *,
+        stream: Literal[True],
+        tools: Sequence[Any] | None = None,
+        think: bool | str | None = None,
+        format: Format = None,
+        options: Options | Mapping[str, Any] | None = None,
+        keep_alive: float | str | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+        truncate: bool | None = None,
+        shift: bool | None = None,
+        _debug_render_only: bool | None = None,
+    ) -> AsyncIterator[ChatResponse]: ...
+
+    @overload
+    async def chat(
+        self,
+        model: str = "",
+        messages: Sequence[Any] | None = None,
+        *,
+        stream: bool,
+        tools: Sequence[Any] | None = None,
+        think: bool | str | None = None,
+        format: Format = None,
+        options: Options | Mapping[str, Any] | None = None,
+        keep_alive: float | str | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+        truncate: bool | None = None,
+        shift: bool | None = None,
+        _debug_render_only: bool | None = None,
+    ) -> ChatResponse | AsyncIterator[ChatResponse]: ...
+
+    @overload
+    async def chat(self, model: ChatRequest, messages: Callable[[ChatResponse], object]) -> ChatResponse: ...
+
+    @overload
+    async def chat(self, model: ChatRequest) -> ChatResponse | AsyncIterator[ChatResponse]: ...
+
     async def chat(
         self,
         model: str | ChatRequest = "",
-        messages: Sequence[Any] | Callable | None = None,
+        messages: Sequence[Any] | Callable[[ChatResponse], object] | None = None,
         *,
-        tools: Sequence[Any] | None = None,
         stream: bool = False,
-        think=None,
-        format=None,
-        options: Options | dict | None = None,
-        keep_alive=None,
-        tool_choice=None,
-        **extra: Any,
-    ):
+        tools: Sequence[Any] | None = None,
+        think: bool | str | None = None,
+        format: Format = None,
+        options: Options | Mapping[str, Any] | None = None,
+        keep_alive: float | str | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+        truncate: bool | None = None,
+        shift: bool | None = None,
+        _debug_render_only: bool | None = None,
+    ) -> ChatResponse | AsyncIterator[ChatResponse]:
         """:meth:`Client.chat`; with ``stream=True`` returns an async iterator of partial responses."""
         fn: Callable[[Any], object] | None = None
         if isinstance(model, ChatRequest):
@@ -103,37 +189,152 @@ class AsyncClient:
                 options=options,
                 keep_alive=keep_alive,
                 tool_choice=tool_choice,
-                **extra,
+                logprobs=logprobs,
+                top_logprobs=top_logprobs,
+                truncate=truncate,
+                shift=shift,
+                _debug_render_only=_debug_render_only,
             )
         prep = await asyncio.to_thread(self._client._session.prepare, req.model, req.options, req.keep_alive)
         per_token = req.stream or fn is not None
         chunks = self._stream(prep, lambda entry, t0: chat_steps(req, prep, entry, t0, per_token))
         if fn is not None:
-            return await _with_callback(chunks, fn)
+            return cast(ChatResponse, await _with_callback(chunks, fn))
         return chunks if req.stream else join_chat(iter([c async for c in chunks]))
+
+    @overload
+    async def generate(
+        self,
+        model: str = "",
+        prompt: str | None = None,
+        suffix: str | None = None,
+        *,
+        stream: Literal[False] = False,
+        system: str | None = None,
+        template: str | None = None,
+        context: Sequence[int] | None = None,
+        think: bool | str | None = None,
+        raw: bool | None = None,
+        format: Format = None,
+        images: Sequence[Any] | None = None,
+        options: Options | Mapping[str, Any] | None = None,
+        keep_alive: float | str | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+        truncate: bool | None = None,
+        shift: bool | None = None,
+        _debug_render_only: bool | None = None,
+    ) -> GenerateResponse: ...
+
+    @overload
+    async def generate(
+        self,
+        model: str = "",
+        prompt: str | None = None,
+        suffix: str | None = None,
+        *,
+        stream: Literal[True],
+        system: str | None = None,
+        template: str | None = None,
+        context: Sequence[int] | None = None,
+        think: bool | str | None = None,
+        raw: bool | None = None,
+        format: Format = None,
+        images: Sequence[Any] | None = None,
+        options: Options | Mapping[str, Any] | None = None,
+        keep_alive: float | str | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+        truncate: bool | None = None,
+        shift: bool | None = None,
+        _debug_render_only: bool | None = None,
+    ) -> AsyncIterator[GenerateResponse]: ...
+
+    @overload
+    async def generate(
+        self,
+        model: str = "",
+        prompt: str | None = None,
+        suffix: str | None = None,
+        *,
+        stream: bool,
+        system: str | None = None,
+        template: str | None = None,
+        context: Sequence[int] | None = None,
+        think: bool | str | None = None,
+        raw: bool | None = None,
+        format: Format = None,
+        images: Sequence[Any] | None = None,
+        options: Options | Mapping[str, Any] | None = None,
+        keep_alive: float | str | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+        truncate: bool | None = None,
+        shift: bool | None = None,
+        _debug_render_only: bool | None = None,
+    ) -> GenerateResponse | AsyncIterator[GenerateResponse]: ...
+
+    @overload
+    async def generate(
+        self, model: GenerateRequest, prompt: Callable[[GenerateResponse], object]
+    ) -> GenerateResponse: ...
+
+    @overload
+    async def generate(self, model: GenerateRequest) -> GenerateResponse | AsyncIterator[GenerateResponse]: ...
 
     async def generate(
         self,
         model: str | GenerateRequest = "",
-        prompt: str | Callable | None = None,
+        prompt: str | Callable[[GenerateResponse], object] | None = None,
         suffix: str | None = None,
         *,
         stream: bool = False,
-        **kwargs: Any,
-    ):
+        system: str | None = None,
+        template: str | None = None,
+        context: Sequence[int] | None = None,
+        think: bool | str | None = None,
+        raw: bool | None = None,
+        format: Format = None,
+        images: Sequence[Any] | None = None,
+        options: Options | Mapping[str, Any] | None = None,
+        keep_alive: float | str | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+        truncate: bool | None = None,
+        shift: bool | None = None,
+        _debug_render_only: bool | None = None,
+    ) -> GenerateResponse | AsyncIterator[GenerateResponse]:
         """:meth:`Client.generate`; with ``stream=True`` returns an async iterator of partial responses."""
         fn: Callable[[Any], object] | None = None
         if isinstance(model, GenerateRequest):
             req, fn = model, cast("Callable[[Any], object] | None", prompt)
         else:
-            if kwargs.get("context") is not None:
-                kwargs["context"] = list(kwargs["context"])
-            req = validate(GenerateRequest, model=model, prompt=prompt, suffix=suffix, stream=stream, **kwargs)
+            req = validate(
+                GenerateRequest,
+                model=model,
+                prompt=prompt,
+                suffix=suffix,
+                system=system,
+                template=template,
+                context=list(context) if context is not None else None,
+                stream=stream,
+                think=think,
+                raw=raw,
+                format=format,
+                images=images,
+                options=options,
+                keep_alive=keep_alive,
+                logprobs=logprobs,
+                top_logprobs=top_logprobs,
+                truncate=truncate,
+                shift=shift,
+                _debug_render_only=_debug_render_only,
+            )
         prep = await asyncio.to_thread(self._client._session.prepare, req.model, req.options, req.keep_alive)
         per_token = req.stream or fn is not None
         chunks = self._stream(prep, lambda entry, t0: generate_steps(req, prep, entry, t0, per_token))
         if fn is not None:
-            return await _with_callback(chunks, fn)
+            return cast(GenerateResponse, await _with_callback(chunks, fn))
         return chunks if req.stream else join_generate(iter([c async for c in chunks]))
 
     async def embed(self, *args: Any, **kwargs: Any) -> EmbedResponse:
@@ -153,23 +354,110 @@ class AsyncClient:
 
     list_running = ps
 
-    async def create(self, *args: Any, **kwargs: Any) -> StatusResponse:
-        return await asyncio.to_thread(self._client.create, *args, **kwargs)
+    @overload
+    async def create(
+        self,
+        model: str = "",
+        quantize: str | None = None,
+        from_: str | None = None,
+        files: dict[str, str] | None = None,
+        adapters: dict[str, str] | None = None,
+        template: str | None = None,
+        license: str | Sequence[str] | None = None,
+        system: str | None = None,
+        parameters: Options | Mapping[str, Any] | None = None,
+        messages: Sequence[Any] | None = None,
+        *,
+        stream: Literal[False] = False,
+    ) -> StatusResponse: ...
 
-    async def pull(self, model: str = "", *, insecure: bool = False, stream: bool = False):
+    @overload
+    async def create(
+        self,
+        model: str = "",
+        quantize: str | None = None,
+        from_: str | None = None,
+        files: dict[str, str] | None = None,
+        adapters: dict[str, str] | None = None,
+        template: str | None = None,
+        license: str | Sequence[str] | None = None,
+        system: str | None = None,
+        parameters: Options | Mapping[str, Any] | None = None,
+        messages: Sequence[Any] | None = None,
+        *,
+        stream: Literal[True],
+    ) -> AsyncIterator[ProgressResponse]: ...
+
+    @overload
+    async def create(
+        self,
+        model: str = "",
+        quantize: str | None = None,
+        from_: str | None = None,
+        files: dict[str, str] | None = None,
+        adapters: dict[str, str] | None = None,
+        template: str | None = None,
+        license: str | Sequence[str] | None = None,
+        system: str | None = None,
+        parameters: Options | Mapping[str, Any] | None = None,
+        messages: Sequence[Any] | None = None,
+        *,
+        stream: bool,
+    ) -> StatusResponse | AsyncIterator[ProgressResponse]: ...
+
+    async def create(
+        self,
+        model: str = "",
+        quantize: str | None = None,
+        from_: str | None = None,
+        files: dict[str, str] | None = None,
+        adapters: dict[str, str] | None = None,
+        template: str | None = None,
+        license: str | Sequence[str] | None = None,
+        system: str | None = None,
+        parameters: Options | Mapping[str, Any] | None = None,
+        messages: Sequence[Any] | None = None,
+        *,
+        stream: bool = False,
+    ) -> StatusResponse | AsyncIterator[ProgressResponse]:
+        """:meth:`Client.create`; with ``stream=True`` an async iterator of its progress response."""
+        done = await asyncio.to_thread(
+            self._client.create,
+            model,
+            quantize,
+            from_,
+            files,
+            adapters,
+            template,
+            license,
+            system,
+            parameters,
+            messages,
+        )
+        return _aiter(iter([ProgressResponse(status=done.status)])) if stream else done
+
+    @overload
+    async def pull(
+        self, model: str = "", *, insecure: bool = False, stream: Literal[False] = False
+    ) -> ProgressResponse: ...
+
+    @overload
+    async def pull(
+        self, model: str = "", *, insecure: bool = False, stream: Literal[True]
+    ) -> AsyncIterator[ProgressResponse]: ...
+
+    @overload
+    async def pull(
+        self, model: str = "", *, insecure: bool = False, stream: bool
+    ) -> ProgressResponse | AsyncIterator[ProgressResponse]: ...
+
+    async def pull(
+        self, model: str = "", *, insecure: bool = False, stream: bool = False
+    ) -> ProgressResponse | AsyncIterator[ProgressResponse]:
         """:meth:`Client.pull`; with ``stream=True`` an async iterator of progress responses."""
         if not stream:
             return await asyncio.to_thread(self._client.pull, model, insecure=insecure)
-        progress = self._client.pull(model, insecure=insecure, stream=True)
-
-        async def agen():
-            while True:
-                item = await asyncio.to_thread(next, progress, None)
-                if item is None:
-                    return
-                yield item
-
-        return agen()
+        return _aiter(self._client.pull(model, insecure=insecure, stream=True))
 
     async def copy(self, source: str, destination: str) -> StatusResponse:
         return await asyncio.to_thread(self._client.copy, source, destination)
@@ -204,3 +492,12 @@ async def _with_callback(chunks: AsyncGenerator[Any, None], fn: Callable[[Any], 
     finally:
         await chunks.aclose()
     return last
+
+
+async def _aiter(items: Iterator[ProgressResponse]) -> AsyncGenerator[ProgressResponse, None]:
+    """An iterator's items as an async iterator; each ``next`` runs in a worker thread (it may wait on the network)."""
+    while True:
+        item = await asyncio.to_thread(next, items, None)
+        if item is None:
+            return
+        yield item
