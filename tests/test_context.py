@@ -69,7 +69,7 @@ def test_logits_are_readonly_views_over_llama_buffer(smollm2):
     lg = ctx.logits(-1)
     assert lg.shape == (smollm2.vocab.n_vocab,) and lg.dtype == np.float32
     assert not lg.flags.writeable and not lg.flags.owndata
-    assert lg.base is ctx  # the view keeps the context alive
+    assert lg.base.context is ctx  # the view keeps the context alive
     again = ctx.logits(b.n_tokens - 1)
     assert np.shares_memory(lg, again)
     out = np.empty(smollm2.vocab.n_vocab, np.float32)

@@ -187,6 +187,6 @@ def test_cancel_before_the_call_aborts_it_and_the_next_call_runs(minilm):
     ctx.cancel()  # asks the next decode to stop
     with pytest.raises(DecodeAbortedError) as info:
         ctx.embed_sequences(tokens, offsets, out)
-    assert any("starts at input 0" in n for n in info.value.__notes__)
+    assert "starts at input 0" in str(info.value)
     assert ctx.embed_sequences(tokens, offsets, out) >= 4
     assert np.all(np.isfinite(out)) and np.all(np.linalg.norm(out, axis=1) > 0)

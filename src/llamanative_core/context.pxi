@@ -61,6 +61,9 @@ cdef class Context(_ContextState):
                  pooling_type=None, attention_type=None, flash_attn="auto", type_k="f16",
                  type_v="f16", bint kv_unified=True, bint offload_kqv=True, bint swa_full=False,
                  int poll=1):
+        if self._ptr != NULL:
+            # Freeing the open context could pull it from under its steppers and views.
+            raise RuntimeError("Context.__init__ was called on an open context; create a new Context")
         model._check()
         cdef llama.llama_context_params p = llama.llama_context_default_params()
         _context_params(&p, model, n_ctx, n_batch, n_ubatch, n_seq_max, n_threads, n_threads_batch,

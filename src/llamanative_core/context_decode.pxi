@@ -59,6 +59,11 @@ cdef class _ContextDecode(_ContextHandle):
         was set. Models without a KV cache (BERT-style encoders) are encoded.
 
         Raises:
+            BufferError: views from :meth:`embeddings_seq` are alive (every
+                decode frees the pooled embeddings), or views from
+                :meth:`logits` / :meth:`embeddings_ith` are alive and the batch
+                has more outputs than the output buffer has held so far (it
+                would be reallocated).
             ValueError: a token id, position or sequence id is out of range, or
                 the batch is larger than n_batch (checked before llama.cpp runs).
             NoKvSlotError: no room in the KV cache (code 1).
@@ -71,9 +76,14 @@ cdef class _ContextDecode(_ContextHandle):
         try:
             self._validate(batch, llama.llama_get_memory(self._ptr) == NULL
                            or not llama.llama_get_causal_attn(self._ptr))
+            # With embeddings on, llama.cpp outputs every token.
+            n_out = batch._b.n_tokens if self._embeddings else batch.n_outputs
+            self._keep_outputs(n_out, True, "decode")
             with nogil:
                 rc = llama.llama_decode(self._ptr, batch._b)
             self._abort_flag = 0
+            if rc == 0:
+                self._held_outputs(n_out)
             self._after_run(batch, rc)
             if rc != 0:
                 raise _decode_error(rc, "decode")
@@ -89,9 +99,12 @@ cdef class _ContextDecode(_ContextHandle):
         cdef int32_t rc
         try:
             self._validate(batch, True)
+            self._keep_outputs(batch._b.n_tokens, True, "encode")
             with nogil:
                 rc = llama.llama_encode(self._ptr, batch._b)
             self._abort_flag = 0
+            if rc == 0:
+                self._held_outputs(batch._b.n_tokens)
             self._after_run(batch, rc)
             if rc != 0:
                 raise _decode_error(rc, "encode")

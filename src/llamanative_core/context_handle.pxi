@@ -13,6 +13,9 @@ cdef cppbool _abort_requested(void * data) noexcept nogil:
 
 # Keep `model` set until __dealloc__: the native object must be freed before
 # the model it points into, also when collected in a cycle.
+cdef class _OutputView  # below: the owner of a zero-copy output view
+
+
 @cython.no_gc_clear
 cdef class _ContextHandle:
     """The llama_context of a :class:`Context`; not used on its own."""
@@ -35,6 +38,13 @@ cdef class _ContextHandle:
     # after a state load (llama.cpp knows the outputs then, this class not).
     cdef bytes _last_outputs
     cdef int32_t _n_last_outputs
+    # Zero-copy views over llama.cpp's output memory that are alive (an
+    # _OutputView each), and how many of them are pooled embeddings, and the
+    # most outputs the output buffer is known to hold without reallocating
+    # (see _keep_outputs).
+    cdef Py_ssize_t _n_views
+    cdef Py_ssize_t _n_seq_views
+    cdef int64_t _n_outputs_held
 
     def __cinit__(self):
         self._ptr = NULL
@@ -43,6 +53,9 @@ cdef class _ContextHandle:
         self._abort_flag = 0
         self._last_outputs = b""
         self._n_last_outputs = 0
+        self._n_views = 0
+        self._n_seq_views = 0
+        self._n_outputs_held = 0
 
     cdef int _open(self, Model model, llama.llama_context_params p, object pooling_error, int poll) except -1:
         """Create the llama_context from checked parameters (context_params.pxi)."""
@@ -66,6 +79,8 @@ cdef class _ContextHandle:
         self._embeddings = p.embeddings
         self._pooling_error = pooling_error
         self._threads.attach(self._ptr, max(p.n_threads, p.n_threads_batch))
+        # llama_init_from_model reserves outputs for n_seq_max tokens.
+        self._n_outputs_held = self._n_seq_max
         return 0
 
     def __dealloc__(self):
@@ -78,8 +93,17 @@ cdef class _ContextHandle:
             self._threads.release()
 
     def close(self) -> None:
-        """Free the context. Safe to call twice. Views from :meth:`logits` die with it."""
+        """Free the context. Safe to call twice.
+
+        Raises:
+            BufferError: a view from :meth:`logits`, :meth:`embeddings_ith` or
+                :meth:`embeddings_seq` is still alive (it points into the
+                memory this frees); drop it first, or read with ``out=``.
+        """
         if self._ptr != NULL:
+            if self._n_views:
+                raise BufferError(f"cannot close the context: {self._n_views} view(s) of its outputs are alive "
+                                  f"(delete them, or read logits/embeddings with out= to copy)")
             self._enter()
             llama.llama_free(self._ptr)
             self._ptr = NULL
@@ -112,6 +136,45 @@ cdef class _ContextHandle:
     @cython.final
     cdef inline void _leave(self) noexcept:
         self._busy = False
+
+    @cython.final
+    cdef int _keep_outputs(self, int64_t n_outputs, bint clears, str op) except -1:
+        """Refuse ``op`` while views exist if it may move or free the memory they read.
+
+        ``op`` needs up to ``n_outputs`` outputs (-1: unknown); llama.cpp grows
+        its output buffer (a new allocation) beyond the most it has held.
+        ``clears``: ``op`` frees the pooled embeddings (every decode does).
+        """
+        if self._n_views == 0:
+            return 0
+        if clears and self._n_seq_views:
+            raise BufferError(f"cannot {op}: {self._n_seq_views} view(s) of pooled embeddings "
+                              f"(embeddings_seq) are alive and the {op} frees them; delete them, or read with out=")
+        # llama.cpp reserves for at least n_seq_max outputs.
+        if n_outputs < 0 or max(n_outputs, <int64_t> self._n_seq_max) > self._n_outputs_held:
+            raise BufferError(f"cannot {op}: it may reallocate the output buffer that {self._n_views} view(s) "
+                              f"from logits()/embeddings_ith() point into; delete them, or read with out=")
+        return 0
+
+    @cython.final
+    cdef inline void _held_outputs(self, int64_t n_outputs) noexcept:
+        """After a run that reserved ``n_outputs`` outputs (llama.cpp never shrinks the buffer)."""
+        # llama.cpp reserves for at least n_seq_max outputs.
+        if n_outputs < self._n_seq_max:
+            n_outputs = self._n_seq_max
+        if n_outputs > self._n_outputs_held:
+            self._n_outputs_held = n_outputs
+
+    @cython.final
+    cdef object _view(self, float * ptr, Py_ssize_t n, bint pooled):
+        """A read-only view of ``n`` floats at ``ptr`` that this context counts while it lives."""
+        cdef _OutputView owner = _OutputView.__new__(_OutputView)
+        owner._ctx = self
+        owner._pooled = pooled
+        self._n_views += 1
+        if pooled:
+            self._n_seq_views += 1
+        return _readonly_f32_view(ptr, n, owner)
 
     @cython.final
     cdef inline int _check(self) except -1:
@@ -180,6 +243,9 @@ cdef class _ContextHandle:
         """
         if embeddings and self._pooling_error is not None:
             raise ValueError(self._pooling_error)
+        self._check()
+        if embeddings != self._embeddings:
+            self._n_outputs_held = 0  # the next decode sizes the output buffer anew
         self._enter()
         llama.llama_set_embeddings(self._ptr, embeddings)
         self._embeddings = embeddings
@@ -201,3 +267,29 @@ cdef class _ContextHandle:
     def perf_reset(self) -> None:
         self._check()
         llama.llama_perf_context_reset(self._ptr)
+
+
+# Keep `_ctx` set until __dealloc__: the count must drop exactly once.
+@cython.no_gc_clear
+@cython.final
+cdef class _OutputView:
+    """The owner (numpy ``base``) of a zero-copy view from :class:`Context`.
+
+    While one is alive the context refuses to free or move the memory the
+    view reads (``close()``, a decode that may grow the output buffer, ...)
+    with BufferError, as ``mmap.close()`` refuses while buffers are exported.
+    """
+
+    cdef _ContextHandle _ctx
+    cdef bint _pooled
+
+    @property
+    def context(self):
+        """The context whose output memory the view reads."""
+        return self._ctx
+
+    def __dealloc__(self):
+        if self._ctx is not None:
+            self._ctx._n_views -= 1
+            if self._pooled:
+                self._ctx._n_seq_views -= 1

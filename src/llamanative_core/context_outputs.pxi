@@ -12,8 +12,11 @@ cdef class _ContextOutputs(_ContextDecode):
 
         Returns:
             A **read-only float32 view** of ``n_vocab`` values over llama.cpp's
-            own buffer: no copy, valid only until the next decode on this
-            context. Pass ``out`` (a float32 array of n_vocab) to copy instead.
+            own buffer: no copy. Its values are those of this decode until the
+            next one. While it is alive the context refuses, with BufferError,
+            whatever would free or move that memory: :meth:`close`, a decode
+            with more outputs than the buffer has held, a state load. Pass
+            ``out`` (a float32 array of n_vocab) to copy instead.
 
         Raises:
             IndexError: that token had no output.
@@ -25,7 +28,7 @@ cdef class _ContextOutputs(_ContextDecode):
         cdef float * p = llama.llama_get_logits_ith(self._ptr, i)
         if p == NULL:
             raise IndexError(f"no logits for batch index {i} (the context computes embeddings only?)")
-        return _copy_or_view(p, self._n_vocab, self, out)
+        return self._view(p, self._n_vocab, False) if out is None else _copy_out(p, self._n_vocab, out)
 
     def embeddings_ith(self, int32_t i=-1, *, out=None):
         """Embedding of batch token ``i`` (pooling "none"); a read-only view like :meth:`logits`."""
@@ -36,7 +39,7 @@ cdef class _ContextOutputs(_ContextDecode):
         cdef float * p = llama.llama_get_embeddings_ith(self._ptr, i)
         if p == NULL:
             raise IndexError(f"no embedding for batch index {i}")
-        return _copy_or_view(p, self._n_embd_out, self, out)
+        return self._view(p, self._n_embd_out, False) if out is None else _copy_out(p, self._n_embd_out, out)
 
     def embeddings_seq(self, llama_seq_id seq_id, *, out=None):
         """Pooled embedding of sequence ``seq_id`` from the last decode.
@@ -61,7 +64,7 @@ cdef class _ContextOutputs(_ContextDecode):
         cdef Py_ssize_t n = self._n_embd_out
         if llama.llama_get_pooling_type(self._ptr) == llama.LLAMA_POOLING_TYPE_RANK:
             n = max(1, llama.llama_model_n_cls_out(self.model._ptr))
-        return _copy_or_view(p, n, self, out)
+        return self._view(p, n, True) if out is None else _copy_out(p, n, out)
 
     def embed_sequences(self, tokens, offsets, out, *, bint normalize=False, Py_ssize_t pack=0) -> int:
         """Pooled embeddings of many inputs, packed into as few decodes as fit.
@@ -132,6 +135,7 @@ cdef class _ContextOutputs(_ContextDecode):
         cdef const int64_t * o = <const int64_t *> cnp.PyArray_DATA(offs)
         self._enter()
         try:
+            self._keep_outputs(limit, True, "embed")
             with nogil:
                 rc = _embed_packed(self._ptr, &b, t, o, n_inputs, budget, n_seq, &dst[0, 0], width,
                                    normalize, &n_decodes, &first_row)
@@ -146,5 +150,6 @@ cdef class _ContextOutputs(_ContextDecode):
             return n_decodes
         exc = (DecodeError(-1, "llama.cpp returned no pooled embedding for a sequence") if rc == -100
                else _decode_error(rc, "decode"))
-        exc.add_note(f"while embedding the batch that starts at input {first_row}")
+        # In the message rather than a note: BaseException.add_note is 3.11+.
+        exc.args = (f"{exc.args[0]} (while embedding the batch that starts at input {first_row})",)
         raise exc

@@ -34,6 +34,7 @@ cdef class _ContextState(_ContextMemory):
             raise StateError("the state is empty")
         self._enter()
         try:
+            self._keep_outputs(-1, True, "load a state")
             with nogil:
                 read = llama.llama_state_set_data(self._ptr, &view[0], n)
         finally:
@@ -130,6 +131,7 @@ cdef class _ContextState(_ContextMemory):
         cdef bint ok
         self._enter()
         try:
+            self._keep_outputs(-1, True, "load a state")
             with nogil:
                 ok = llama.llama_state_load_file(self._ptr, cpath, <llama_token *> cnp.PyArray_DATA(out),
                                                  cap, &n_out)

@@ -4,6 +4,13 @@
 # warnings and errors cross into Python unless set_log_level() lowers the
 # threshold. The level test happens before taking the GIL, so the tensor-by-
 # tensor chatter of a model load costs nothing when it is filtered out.
+#
+# A handler that raises an Exception loses that message. A KeyboardInterrupt
+# raised in a handler is raised again in the main thread once the native call
+# has returned; any other BaseException (SystemExit, ...) cannot unwind through
+# C++ and goes to sys.unraisablehook.
+
+from cpython.exc cimport PyErr_SetInterrupt, PyErr_SetObject, PyErr_WriteUnraisable
 
 cdef int _log_min_level = llama.GGML_LOG_LEVEL_WARN
 cdef int _log_last_level = llama.GGML_LOG_LEVEL_INFO
@@ -31,8 +38,19 @@ cdef void _log_callback(llama.ggml_log_level level, const char * text, void * us
             msg = text[:strlen(text)].decode("utf-8", "replace").rstrip("\n")
             if msg:
                 _native_logger.log(_LEVELS.get(lvl, _logging.INFO), "%s", msg)
-        except BaseException:
-            pass  # never let a logging failure unwind into C++
+        except Exception:
+            pass  # a failing handler must not unwind into C++: the message is dropped
+        except KeyboardInterrupt:
+            # Nothing can unwind through llama.cpp, so the interrupt is raised
+            # again once control is back in Python (in the main thread).
+            PyErr_SetInterrupt()
+        except BaseException as exc:
+            # SystemExit and the like: reported, not acted on in the middle of
+            # a native call (letting it reach the edge of this noexcept
+            # function would print it with PyErr_PrintEx, which exits the
+            # process on SystemExit).
+            PyErr_SetObject(type(exc), exc)
+            PyErr_WriteUnraisable("llamanative native log callback")
 
 
 cdef void _install_log_callback():

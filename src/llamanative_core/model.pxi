@@ -44,6 +44,9 @@ cdef class Model:
 
     def __init__(self, path, *, int n_gpu_layers=-1, int main_gpu=0, bint use_mmap=True,
                  bint use_mlock=False, bint vocab_only=False, devices=None, bint repack=True):
+        if self._ptr != NULL:
+            # Freeing the loaded model could pull it from under its contexts and views.
+            raise RuntimeError("Model.__init__ was called on a loaded model; create a new Model")
         self.path = _os.fspath(path)
         if main_gpu < 0:
             raise ValueError(f"main_gpu must be >= 0, got {main_gpu}")

@@ -159,7 +159,19 @@ int32_t lln_stepper::step(llama_batch & batch, std::vector<lln_event> & events) 
     }
     if (batch.n_tokens == 0) return 0;
     const int32_t rc = llama_decode(ctx, batch);
-    if (rc != 0) return rc;  // nothing changed: the caller may free KV space and retry
+    if (rc == 2 || rc < -1) {
+        // llama.h: after an abort or a fatal error the ubatches processed before
+        // it stay in the memory; drop them so that it matches the slot records.
+        llama_memory_t mem = llama_get_memory(ctx);
+        if (mem != nullptr) {
+            for (const auto & s : slots) {
+                if (s.active && (s.chunk > 0 || s.feeding)) {
+                    llama_memory_seq_rm(mem, s.seq, static_cast<llama_pos>(s.cached.size()), -1);
+                }
+            }
+        }
+    }
+    if (rc != 0) return rc;  // no slot changed: the caller may free KV space and retry
     for (int32_t i = 0; i < static_cast<int32_t>(slots.size()); ++i) {
         lln_slot & s = slots[i];
         if (!s.active) continue;

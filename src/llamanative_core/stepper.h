@@ -17,7 +17,14 @@
 //
 // Contracts:
 //   - step() returns llama_decode's code. On any non-zero code no slot state
-//     has changed: the same step can be retried after freeing KV space.
+//     has changed. On 1 (no KV slot) and -1 (invalid batch) llama.h says the
+//     memory is restored: the same step can be retried after freeing KV space.
+//     On 2 (aborted) and < -1 (fatal) llama.h says the ubatches processed
+//     before the failure stay in the memory; step() removes them again
+//     (llama_memory_seq_rm from each slot's recorded length) so that the slot
+//     records and the memory agree. A memory that cannot remove the tail of a
+//     sequence (recurrent, hybrid) keeps them, and those slots' KV state is
+//     then undefined: the caller clears their sequences.
 //   - Token ids given to start() must be valid for the vocabulary (checked by
 //     the Cython layer); positions are computed here and are always valid.
 //   - Nothing here throws except std::bad_alloc.

@@ -37,6 +37,9 @@ cdef class Stepper:
         self._s = NULL
 
     def __init__(self, Context ctx not None, int n_slots):
+        if self._s != NULL:
+            # Freeing the running state under its caller would be worse than refusing.
+            raise RuntimeError("Stepper.__init__ was called on an open stepper; create a new Stepper")
         ctx._check()
         if not 0 < n_slots <= ctx.n_seq_max:
             raise ValueError(f"n_slots must be 1..{ctx.n_seq_max} (the context's n_seq_max), got {n_slots}")
@@ -176,10 +179,28 @@ cdef class Stepper:
         "length" (the slot is then inactive). A slot that ends on an
         end-of-generation token reports ``token`` -1.
 
+        A :meth:`Context.cancel` stops the running step (or the next one)
+        only; the step after it runs normally.
+
         Raises:
-            NoKvSlotError: the KV cache has no room for the batch; nothing has
-                changed, free room (or release a slot) and step again.
-            DecodeError: another decode failure (or ``ctx.cancel()``).
+            BufferError: views of the context's outputs are alive that the
+                step may invalidate (see :meth:`Context.decode`).
+            NoKvSlotError: the KV cache has no room for the batch. llama.h:
+                the memory is restored to its state before the call; no slot
+                has changed: free room (or release a slot) and step again.
+            InvalidBatchError: llama.cpp rejected the batch; as above, nothing
+                has changed.
+            DecodeAbortedError: ``ctx.cancel()`` stopped the decode.
+            DecodeError: another decode failure (code < -1).
+
+        After DecodeAbortedError or DecodeError, llama.h says the ubatches
+        processed before the failure stay in the context's memory. The
+        stepper then removes those positions again (``llama_memory_seq_rm``
+        from each slot's recorded length), so that its records and the memory
+        agree and the step can be retried. A memory that cannot drop the tail
+        of a sequence (recurrent or hybrid models) keeps them: the state of
+        the slots that were in the batch is then undefined; clear their
+        sequences (``Context.seq_rm``) and :meth:`forget` them before reusing.
         """
         if self._s == NULL:
             raise ValueError("the stepper is closed")
@@ -187,8 +208,14 @@ cdef class Stepper:
         self.ctx._enter()
         try:
             self._events.clear()
+            # At most one output a slot.
+            self.ctx._keep_outputs(self._n_slots, True, "step")
             with nogil:
                 rc = self._s.step(self._batch._b, self._events)
+            # A cancel() asks for the running (or the next) decode only, as in Context.decode.
+            self.ctx._abort_flag = 0
+            if rc == 0 and self._batch._b.n_tokens > 0:
+                self.ctx._held_outputs(self._n_slots)
             self.ctx._after_run(self._batch, rc)
         finally:
             self.ctx._leave()

@@ -27,10 +27,8 @@ cdef object _readonly_f32_view(float * ptr, Py_ssize_t n, object owner):
     return arr
 
 
-cdef object _copy_or_view(float * ptr, Py_ssize_t n, object owner, object out):
-    """A view over ``ptr``, or, when ``out`` is given, a copy into ``out``."""
-    if out is None:
-        return _readonly_f32_view(ptr, n, owner)
+cdef object _copy_out(float * ptr, Py_ssize_t n, object out):
+    """A copy of ``n`` floats at ``ptr`` into ``out``."""
     cdef float[::1] dst = out
     if dst.shape[0] != n:
         raise ValueError(f"out must have {n} float32 elements, got {dst.shape[0]}")
