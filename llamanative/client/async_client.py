@@ -33,10 +33,11 @@ from ..types import (
     VersionResponse,
 )
 from ._chat import chat_steps, join_chat
+from ._client_completions import Format
 from ._generate import generate_steps, join_generate
 from ._session import Prepared, validate
 from ._stream import adrive
-from .client import Client, Format, check_http_keywords
+from .client import Client, check_http_keywords
 
 
 class AsyncClient:

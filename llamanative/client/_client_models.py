@@ -1,0 +1,248 @@
+"""The store methods of :class:`~llamanative.Client`: create, pull, copy, delete, list, show, ps, unload.
+
+The work is done by ``_models`` (the store) and ``_status`` (what is loaded).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, cast, overload
+
+from ..types import (
+    CopyRequest,
+    CreateRequest,
+    DeleteRequest,
+    ListResponse,
+    Options,
+    ProcessResponse,
+    ProgressResponse,
+    PullRequest,
+    ShowRequest,
+    ShowResponse,
+    StatusResponse,
+)
+from . import _models, _status
+from ._session import Session, validate
+
+
+class ModelMethods:
+    """The store and the loaded models, over the client's session.
+
+    ``list`` is the last method of the class: below it, ``list[...]`` in an
+    annotation would name the method, not the builtin.
+    """
+
+    _session: Session
+
+    @overload
+    def create(
+        self,
+        model: str = "",
+        quantize: str | None = None,
+        from_: str | None = None,
+        files: dict[str, str] | None = None,
+        adapters: dict[str, str] | None = None,
+        template: str | None = None,
+        license: str | Sequence[str] | None = None,
+        system: str | None = None,
+        parameters: Options | Mapping[str, Any] | None = None,
+        messages: Sequence[Any] | None = None,
+        *,
+        stream: Literal[False] = False,
+    ) -> StatusResponse: ...
+
+    @overload
+    def create(
+        self,
+        model: str = "",
+        quantize: str | None = None,
+        from_: str | None = None,
+        files: dict[str, str] | None = None,
+        adapters: dict[str, str] | None = None,
+        template: str | None = None,
+        license: str | Sequence[str] | None = None,
+        system: str | None = None,
+        parameters: Options | Mapping[str, Any] | None = None,
+        messages: Sequence[Any] | None = None,
+        *,
+        stream: Literal[True],
+    ) -> Iterator[ProgressResponse]: ...
+
+    @overload
+    def create(
+        self,
+        model: str = "",
+        quantize: str | None = None,
+        from_: str | None = None,
+        files: dict[str, str] | None = None,
+        adapters: dict[str, str] | None = None,
+        template: str | None = None,
+        license: str | Sequence[str] | None = None,
+        system: str | None = None,
+        parameters: Options | Mapping[str, Any] | None = None,
+        messages: Sequence[Any] | None = None,
+        *,
+        stream: bool,
+    ) -> StatusResponse | Iterator[ProgressResponse]: ...
+
+    def create(
+        self,
+        model: str = "",
+        quantize: str | None = None,
+        from_: str | None = None,
+        files: dict[str, str] | None = None,
+        adapters: dict[str, str] | None = None,
+        template: str | None = None,
+        license: str | Sequence[str] | None = None,
+        system: str | None = None,
+        parameters: Options | Mapping[str, Any] | None = None,
+        messages: Sequence[Any] | None = None,
+        *,
+        stream: bool = False,
+    ) -> StatusResponse | Iterator[ProgressResponse]:
+        """Store a model under ``model`` from a GGUF path (``from_``) or another stored model.
+
+        The model is stored before this returns; with ``stream=True`` the
+        result is an iterator of one progress response (status "success"), as
+        ollama-python's streamed create ends.
+        """
+        if isinstance(parameters, Options):
+            parameters = parameters.model_dump(exclude_none=True)
+        req = validate(
+            CreateRequest,
+            model=model,
+            quantize=quantize,
+            from_=from_,
+            files=files,
+            adapters=adapters,
+            template=template,
+            license=license if license is None or isinstance(license, str) else list(license),
+            system=system,
+            parameters=parameters,
+            messages=messages,
+            stream=stream,
+        )
+        done = _models.create(self._session, req)
+        return iter([ProgressResponse(status=done.status)]) if stream else done
+
+    def create_blob(self, path: str | os.PathLike) -> str:
+        """Put the file at ``path`` into the store's blobs; return its digest for ``create(files=...)``.
+
+        The digest is ``sha256:<hex>``.
+
+        Raises:
+            FileNotFoundError: no such file.
+        """
+        return self._session.store.put_blob(Path(path))
+
+    @overload
+    def pull(
+        self,
+        model: str,
+        fn: None = None,
+        *,
+        insecure: bool = False,
+        stream: Literal[False] = False,
+    ) -> ProgressResponse: ...
+
+    @overload
+    def pull(
+        self,
+        model: str,
+        fn: None = None,
+        *,
+        insecure: bool = False,
+        stream: Literal[True],
+    ) -> Iterator[ProgressResponse]: ...
+
+    @overload
+    def pull(
+        self,
+        model: str,
+        fn: None = None,
+        *,
+        insecure: bool = False,
+        stream: bool,
+    ) -> ProgressResponse | Iterator[ProgressResponse]: ...
+
+    @overload
+    def pull(
+        self,
+        model: str | PullRequest,
+        fn: Callable[[ProgressResponse], object],
+        *,
+        insecure: bool = False,
+        stream: bool = False,
+    ) -> ProgressResponse: ...
+
+    @overload
+    def pull(self, model: PullRequest) -> ProgressResponse | Iterator[ProgressResponse]: ...
+
+    def pull(
+        self,
+        model: str | PullRequest = "",
+        fn: Callable[[ProgressResponse], object] | None = None,
+        *,
+        insecure: bool = False,
+        stream: bool = False,
+    ) -> ProgressResponse | Iterator[ProgressResponse]:
+        """Bring a model into the store (see :mod:`llamanative.store.pull` for the sources).
+
+        Returns the last :class:`ProgressResponse` (status "success"), an
+        iterator of them with ``stream=True``, or calls ``fn`` with each one
+        (``pull(PullRequest(...), fn)``; if ``fn`` raises, the pull stops).
+        """
+        if isinstance(model, PullRequest):
+            req = model
+        else:
+            req = validate(PullRequest, model=model, insecure=insecure, stream=stream)
+        return cast("ProgressResponse | Iterator[ProgressResponse]", _models.pull(self._session, req, fn))
+
+    def copy(self, source: str, destination: str) -> StatusResponse:
+        """Store ``source`` under the name ``destination`` too (its blobs are shared, not copied).
+
+        Raises:
+            StatusError: 404 unknown ``source``; 400 an invalid name.
+        """
+        req = validate(CopyRequest, source=source, destination=destination)
+        return _models.copy(self._session, req)
+
+    def unload(self, model: str) -> bool:
+        """Unload ``model`` now (after its running requests), whatever options it was loaded with.
+
+        A llamanative extension (Ollama's idiom, ``generate(model, keep_alive=0)``,
+        would first reload a model loaded with other load-time options).
+        Returns whether it was loaded.
+
+        Raises:
+            StatusError: 404 unknown model.
+        """
+        return _models.unload(self._session, model)
+
+    def delete(self, model: str) -> StatusResponse:
+        """Remove ``model`` from the store (blobs no other model uses are deleted with it).
+
+        Raises:
+            StatusError: 404 unknown model.
+        """
+        req = validate(DeleteRequest, model=model)
+        return _models.delete(self._session, req)
+
+    # -- what is stored and loaded -----------------------------------------------------------------
+    # Last in the class body: from here on, `list` in an annotation would name the method.
+    def list(self) -> ListResponse:
+        """The models in the store, newest first."""
+        return _models.list_models(self._session)
+
+    def show(self, model: str = "", *, verbose: bool | None = None) -> ShowResponse:
+        """Details, GGUF metadata (``model_info``/``modelinfo``), template, parameters and capabilities."""
+        req = validate(ShowRequest, model=model, verbose=verbose)
+        return _models.show(self._session, req)
+
+    def ps(self) -> ProcessResponse:
+        """The loaded models (``list_running``), the latest to expire first."""
+        return _status.running(self._session)
+
+    list_running = ps
