@@ -141,7 +141,7 @@ def _load_backend(backend: str, files: list[tuple[Path, str | None]]) -> None:
         status, score, error = _core.plugin_score(str(path))
         if status == "load-failed":
             _record(PluginAttempt(str(path), backend, variant, None, "failed", f"cannot be loaded: {error}"))
-        elif status == "no-score":
+        elif status == "no-score" or score is None:
             unscored.append((path, variant))
         elif score == 0:
             _record(

@@ -28,6 +28,9 @@ from llamanative import AsyncClient, Client, ProgressResponse
 from llamanative.store import filelock
 
 REPO = Path(__file__).resolve().parents[1]
+# Subprocesses start here, not in the checkout: there, the checkout's llamanative (without its
+# compiled extension) would shadow the installed one.
+NEUTRAL_DIR = Path(__file__).resolve().parent
 GREEDY = {"temperature": 0, "num_predict": 4}
 
 
@@ -37,7 +40,7 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=300,
-        cwd=REPO,
+        cwd=NEUTRAL_DIR,
         env={**os.environ, **env},
     )
 
@@ -268,7 +271,7 @@ print(filelock.try_lock(fd))
 
 def other_process_can_lock(path: Path) -> bool:
     out = subprocess.run(
-        [sys.executable, "-c", LOCKER, str(path)], capture_output=True, text=True, timeout=120, cwd=REPO
+        [sys.executable, "-c", LOCKER, str(path)], capture_output=True, text=True, timeout=120, cwd=NEUTRAL_DIR
     )
     assert out.returncode == 0, out.stderr
     return {"True": True, "False": False}[out.stdout.strip()]
@@ -322,7 +325,7 @@ def test_store_writes_from_two_processes_are_serialised(tmp_path, smollm2_path):
     """
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(code), str(tmp_path), prefix, str(smollm2_path)], cwd=REPO
+            [sys.executable, "-c", textwrap.dedent(code), str(tmp_path), prefix, str(smollm2_path)], cwd=NEUTRAL_DIR
         )
         for prefix in ("a", "b")
     ]

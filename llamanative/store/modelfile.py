@@ -235,6 +235,7 @@ def parse_commands(text: str, source: str = "Modelfile") -> list[Command]:
                 number,
                 source,
             )
+        assert m is not None  # a line that does not match has no instruction name, raised above
         rest = line[m.end() :].lstrip(" \t")
         key = None
         if name in ("parameter", "message"):

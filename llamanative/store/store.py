@@ -10,6 +10,7 @@ concurrent writers and crashes never leave a half-written manifest or blob.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import json
@@ -256,8 +257,8 @@ class ModelStore:
         template: str | None = None,
         system: str | None = None,
         parameters: dict | None = None,
-        license: str | list[str] | None = None,
-        messages: list[dict] | None = None,
+        license: str | builtins.list[str] | None = None,  # `list` is a method of this class
+        messages: builtins.list[dict] | None = None,
         config: dict | None = None,
     ) -> StoredModel:
         """Store a model under ``model`` from a GGUF file or another stored model.
@@ -311,7 +312,7 @@ class ModelStore:
             if not mpath.is_file():
                 raise StatusError.not_found(f"model '{name.display}' not found")
             mpath.unlink()
-            used = set()
+            used: set[str] = set()
             for m in self.list():
                 used.update(layer["digest"] for layer in m.layers)
                 raw = json.loads(self.manifest_path(parse_name(m.name)).read_bytes())
