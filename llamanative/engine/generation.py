@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .. import _core
-from ..errors import NoKvSlotError
+from ..errors import InvalidBatchError, NoKvSlotError
 from .admission import Admission
 from .jobs import CompletionJob, Failed, Finished, Piece, TokenLogprobs
 from .sampling import make_sampler
@@ -137,10 +137,12 @@ class Generation:
         except NoKvSlotError as exc:
             self._kv_full(active, exc)
             return
-        except BaseException as exc:
+        except InvalidBatchError as exc:  # rejected before anything was decoded: the context is unchanged
             for slot in active:
                 self._finish_failed(slot, exc)
             return
+        # Any other failure propagates: after a failed decode the context's memory is undefined
+        # (llama.h), so the runner fails, answers its jobs and is replaced by a fresh load.
         for seq, text, token, out_index, finish in events:
             self._deliver(self._seqs.slots[seq], text, token, out_index, finish)
 

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 
 from .. import _core
+from ..errors import StatusError
 from .admission import Admission
 from .attention import FlashAttn, generation_flash_attn
 from .embedding import Embedding, embedding_context
@@ -135,7 +136,9 @@ class Runner:
         self.loaded_at_ns = time.perf_counter_ns()
         self.load_duration = self.loaded_at_ns - t0
         self._wake = threading.Event()
-        self._closed = False
+        self._closed = False  # no new jobs: closing, closed or failed
+        self._freed = False  # close() has run (or is running)
+        self._failure: BaseException | None = None  # what ended the worker, when it failed
         self._active = 0  # submitted jobs not yet finished (for the scheduler's idle check)
         self._lock = threading.Lock()  # guards _active, _thread and the hand-over of _pending
         self._thread: threading.Thread | None = None  # the worker, while there is work
@@ -171,9 +174,16 @@ class Runner:
     def busy(self) -> bool:
         return self._active > 0
 
+    @property
+    def failure(self) -> BaseException | None:
+        """What made the worker fail, or None. A failed runner serves nothing more: close it and load afresh."""
+        return self._failure
+
     def submit(self, job: CompletionJob | EmbedJob) -> None:
         """Queue a job; its events (or its future) report the outcome."""
         with self._lock:  # with close(): a job is either refused or served, never left queued
+            if self._failure is not None:
+                raise self._failed_error()
             if self._closed:
                 raise RuntimeError("the runner is closed")
             self._active += 1
@@ -184,14 +194,17 @@ class Runner:
         self._wake.set()
 
     def close(self) -> None:
-        """Stop the worker after the jobs in flight, then free the context and the model."""
+        """Stop the worker after the jobs in flight, then free the context and the model.
+
+        Also frees a runner whose worker failed (once that worker has ended). Idempotent.
+        """
         with self._lock:
-            if self._closed:
+            if self._freed:
                 return
-            self._closed = True
+            self._freed = self._closed = True
             thread = self._thread
         self._wake.set()
-        if thread is not None:
+        if thread is not None and thread is not threading.current_thread():
             thread.join()
         if self._seqs is not None:
             self._seqs.close()
@@ -203,14 +216,29 @@ class Runner:
     # -- worker thread ---------------------------------------------------------------
     def _loop(self) -> None:
         waiting: list[CompletionJob] = []
+        embeds: list[EmbedJob] = []  # taken from the queue, not yet answered
         try:
-            self._serve(waiting)
+            self._serve(waiting, embeds)
         except BaseException as exc:  # a bug here must not leave callers waiting forever
             log.exception("runner worker failed")
-            self._fail_all(waiting, exc)
+            self._fail_all([*waiting, *embeds], exc)
 
-    def _fail_all(self, waiting: list[CompletionJob], exc: BaseException) -> None:
-        self._closed = True
+    def _failed_error(self) -> StatusError:
+        """A 500 for a job of this failed runner; its ``__cause__`` is the worker's failure."""
+        cause = self._failure
+        assert cause is not None
+        err = StatusError.internal(f"the model's runner failed: {type(cause).__name__}: {cause}")
+        err.__cause__ = cause
+        return err
+
+    def _fail_all(self, waiting: list[CompletionJob | EmbedJob], exc: BaseException) -> None:
+        """Answer every job with a 500 and refuse new ones; the scheduler then drops and closes this runner.
+
+        The worker thread stays recorded in ``_thread`` so that ``close()`` joins it before freeing.
+        """
+        with self._lock:
+            self._failure = exc
+            self._closed = True
         jobs: list[CompletionJob | EmbedJob] = []
         if self._generation is not None:
             jobs += self._generation.jobs()
@@ -222,18 +250,19 @@ class Runner:
                 break
         for job in jobs:
             if isinstance(job, EmbedJob):
-                job.result.set_exception(exc)
+                if not job.result.done():
+                    job.result.set_exception(self._failed_error())
             else:
-                job.events.put(Failed(exc))
+                job.events.put(Failed(self._failed_error()))
         with self._lock:
             self._active = 0
 
-    def _serve(self, waiting: list[CompletionJob]) -> None:
+    def _serve(self, waiting: list[CompletionJob], embeds: list[EmbedJob]) -> None:
         generation = self._generation
         while True:
             # This loop runs once per generated token: it checks before it works.
             if not self._pending.empty():
-                embeds = []
+                embeds.clear()
                 while True:
                     try:
                         job = self._pending.get_nowait()
@@ -248,6 +277,7 @@ class Runner:
                         waiting.append(job)
                 if embeds:
                     self._embedding.run(embeds)  # concurrent embed calls share batches
+                    embeds.clear()
             if waiting and generation is not None:
                 waiting[:] = generation.admit(waiting)
             active = generation.running() if generation is not None else []

@@ -6,7 +6,9 @@ ends; a negative value / ``inf`` keeps the model forever). A request whose
 load-time settings differ from the loaded runner's reloads the model once it
 is idle. At most ``max_loaded`` runners stay loaded; to make room the least
 recently used idle one is unloaded. Requests for a model that is loading wait
-for it; only one model loads at a time.
+for it; only one model loads at a time. A runner whose worker failed
+(``Runner.failure``) is never handed out again: it is dropped at once, freed
+when its last request ends, and the next request loads the model afresh.
 """
 
 from __future__ import annotations
@@ -95,6 +97,13 @@ class Scheduler:
                     if self._closed:
                         raise RuntimeError("the client is closed")
                     entry = self._loaded.get(path)
+                    if entry is not None and entry.runner.failure is not None:
+                        # Its worker failed: forget it now (a fresh load follows); it is closed
+                        # here if idle, otherwise when its last request ends (_release).
+                        self._detach_locked(entry)
+                        if entry.refs == 0:
+                            detached.append(entry.runner)
+                        continue
                     if entry is not None and entry.config == config:
                         entry.refs += 1
                         entry.last_used = time.time()
@@ -142,7 +151,10 @@ class Scheduler:
             entry.last_used = time.time()
             entry.keep_alive_s = keep_alive_s
             if entry.refs == 0:
-                if keep_alive_s == 0:
+                if entry.runner.failure is not None:  # its worker failed: drop it and free it now
+                    self._detach_locked(entry)
+                    detached.append(entry.runner)
+                elif keep_alive_s == 0:
                     detached.append(self._detach_locked(entry))
                 elif keep_alive_s < 0 or math.isinf(keep_alive_s):
                     entry.expires_at = math.inf
@@ -202,7 +214,7 @@ class Scheduler:
                     return
                 now = time.time()
                 for entry in list(self._loaded.values()):
-                    if entry.refs == 0 and entry.expires_at <= now:
+                    if entry.refs == 0 and (entry.expires_at <= now or entry.runner.failure is not None):
                         detached.append(self._detach_locked(entry))
                 if not detached:
                     soonest = min((e.expires_at for e in self._loaded.values()), default=math.inf)
