@@ -4,7 +4,8 @@
 ``chat``, ``generate``, ``embed``, ``embeddings``, ``list``, ``ps`` /
 ``list_running``, ``show``, ``create``, ``copy``, ``delete``, ``version``,
 ``heartbeat`` are bound to a default :class:`Client`, created on first use
-(importing the package loads the native module and nothing else).
+(importing the package loads the native module and nothing else: the backend
+plugins are loaded on first use).
 """
 
 from __future__ import annotations
@@ -14,14 +15,12 @@ import threading as _threading
 
 __version__ = "0.1.0"
 
+# The backend plugins (CPU variant, GPU backends) are loaded on first use
+# (the first Model, backends(), devices()...), once, from the package
+# directory; see llamanative/_backends.py.
 from . import _core  # noqa: E402, F401  (llamanative._core is public)
 from ._backends import PluginAttempt, backend_load_log  # noqa: E402
-from ._backends import load_backends as _load_backends
 from ._core import LLAMA_CPP_COMMIT, backends, devices, set_log_level, system_info  # noqa: E402
-
-# The backend plugins (CPU variant, GPU backends) are loaded here, once, from
-# the package directory; see llamanative/_backends.py.
-_load_backends()
 from .client import AsyncClient, Client  # noqa: E402
 from .errors import LlamaError, ModelLoadError, RequestError, ResponseError, StatusError  # noqa: E402
 from .types import (  # noqa: E402

@@ -1,4 +1,4 @@
-"""Find and load ggml's backend plugins, once, at import.
+"""Find and load ggml's backend plugins, once, on first use.
 
 Every ggml backend (CPU, CUDA, Vulkan, Metal...) is a plugin library next to
 the extension: ``libggml-<backend>.so`` for a backend built for one machine,
@@ -14,6 +14,13 @@ by accident. ``LLAMANATIVE_LIBRARY_PATH`` (directories separated by
 ``LLAMANATIVE_CPU_VARIANT`` (e.g. ``haswell``, ``sse42``) loads that CPU
 variant instead of the best one, to compare them.
 
+The plugins are loaded when something first needs them (the first
+``Model``, ``backends()``, ``devices()``, :func:`backend_load_log`...), not at
+import: ``import llamanative`` maps no plugin, so a broken GPU driver or plugin
+cannot make the import fail. ``llamanative._core`` runs :func:`_load` under its
+lock, once per process; an exception from it becomes a ``BackendLoadError``
+at that use and every later one.
+
 What was tried and why each file was or was not loaded is logged to
 ``llamanative.backends`` and kept for :func:`backend_load_log`.
 """
@@ -28,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import _core
+from .errors import BackendLoadError
 
 log = logging.getLogger("llamanative.backends")
 
@@ -66,7 +74,7 @@ _PATTERN = re.compile(
 
 @dataclass(frozen=True)
 class PluginAttempt:
-    """One plugin file considered at import.
+    """One plugin file considered when the backends were loaded.
 
     Attributes:
         path: the file.
@@ -103,12 +111,17 @@ def search_dirs() -> list[Path]:
 def _candidates(dirs: list[Path]) -> dict[str, list[tuple[Path, str | None]]]:
     found: dict[str, list[tuple[Path, str | None]]] = {}
     for directory in dirs:
-        if not directory.is_dir():
-            _record(PluginAttempt(str(directory), "", None, None, "skipped", "not a directory"))
+        try:
+            if not directory.is_dir():
+                _record(PluginAttempt(str(directory), "", None, None, "skipped", "not a directory"))
+                continue
+            entries = sorted(directory.iterdir())
+        except OSError as exc:  # a name too long, no permission...: the directory is passed over
+            _record(PluginAttempt(str(directory), "", None, None, "failed", f"cannot be listed: {exc}"))
             continue
-        for entry in sorted(directory.iterdir()):
+        for entry in entries:
             match = _PATTERN.match(entry.name)
-            if match is None or match["backend"] in _NOT_PLUGINS or not entry.is_file():
+            if match is None or match["backend"] in _NOT_PLUGINS or not _is_file(entry):
                 continue
             backend, variant = match["backend"], match["variant"]
             if backend not in BACKEND_ORDER:
@@ -118,6 +131,13 @@ def _candidates(dirs: list[Path]) -> dict[str, list[tuple[Path, str | None]]]:
                 continue
             found.setdefault(backend, []).append((entry, variant))
     return found
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _record(attempt: PluginAttempt) -> None:
@@ -192,7 +212,16 @@ def _load_backend(backend: str, files: list[tuple[Path, str | None]]) -> None:
 
 
 def load_backends() -> None:
-    """Load the plugins once per process (later calls return at once).
+    """Load the plugins now if nothing has yet (``llamanative._core.ensure_backends``).
+
+    Raises:
+        BackendLoadError: the loading raised (now or at an earlier use).
+    """
+    _core.ensure_backends()
+
+
+def _load() -> None:
+    """Choose and load the plugins; run by ``_core`` once per process, under its lock.
 
     Backends linked into the library (a build with ``GGML_BACKEND_DL=OFF``)
     are already registered and need nothing from here.
@@ -229,6 +258,17 @@ def load_backends() -> None:
 
 
 def backend_load_log() -> list[PluginAttempt]:
-    """Every plugin file considered at import, in order, with its outcome and the reason."""
+    """Every plugin file considered, in order, with its outcome and the reason.
+
+    Loads the backends first if nothing has yet. Never raises for a failed
+    load: the attempts made before the failure are what explains it.
+    """
+    try:
+        _core.ensure_backends()
+    except BackendLoadError:
+        pass
     with _lock:
         return list(_attempts)
+
+
+_core._set_backend_loader(_load)

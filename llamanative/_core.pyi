@@ -2,7 +2,7 @@
 
 import enum
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -14,6 +14,8 @@ _Path = str | os.PathLike[str]
 
 LLAMA_CPP_COMMIT: str
 
+def ensure_backends() -> None: ...
+def _set_backend_loader(loader: Callable[[], object] | None) -> None: ...
 def system_info() -> str: ...
 def llama_version() -> str: ...
 def backends() -> list[dict[str, Any]]: ...

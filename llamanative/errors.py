@@ -19,6 +19,7 @@ __all__ = [
     "GrammarError",
     "StateError",
     "ContextBusyError",
+    "BackendLoadError",
 ]
 
 
@@ -75,6 +76,17 @@ class GrammarError(LlamaError, ValueError):
 
 class StateError(LlamaError, ValueError):
     """A saved context state could not be written or restored."""
+
+
+class BackendLoadError(LlamaError, RuntimeError):
+    """Loading the ggml backend plugins raised (on their first use: the first Model, ``backends()``...).
+
+    The cause is chained (``__cause__``); the same error is raised at every
+    later use in the process, since the plugins are loaded once. A plugin that
+    merely fails to load is not this error: it is skipped and logged (see
+    ``llamanative.backend_load_log()``), and a process left without a CPU
+    backend gets :class:`ModelLoadError` from ``Model``.
+    """
 
 
 class ContextBusyError(LlamaError, RuntimeError):

@@ -1,4 +1,4 @@
-"""Backend plugins: which files are loaded at import, from where, and why.
+"""Backend plugins: which files are loaded on first use, from where, and why.
 
 Each case that changes the environment runs in a fresh interpreter, since the
 plugins are loaded once per process.
@@ -129,11 +129,175 @@ def test_no_plugin_gives_a_typed_error(tmp_path, smollm2_path):
 
 
 def test_current_directory_is_never_searched(tmp_path):
-    """A plugin-looking file in the working directory is not even looked at."""
+    """A plugin in the working directory is never loaded, even a working one.
+
+    llama_backend_init() and llama_supports_gpu_offload() would load one
+    (ggml_backend_load_all searches the current directory) while no backend
+    is registered; neither is called.
+    """
     (tmp_path / "libggml-cpu-evil.so").write_bytes(b"not an ELF file")
     out = _probe(tmp_path, {}, cwd=tmp_path)
     assert all("evil" not in a["path"] for a in out["log"])
     assert any(a["outcome"] == "loaded" and a["backend"] == "cpu" for a in out["log"])
+
+    # A real plugin under a name ggml's own search matches, next to the library it needs.
+    shutil.copy(_cpu_plugins()[0], tmp_path / "libggml-cpu-evil.so")
+    shutil.copy(PKG_DIR / "libggml-base.so", tmp_path / "libggml-base.so")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code = r"""
+import json, llamanative
+from llamanative import _core
+out = {"gpu": _core.supports_gpu_offload(), "backends": [b["path"] for b in llamanative.backends()]}
+out["mapped"] = sorted({line.split()[-1] for line in open("/proc/self/maps") if "evil" in line})
+print(json.dumps(out))
+"""
+    for env in ({}, {"LLAMANATIVE_LIBRARY_PATH": str(empty)}):
+        out = _run(code, env, tmp_path)
+        assert out["mapped"] == [], env
+        assert out["backends"] == ([str(_cpu_plugins()[0])] if not env else []), env
+
+
+def _run(code: str, env: dict[str, str], cwd: Path) -> dict:
+    """Run ``code`` in a fresh interpreter (no LLAMANATIVE_* variables but ``env``); its stdout as JSON."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("LLAMANATIVE_")}
+    full.update(env)
+    proc = subprocess.run([sys.executable, "-c", code], env=full, cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+# Records every message of the llamanative.backends logger, then imports.
+_LOGGED_IMPORT = r"""
+import json, logging, sys
+records = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        records.append(record.getMessage())
+logging.getLogger("llamanative.backends").addHandler(Keep())
+logging.getLogger("llamanative.backends").setLevel(logging.DEBUG)
+import llamanative
+from llamanative import _core
+def mapped():
+    return sorted({line.split()[-1] for line in open("/proc/self/maps") if "libggml-cpu" in line})
+at_import = {"records": list(records), "mapped": mapped()}
+"""
+
+_needs_proc_maps = pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/self/maps (Linux)")
+
+
+@_needs_proc_maps
+def test_import_loads_no_plugin(tmp_path):
+    """``import llamanative`` neither probes nor maps a plugin; the first devices() loads the CPU one."""
+    code = (
+        _LOGGED_IMPORT
+        + r"""
+client = llamanative.Client()  # a client that has not run a model needs no backend either
+before = {"records": at_import["records"], "mapped": mapped()}
+devices = llamanative.devices()
+print(json.dumps({"before": before, "types": [d["type"] for d in devices], "after": mapped(), "records": records}))
+"""
+    )
+    out = _run(code, {}, tmp_path)
+    assert out["before"] == {"records": [], "mapped": []}
+    assert "cpu" in out["types"]
+    assert [Path(p).parent for p in out["after"]] == [PKG_DIR]
+    assert any("loaded" in r for r in out["records"])
+
+
+@_needs_proc_maps
+def test_a_broken_plugin_fails_at_first_use_not_at_import(tmp_path, smollm2_path):
+    """A plugin file that is not a loadable library: the import succeeds and says nothing; the first use reports it."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "libggml-cpu.so").write_bytes(b"not an ELF file")
+    code = (
+        _LOGGED_IMPORT
+        + r"""
+try:
+    _core.Model(sys.argv[1])
+    load = "ok"
+except llamanative.ModelLoadError as e:
+    load = f"ModelLoadError: {e}"
+print(json.dumps({"at_import": at_import, "load": load, "records": records,
+                  "log": [a.__dict__ for a in llamanative.backend_load_log()]}))
+"""
+    )
+    code = code.replace("sys.argv[1]", repr(str(smollm2_path)))
+    out = _run(code, {"LLAMANATIVE_LIBRARY_PATH": str(plugins)}, tmp_path)
+    assert out["at_import"] == {"records": [], "mapped": []}
+    assert out["load"].startswith("ModelLoadError: ") and "no ggml backend is loaded" in out["load"]
+    assert any("libggml-cpu.so: failed" in r for r in out["records"])
+    (attempt,) = [a for a in out["log"] if a["path"].endswith("libggml-cpu.so")]
+    assert attempt["outcome"] == "failed" and "cannot be loaded" in attempt["reason"]
+
+
+def test_an_unreadable_plugin_directory_does_not_break_the_import(tmp_path, smollm2_path):
+    """A LLAMANATIVE_LIBRARY_PATH entry the OS refuses to stat (name too long) is logged, not raised at import."""
+    code = r"""
+import json, sys
+import llamanative
+out = {"backends": llamanative.backends(), "log": [a.__dict__ for a in llamanative.backend_load_log()]}
+try:
+    llamanative._core.Model(sys.argv[1])
+except llamanative.ModelLoadError as e:
+    out["load"] = "ModelLoadError"
+print(json.dumps(out))
+""".replace("sys.argv[1]", repr(str(smollm2_path)))
+    out = _run(code, {"LLAMANATIVE_LIBRARY_PATH": "x" * 300}, tmp_path)
+    assert out["backends"] == [] and out["load"] == "ModelLoadError"
+    (attempt,) = out["log"]
+    assert attempt["outcome"] == "failed" and "cannot be listed" in attempt["reason"]
+
+
+def test_a_failing_loader_is_a_typed_error_at_every_use(tmp_path, smollm2_path):
+    """Whatever the loader raises comes back as BackendLoadError (cause chained) from every use, never at import."""
+    code = r"""
+import json, sys
+import llamanative
+from llamanative import _core
+from llamanative.errors import BackendLoadError
+def broken():
+    raise OSError("driver exploded")
+_core._set_backend_loader(broken)
+seen = []
+for use in (llamanative.backends, llamanative.devices, _core.supports_gpu_offload, llamanative.system_info,
+            lambda: _core.Model(sys.argv[1])):
+    try:
+        use()
+        seen.append("no error")
+    except BackendLoadError as e:
+        seen.append(f"{isinstance(e, RuntimeError)} {type(e.__cause__).__name__} {e}")
+print(json.dumps({"seen": seen, "log": [a.__dict__ for a in llamanative.backend_load_log()]}))
+""".replace("sys.argv[1]", repr(str(smollm2_path)))
+    out = _run(code, {}, tmp_path)
+    assert len(out["seen"]) == 5
+    for seen in out["seen"]:
+        assert seen.startswith("True OSError ") and "driver exploded" in seen
+    assert out["log"] == []
+
+
+def test_concurrent_first_uses_load_the_plugins_once(tmp_path):
+    """Eight threads that need the backends at the same moment: one load, and every thread sees its result."""
+    code = r"""
+import json, threading
+import llamanative
+barrier = threading.Barrier(8)
+results = []
+def use():
+    barrier.wait()
+    results.append(sorted(d["type"] for d in llamanative.devices()))
+threads = [threading.Thread(target=use) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+loaded = [a.path for a in llamanative.backend_load_log() if a.outcome == "loaded"]
+print(json.dumps({"results": results, "loaded": loaded}))
+"""
+    out = _run(code, {}, tmp_path)
+    assert len(out["results"]) == 8 and all("cpu" in r and r == out["results"][0] for r in out["results"])
+    assert len(out["loaded"]) == len(set(out["loaded"])) == 1
 
 
 def test_main_gpu_out_of_range_on_cpu_only_is_not_a_crash(smollm2_path):

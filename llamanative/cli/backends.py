@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "backends",
         help="list the compute backends and devices, and which plugin files were loaded",
-        description="List the ggml backends (CPU variant, Vulkan, CUDA...) loaded at import, "
+        description="List the ggml backends (CPU variant, Vulkan, CUDA...) this process loads, "
         "their devices and features, and why each plugin file was or was not loaded. "
         "LLAMANATIVE_LIBRARY_PATH and LLAMANATIVE_CPU_VARIANT change the choice.",
     )

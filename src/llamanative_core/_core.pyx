@@ -38,6 +38,7 @@ import threading as _threading
 import numpy as np
 
 from llamanative.errors import (
+    BackendLoadError,
     ContextBusyError,
     ContextCreateError,
     DecodeAbortedError,
@@ -76,5 +77,5 @@ include "chat.pxi"
 include "stepper.pxi"
 include "bench.pxi"
 
-llama.llama_backend_init()
+# Only the log callback at import; the backends are loaded on first use (system.pxi).
 _install_log_callback()

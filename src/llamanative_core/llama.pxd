@@ -32,6 +32,7 @@ cdef extern from "ggml.h" nogil:
 
     const char * ggml_version()
     const char * ggml_commit()
+    void ggml_time_init()  # the part of llama_backend_init() that llamanative needs (see system.pxi)
 
     # Thread pools: the parameters are in ggml-base, creating and freeing a
     # pool is the CPU backend's (ggml_threadpool_new/free, looked up in its
@@ -91,6 +92,7 @@ cdef extern from "ggml-backend.h" nogil:
     ggml_backend_dev_t ggml_backend_dev_get(size_t index)
     ggml_backend_dev_t ggml_backend_dev_by_name(const char * name)
     ggml_backend_dev_t ggml_backend_dev_by_type(ggml_backend_dev_type type)
+    ggml_backend_reg_t ggml_backend_reg_by_name(const char * name)
 
 
 cdef extern from "gguf.h" nogil:

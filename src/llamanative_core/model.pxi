@@ -26,6 +26,8 @@ cdef class Model:
         ModelLoadError (a ValueError): the file is not a GGUF, is truncated,
             or llama.cpp cannot load it (unknown architecture, ...), or no
             backend plugin is loaded.
+        BackendLoadError (a RuntimeError): loading the backend plugins
+            (on the first use of the backends) raised.
         ValueError: an unknown device name, or ``main_gpu`` beyond the GPUs loaded.
 
     The GIL is released while the weights load. ``close()`` frees the model;
@@ -67,6 +69,7 @@ cdef class Model:
             params.load_mode = llama.LLAMA_LOAD_MODE_MLOCK
         else:
             params.load_mode = llama.LLAMA_LOAD_MODE_NONE
+        _require_backends()
         if llama.ggml_backend_dev_count() == 0:
             # llama.cpp would only log "no backends are loaded" and return NULL.
             raise ModelLoadError(

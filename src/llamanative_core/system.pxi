@@ -1,4 +1,5 @@
-# What was compiled in and what hardware was found.
+# What was compiled in and what hardware was found, and the loading of the
+# backend plugins on first use.
 
 _DEVICE_TYPES = {
     llama.GGML_BACKEND_DEVICE_TYPE_CPU: "cpu",
@@ -9,8 +10,73 @@ _DEVICE_TYPES = {
 }
 
 
+# The backend plugins are loaded on first use (the first Model, backends(),
+# devices(), ...), not at import: a broken GPU driver or plugin then cannot
+# make `import llamanative` fail, and an import that never loads a model never
+# maps a plugin. llamanative._backends chooses the files (the loader set
+# here); this module runs it once per process. llama_backend_init() is not
+# called at all: besides ggml_time_init() it would run ggml_backend_load_all(),
+# which loads any libggml-*.so found in the interpreter's directory or the
+# current directory (llama_supports_gpu_offload() does the same while no
+# backend is registered, so supports_gpu_offload() does not call it either).
+_backend_loader = None
+_backend_lock = _threading.RLock()  # re-entrant: the loader itself reads backends()
+cdef bint _backends_ready = False
+cdef bint _backends_loading = False
+_backend_failure = None  # the exception the loader raised, kept for every later use
+
+llama.ggml_time_init()  # nothing else; required on Windows before ggml_time_us()
+
+
+def _set_backend_loader(loader) -> None:
+    """Register the function that loads the plugins (llamanative._backends does, at its import)."""
+    global _backend_loader
+    _backend_loader = loader
+
+
+cdef int _require_backends() except -1:
+    """Load the backend plugins the first time any caller needs them; raise what that load raised."""
+    global _backends_ready, _backends_loading, _backend_failure
+    if not _backends_ready:
+        with _backend_lock:
+            # Inside the loader (same thread) the registry is read as it is so far.
+            if not _backends_ready and not _backends_loading and _backend_loader is not None:
+                _backends_loading = True
+                try:
+                    _backend_loader()
+                except Exception as exc:
+                    _backend_failure = exc
+                finally:
+                    _backends_loading = False
+                    _backends_ready = True
+    if _backend_failure is not None:
+        raise BackendLoadError(
+            f"loading the ggml backend plugins failed: {type(_backend_failure).__name__}: {_backend_failure} "
+            f"(llamanative.backend_load_log() lists what was tried)") from _backend_failure
+    return 0
+
+
+def ensure_backends() -> None:
+    """Load the backend plugins now, if nothing has loaded them yet (thread-safe; once per process).
+
+    The first :class:`Model`, :func:`backends`, :func:`devices`,
+    :func:`system_info` or :func:`supports_gpu_offload` does it too; calling
+    this at start-up moves the cost (and any failure) there.
+
+    Raises:
+        BackendLoadError (a RuntimeError): the loader raised; the same error
+            is raised again at every later use.
+    """
+    _require_backends()
+
+
 def system_info() -> str:
-    """llama.cpp's one-line summary of the CPU features it was built with (``AVX2 = 1 | ...``)."""
+    """llama.cpp's one-line summary of the CPU features it was built with (``AVX2 = 1 | ...``).
+
+    Raises:
+        BackendLoadError: see :func:`ensure_backends`.
+    """
+    _require_backends()
     return llama.llama_print_system_info().decode()
 
 
@@ -86,9 +152,13 @@ def backends() -> list:
         ``features`` maps a feature name (``"AVX2"``, ``"CUDA"`` ...) to its
         value as a string; ``path`` is the plugin file the backend was loaded
         from (None for a backend linked into the library).
+
+    Raises:
+        BackendLoadError: see :func:`ensure_backends`.
     """
     cdef size_t i
     cdef llama.ggml_backend_reg_t reg
+    _require_backends()
     out = []
     for i in range(llama.ggml_backend_reg_count()):
         reg = llama.ggml_backend_reg_get(i)
@@ -107,9 +177,13 @@ def devices() -> list:
     Returns:
         A list of dicts ``{"name", "description", "type", "backend",
         "memory_free", "memory_total"}``; memory in bytes.
+
+    Raises:
+        BackendLoadError: see :func:`ensure_backends`.
     """
     cdef size_t i, free_b, total_b
     cdef llama.ggml_backend_dev_t dev
+    _require_backends()
     out = []
     for i in range(llama.ggml_backend_dev_count()):
         dev = llama.ggml_backend_dev_get(i)
@@ -132,8 +206,18 @@ _all_devices = devices
 
 
 def supports_gpu_offload() -> bool:
-    """Whether a backend that can hold model layers (CUDA, Vulkan, Metal, ...) was compiled in."""
-    return llama.llama_supports_gpu_offload()
+    """Whether a loaded backend can hold model layers (CUDA, Vulkan, Metal, RPC...).
+
+    llama_supports_gpu_offload()'s test, without its fallback to
+    ggml_backend_load_all() when nothing is registered.
+
+    Raises:
+        BackendLoadError: see :func:`ensure_backends`.
+    """
+    _require_backends()
+    return (llama.ggml_backend_dev_by_type(llama.GGML_BACKEND_DEVICE_TYPE_GPU) != NULL
+            or llama.ggml_backend_dev_by_type(llama.GGML_BACKEND_DEVICE_TYPE_IGPU) != NULL
+            or llama.ggml_backend_reg_by_name(b"RPC") != NULL)
 
 
 def max_parallel_sequences() -> int:
