@@ -27,7 +27,7 @@ from . import generic_tools as generic
 from .logprobs import TokenLogprobsLike, to_logprobs
 from .messages import json_schema_of, oai_messages
 from .parse import OutputParser, ReplyParser
-from .render import Rendered, render_chat, schema_grammar
+from .render import Rendered, render_chat, schema_grammar, tool_dumps
 
 Tokens = npt.NDArray[np.int32]
 
@@ -109,8 +109,8 @@ class PromptPipeline:
 
         Raises:
             StatusError: 400 for a tool choice naming no tool, a bad
-                ``format``, a conversation the template rejects, or one that
-                does not fit.
+                ``format`` or tool parameter pattern, a conversation the
+                template rejects, or one that does not fit.
         """
         caps = self.caps
         try:
@@ -118,6 +118,7 @@ class PromptPipeline:
         except ValueError as exc:
             raise StatusError.bad_request(str(exc)) from exc
         schema = json_schema_of(format)
+        tool_dumps(tools)  # a 400 naming the tool for a parameter pattern the grammar cannot enforce
         use_generic = bool(tools) and not caps.get("supports_tool_calls")
         templates = self._chat_templates()
         messages = list(messages)

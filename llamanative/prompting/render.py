@@ -15,6 +15,7 @@ from typing import Any
 from .. import _core
 from ..errors import StatusError
 from ..types import ThinkValue, Tool
+from .schema_check import for_grammar, unsupported_patterns
 
 
 @dataclass
@@ -47,16 +48,22 @@ def render_chat(
     a level ("low", "medium", "high") also reaches the template as
     ``reasoning_effort``, the variable templates with effort levels read.
 
+    ``schema`` and the tools' parameter schemas reach ``common`` with their
+    patterns rewritten for its converter (:func:`.schema_check.for_grammar`);
+    the template shows the tools so.
+
     Raises:
-        StatusError: 400 for a conversation the template rejects.
+        StatusError: 400 for a conversation the template rejects, or a
+            pattern in ``schema`` or a tool's parameters that the grammar
+            cannot enforce.
     """
     req: dict = {"messages": messages}
     if tools:
-        req["tools"] = [t.model_dump(by_alias=True, exclude_none=True) for t in tools]
+        req["tools"] = tool_dumps(tools)
         if tool_choice:
             req["tool_choice"] = tool_choice
     if schema is not None:
-        req["json_schema"] = schema
+        req["json_schema"] = _for_grammar(schema)
     if think is not None:
         req["enable_thinking"] = think.bool()
         if think.is_string():
@@ -88,12 +95,43 @@ def grammar_fields(params: dict, vocab: _core.Vocab) -> dict:
     return fields
 
 
+def tool_dumps(tools: list[Tool]) -> list[dict]:
+    """The tools as ``common`` reads them, each function's parameter patterns in its converter's form.
+
+    Raises:
+        StatusError: 400 naming every tool parameter pattern the grammar cannot enforce.
+    """
+    out, problems = [], []
+    for tool in tools:
+        dump = tool.model_dump(by_alias=True, exclude_none=True)
+        fn = dump.get("function")
+        if isinstance(fn, dict) and fn.get("parameters") is not None:
+            found = unsupported_patterns(fn["parameters"])
+            problems += [f"tool {fn.get('name')!r}: {p}" for p in found]
+            if not found:
+                fn["parameters"] = for_grammar(fn["parameters"])
+        out.append(dump)
+    if problems:
+        raise StatusError.bad_request("tools: the grammar cannot enforce these patterns: " + "; ".join(problems))
+    return out
+
+
+def _for_grammar(schema: dict) -> dict:
+    try:
+        return for_grammar(schema)
+    except ValueError as exc:
+        raise StatusError.bad_request(f"format: {exc}") from exc
+
+
 def schema_grammar(schema: dict) -> dict:
     """A JSON schema compiled to a grammar by ``common``, as ``SamplingParams`` fields (for untemplated prompts).
 
+    Its patterns are rewritten for the converter first (:func:`.schema_check.for_grammar`).
+
     Raises:
-        StatusError: 400 for a schema ``common`` cannot compile.
+        StatusError: 400 for a schema ``common`` cannot compile, or a pattern the grammar cannot enforce.
     """
+    schema = _for_grammar(schema)
     try:
         return {"grammar": _core.json_schema_to_grammar(schema)}
     except ValueError as exc:
