@@ -37,6 +37,7 @@ import threading as _threading
 
 import numpy as np
 
+from llamanative._cpus import cpu_limit as _cpu_limit
 from llamanative.errors import (
     BackendLoadError,
     ContextBusyError,

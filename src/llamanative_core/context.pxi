@@ -25,8 +25,12 @@ cdef class Context(_ContextState):
         n_ubatch: physical batch size; for encoder / non-causal models every
             sequence must fit in one ubatch. Default 512.
         n_seq_max: number of sequences (parallel slots). Default 1.
-        n_threads: threads for generation; default: the CPUs available.
-        n_threads_batch: threads for prompt processing; default ``n_threads``.
+        n_threads: threads for generation; default: the CPUs this process may
+            run on (:func:`default_n_threads`: its affinity and cgroup CPU
+            quota), which is also the most it is given: a request for more
+            is capped there, and logged once to the ``llamanative`` logger.
+        n_threads_batch: threads for prompt processing; default ``n_threads``;
+            capped the same way.
         embeddings: compute embeddings instead of (or with) logits.
         pooling_type: None (the model's), "none", "mean", "cls", "last", "rank".
         attention_type: None (the model's), "causal", "non_causal".
@@ -41,7 +45,10 @@ cdef class Context(_ContextState):
             llama.cpp's ``--poll``. Default 1: long enough to span the gap
             between two decodes of a generation. llama.cpp's tools use 50,
             which keeps a core spinning long after each request and slows
-            whatever runs next (docs/design/cpu-threads.md).
+            whatever runs next (docs/design/cpu-threads.md). 0 is used
+            instead when the thread counts were capped, or when this
+            context's threads take the process's contexts past its CPUs
+            (see :attr:`poll`).
 
     Raises:
         ValueError: an argument is out of range.
@@ -66,11 +73,12 @@ cdef class Context(_ContextState):
             raise RuntimeError("Context.__init__ was called on an open context; create a new Context")
         model._check()
         cdef llama.llama_context_params p = llama.llama_context_default_params()
-        _context_params(&p, model, n_ctx, n_batch, n_ubatch, n_seq_max, n_threads, n_threads_batch,
-                        embeddings, pooling_type, attention_type, flash_attn, type_k, type_v, kv_unified,
-                        offload_kqv, swa_full, poll)
+        capped = _context_params(&p, model, n_ctx, n_batch, n_ubatch, n_seq_max, n_threads, n_threads_batch,
+                                 embeddings, pooling_type, attention_type, flash_attn, type_k, type_v,
+                                 kv_unified, offload_kqv, swa_full, poll)
         # Kept for set_embeddings(True) too: it would abort on the same shapes.
         pooling_error = _pooling_shape_error(model, p)
         if embeddings and pooling_error is not None:
             raise ValueError(pooling_error)
-        self._open(model, p, pooling_error, poll)
+        # A request for more threads than CPUs signals a crowded machine: no busy polling.
+        self._open(model, p, pooling_error, 0 if capped else poll)

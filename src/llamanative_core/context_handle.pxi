@@ -222,11 +222,29 @@ cdef class _ContextHandle:
     def n_threads_batch(self) -> int:
         self._check(); return llama.llama_n_threads_batch(self._ptr)
 
+    @property
+    def poll(self) -> int:
+        """The polling level the context's thread pool was made with (0..100; see the constructor's ``poll``).
+
+        0 when the thread counts were capped at the CPUs, or when the pool's
+        threads took the threads of the process's contexts past the CPUs it
+        may run on; 0 also when the context has no pool.
+        """
+        return self._threads.poll_used
+
     # -- settings ----------------------------------------------------------------
     def set_n_threads(self, int n_threads, int n_threads_batch=0) -> None:
-        """Change the thread counts (``n_threads_batch`` 0 = same as ``n_threads``)."""
+        """Change the thread counts (``n_threads_batch`` 0 = same as ``n_threads``).
+
+        Capped at the CPUs this process may run on, as the constructor's are.
+        """
         if n_threads < 1 or n_threads_batch < 0:
             raise ValueError(f"thread counts must be >= 1, got {n_threads}, {n_threads_batch}")
+        limit = _cpu_limit()
+        if max(n_threads, n_threads_batch) > limit.cpus:
+            _thread_ceiling(max(n_threads, n_threads_batch), limit)  # logs it, once
+            n_threads, n_threads_batch = min(n_threads, limit.cpus), min(n_threads_batch, limit.cpus)
+            self._threads.poll = 0  # a pool made from here on: see Context(poll=...)
         self._enter()
         try:
             llama.llama_set_n_threads(self._ptr, n_threads, n_threads_batch or n_threads)

@@ -26,11 +26,37 @@ _KV_TYPES = {
 
 
 def default_n_threads() -> int:
-    """Threads used when none is given: the CPUs this process may run on."""
-    try:
-        return max(1, len(_os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, _os.cpu_count() or 1)
+    """Threads used when none is given, and the most a context is given: the CPUs this process may run on.
+
+    The least of the CPU affinity and the cgroup CPU quota (``cpu.max``,
+    rounded up), else ``os.cpu_count()`` (llamanative/_cpus.py).
+    """
+    return _cpu_limit().cpus
+
+
+# (requested, ceiling) pairs already logged: a request is reported once, not at every load.
+_threads_logged = set()
+_threads_logger = _logging.getLogger("llamanative")
+
+
+cdef int _thread_ceiling(int requested, object limit) except -1:
+    """``requested`` threads capped at the CPUs of ``limit``, logged once per distinct request.
+
+    A compute thread beyond the CPUs the process may run on does no work:
+    ggml's threads wait for each other at every barrier of a decode by
+    spinning, so one descheduled thread stalls the rest for a time slice and
+    generation slows a hundredfold (docs/design/cpu-threads.md).
+    """
+    if requested <= limit.cpus:
+        return requested
+    key = (requested, limit.cpus)
+    if key not in _threads_logged:
+        _threads_logged.add(key)
+        _threads_logger.warning(
+            "%d threads were asked for, more than the %d CPU(s) this process may run on (%s); using %d "
+            "(more threads than CPUs spin at ggml's barriers and slow generation severalfold)",
+            requested, limit.cpus, limit.reason(), limit.cpus)
+    return limit.cpus
 
 
 def _choice(table, value, str name):
@@ -81,8 +107,9 @@ cdef int _context_params(llama.llama_context_params * p, Model model, int n_ctx,
                          bint swa_full, int poll) except -1:
     """Check the arguments of :class:`Context` (same names) and fill ``p`` from them.
 
-    The abort callback and the output of the pooling-shape check are the
-    caller's to set.
+    The thread counts are capped at the CPUs this process may run on.
+    Returns 1 when they were, else 0. The abort callback and the output of
+    the pooling-shape check are the caller's to set.
     """
     if not 0 <= poll <= 100:
         raise ValueError(f"poll must be in 0..100, got {poll}")
@@ -95,10 +122,15 @@ cdef int _context_params(llama.llama_context_params * p, Model model, int n_ctx,
     cdef size_t max_seq = llama.llama_max_parallel_sequences()
     if n_seq_max < 1 or <size_t> n_seq_max > max_seq:
         raise ValueError(f"n_seq_max must be in 1..{max_seq}, got {n_seq_max}")
-    nt = default_n_threads() if n_threads is None else int(n_threads)
+    limit = _cpu_limit()
+    nt = limit.cpus if n_threads is None else int(n_threads)
     ntb = nt if n_threads_batch is None else int(n_threads_batch)
     if nt < 1 or ntb < 1:
         raise ValueError(f"n_threads and n_threads_batch must be >= 1, got {nt} and {ntb}")
+    cdef int capped = max(nt, ntb) > limit.cpus
+    if capped:
+        _thread_ceiling(max(nt, ntb), limit)
+        nt, ntb = min(nt, limit.cpus), min(ntb, limit.cpus)
     if model.vocab_only:
         raise ValueError("the model was loaded with vocab_only=True: it has no weights to run")
     # llama.cpp reserves one output row per sequence within n_batch (which
@@ -127,4 +159,4 @@ cdef int _context_params(llama.llama_context_params * p, Model model, int n_ctx,
     p.offload_kqv = offload_kqv
     p.swa_full = swa_full
     p.no_perf = False
-    return 0
+    return capped

@@ -1,6 +1,14 @@
 # The CPU worker threads of one Context: a ggml thread pool attached to its
 # llama_context, as llama.cpp's own tools attach one. Without it ggml would
 # start and join its threads at every decode.
+#
+# A pool whose threads would take the process's compute threads past the
+# CPUs it may run on is made with poll 0: its idle workers sleep at once
+# instead of spinning for the next decode on CPUs the other contexts need.
+
+# The threads (the calling thread included) of every pool in use in the
+# process; changed with the GIL held.
+cdef int _pool_threads_in_use = 0
 
 
 @cython.final
@@ -18,12 +26,14 @@ cdef class _ThreadPool:
     cdef llama.ggml_threadpool_free_fn _free
     cdef int _n_threads
     cdef uint32_t poll  # how long idle workers spin before they sleep, 0..100 (ggml_threadpool_params.poll)
+    cdef readonly uint32_t poll_used  # the poll the current pool was made with
 
     def __cinit__(self):
         self._pool = NULL
         self._free = NULL
         self._n_threads = 0
         self.poll = 0
+        self.poll_used = 0
 
     def __dealloc__(self):
         self.release()
@@ -42,13 +52,19 @@ cdef class _ThreadPool:
             llama.ggml_backend_reg_get_proc_address(reg, b"ggml_threadpool_free"))
         if new_fn == NULL or free_fn == NULL:
             return
+        global _pool_threads_in_use
         cdef llama.ggml_threadpool_params params = llama.ggml_threadpool_params_default(n_threads)
         params.poll = self.poll
+        cdef int in_use = _pool_threads_in_use - self._n_threads + n_threads  # this pool replaces the last
+        if in_use > _allowed_cpus():
+            params.poll = 0
         cdef llama.ggml_threadpool_t pool
         with nogil:
             pool = new_fn(&params)
         if pool == NULL:
             return
+        _pool_threads_in_use = in_use
+        self.poll_used = params.poll
         llama.llama_attach_threadpool(ctx, pool, NULL)  # NULL: the same pool for batches
         if self._pool != NULL:
             # Not freed yet: the CPU backend keeps a pointer to the last pool it ran
@@ -58,11 +74,22 @@ cdef class _ThreadPool:
 
     cdef void release(self) noexcept:
         """Free every pool; only once the llama_context they were attached to is freed."""
+        global _pool_threads_in_use
         cdef size_t i
         if self._pool != NULL:
+            _pool_threads_in_use -= self._n_threads
+            self._n_threads = 0
             with nogil:
                 self._free(self._pool)
                 for i in range(self._retired.size()):
                     self._free(self._retired[i])
             self._retired.clear()
             self._pool = NULL
+
+
+cdef int _allowed_cpus() noexcept:
+    """default_n_threads(), or no limit if it cannot be read (this runs where no exception may escape)."""
+    try:
+        return _cpu_limit().cpus
+    except Exception:
+        return 1 << 30
