@@ -154,6 +154,18 @@ cdef class ChatParser:
             out = cb.lln_chat_parser_parse(self._ptr, t, partial)
         return _json.loads(out.decode())
 
+    def matched(self, str text) -> int:
+        """How many characters at the start of ``text`` match the format: ``len(text)`` when
+        :meth:`parse` would take all of it, else where ``common``'s parser stopped matching."""
+        cdef bytes b = text.encode()
+        cdef string t = b
+        cdef size_t end
+        with nogil:
+            end = cb.lln_chat_parser_match_end(self._ptr, t)
+        if end >= <size_t> len(b):
+            return len(text)
+        return len(b[:end].decode("utf-8", "ignore"))  # an offset inside a character: the characters before it
+
 
 def json_schema_to_grammar(schema) -> str:
     """GBNF for a JSON schema (dict or JSON text), by llama.cpp's converter.

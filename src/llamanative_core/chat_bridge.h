@@ -126,7 +126,7 @@ struct lln_chat_parser;
 
 // Loads the output parser of one lln_chat_apply() result. Loading costs far
 // more than parsing, so when streaming, load once per request and parse the
-// growing text on every token.
+// growing text with the same handle each time.
 // `params_json` is the object lln_chat_apply() returned, or any object with at
 // least its "format", "generation_prompt" and "parser" fields (the prompt is
 // not needed).
@@ -154,6 +154,13 @@ void lln_chat_parser_free(lln_chat_parser * parser);
 // Throws std::invalid_argument on a NULL handle, std::runtime_error if a
 // complete (`is_partial` false) output does not match the expected format.
 std::string lln_chat_parser_parse(const lln_chat_parser * parser, const std::string & text, bool is_partial);
+
+// How much of model output `text` matches the expected format: text.size() if
+// all of it does (lln_chat_parser_parse would not throw), else the byte offset
+// where common's parser stopped matching (what it reports as "unparsed
+// output"), without logging that report.
+// Throws std::invalid_argument on a NULL handle.
+size_t lln_chat_parser_match_end(const lln_chat_parser * parser, const std::string & text);
 
 // Converts a JSON schema (JSON text) to a GBNF grammar whose root rule matches
 // the JSON documents the schema accepts.

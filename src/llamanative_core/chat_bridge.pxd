@@ -21,4 +21,5 @@ cdef extern from "chat_bridge.h" nogil:
     lln_chat_parser * lln_chat_parser_init(const string & params_json) except +
     void lln_chat_parser_free(lln_chat_parser * parser)
     string lln_chat_parser_parse(const lln_chat_parser * parser, const string & text, cppbool is_partial) except +
+    size_t lln_chat_parser_match_end(const lln_chat_parser * parser, const string & text) except +
     string lln_json_schema_to_grammar(const string & schema_json) except +

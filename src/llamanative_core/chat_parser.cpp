@@ -2,13 +2,16 @@
 // output back into content, reasoning and tool calls. What each function wraps:
 //   lln_chat_parser_init      common_peg_arena::load
 //   lln_chat_parser_parse     common_chat_parse
+//   lln_chat_parser_match_end common_chat_peg_parse's match, without the mapping
 
 #include "chat_bridge.h"
 #include "chat_json.h"
 
 #include "chat.h"
 #include "json.h"
+#include "peg-parser.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -16,8 +19,8 @@ using lln_json::get_string;
 using lln_json::parse_json_arg;
 
 // Loading the serialized parser costs far more than one parse (figures in
-// docs/design/chat.md), and streaming parses the whole output again on every
-// token: hence a handle that loads it once.
+// docs/design/chat.md), and a stream parses its output many times: hence a
+// handle that loads it once.
 struct lln_chat_parser {
     common_chat_parser_params params;
 };
@@ -96,4 +99,23 @@ std::string lln_chat_parser_parse(const lln_chat_parser * parser, const std::str
     out["tool_calls"]        = tool_calls;
     // dump_safe: the model may stop in the middle of a UTF-8 sequence
     return out.dump_safe();
+}
+
+size_t lln_chat_parser_match_end(const lln_chat_parser * parser, const std::string & text) {
+    if (parser == nullptr) {
+        throw std::invalid_argument("chat parser handle is NULL");
+    }
+    const common_peg_arena & arena = parser->params.parser;
+    if (arena.empty()) {
+        return text.size();  // common reads the output as content only: all of it matches
+    }
+    // as common_chat_peg_parse matches: after the generation prompt, lenient
+    const std::string & prompt = parser->params.generation_prompt;
+    const std::string   input  = prompt + text;
+    common_peg_parse_context ctx(input, COMMON_PEG_PARSE_FLAG_LENIENT);
+    const auto result = arena.parse(ctx);
+    if (!result.fail()) {
+        return text.size();
+    }
+    return result.end > prompt.size() ? std::min(result.end - prompt.size(), text.size()) : 0;
 }
