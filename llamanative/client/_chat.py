@@ -79,11 +79,12 @@ def chat_steps(
     parser = prompt.parser
     assert parser is not None  # a rendered conversation always has one
     pending_lp: list[TokenLogprobs] = []  # logprobs of tokens whose text the parser still holds
+    held: list[str] = []  # not per token: the output, parsed once at the end (the answer is that final parse)
     yield Submit(runner, job)
     while True:
         ev = checked((yield NEED_EVENT))
         if isinstance(ev, Finished):
-            content, thinking, msg = parser.feed("", final=True)
+            content, thinking, msg = parser.feed("".join(held), final=True)
             calls = parser.tool_calls(msg)
             yield ChatResponse(
                 model=name,
@@ -101,6 +102,9 @@ def chat_steps(
             )
             return
         pending_lp.extend(ev.logprobs)
+        if not per_token:
+            held.append(ev.text)
+            continue
         content, thinking, _ = parser.feed(ev.text)
         if content or thinking:
             lp: list[Logprob] | None = prompts.logprobs(pending_lp) if pending_lp else None

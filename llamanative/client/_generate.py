@@ -90,11 +90,12 @@ def generate_steps(
     job = completion_job(req, prep.opts, prompt, per_token)
     gen_id = f"gen-{created}-{id(job) & 0xFFFFFF:06x}"
     parser = prompt.parser  # None for raw and fill-in-the-middle prompts: their output is taken as it is
+    held: list[str] = []  # not per token, with a parser: the output, parsed once at the end
     yield Submit(runner, job)
     while True:
         ev = checked((yield NEED_EVENT))
         if isinstance(ev, Finished):
-            tail, thinking = parser.feed("", final=True)[:2] if parser else ("", "")
+            tail, thinking = parser.feed("".join(held), final=True)[:2] if parser else ("", "")
             yield GenerateResponse(
                 model=name,
                 created_at=now(),
@@ -116,7 +117,11 @@ def generate_steps(
                 eval_duration=ev.eval_duration,
             )
             return
-        text, thinking = parser.feed(ev.text)[:2] if parser else (ev.text, "")
+        if parser is not None and not per_token:
+            held.append(ev.text)  # parsed at the end; its logprobs go out now, as they did
+            text, thinking = "", ""
+        else:
+            text, thinking = parser.feed(ev.text)[:2] if parser else (ev.text, "")
         if text or thinking or ev.logprobs:
             lp: list[Logprob] | None = prompts.logprobs(ev.logprobs) if ev.logprobs else None
             yield GenerateResponse(

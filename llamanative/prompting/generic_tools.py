@@ -20,6 +20,7 @@ former "generic" chat format did:
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
@@ -30,6 +31,7 @@ INSTRUCTIONS = (
     "(a reply to the user's request). When a `tool_response` gives you what you need, answer with `response`."
 )
 _RESPONSE_START = re.compile(r'\A\s*\{\s*"response"\s*:\s*"')
+_log = logging.getLogger("llamanative")
 
 
 def _tool_schema(tool: Tool) -> dict:
@@ -153,42 +155,115 @@ def _arguments(arguments: Any) -> Any:
     return arguments
 
 
+_STRING_RUN = re.compile(r'[^"\\]*')  # string characters that stand for themselves
+_HEX4 = re.compile(r"[0-9a-fA-F]{4}")
+_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_KEY = '"response"'
+
+
+def _may_start(head: str) -> bool:
+    """Whether more text could still make ``head`` the start of a ``{"response": "`` reply."""
+    t = head.lstrip()
+    if not t:
+        return True
+    if t[0] != "{":
+        return False
+    t = t[1:].lstrip()
+    if len(t) <= len(_KEY):
+        return _KEY.startswith(t)
+    if not t.startswith(_KEY):
+        return False
+    t = t[len(_KEY) :].lstrip()
+    return not t or (t[0] == ":" and not t[1:].strip())
+
+
+def _decode(body: str) -> tuple[str, int, bool]:
+    """JSON string text decoded as far as it is complete: (text, characters read, whether the string ended).
+
+    Stops before an escape sequence that is not complete yet (``\\``, ``\\u00``
+    or a high surrogate without the escape after it), and for good at an
+    invalid one (as the string's end), so decoding the text in any pieces
+    gives what decoding it whole gives.
+    """
+    out: list[str] = []
+    i, n = 0, len(body)
+    while i < n:
+        m = _STRING_RUN.match(body, i)
+        j = m.end() if m else i
+        if j > i:
+            out.append(body[i:j])
+            i = j
+        if i >= n:
+            break
+        if body[i] == '"':
+            return "".join(out), i + 1, True
+        if i + 1 >= n:  # a backslash
+            break
+        kind = body[i + 1]
+        if kind != "u":
+            if kind not in _ESCAPES:
+                return "".join(out), i, True
+            out.append(_ESCAPES[kind])
+            i += 2
+            continue
+        if i + 6 > n:
+            break
+        if not _HEX4.fullmatch(body, i + 2, i + 6):
+            return "".join(out), i, True
+        code = int(body[i + 2 : i + 6], 16)
+        if 0xD800 <= code <= 0xDBFF:  # a surrogate pair needs its second half
+            if i + 12 > n:
+                break
+            if body[i + 6 : i + 8] == "\\u" and _HEX4.fullmatch(body, i + 8, i + 12):
+                low = int(body[i + 8 : i + 12], 16)
+                if 0xDC00 <= low <= 0xDFFF:
+                    out.append(chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)))
+                    i += 12
+                    continue
+        out.append(chr(code))  # a lone surrogate stays one, as json.loads leaves it
+        i += 6
+    return "".join(out), i, False
+
+
+class ResponseText:
+    """The text of the ``response`` string of a generic reply, decoded as the reply's text comes.
+
+    Each piece costs its own length (and that of an escape sequence left
+    incomplete by the piece before): the reply is never read again from its start.
+    """
+
+    def __init__(self) -> None:
+        self._head = ""  # the reply until the string's opening quote
+        self._rest = ""  # string text not decoded yet (an incomplete escape)
+        self._state = "head"  # then "body", then "end" (the string ended, or the reply is no response)
+
+    def add(self, text: str) -> str:
+        """What the reply's next ``text`` adds to the decoded response."""
+        if self._state == "head":
+            self._head += text
+            m = _RESPONSE_START.match(self._head)
+            if m is None:
+                if not _may_start(self._head):
+                    self._state = "end"
+                return ""
+            self._state, text, self._head = "body", self._head[m.end() :], ""
+        if self._state != "body":
+            return ""
+        body = self._rest + text
+        out, used, ended = _decode(body)
+        self._rest = body[used:]
+        if ended:
+            self._state = "end"
+        return out
+
+
 def partial_response(text: str) -> str:
     """The decoded prefix of the ``response`` string in a partial reply (``""`` if there is none yet).
 
-    Stops before an escape sequence that is not complete yet (``\\``, ``\\u00``
-    or a lone high surrogate), so the text streamed never has to be taken back.
+    Stops before an escape sequence that is not complete yet, so the text
+    streamed never has to be taken back (see :class:`ResponseText`).
     """
-    m = _RESPONSE_START.match(text)
-    if not m:
-        return ""
-    i, n = m.end(), len(text)
-    end = i
-    while end < n:
-        c = text[end]
-        if c == '"':
-            break
-        if c != "\\":
-            end += 1
-            continue
-        if end + 1 >= n:
-            break
-        if text[end + 1] != "u":
-            end += 2
-            continue
-        if end + 6 > n:
-            break
-        code = text[end + 2 : end + 6]
-        if 0xD800 <= int(code, 16) <= 0xDBFF:  # a surrogate pair needs its second half
-            if end + 12 > n:
-                break
-            end += 12
-        else:
-            end += 6
-    try:
-        return json.loads('"' + text[i:end] + '"')
-    except ValueError:
-        return ""
+    return ResponseText().add(text)
 
 
 def parse_reply(text: str) -> tuple[str, list[dict]]:
@@ -221,20 +296,22 @@ class GenericReplyParser:
 
     def __init__(self, inner) -> None:
         self._inner = inner
-        self._json = ""
-        self._emitted = ""
+        self._response = ResponseText()
+        self._emitted: list[str] = []
 
     def feed(self, piece: str, final: bool = False) -> tuple[str, str, dict]:
         content, thinking, msg = self._inner.feed(piece, final)
-        self._json += content
         if not final:
-            response = partial_response(self._json)
-            delta = response[len(self._emitted) :] if response.startswith(self._emitted) else ""
-            self._emitted += delta
+            delta = self._response.add(content) if content else ""
+            if delta:
+                self._emitted.append(delta)
             return delta, thinking, {**msg, "tool_calls": []}
-        text, calls = parse_reply(self._json)
-        delta = text[len(self._emitted) :] if text.startswith(self._emitted) else ""
-        return delta, thinking, {**msg, "content": text, "tool_calls": calls}
+        text, calls = parse_reply(msg["content"] or "")
+        emitted = "".join(self._emitted)
+        if not text.startswith(emitted):  # not expected: the streamed text stops before what may change
+            _log.warning("the final reply revised the streamed response: ...%r became ...%r", emitted[-60:], text[-60:])
+            return "", thinking, {**msg, "content": text, "tool_calls": calls}
+        return text[len(emitted) :], thinking, {**msg, "content": text, "tool_calls": calls}
 
     def tool_calls(self, msg: dict):
         return self._inner.tool_calls(msg)
