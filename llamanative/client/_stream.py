@@ -4,10 +4,11 @@ A request's logic is written once, as a *step generator* that does no I/O of
 its own: it yields :class:`Submit` when its job is ready to run, yields
 ``NEED_EVENT`` when it wants the job's next event (the driver sends it back
 in), and yields response chunks. :func:`drive` runs it on the caller's thread
-(blocking on the job's queue); ``AsyncClient`` runs it on the caller's event
-loop (awaiting an asyncio queue the worker thread feeds), with no thread per
-request. Closing a driver early (``break``, a failing callback, garbage
-collection) cancels the job, which frees its slot at the next engine step.
+(blocking on the job's queue); ``AsyncClient`` drives it from the caller's
+event loop (awaiting an asyncio queue the worker thread feeds), each step in
+the loop's default executor, with no thread held per request. Closing a
+driver early (``break``, a failing callback, garbage collection) cancels the
+job, which frees its slot at the next engine step.
 """
 
 from __future__ import annotations
@@ -89,17 +90,56 @@ class _LoopEvents:
         return await self._queue.get()
 
 
-async def adrive(steps: Generator[Any, Any, None]) -> AsyncIterator[Any]:
-    """Run a step generator on the running event loop; yield its response chunks."""
+_DONE = object()  # a step generator's end as a value: StopIteration cannot cross a Future
+
+
+def _step(steps: Generator[Any, Any, None], value: Any) -> Any:
+    try:
+        return steps.send(value)
+    except StopIteration:
+        return _DONE
+
+
+async def _settled(running: asyncio.Future[Any]) -> None:
+    """Wait until a step running in a worker thread has returned, whatever it returned or raised."""
+    while not running.done():
+        try:
+            await asyncio.shield(running)
+        except asyncio.CancelledError:
+            continue  # cancelled again: the step still ends in its own time, and the generator with it
+        except BaseException:  # noqa: BLE001 (the step's own failure: its caller saw it or is gone)
+            return
+
+
+async def adrive(steps: Generator[Any, Any, None], *, inline: bool = False) -> AsyncIterator[Any]:
+    """Run a step generator for the running event loop; yield its response chunks.
+
+    Each step (rendering and tokenizing the prompt, dropping old messages,
+    parsing the output, building a response) runs in the loop's default
+    executor, the threads that ``asyncio.to_thread`` uses: the loop thread
+    only awaits the job's events and the steps, and hands the chunks on. No
+    thread is held while a step waits for an event. ``inline=True`` runs the
+    steps on the loop thread instead (``benchmarks/async_loop_lag.py``
+    compares the two).
+
+    Closed or cancelled while a step runs, it waits for that step to return
+    before it closes the generator and cancels the job, so that nothing the
+    step uses (the model's vocabulary, its templates) is released under it.
+    """
     loop = asyncio.get_running_loop()
     job: CompletionJob | None = None
     events: _LoopEvents | None = None
     send: Any = None
+    running: asyncio.Future[Any] | None = None  # the step in a worker thread
     try:
         while True:
-            try:
-                out = steps.send(send)
-            except StopIteration:
+            if inline:
+                out = _step(steps, send)
+            else:
+                running = loop.run_in_executor(None, _step, steps, send)
+                out = await asyncio.shield(running)
+                running = None
+            if out is _DONE:
                 return
             send = None
             if out is NEED_EVENT:
@@ -112,6 +152,8 @@ async def adrive(steps: Generator[Any, Any, None]) -> AsyncIterator[Any]:
             else:
                 yield out
     finally:
+        if running is not None:
+            await _settled(running)
         steps.close()
         if job is not None:
             job.cancel()

@@ -1,10 +1,13 @@
 """AsyncClient: the Client's methods as coroutines, for asyncio programs.
 
-Streaming chat/generate run their request logic on the caller's event loop:
-the Runner's worker thread hands each event to the loop, which turns it into
-a response (no thread per request). Calls that only touch the disk or load a
-model (list, show, create, loading itself ...) run in a worker thread so the
-loop never blocks on them.
+Streaming chat/generate are driven from the caller's event loop: the
+Runner's worker thread hands each event to the loop, and the request's steps
+that cost CPU (validating the request, rendering and tokenizing the prompt,
+dropping old messages, parsing the output, building each response) run in the
+loop's default executor, one step at a time, with no thread held per request
+(``_stream.adrive``). Calls that only touch the disk or load a model (list,
+show, create, loading itself ...) run in a worker thread too: the loop only
+awaits.
 """
 
 from __future__ import annotations
@@ -179,7 +182,9 @@ class AsyncClient:
         if isinstance(model, ChatRequest):
             req, fn = model, cast("Callable[[Any], object] | None", messages)
         else:
-            req = validate(
+            # pydantic's validation of a long conversation is CPU work too: not on the loop thread
+            req = await asyncio.to_thread(
+                validate,
                 ChatRequest,
                 model=model,
                 messages=messages,
@@ -310,7 +315,9 @@ class AsyncClient:
         if isinstance(model, GenerateRequest):
             req, fn = model, cast("Callable[[Any], object] | None", prompt)
         else:
-            req = validate(
+            # pydantic's validation of a long conversation is CPU work too: not on the loop thread
+            req = await asyncio.to_thread(
+                validate,
                 GenerateRequest,
                 model=model,
                 prompt=prompt,
