@@ -9,19 +9,22 @@ event loop (awaiting an asyncio queue the worker thread feeds), each step in
 the loop's default executor, with no thread held per request. Closing a
 driver early (``break``, a failing callback, garbage collection) cancels the
 job, which frees its slot at the next engine step.
+
+Both drivers read the job's events through a :class:`~..engine.jobs.Backlog`
+sink, so a stream that is held but not read stops its slot after
+``HIGH_WATER`` unread pieces instead of generating on in the background.
 """
 
 from __future__ import annotations
 
 import asyncio
-import queue
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..engine import CompletionJob, Failed, Finished, Piece, Runner
-from ..engine.jobs import Event
+from ..engine.jobs import Backlog, Event, EventQueue
 from ..errors import LlamaError, StatusError
 
 T = TypeVar("T")
@@ -50,7 +53,7 @@ def checked(ev: Piece | Finished | Failed) -> Piece | Finished:
 def drive(steps: Generator[Any, Any, None]) -> Iterator[Any]:
     """Run a step generator on this thread; yield its response chunks."""
     job: CompletionJob | None = None
-    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    events = EventQueue()
     send: Any = None
     try:
         while True:
@@ -73,21 +76,23 @@ def drive(steps: Generator[Any, Any, None]) -> Iterator[Any]:
             job.cancel()  # no-op once the job has finished
 
 
-class _LoopEvents:
+class _LoopEvents(Backlog):
     """A job's event queue that hands events from the worker thread to an event loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, job: CompletionJob) -> None:
+        super().__init__()
         self._loop, self._job = loop, job
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
 
     def put(self, ev: Event, /) -> None:  # called by the Runner's worker thread
+        self._sent(ev)
         try:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, ev)
         except RuntimeError:  # the loop is closed: nobody will read this job any more
             self._job.cancel()
 
     async def get(self) -> Event:
-        return await self._queue.get()
+        return self._took(await self._queue.get())
 
 
 _DONE = object()  # a step generator's end as a value: StopIteration cannot cross a Future

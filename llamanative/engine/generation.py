@@ -7,7 +7,8 @@ of a step (batch building, decode, sampling, end of generation and stop
 strings, UTF-8-safe detokenisation, context shift) runs in the compiled
 :class:`_core.Stepper` without the GIL; this module starts jobs where the
 admission policy (:mod:`.admission`) places them, hands each token's text to
-its caller and handles a full KV cache.
+its caller, pauses the slots whose reader is behind (back-pressure, see
+:mod:`.jobs`) and handles a full KV cache.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from .. import _core
 from ..errors import InvalidBatchError, NoKvSlotError
 from .admission import Admission
-from .jobs import CompletionJob, Failed, Finished, Piece, TokenLogprobs
+from .jobs import HIGH_WATER, LOW_WATER, Backlog, CompletionJob, Failed, Finished, Piece, TokenLogprobs
 from .sampling import make_sampler
 from .slots import Sequences, Slot
 
@@ -123,28 +124,64 @@ class Generation:
         slot.job, slot.logprobs, slot.held = job, [], []
         slot.t_start, slot.t_first = time.perf_counter_ns(), 0
 
-    def step(self, active: list[Slot]) -> None:
-        """One decode for every active slot (cancelled jobs are dropped first)."""
+    def step(self, active: list[Slot]) -> bool:
+        """One decode for every active slot that is not paused (cancelled jobs are dropped first).
+
+        Returns False when nothing could run: every running slot is paused,
+        waiting for its reader (the caller then sleeps until woken).
+        """
         for slot in active:
             if slot.job is not None and slot.job.cancelled:
                 self._seqs.stop(slot)
                 self._release(slot)
         active = [s for s in active if s.job is not None]
         if not active:
-            return
+            return True
+        scheduled = [s for s in active if not self._throttled(s)]
+        if not scheduled:
+            return False
         try:
             events = self._seqs.stepper.step()
         except NoKvSlotError as exc:
+            # Paused slots hold cells too: the newest of all running requests gives way.
             self._kv_full(active, exc)
-            return
+            return True
         except InvalidBatchError as exc:  # rejected before anything was decoded: the context is unchanged
-            for slot in active:
+            for slot in scheduled:  # the batch held only these
                 self._finish_failed(slot, exc)
-            return
+            return True
         # Any other failure propagates: after a failed decode the context's memory is undefined
         # (llama.h), so the runner fails, answers its jobs and is replaced by a fresh load.
         for seq, text, token, out_index, finish in events:
             self._deliver(self._seqs.slots[seq], text, token, out_index, finish)
+        return True
+
+    def _throttled(self, slot: Slot) -> bool:
+        """Whether ``slot`` sits out this step: its job streams and its reader is behind.
+
+        Paused above ``HIGH_WATER`` unread pieces, scheduled again at
+        ``LOW_WATER`` or fewer. The stepper leaves a paused slot out of its
+        batches; everything the slot holds stays.
+        """
+        job = slot.job
+        assert job is not None
+        events = job.events
+        if not job.per_token or not isinstance(events, Backlog):
+            return False
+        if events.paused:
+            if events.unread <= LOW_WATER:
+                self._pause(slot, events, False)
+        elif events.unread > HIGH_WATER:
+            self._pause(slot, events, True)
+            # The reader wakes the worker only once it sees `paused`; it may have
+            # caught up before that: look again after setting it.
+            if events.unread <= LOW_WATER:
+                self._pause(slot, events, False)
+        return events.paused
+
+    def _pause(self, slot: Slot, events: Backlog, paused: bool) -> None:
+        self._seqs.stepper.pause(slot.seq, paused)
+        events.paused = paused
 
     def _deliver(self, slot: Slot, text: str, token: int, out_index: int, finish: str | None) -> None:
         """Hand one step's result for ``slot`` to its caller (the one Python touch per token)."""
@@ -186,6 +223,9 @@ class Generation:
         self._release(slot)
 
     def _release(self, slot: Slot) -> None:
+        assert slot.job is not None
+        if isinstance(slot.job.events, Backlog):
+            slot.job.events.paused = False  # the stepper ended the pause when the slot stopped
         slot.job = None
         self._job_done()
         for job in self.deferred:

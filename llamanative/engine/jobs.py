@@ -4,12 +4,20 @@ A caller builds a job, submits it, and reads its ``events`` queue on its own
 thread; the Runner's worker thread only ever puts into it. Setting
 ``cancel()`` (e.g. because a streaming callback raised, or the iterator was
 dropped) frees the slot at the next step.
+
+Back-pressure: the worker never blocks on a job's queue (that would stall
+every other slot of the model). Instead a streamed job (``per_token``) whose
+queue (an :class:`EventQueue`, or another :class:`Backlog`) holds more than
+``HIGH_WATER`` unread pieces stops being scheduled: its slot keeps its KV
+cells, sampler state and position while the other slots go on, and it is
+scheduled again once its reader has taken it down to ``LOW_WATER``.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -59,10 +67,89 @@ class Failed:
 Event = Piece | Finished | Failed  # what a completion job's events are
 
 
+# Unread pieces of a streamed job beyond which its slot is no longer scheduled,
+# and the count its reader must take it down to for the slot to run again. The
+# gap keeps a reader that keeps up from pausing and resuming the slot at every
+# token; the high mark is well above what a reader that keeps up leaves unread.
+HIGH_WATER = 64
+LOW_WATER = 32
+
+
 class EventSink(Protocol):
-    """Where the worker puts a job's events: a ``queue.SimpleQueue`` unless the caller sets its own."""
+    """Where the worker puts a job's events: an :class:`EventQueue` unless the caller sets its own.
+
+    A sink that is not a :class:`Backlog` is never throttled: the worker puts
+    every event into it as it comes.
+    """
 
     def put(self, event: Event, /) -> None: ...
+
+
+class Backlog:
+    """The back-pressure side of a job's event sink: how many pieces were put and taken.
+
+    Each counter has one writer: ``sent`` and ``paused`` the runner's worker,
+    ``taken`` the reader, so that neither side takes a lock per token. A
+    subclass calls :meth:`_sent` for every event it puts and :meth:`_took`
+    for every event it hands to the reader.
+    """
+
+    def __init__(self) -> None:
+        self.sent = 0  # pieces put by the worker
+        self.taken = 0  # pieces handed to the reader
+        self.paused = False  # the job's slot is not scheduled (set by the worker only)
+        self.wake: Callable[[], None] | None = None  # wakes the runner's worker (set by Runner.submit)
+        self._ended: BaseException | None = None
+
+    @property
+    def unread(self) -> int:
+        """Pieces put and not yet taken by the reader."""
+        return self.sent - self.taken
+
+    def end(self, error: BaseException) -> None:
+        """The runner stopped serving this job (it was closed): the next read gets ``Failed(error)``
+        and the pieces still unread are dropped. The runner also puts ``Failed(error)``."""
+        self._ended = error
+
+    def _sent(self, event: Event) -> None:
+        if isinstance(event, Piece):
+            self.sent += 1
+
+    def _took(self, event: Event) -> Event:
+        """Count ``event`` as read; wake the worker when a paused slot may run again."""
+        if self._ended is not None:
+            return Failed(self._ended)
+        if isinstance(event, Piece):
+            self.taken += 1
+            # The worker sets `paused` and then looks at `unread` again, so one of
+            # the two sides always sees the other's write: no wake-up is lost.
+            if self.paused and self.sent - self.taken <= LOW_WATER and (wake := self.wake) is not None:
+                wake()
+        return event
+
+
+class EventQueue(Backlog):
+    """A completion job's events, from the runner's worker to one reading thread.
+
+    ``put`` never blocks (the worker serves other slots); back-pressure comes
+    from pausing the job's slot instead (see :class:`Backlog`).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
+
+    def put(self, event: Event, /) -> None:
+        self._sent(event)
+        self._queue.put(event)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Event:
+        """The next event (as ``queue.SimpleQueue.get``; raises ``queue.Empty`` after ``timeout`` seconds)."""
+        return self._took(self._queue.get(block, timeout))
+
+    def qsize(self) -> int:
+        """Events put and not yet taken, pieces and the end alike."""
+        return self._queue.qsize()
 
 
 @dataclass
@@ -85,7 +172,10 @@ class CompletionJob:
             False the runner keeps the text and sends it as one ``Piece`` just
             before ``Finished``, so that the caller's thread does not wake for
             every token: when every core computes the decode, each wake-up
-            takes a core from it.
+            takes a core from it. Only a per-token job is throttled when its
+            reader falls behind (``HIGH_WATER``).
+        events: where the worker puts the events (default: a new
+            :class:`EventQueue`).
     """
 
     prompt: np.ndarray
@@ -96,12 +186,18 @@ class CompletionJob:
     n_keep: int = 4
     logprobs: int = -1
     per_token: bool = True
-    events: EventSink = field(default_factory=lambda: queue.SimpleQueue[Event]())
+    events: EventSink = field(default_factory=EventQueue)
     _cancelled: threading.Event = field(default_factory=threading.Event)
+    _wake: Callable[[], None] | None = field(default=None, repr=False)  # set by Runner.submit
 
     def cancel(self) -> None:
-        """Stop generating (safe from any thread); the job then finishes with no further events."""
+        """Stop generating (safe from any thread); the job then finishes with no further events.
+
+        Wakes the runner's worker, which may be asleep with every slot paused.
+        """
         self._cancelled.set()
+        if (wake := self._wake) is not None:
+            wake()
 
     @property
     def cancelled(self) -> bool:

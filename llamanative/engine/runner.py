@@ -17,6 +17,12 @@ teams of a process hold more threads than there are CPUs, libgomp stops
 spin-waiting in all of them and a generating model slows down severalfold
 (docs/design/engine.md has the measurement). A team is freed when its
 thread ends, so an idle model must not keep one.
+
+The worker never waits on a caller: a streamed job whose reader falls behind
+is paused (:mod:`.jobs`), and a worker whose every running slot is paused
+sleeps until a reader catches up, a job arrives or is cancelled, or the runner
+closes. ``close()`` cancels what is still running and returns within its
+timeout even when readers hold streams they never read.
 """
 
 from __future__ import annotations
@@ -25,15 +31,16 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import _core
-from ..errors import StatusError
+from ..errors import DecodeAbortedError, StatusError
 from .admission import Admission
 from .attention import FlashAttn, generation_flash_attn
 from .embedding import Embedding, embedding_context
 from .generation import Generation
-from .jobs import CompletionJob, EmbedJob, Failed
+from .jobs import Backlog, CompletionJob, EmbedJob, Failed
 from .prompt_cache import PromptCache, cache_ram_bytes
 from .slots import Sequences
 
@@ -43,6 +50,16 @@ log = logging.getLogger("llamanative.engine")
 # OpenMP team in builds with OpenMP: see the module docstring). Back-to-back
 # requests keep it; starting a new thread costs far less than a decode.
 IDLE_EXIT_S = 0.1
+
+
+@dataclass(frozen=True)
+class SlotState:
+    """What one sequence slot of a runner is doing: a snapshot, for inspection (``Runner.slot_states``)."""
+
+    busy: bool  # a completion job runs on it (paused or not)
+    paused: bool  # its job streams and its reader is behind: the slot is not scheduled (back-pressure)
+    sent: int  # text pieces its job has handed out (0 when idle)
+    unread: int  # of those, the pieces its reader has not taken yet
 
 
 @dataclass(frozen=True)
@@ -138,7 +155,9 @@ class Runner:
         self._wake = threading.Event()
         self._closed = False  # no new jobs: closing, closed or failed
         self._freed = False  # close() has run (or is running)
+        self._stopping = False  # stop() or close() ran: the worker answers every job and ends
         self._failure: BaseException | None = None  # what ended the worker, when it failed
+        self._free_on_exit: threading.Thread | None = None  # close() timed out: this worker frees the runner
         self._active = 0  # submitted jobs not yet finished (for the scheduler's idle check)
         self._lock = threading.Lock()  # guards _active, _thread and the hand-over of _pending
         self._thread: threading.Thread | None = None  # the worker, while there is work
@@ -174,6 +193,24 @@ class Runner:
     def busy(self) -> bool:
         return self._active > 0
 
+    def slot_states(self) -> list[SlotState]:
+        """What each generation slot is doing, in slot order (empty for an embedding model).
+
+        Safe from any thread: it reads only what the worker records in Python,
+        so a state may be one step old.
+        """
+        if self._seqs is None:
+            return []
+        states = []
+        for slot in self._seqs.slots:
+            job = slot.job  # read once: the worker may release it meanwhile
+            events = job.events if job is not None else None
+            if isinstance(events, Backlog):
+                states.append(SlotState(True, events.paused, events.sent, events.unread))
+            else:
+                states.append(SlotState(job is not None, False, 0, 0))
+        return states
+
     @property
     def failure(self) -> BaseException | None:
         """What made the worker fail, or None. A failed runner serves nothing more: close it and load afresh."""
@@ -187,25 +224,62 @@ class Runner:
             if self._closed:
                 raise RuntimeError("the runner is closed")
             self._active += 1
+            if isinstance(job, CompletionJob):
+                # Cancelling the job, or reading a paused job's events, wakes a sleeping worker.
+                job._wake = self._wake.set
+                if isinstance(job.events, Backlog):
+                    job.events.wake = self._wake.set
             self._pending.put(job)
             if self._thread is None:  # under the lock: the worker checks _pending under it before ending
                 self._thread = threading.Thread(target=self._loop, name=f"llamanative-runner:{self.path}", daemon=True)
                 self._thread.start()
         self._wake.set()
 
-    def close(self) -> None:
-        """Stop the worker after the jobs in flight, then free the context and the model.
+    def stop(self) -> None:
+        """Start closing without waiting: new jobs are refused, and after its current step the
+        worker answers every job as :meth:`close` says and ends. ``close()`` then frees."""
+        with self._lock:
+            self._stopping = self._closed = True
+        self._wake.set()
 
-        Also frees a runner whose worker failed (once that worker has ended). Idempotent.
+    def close(self, timeout: float | None = None) -> None:
+        """Stop the worker, then free the context and the model. Idempotent.
+
+        Jobs still running, paused or waiting are cancelled: each is answered
+        with a ``StatusError`` 503 (a job read through an :class:`~.jobs.EventQueue`
+        gets it at its next read; pieces it had not read are dropped) once the
+        worker's current step ends. The worker is joined for at most
+        ``timeout`` seconds (None: until it ends); a step still running after
+        half of it is aborted (``Context.cancel``, on the generation context),
+        and a worker still busy at the end (a decode that cannot be aborted)
+        frees the runner itself when it ends. Also frees a runner whose worker
+        failed.
         """
         with self._lock:
             if self._freed:
                 return
-            self._freed = self._closed = True
+            self._freed = self._stopping = self._closed = True
             thread = self._thread
         self._wake.set()
         if thread is not None and thread is not threading.current_thread():
-            thread.join()
+            # The worker ends after its current step. A step that takes longer than
+            # half the time allowed is aborted (llama.cpp logs that as an error, so
+            # a step of a few tokens is left to finish).
+            start = time.monotonic()
+            thread.join(None if timeout is None else timeout / 2)
+            if thread.is_alive() and timeout is not None and self._seqs is not None:
+                self._ctx.cancel()
+                thread.join(max(0.0, timeout - (time.monotonic() - start)))
+            with self._lock:
+                if thread.is_alive():
+                    log.warning(
+                        "the worker of %s did not stop within %s s; it frees the model when it ends", self.path, timeout
+                    )
+                    self._free_on_exit = thread
+                    return
+        self._free()
+
+    def _free(self) -> None:
         if self._seqs is not None:
             self._seqs.close()
         self._parked.clear()
@@ -220,8 +294,24 @@ class Runner:
         try:
             self._serve(waiting, embeds)
         except BaseException as exc:  # a bug here must not leave callers waiting forever
-            log.exception("runner worker failed")
-            self._fail_all([*waiting, *embeds], exc)
+            if self._stopping and isinstance(exc, DecodeAbortedError):  # close() aborted the running step
+                self._stop([*waiting, *embeds])
+            else:
+                log.exception("runner worker failed")
+                self._fail_all([*waiting, *embeds], exc)
+        finally:
+            with self._lock:
+                free = self._free_on_exit is threading.current_thread()
+            if free:
+                self._free()
+
+    def _stop(self, waiting: list[CompletionJob | EmbedJob]) -> None:
+        """Answer every job with a 503 (close() runs): what a reader had not read is dropped."""
+
+        def unloaded() -> StatusError:
+            return StatusError(503, error_message="the model was unloaded before the request finished")
+
+        self._answer_all(waiting, unloaded, end=True)
 
     def _failed_error(self) -> StatusError:
         """A 500 for a job of this failed runner; its ``__cause__`` is the worker's failure."""
@@ -239,6 +329,16 @@ class Runner:
         with self._lock:
             self._failure = exc
             self._closed = True
+        self._answer_all(waiting, self._failed_error)
+
+    def _answer_all(
+        self, waiting: list[CompletionJob | EmbedJob], error: Callable[[], BaseException], end: bool = False
+    ) -> None:
+        """Answer every job this runner still owes an outcome with ``error()`` (one exception each).
+
+        ``end``: a job read through a :class:`~.jobs.Backlog` sink gets the error
+        at its next read, dropping what it had not read.
+        """
         jobs: list[CompletionJob | EmbedJob] = []
         if self._generation is not None:
             jobs += self._generation.jobs()
@@ -251,15 +351,21 @@ class Runner:
         for job in jobs:
             if isinstance(job, EmbedJob):
                 if not job.result.done():
-                    job.result.set_exception(self._failed_error())
+                    job.result.set_exception(error())
             else:
-                job.events.put(Failed(self._failed_error()))
+                err = error()
+                if end and isinstance(job.events, Backlog):
+                    job.events.end(err)
+                job.events.put(Failed(err))
         with self._lock:
             self._active = 0
 
     def _serve(self, waiting: list[CompletionJob], embeds: list[EmbedJob]) -> None:
         generation = self._generation
         while True:
+            if self._stopping:  # stop() or close() ran: answer everything, then end
+                self._stop([*waiting, *embeds])
+                return
             # This loop runs once per generated token: it checks before it works.
             if not self._pending.empty():
                 embeds.clear()
@@ -290,7 +396,11 @@ class Runner:
                 self._wake.clear()
                 continue
             assert generation is not None
-            generation.step(active)
+            if not generation.step(active):
+                # Every running slot waits for its reader: sleep until a reader catches up,
+                # a job arrives or is cancelled, or close() runs (each sets _wake).
+                self._wake.wait()
+                self._wake.clear()
 
     def _idle_exit(self) -> bool:
         """With nothing running or waiting: True when this worker should end now.

@@ -9,14 +9,21 @@ recently used idle one is unloaded. Requests for a model that is loading wait
 for it; only one model loads at a time. A runner whose worker failed
 (``Runner.failure``) is never handed out again: it is dropped at once, freed
 when its last request ends, and the next request loads the model afresh.
+
+``close()`` does not wait for requests: it cancels what still runs (each
+request gets a ``StatusError`` 503; a stream held but not read gets it at its
+next read) and returns within its timeout. Schedulers still open when the
+interpreter exits are closed then.
 """
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +33,12 @@ from .runner import Runner, RunnerConfig
 
 DEFAULT_KEEP_ALIVE_S = 300.0
 DEFAULT_MAX_LOADED = 3
+# Seconds close() waits for the runners' workers once it has cancelled their jobs.
+# A worker stops after its current step; a step still running after half of this
+# is aborted (CPU), and a worker still busy at the end frees its model when it ends.
+CLOSE_TIMEOUT_S = 10.0
+
+_open: weakref.WeakSet[Scheduler] = weakref.WeakSet()  # closed at interpreter exit
 
 
 @dataclass
@@ -72,6 +85,7 @@ class Scheduler:
         self._closed = False
         self._reaper = threading.Thread(target=self._reap, name="llamanative-keepalive", daemon=True)
         self._reaper.start()
+        _open.add(self)
 
     # -- use ---------------------------------------------------------------------------
     @contextmanager
@@ -129,10 +143,13 @@ class Scheduler:
                     continue  # another thread loaded it or took the room meanwhile
                 runner = self._loader(path, config)  # outside the condition: loading takes time
                 with self._cond:
-                    entry = Loaded(path, runner, refs=1, last_used=time.time())
-                    self._loaded[path] = entry
-                    self._cond.notify_all()
-                    return entry
+                    if not self._closed:
+                        entry = Loaded(path, runner, refs=1, last_used=time.time())
+                        self._loaded[path] = entry
+                        self._cond.notify_all()
+                        return entry
+                runner.close()  # the scheduler closed while it loaded: nobody else would free it
+                raise RuntimeError("the client is closed")
 
     def _room_locked(self, detached: list[Runner | None]) -> bool:
         """Whether one more model fits; may detach the least recently used idle runner into ``detached``."""
@@ -195,16 +212,27 @@ class Scheduler:
         self._cond.notify_all()
         return entry.runner
 
-    def close(self) -> None:
-        """Unload everything (waiting for running requests)."""
-        detached: list[Runner | None] = []
+    def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
+        """Unload everything, without waiting for the requests that still run. Idempotent.
+
+        Each running request is cancelled and answered with a ``StatusError``
+        503 ("the model was unloaded before the request finished"): a stream
+        raises it at its next read, dropping the text it had not read; a
+        blocking call raises it. Returns within about ``timeout`` seconds
+        (the workers' joins share it); a worker still busy in a decode then
+        frees its model when that decode ends.
+        """
         with self._cond:
             self._closed = True
-            for entry in list(self._loaded.values()):
-                while entry.refs > 0:
-                    self._cond.wait(0.1)
-                detached.append(self._detach_locked(entry))
-        _close_all(detached)
+            detached = [self._detach_locked(entry) for entry in list(self._loaded.values())]
+            self._cond.notify_all()
+        _open.discard(self)
+        runners = [r for r in detached if r is not None]
+        for runner in runners:  # all workers stop at once; then each is joined in the time left
+            runner.stop()
+        deadline = time.monotonic() + timeout
+        for runner in runners:
+            runner.close(timeout=max(0.0, deadline - time.monotonic()))
 
     def _reap(self) -> None:
         while True:
@@ -220,6 +248,14 @@ class Scheduler:
                     soonest = min((e.expires_at for e in self._loaded.values()), default=math.inf)
                     self._cond.wait(min(1.0, max(0.01, soonest - now)))
             _close_all(detached)
+
+
+@atexit.register
+def _close_open_schedulers() -> None:
+    # Non-daemon threads have ended by now; the workers are daemons and would
+    # otherwise still decode while the interpreter tears itself down.
+    for scheduler in list(_open):
+        scheduler.close()
 
 
 def _close_all(runners: list[Runner | None]) -> None:

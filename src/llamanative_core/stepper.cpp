@@ -125,6 +125,7 @@ void lln_stepper::start(int32_t slot, const llama_token * prompt, size_t n_promp
     s.out_index = -1;
     s.chunk     = 0;
     s.feeding   = false;
+    s.paused    = false;
     s.active    = true;
 }
 
@@ -136,7 +137,7 @@ int32_t lln_stepper::step(llama_batch & batch, std::vector<lln_event> & events) 
         s.out_index = -1;
         s.chunk     = 0;
         s.feeding   = false;
-        if (!s.active) continue;
+        if (!s.active || s.paused) continue;
         if (s.n_done >= s.prompt.size() && !s.generated.empty() && budget > 0) {
             add_token(batch, s.generated.back(), static_cast<llama_pos>(s.cached.size()), s.seq, true);
             s.out_index = batch.n_tokens - 1;
@@ -146,7 +147,7 @@ int32_t lln_stepper::step(llama_batch & batch, std::vector<lln_event> & events) 
     }
     // Then prompt chunks, as far as the batch allows.
     for (auto & s : slots) {
-        if (!s.active || budget <= 0 || s.n_done >= s.prompt.size()) continue;
+        if (!s.active || s.paused || budget <= 0 || s.n_done >= s.prompt.size()) continue;
         const size_t remaining = s.prompt.size() - s.n_done;
         const size_t take      = std::min(remaining, static_cast<size_t>(budget));
         for (size_t j = 0; j < take; ++j) {
@@ -174,7 +175,7 @@ int32_t lln_stepper::step(llama_batch & batch, std::vector<lln_event> & events) 
     if (rc != 0) return rc;  // no slot changed: the caller may free KV space and retry
     for (int32_t i = 0; i < static_cast<int32_t>(slots.size()); ++i) {
         lln_slot & s = slots[i];
-        if (!s.active) continue;
+        if (!s.active || s.paused) continue;
         if (s.chunk > 0) {
             s.cached.insert(s.cached.end(), s.prompt.begin() + s.n_done, s.prompt.begin() + s.n_done + s.chunk);
             s.n_done += s.chunk;

@@ -13,6 +13,8 @@
 //      (stop string, end of generation, token limit, or a full context that
 //      cannot or may not be shifted);
 //   4. reports one event per sampled token (and one per finished slot).
+// A paused slot (pause()) takes no part in a step: it is neither in the batch
+// nor sampled, and everything it holds stays as it is until it is resumed.
 // Admission (which slot, how much cached prefix to keep) stays with the caller.
 //
 // Contracts:
@@ -85,6 +87,9 @@ struct lln_slot {
     // of the whole vocabulary per token (docs/design/sampling.md). The same
     // token: the first of equal maxima.
     bool                     take_max = false;
+    // Not scheduled: its reader is behind (back-pressure). A paused slot is left
+    // out of every batch and keeps its KV cells, sampler state and position.
+    bool                     paused = false;
     // step state
     std::string pending;   // bytes of an unfinished UTF-8 character
     int32_t     out_index = -1;
@@ -108,7 +113,12 @@ class lln_stepper {
                llama_sampler * grammar, std::vector<std::string> stops, int64_t max_tokens, bool shift,
                int32_t n_keep, bool special);
     // Stop serving `slot` (its cached tokens stay for prefix reuse).
-    void release(int32_t slot) { slots[slot].active = false; }
+    void release(int32_t slot) {
+        slots[slot].active = false;
+        slots[slot].paused = false;
+    }
+    // Leave `slot` out of the next steps (true) or schedule it again (false).
+    void pause(int32_t slot, bool paused) { slots[slot].paused = paused; }
 
     int32_t step(llama_batch & batch, std::vector<lln_event> & events);
 

@@ -29,6 +29,7 @@ cdef extern from "stepper.h" nogil:
 
     cdef cppclass lln_slot:
         cppbool active
+        cppbool paused
         vector[llama_token] prompt
         vector[llama_token] cached
         vector[llama_token] generated
@@ -41,6 +42,7 @@ cdef extern from "stepper.h" nogil:
                    llama_sampler * grammar, vector[string] stops, int64_t max_tokens, cppbool shift,
                    int32_t n_keep, cppbool special) except +
         void release(int32_t slot)
+        void pause(int32_t slot, cppbool paused)
         int32_t step(llama_batch & batch, vector[lln_event] & events) except +
         vector[lln_slot] slots
 

@@ -17,6 +17,9 @@ cdef class Stepper:
     cannot be shifted. All of it runs in C++ without the GIL; Python sees one
     event per sampled token.
 
+    A slot can be paused (:meth:`pause`): it then takes no part in the steps
+    and keeps everything it holds until it is resumed.
+
     Slot ``i`` is sequence ``i`` of the context. Choosing a slot and removing
     the part of its sequence that is not reused (``Context.seq_rm``) is the
     caller's job; :meth:`cached` tells which tokens a slot's sequence holds.
@@ -129,6 +132,26 @@ cdef class Stepper:
         """Whether ``slot`` has a request that has not finished."""
         self._slot(slot)
         return self._s.slots[slot].active
+
+    def pause(self, int slot, bint paused=True) -> None:
+        """Leave ``slot`` out of the following steps (``paused=False``: schedule it again).
+
+        A paused slot is neither in a step's batch nor sampled: its KV cells,
+        sampler state, pending text and position stay as they are, and the
+        other slots go on. :meth:`start` and :meth:`release` end a pause.
+
+        Raises:
+            ValueError: the slot has no running request.
+        """
+        self._slot(slot)
+        if paused and not self._s.slots[slot].active:
+            raise ValueError(f"slot {slot} has no running request")
+        self._s.pause(slot, paused)
+
+    def paused(self, int slot) -> bool:
+        """Whether ``slot`` is paused (see :meth:`pause`)."""
+        self._slot(slot)
+        return self._s.slots[slot].paused
 
     def cached(self, int slot) -> np.ndarray:
         """The tokens whose KV the slot's sequence holds (a copy; position == index)."""
