@@ -99,6 +99,19 @@ def test_another_request_runs_to_completion_while_a_held_stream_waits(client, re
     assert texts([first, *rest]) == texts(reference)
 
 
+def test_a_paused_stream_shifts_its_context_when_it_runs_again(client):
+    # 300 tokens after the prompt in a 256-token context: the slot shifts after its pause.
+    options = {**LONG, "num_predict": 300, "num_ctx": 256}
+    unthrottled = list(client.generate("smol", PROMPT, raw=True, stream=True, options=options))
+    stream = client.generate("smol", PROMPT, raw=True, stream=True, options=options)
+    first = next(stream)
+    state = wait_for("the held stream's slot pauses", lambda: paused_slot(runner_of(client)))
+    assert_stopped_near_the_high_water_mark(state)
+    rest = list(stream)
+    assert texts([first, *rest]) == texts(unthrottled)
+    assert rest[-1].eval_count == 300 > runner_of(client).n_ctx  # more than the context holds: it shifted
+
+
 @pytest.mark.parametrize("collect", [True, False], ids=["gc.collect", "refcount"])
 @pytest.mark.parametrize("kind", ["generate", "chat"])
 def test_a_dropped_stream_frees_its_slot(client, kind, collect):

@@ -110,7 +110,8 @@ class Client(CompletionMethods, ModelMethods):
         self._scheduler = self._session.scheduler
 
     def close(self) -> None:
-        """Unload every model (after running requests finish)."""
+        """Unload every model, without waiting for running requests: each is cancelled and raises a
+        ``StatusError`` 503 (a stream at its next read). Returns within about 10 s (``Scheduler.close``)."""
         self._session.close()
 
     def __enter__(self) -> Client:
