@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -82,6 +83,27 @@ def test_a_held_stream_stops_near_the_high_water_mark_and_resumes_with_the_same_
     assert texts([first, *rest]) == texts(reference)
     assert rest[-1].eval_count == reference[-1].eval_count == NUM_PREDICT
     assert not any(s.busy for s in runner_of(client).slot_states())
+
+
+def cpu_ticks(thread: threading.Thread) -> int:
+    """User + system CPU time of ``thread`` in clock ticks (Linux)."""
+    with open(f"/proc/self/task/{thread.native_id}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of the line)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads a thread's CPU time from /proc")
+def test_a_worker_whose_every_slot_is_paused_sleeps(client):
+    stream = held(client)
+    next(stream)
+    runner = runner_of(client)
+    wait_for("the held stream's slot pauses", lambda: paused_slot(runner))
+    (worker,) = [t for t in threading.enumerate() if t.name == f"llamanative-runner:{runner.path}"]
+    before = cpu_ticks(worker)
+    time.sleep(1.0)  # a window to measure in: a worker that polled would spend CPU in it
+    assert cpu_ticks(worker) - before <= 1, "the worker spends CPU while every slot waits for its reader"
+    assert worker.is_alive()
+    stream.close()
 
 
 def test_another_request_runs_to_completion_while_a_held_stream_waits(client, reference):
