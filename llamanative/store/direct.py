@@ -41,7 +41,7 @@ def is_url(model: str) -> bool:
         return False
     try:
         return httpx.URL(model).path.lower().endswith(".gguf")
-    except httpx.InvalidURL:
+    except (httpx.InvalidURL, UnicodeError):  # UnicodeError: lone surrogates, which no URL can hold
         return False  # then it is taken as a registry name, which reports what is wrong
 
 

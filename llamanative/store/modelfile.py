@@ -161,10 +161,15 @@ def read_modelfile(path: str | os.PathLike) -> Modelfile:
 
     Raises:
         FileNotFoundError: no such file.
-        ModelfileError: the text is not a valid Modelfile (the message names the line).
+        ModelfileError: the file is not UTF-8 text, or not a valid Modelfile (the message names the line).
     """
     p = Path(path).expanduser()
-    text = p.read_text(encoding="utf-8-sig")  # a UTF-8 BOM, as some editors write, is dropped
+    data = p.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")  # a UTF-8 BOM, as some editors write, is dropped
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ModelfileError(f"not UTF-8 text (byte {data[exc.start : exc.start + 1]!r})", line, str(path)) from None
     return parse_modelfile(text, base_dir=p.resolve().parent, source=str(path))
 
 
@@ -229,7 +234,7 @@ def parse_commands(text: str, source: str = "Modelfile") -> list[Command]:
         m = _NAME.match(line)
         name = m.group(1).lower() if m else ""
         if name not in INSTRUCTIONS:
-            word = line.split(None, 1)[0]
+            word = (line.split(None, 1) or [line])[0]  # a line of other white space (\v, \f, U+2028 ...) too
             raise ModelfileError(
                 f"unknown instruction {word!r}: expected one of {', '.join(i.upper() for i in INSTRUCTIONS)}",
                 number,
@@ -314,9 +319,13 @@ def _resolve_from(value: str, base: Path, line: int, source: str) -> str:
     path = Path(os.path.expanduser(value))
     if not path.is_absolute():
         path = base / path
-    if path.is_file():
+    try:
+        is_file, is_dir = path.is_file(), path.is_dir()
+    except OSError:  # no path the system can look at (a name too long ...): not a file
+        is_file = is_dir = False
+    if is_file:
         return str(path.resolve())
-    if path.is_dir():
+    if is_dir:
         raise ModelfileError(
             f"FROM {value}: is a directory; llamanative imports single GGUF files "
             "(safetensors folders are not converted)",

@@ -67,7 +67,7 @@ def parse_name(name: str) -> ModelName:
         ("tag", tag, _PART),
         ("host", host, _HOST),
     ):
-        if not rx.match(value) or ".." in value:
+        if not rx.fullmatch(value) or ".." in value:  # fullmatch: "$" alone lets a trailing newline through
             raise StatusError.bad_request(
                 f"invalid model name {name!r}: bad {label} {value!r} (letters, digits, '_', '-', '.'; no '..')"
             )

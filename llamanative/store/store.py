@@ -74,6 +74,15 @@ class StoredModel:
         return None if text is None else json.loads(text)
 
 
+def _is_file(path: str) -> bool:
+    """Whether ``path`` (``~`` expanded) names a file; False for a path the system cannot look at
+    (an unknown ``~user``, a name too long for the file system ...)."""
+    try:
+        return Path(path).expanduser().is_file()
+    except (OSError, RuntimeError):
+        return False
+
+
 def is_digest(digest: object) -> bool:
     """True for ``sha256:<64 lowercase hex>``, the only digest form the store accepts."""
     return isinstance(digest, str) and _DIGEST.match(digest) is not None
@@ -133,17 +142,17 @@ class ModelStore:
         Raises:
             StatusError: 404 when there is no such model, 400 for an invalid name.
         """
-        path = Path(model).expanduser()
         # Only an existing file named *.gguf is taken as a path: anything else
         # is a name, checked by parse_name (so "../../etc/passwd" is refused).
-        if model.endswith(".gguf") and path.is_file():
+        if model.endswith(".gguf") and _is_file(model):
+            path = Path(model).expanduser()
             st = path.stat()
             return StoredModel(
                 str(path), str(path.resolve()), "", st.st_size, datetime.fromtimestamp(st.st_mtime, timezone.utc)
             )
         name = parse_name(model)
         mpath = self.manifest_path(name)
-        if not mpath.is_file():
+        if not _is_file(str(mpath)):  # a host part may be longer than a file name can be
             raise StatusError.not_found(f"model '{name.display}' not found")
         return self._load_manifest(name, mpath)
 

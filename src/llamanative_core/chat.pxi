@@ -52,6 +52,8 @@ def chat_apply_template(str template, messages, bint add_assistant=True) -> str:
 
 import json as _json
 
+include "chat_limits.pxi"
+
 
 cdef class ChatTemplates:
     """The model's chat template(s), rendered by llama.cpp's own Jinja engine (``common``).
@@ -79,9 +81,23 @@ cdef class ChatTemplates:
         elif not template:
             raise ValueError("a model or a template is required")
         self.model = model
+        cdef const char * src
+        if template:
+            _check_template(template)
+        else:  # the templates common reads from the GGUF
+            src = llama.llama_model_chat_template(mp, NULL)
+            if src != NULL:
+                _check_template(src[:strlen(src)].decode("utf-8", "replace"))
+            src = llama.llama_model_chat_template(mp, b"tool_use")
+            if src != NULL:
+                _check_template(src[:strlen(src)].decode("utf-8", "replace"))
         cdef string tmpl = template.encode()
-        with nogil:
-            self._ptr = cb.lln_chat_templates_init(mp, tmpl)
+        try:
+            with nogil:
+                self._ptr = cb.lln_chat_templates_init(mp, tmpl)
+        except UnicodeDecodeError:
+            # common's message quotes the template, cut at a byte: it cannot become a str
+            raise ValueError("invalid chat template (llama.cpp's message about it is not valid UTF-8)") from None
 
     def __dealloc__(self):
         if self._ptr != NULL:
@@ -111,11 +127,18 @@ cdef class ChatTemplates:
             ValueError: the request is malformed.
             RuntimeError: the template failed to render this conversation.
         """
-        cdef string req = _json.dumps(request, ensure_ascii=False).encode()
+        try:
+            text = _json.dumps(request, ensure_ascii=False)
+        except RecursionError:
+            raise ValueError("the chat request is nested too deeply to be rendered") from None
+        cdef string req = text.encode()
         cdef string out
         with nogil:
             out = cb.lln_chat_apply(self._ptr, req)
-        return _json.loads(out.decode())
+        result = _json.loads(out.decode())
+        if isinstance(result.get("grammar"), str):
+            _check_gbnf(result["grammar"].encode())
+        return result
 
 
 cdef class ChatParser:
@@ -147,6 +170,9 @@ cdef class ChatParser:
 
         With ``partial``, the text is a prefix of the output (streaming):
         incomplete tool calls are left out and markup never leaks into content.
+
+        Raises:
+            RuntimeError: the text does not match the template's output format.
         """
         cdef string t = text.encode()
         cdef string out
@@ -171,7 +197,25 @@ def json_schema_to_grammar(schema) -> str:
     """GBNF for a JSON schema (dict or JSON text), by llama.cpp's converter.
 
     Raises:
-        ValueError: the schema is invalid or unsupported.
+        ValueError: the schema is invalid or unsupported, or nested deeper
+            than 1000 levels.
     """
-    text = schema if isinstance(schema, str) else _json.dumps(schema)
-    return cb.lln_json_schema_to_grammar(text.encode()).decode()
+    if isinstance(schema, str):
+        text = schema
+    else:
+        try:
+            text = _json.dumps(schema)
+        except RecursionError:
+            raise ValueError("the JSON schema is nested deeper than Python's JSON encoder allows") from None
+    depth = _json_depth(text)
+    if depth > _JSON_MAX_DEPTH:
+        # common's converter walks the schema by recursion: deep enough, it overflows the stack
+        raise ValueError(f"the JSON schema is nested {depth} levels deep (at most {_JSON_MAX_DEPTH})")
+    cdef string out
+    try:
+        out = cb.lln_json_schema_to_grammar(text.encode())
+    except UnicodeDecodeError:
+        raise ValueError("invalid JSON schema (llama.cpp's message about it is not valid UTF-8)") from None
+    cdef bytes gbnf = out
+    _check_gbnf(gbnf)
+    return gbnf.decode()

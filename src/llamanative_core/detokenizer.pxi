@@ -59,10 +59,9 @@ cdef class Detokenizer:
         self._special = special
         self._pending = b""
 
-    def add(self, llama_token token) -> str:
-        """Feed one token; return the newly completed text."""
-        self.vocab._check_token(token)
-        cdef bytes data = self._pending + _token_piece(self.vocab._ptr, token, self._special)
+    def add(self, token) -> str:
+        """Feed one token; return the newly completed text (ValueError for an id outside the vocabulary)."""
+        cdef bytes data = self._pending + _token_piece(self.vocab._ptr, self.vocab._token(token), self._special)
         cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
         cdef Py_ssize_t k = _complete_prefix(<const unsigned char *> PyBytes_AS_STRING(data), n)
         if k == n:

@@ -1,5 +1,12 @@
 # Reading GGUF headers: validation before llama.cpp sees a file, and metadata.
 
+from libc.string cimport strcmp
+from libcpp.string cimport to_string
+from libcpp.unordered_set cimport unordered_set
+
+cdef extern from "gguf.h" nogil:
+    int64_t gguf_find_key(const llama.gguf_context * ctx, const char * key)
+
 _GGUF_MAGIC = b"GGUF"
 _NUMPY_OF_GGUF = {
     llama.GGUF_TYPE_UINT8: np.uint8, llama.GGUF_TYPE_INT8: np.int8,
@@ -52,6 +59,47 @@ cdef llama.gguf_context * _gguf_open(str path) except NULL:
         raise ModelLoadError(
             f"{path!r} is truncated: its tensors need {end} bytes, the file has {size}", path)
     return g
+
+
+cdef int _check_vocab(llama.gguf_context * g, str path) except -1:
+    """Refuse a vocabulary on which llama.cpp's loader would abort (GGML_ASSERT ends the process).
+
+    The loader keys its token map by each token's text as a C string (cut at
+    a NUL byte; an empty one becomes ``[EMPTY_<id>]``) and asserts that no two
+    tokens share one. The same reading is done here first.
+
+    Raises:
+        ModelLoadError: two tokens of ``tokenizer.ggml.tokens`` have the same text.
+    """
+    cdef int64_t k = gguf_find_key(g, b"tokenizer.ggml.model")
+    cdef const char * s
+    if k >= 0 and llama.gguf_get_kv_type(g, k) == llama.GGUF_TYPE_STRING:
+        s = llama.gguf_get_val_str(g, k)
+        if strcmp(s, b"no_vocab") == 0 or strcmp(s, b"none") == 0:
+            return 0  # no token list is read
+    k = gguf_find_key(g, b"tokenizer.ggml.tokens")
+    if k < 0 or llama.gguf_get_kv_type(g, k) != llama.GGUF_TYPE_ARRAY or \
+            llama.gguf_get_arr_type(g, k) != llama.GGUF_TYPE_STRING:
+        return 0  # the loader reports these itself
+    cdef uint32_t n = <uint32_t> llama.gguf_get_arr_n(g, k)  # the loader's own (32-bit) count
+    cdef uint32_t i
+    cdef unordered_set[string] seen
+    cdef string word
+    cdef int64_t dup = -1
+    with nogil:
+        seen.reserve(n)
+        for i in range(n):
+            word = string(llama.gguf_get_arr_str(g, k, i))
+            if word.empty():
+                word = string(b"[EMPTY_") + to_string(i) + string(b"]")
+            if not seen.insert(word).second:
+                dup = i
+                break
+    if dup >= 0:
+        raise ModelLoadError(
+            f"{path!r} has a corrupt vocabulary: token {dup} ({word.decode('utf-8', 'replace')!r}) has the same "
+            f"text as an earlier token", path)
+    return 0
 
 
 cdef object _gguf_value(llama.gguf_context * g, int64_t k, bint with_arrays):
@@ -136,7 +184,8 @@ def read_gguf_tensors(path) -> list:
             shape = [ne[0], ne[1], ne[2], ne[3]]  # GGML_MAX_DIMS = 4; unused dimensions are 1
             while len(shape) > 1 and shape[len(shape) - 1] == 1:
                 shape.pop()
-            out.append((name[:strlen(name)].decode(), llama.gguf_get_tensor_offset(g, t),
+            # Any bytes can name a tensor: decoded as the keys are (invalid UTF-8 replaced).
+            out.append((name[:strlen(name)].decode("utf-8", "replace"), llama.gguf_get_tensor_offset(g, t),
                         llama.gguf_get_tensor_size(g, t), tuple(shape)))
     finally:
         llama.gguf_free(g)

@@ -54,7 +54,10 @@ cdef class Model:
             raise ValueError(f"main_gpu must be >= 0, got {main_gpu}")
         # Validates the file and reads its header in one pass.
         cdef llama.gguf_context * g = _gguf_open(self.path)
-        llama.gguf_free(g)
+        try:
+            _check_vocab(g, self.path)
+        finally:
+            llama.gguf_free(g)
 
         cdef llama.llama_model_params params = llama.llama_model_default_params()
         params.n_gpu_layers = n_gpu_layers

@@ -37,8 +37,39 @@ cdef object _copy_out(float * ptr, Py_ssize_t n, object out):
 
 
 cdef cnp.ndarray _as_tokens(object tokens):
-    """``tokens`` as a C-contiguous int32 array (no copy when it already is one)."""
-    cdef cnp.ndarray arr = np.ascontiguousarray(tokens, dtype=np.int32)
+    """``tokens`` as a C-contiguous int32 array (no copy when it already is one).
+
+    Raises:
+        TypeError: the values are not integers (numpy would truncate floats).
+        ValueError: not one-dimensional, or an id outside int32 (numpy would
+            wrap it around into some other, valid-looking id).
+    """
+    cdef cnp.ndarray arr
+    if isinstance(tokens, np.ndarray) and tokens.dtype == np.int32:
+        arr = np.ascontiguousarray(tokens)
+    else:
+        arr = np.asarray(tokens)
+        if arr.dtype.kind == "O" or (arr.dtype.kind == "f" and not isinstance(tokens, np.ndarray)):
+            # numpy holds Python ints beyond int64 as objects, or as floats when
+            # mixed with negative ones: look at the values themselves.
+            obj = np.asarray(tokens, dtype=object)
+            values = obj.ravel().tolist()
+            for v in values:
+                if not isinstance(v, (int, np.integer)):
+                    raise TypeError(f"token ids must be integers, not {type(v).__name__}")
+            if values and (min(values) < -2147483648 or max(values) > 2147483647):
+                bad = min(values) if min(values) < -2147483648 else max(values)
+                raise ValueError(f"token id {bad} is out of range: token ids are 32-bit")
+            arr = np.asarray(values, dtype=np.int64).reshape(obj.shape)
+        elif arr.dtype.kind not in "iub":
+            if arr.size:
+                raise TypeError(f"token ids must be integers, not {arr.dtype} values")
+            arr = arr.astype(np.int32)  # [] is a float64 array to numpy
+        if arr.size and arr.dtype.kind in "iu":
+            lo, hi = arr.min(), arr.max()
+            if lo < -2147483648 or hi > 2147483647:
+                raise ValueError(f"token id {lo if lo < -2147483648 else hi} is out of range: token ids are 32-bit")
+        arr = np.ascontiguousarray(arr, dtype=np.int32)
     if arr.ndim != 1:
         raise ValueError(f"tokens must be one-dimensional, got shape {np.shape(arr)}")
     return arr

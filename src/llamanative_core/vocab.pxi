@@ -1,6 +1,9 @@
 # Vocab: tokenizer of a loaded model.
 
 import enum as _enum
+import operator as _operator
+
+cdef object INT32_MIN_ = -2147483648
 
 
 class TokenAttr(_enum.IntFlag):
@@ -25,6 +28,26 @@ _VOCAB_TYPES = {
     llama.LLAMA_VOCAB_TYPE_PLAMO2: "plamo2",
 }
 
+cdef extern from "vocab_guard.h" nogil:
+    int32_t LLN_TOKENIZER_THREW
+    int32_t lln_tokenize(const llama.llama_vocab * vocab, const char * text, int32_t text_len,
+                         llama_token * tokens, int32_t n_tokens_max, bint add_special, bint parse_special,
+                         string * error)
+
+
+cdef object _token_arg(object token):
+    """``token`` as a Python int in the range of a token id.
+
+    Raises:
+        TypeError: not an integer.
+        ValueError: outside int32 (so surely outside the vocabulary).
+    """
+    cdef object t = _operator.index(token)
+    if t < INT32_MIN_ or t > INT32_MAX:
+        raise ValueError(f"token id {t} is out of range: token ids are 32-bit")
+    return t
+
+
 # Inputs longer than this are tokenized with the GIL released: below it the
 # release/re-acquire costs more than it frees.
 cdef enum:
@@ -44,6 +67,7 @@ cdef class Vocab:
     cdef const llama.llama_vocab * _ptr
     cdef readonly Model model
     cdef readonly int32_t n_vocab
+    cdef str _no_specials  # why add_special=True cannot be honoured, or None
 
     def __init__(self):
         raise TypeError("Vocab is not created directly: use Model(path).vocab")
@@ -54,6 +78,7 @@ cdef class Vocab:
         v._ptr = ptr
         v.model = model
         v.n_vocab = llama.llama_vocab_n_tokens(ptr)
+        v._no_specials = _missing_specials(ptr)
         return v
 
     cdef inline int _check(self) except -1:
@@ -61,11 +86,32 @@ cdef class Vocab:
             raise ValueError("the model of this vocab is closed")
         return 0
 
+    cdef inline int _check_add_special(self, bint add_special) except -1:
+        if add_special and self._no_specials is not None:
+            raise ValueError(f"cannot tokenize with add_special=True: {self._no_specials}; "
+                             f"use add_special=False")
+        return 0
+
+    cdef int _check_output(self, const llama_token * toks, Py_ssize_t n) except -1:
+        # A vocabulary without a (valid) unknown token makes some tokenizers
+        # emit -1 for text they have no token for.
+        cdef int bad = _first_bad_token(toks, n, self.n_vocab)
+        if bad >= 0:
+            raise ValueError(f"the tokenizer gave the id {toks[bad]} for part of the text: the vocabulary has "
+                             f"no token for it and no valid unknown token")
+        return 0
+
     cdef inline int _check_token(self, llama_token token) except -1:
         self._check()
         if token < 0 or token >= self.n_vocab:
             raise ValueError(f"token id {token} is out of range: the vocab has {self.n_vocab} tokens (0..{self.n_vocab - 1})")
         return 0
+
+    cdef llama_token _token(self, object token) except? -1:
+        """A token id argument (any Python integer), checked against the vocabulary."""
+        cdef llama_token t = _token_arg(token)
+        self._check_token(t)
+        return t
 
     def __len__(self):
         return self.n_vocab
@@ -89,6 +135,7 @@ cdef class Vocab:
             ``np.ndarray[int32]`` of token ids (owned by the caller).
         """
         self._check()
+        self._check_add_special(add_special)
         cdef Py_ssize_t n_bytes
         cdef const char * data = _text_ptr(text, &n_bytes)
         if n_bytes > INT32_MAX - 64:
@@ -97,13 +144,17 @@ cdef class Vocab:
         # (and a space prefix); a negative result still retries with the exact size.
         cdef cnp.npy_intp cap = n_bytes + 16
         cdef cnp.ndarray out = cnp.PyArray_EMPTY(1, &cap, cnp.NPY_INT32, 0)
-        cdef int32_t n = self._tokenize_into(data, <int32_t> n_bytes, out, add_special, parse_special)
-        if n < 0:
+        cdef string error
+        cdef int32_t n = self._tokenize_into(data, <int32_t> n_bytes, out, add_special, parse_special, &error)
+        if n < 0 and n != LLN_TOKENIZER_THREW:
             cap = -n
             out = cnp.PyArray_EMPTY(1, &cap, cnp.NPY_INT32, 0)
-            n = self._tokenize_into(data, <int32_t> n_bytes, out, add_special, parse_special)
-            if n < 0:
-                raise RuntimeError(f"llama_tokenize failed ({n})")
+            n = self._tokenize_into(data, <int32_t> n_bytes, out, add_special, parse_special, &error)
+        if n == LLN_TOKENIZER_THREW:
+            raise ValueError(_tokenizer_threw(error))
+        if n < 0:
+            raise RuntimeError(f"llama_tokenize failed ({n})")
+        self._check_output(<const llama_token *> cnp.PyArray_DATA(out), n)
         cdef cnp.PyArray_Dims shape
         cdef cnp.npy_intp newlen = n
         if n != cap:
@@ -131,6 +182,7 @@ cdef class Vocab:
             ValueError: a text is longer than llama_tokenize accepts.
         """
         self._check()
+        self._check_add_special(add_special)
         if isinstance(texts, (str, bytes)):
             raise TypeError("texts must be a sequence of texts, not one text (use tokenize())")
         cdef list items = list(texts)  # holds every text (and its UTF-8 form) until the end
@@ -153,26 +205,30 @@ cdef class Vocab:
         cdef Py_ssize_t total = 0
         cdef int32_t k, cap
         cdef bint failed = False
+        cdef string error
         with nogil:
             # At most one token per byte plus the specials; retried with the exact size otherwise.
             buf.reserve(total_bytes + 16 * n)
             for i in range(n):
                 cap = sizes[i] + 16
                 buf.resize(total + cap)
-                k = llama.llama_tokenize(self._ptr, ptrs[i], sizes[i], buf.data() + total, cap,
-                                         add_special, parse_special)
-                if k < 0:
+                k = lln_tokenize(self._ptr, ptrs[i], sizes[i], buf.data() + total, cap,
+                                 add_special, parse_special, &error)
+                if k < 0 and k != LLN_TOKENIZER_THREW:
                     cap = -k
                     buf.resize(total + cap)
-                    k = llama.llama_tokenize(self._ptr, ptrs[i], sizes[i], buf.data() + total, cap,
-                                             add_special, parse_special)
-                    if k < 0:
-                        failed = True
-                        break
+                    k = lln_tokenize(self._ptr, ptrs[i], sizes[i], buf.data() + total, cap,
+                                     add_special, parse_special, &error)
+                if k < 0:
+                    failed = True
+                    break
                 total += k
                 offs[i + 1] = total
         if failed:
+            if k == LLN_TOKENIZER_THREW:
+                raise ValueError(f"text {i}: {_tokenizer_threw(error)}")
             raise RuntimeError(f"llama_tokenize failed on text {i}")
+        self._check_output(buf.data(), total)
         cdef cnp.npy_intp n_tok = total
         cdef cnp.ndarray tokens = cnp.PyArray_EMPTY(1, &n_tok, cnp.NPY_INT32, 0)
         if total:
@@ -180,15 +236,15 @@ cdef class Vocab:
         return tokens, offsets
 
     cdef int32_t _tokenize_into(self, const char * data, int32_t n_bytes, cnp.ndarray out,
-                                bint add_special, bint parse_special):
+                                bint add_special, bint parse_special, string * error):
         cdef llama_token * dst = <llama_token *> cnp.PyArray_DATA(out)
         cdef int32_t cap = <int32_t> cnp.PyArray_DIM(out, 0)
         cdef int32_t n
         if n_bytes > _NOGIL_TEXT_BYTES:
             with nogil:
-                n = llama.llama_tokenize(self._ptr, data, n_bytes, dst, cap, add_special, parse_special)
+                n = lln_tokenize(self._ptr, data, n_bytes, dst, cap, add_special, parse_special, error)
         else:
-            n = llama.llama_tokenize(self._ptr, data, n_bytes, dst, cap, add_special, parse_special)
+            n = lln_tokenize(self._ptr, data, n_bytes, dst, cap, add_special, parse_special, error)
         return n
 
     def detokenize(self, tokens, bint remove_special=False, bint unparse_special=False) -> str:
@@ -226,37 +282,31 @@ cdef class Vocab:
                 return out[:n]
             cap = -n
 
-    def token_to_piece(self, llama_token token, bint special=False) -> bytes:
+    def token_to_piece(self, token, bint special=False) -> bytes:
         """The bytes of one token (may be part of a multi-byte character).
 
         Args:
             special: render special/control tokens as their text (else empty).
         """
-        self._check_token(token)
-        return _token_piece(self._ptr, token, special)
+        return _token_piece(self._ptr, self._token(token), special)
 
-    def token_text(self, llama_token token) -> str:
+    def token_text(self, token) -> str:
         """The token's text as stored in the vocabulary (e.g. ``"Ġhello"``)."""
-        self._check_token(token)
-        cdef const char * t = llama.llama_vocab_get_text(self._ptr, token)
+        cdef const char * t = llama.llama_vocab_get_text(self._ptr, self._token(token))
         return t[:strlen(t)].decode("utf-8", "replace")
 
-    def token_score(self, llama_token token) -> float:
-        self._check_token(token)
-        return llama.llama_vocab_get_score(self._ptr, token)
+    def token_score(self, token) -> float:
+        return llama.llama_vocab_get_score(self._ptr, self._token(token))
 
-    def token_attr(self, llama_token token) -> TokenAttr:
-        self._check_token(token)
-        return TokenAttr(<int> llama.llama_vocab_get_attr(self._ptr, token))
+    def token_attr(self, token) -> TokenAttr:
+        return TokenAttr(<int> llama.llama_vocab_get_attr(self._ptr, self._token(token)))
 
-    def is_eog(self, llama_token token) -> bool:
+    def is_eog(self, token) -> bool:
         """True for end-of-generation tokens (EOS, EOT, ...)."""
-        self._check_token(token)
-        return llama.llama_vocab_is_eog(self._ptr, token)
+        return llama.llama_vocab_is_eog(self._ptr, self._token(token))
 
-    def is_control(self, llama_token token) -> bool:
-        self._check_token(token)
-        return llama.llama_vocab_is_control(self._ptr, token)
+    def is_control(self, token) -> bool:
+        return llama.llama_vocab_is_control(self._ptr, self._token(token))
 
     # Special tokens: -1 when the model has none.
     @property
@@ -315,3 +365,38 @@ cdef bytes _token_piece(const llama.llama_vocab * vocab, llama_token token, bint
     cdef bytes big = PyBytes_FromStringAndSize(NULL, -n)
     n = llama.llama_token_to_piece(vocab, token, PyBytes_AS_STRING(big), -n, 0, special)
     return big[:n]
+
+
+cdef str _tokenizer_threw(string error):
+    # invalid_argument: bytes that are no Unicode code point; out_of_range: a token the vocabulary lacks
+    cdef bytes what = error
+    return (f"llama.cpp's tokenizer failed on this text ({what.decode('utf-8', 'replace') or 'unknown error'}): "
+            f"bytes that decode to no Unicode character, or a vocabulary without a token it needs "
+            f"(such as the byte token <0xNN> it falls back to)")
+
+
+cdef str _missing_specials(const llama.llama_vocab * vocab):
+    """Why ``llama_tokenize(add_special=True)`` would abort on ``vocab``, or None.
+
+    llama.cpp asserts (GGML_ASSERT: the process ends) that the special tokens
+    a vocabulary adds exist: WPM always adds BOS ([CLS]) and SEP, the others
+    BOS and EOS when the GGUF asks for them (``tokenizer.ggml.add_bos_token``
+    ...). A GGUF whose token id for one is missing or outside the vocabulary
+    loads with that token unset.
+    """
+    cdef int kind = llama.llama_get_vocab_type(vocab)
+    cdef list missing = []
+    if kind == llama.LLAMA_VOCAB_TYPE_WPM:
+        if llama.llama_vocab_bos(vocab) < 0:
+            missing.append("BOS ([CLS])")
+        if llama.llama_vocab_sep(vocab) < 0:
+            missing.append("SEP")
+    elif kind in (llama.LLAMA_VOCAB_TYPE_SPM, llama.LLAMA_VOCAB_TYPE_BPE, llama.LLAMA_VOCAB_TYPE_UGM):
+        if llama.llama_vocab_get_add_bos(vocab) and llama.llama_vocab_bos(vocab) < 0:
+            missing.append("BOS")
+        if llama.llama_vocab_get_add_eos(vocab) and llama.llama_vocab_eos(vocab) < 0:
+            missing.append("EOS")
+    if not missing:
+        return None
+    return (f"the vocabulary adds {' and '.join(missing)} but has no such token (its token id in the GGUF "
+            f"is missing or outside the vocabulary)")
