@@ -39,6 +39,8 @@ Client); no unexpected error (an error is expected only where the request
 was built to fail: the callback's own exception, the misuse statuses). The
 exit status is 1 when a target is missed, 3 when the run stalls (no request
 finished for ``--stall-timeout`` seconds: every thread's stack is printed).
+The stacks are also printed once for each request that runs longer than
+``--slow`` seconds, and the five slowest requests are reported.
 """
 
 from __future__ import annotations
@@ -309,8 +311,9 @@ class Mix:
         if which < 0.85:
             self.client.generate(rng.choice(self.chat_models), self.text(rng), options=self.options(rng), keep_alive=0)
             return "generate"
-        # Ollama's unload idiom: an empty generate with keep_alive=0
-        r = self.client.generate(rng.choice(self.chat_models), keep_alive=0)
+        # Ollama's unload idiom, an empty generate with keep_alive=0, with the same load-time options: without
+        # them it asks for other settings, and such a request waits until the model is idle (a reload).
+        r = self.client.generate(rng.choice(self.chat_models), options=self.base, keep_alive=0)
         self.check(r.done_reason == "unload", f"unload idiom: done_reason {r.done_reason!r}")
         return "unload idiom"
 
@@ -328,7 +331,8 @@ class Mix:
         if rng.random() < 0.5:
             want, call = 404, lambda: self.client.chat(f"no-such-model-{rng.randrange(1000)}", self.messages(rng))
         else:
-            want, call = 400, lambda: self.client.generate(self.embed_model, self.text(rng), options=self.options(rng))
+            # No options: the embedding model is loaded with the default settings (the embeds give none).
+            want, call = 400, lambda: self.client.generate(self.embed_model, self.text(rng))
         try:
             call()
         except StatusError as exc:
@@ -371,9 +375,13 @@ KINDS: list[tuple[str, int]] = [
 class Run:
     """Requests ``first .. first + n - 1`` of the mix on ``threads`` threads; outcomes and errors counted."""
 
-    def __init__(self, mix: Mix, seed: int, first: int, n: int, threads: int, stall_s: float, on_progress=None):
+    def __init__(self, mix: Mix, seed: int, first: int, n: int, threads: int, args, on_progress=None) -> None:
         self.mix, self.seed, self.next, self.end = mix, seed, first, first + n
-        self.n, self.threads, self.stall_s, self.on_progress = n, threads, stall_s, on_progress
+        self.n, self.threads, self.on_progress = n, threads, on_progress
+        self.stall_s, self.slow_s = args.stall_timeout, args.slow
+        self.in_flight: dict[int, tuple[str, float]] = {}  # request -> (kind, start)
+        self.reported: set[int] = set()  # slow requests whose stacks were printed
+        self.slowest: list[tuple[float, int, str]] = []  # (seconds, request, kind), the 5 slowest
         self.lock = threading.Lock()
         self.done = 0
         self.outcomes: Counter = Counter()  # (kind, outcome)
@@ -395,6 +403,8 @@ class Run:
         rng = random.Random(self.seed * 1_000_003 + i)  # request i is the same request in every run
         kind = rng.choices(self.names, self.weights)[0]
         t0 = time.perf_counter()
+        with self.lock:
+            self.in_flight[i] = (kind, t0)
         try:
             outcome, err = getattr(self.mix, "kind_" + kind)(rng), None
         except (Cancelled, ExpectedStatus) as exc:
@@ -406,7 +416,10 @@ class Run:
                 if len(self.examples) < 10:
                     self.examples.append(f"request {i} ({kind}):\n{traceback.format_exc()}")
         with self.lock:
-            self.seconds.setdefault(kind, []).append(time.perf_counter() - t0)
+            took = time.perf_counter() - t0
+            del self.in_flight[i]
+            self.seconds.setdefault(kind, []).append(took)
+            self.slowest = sorted([*self.slowest, (took, i, kind)], reverse=True)[:5]
             if err is None:
                 self.outcomes[kind, outcome] += 1
             else:
@@ -430,11 +443,23 @@ class Run:
                 last_done, last_change = self.done, time.perf_counter()
                 if self.on_progress:
                     self.on_progress(self.done, time.perf_counter() - t0)
-            elif time.perf_counter() - last_change > self.stall_s:
+            self._report_slow()
+            if time.perf_counter() - last_change > self.stall_s:
                 print(f"STALLED: no request finished for {self.stall_s:.0f} s; every thread's stack:", flush=True)
                 faulthandler.dump_traceback(all_threads=True)
                 os._exit(3)
         return time.perf_counter() - t0
+
+    def _report_slow(self) -> None:
+        """Print every thread's stack once for each request running longer than ``slow_s``."""
+        now = time.perf_counter()
+        with self.lock:
+            slow = [(i, k, now - t) for i, (k, t) in self.in_flight.items() if now - t > self.slow_s]
+            slow = [s for s in slow if s[0] not in self.reported]
+            self.reported.update(i for i, _, _ in slow)
+        for i, kind, secs in slow:
+            print(f"SLOW: request {i} ({kind}) has run for {secs:.0f} s; every thread's stack:", flush=True)
+            faulthandler.dump_traceback(all_threads=True)
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -490,6 +515,7 @@ def report(points: dict, run: Run, warm: Run, seconds: float, args) -> bool:
             print(f"Python threads {a} -> {b}: new {sorted(names.elements())}")
     print(f"RSS during the run (requests done: MB): {', '.join(f'{n}: {mb:.1f}' for n, mb in points['trend'])}")
     print(f"{run.n} requests in {seconds:.0f} s ({run.n / seconds:.1f} requests/s) on {args.threads} threads")
+    print("slowest requests: " + ", ".join(f"{secs:.1f} s (request {i}, {kind})" for secs, i, kind in run.slowest))
     by_kind = Counter()
     for (kind, _), c in [*run.outcomes.items(), *run.expected.items(), *run.unexpected.items()]:
         by_kind[kind] += c
@@ -527,6 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--stall-timeout", type=float, default=600.0, help="seconds without a finished request (default 600)"
     )
+    ap.add_argument("--slow", type=float, default=120.0, help="print the stacks of a request running this long (s)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args(argv)
 
@@ -546,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as store:  # requests name models by path: the store stays empty
         client = Client(models_dir=store)
         mix = Mix(client, chat, embed, base)
-        warm = Run(mix, args.seed, 0, args.warmup, args.threads, args.stall_timeout)
+        warm = Run(mix, args.seed, 0, args.warmup, args.threads, args)
         warm.run()
         settle(client, models)
         points["start"] = snapshot(args.malloc_trim)
@@ -562,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
 
-        run = Run(mix, args.seed, args.warmup, args.requests, args.threads, args.stall_timeout, progress)
+        run = Run(mix, args.seed, args.warmup, args.requests, args.threads, args, progress)
         seconds = run.run()
         points["end_busy"] = snapshot(False)
         points["settle_s"] = settle(client, models)
@@ -585,6 +612,8 @@ def main(argv: list[str] | None = None) -> int:
             "expected_errors": {f"{k}/{e}": c for (k, e), c in run.expected.items()},
             "unexpected_errors": {f"{k}/{e}": c for (k, e), c in (run.unexpected + warm.unexpected).items()},
             "unexpected_examples": warm.examples + run.examples,
+            "slowest": [{"seconds": secs, "request": i, "kind": kind} for secs, i, kind in run.slowest],
+            "latency_s": {k: {"median": sorted(v)[len(v) // 2], "max": max(v)} for k, v in run.seconds.items()},
         }
         args.json.write_text(json.dumps(figures, indent=2))
     print("all targets met" if ok else "TARGET MISSED")
