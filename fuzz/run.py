@@ -35,6 +35,7 @@ HARNESSES = ("gguf", "tokenize", "chat_template", "json_schema", "modelfile", "n
 _STATUS = re.compile(r"^#(\d+)\s+(\w+)\s+cov: (\d+) ft: (\d+) corp: (\d+)/")
 _EXECS = re.compile(r"^stat::number_of_executed_units: (\d+)")
 _ARTIFACT = re.compile(r"Test unit written to (\S+)")
+_SLOW = re.compile(r"Slowest unit: (\d+) s:\n.*?Test unit written to (\S+)")
 _DONE = re.compile(r"^Done (\d+) runs in (\d+) second")
 MAX_RESTARTS = 100  # after that many findings in one run, stop: the rest is noise until they are fixed
 
@@ -87,7 +88,7 @@ def fuzz(args: argparse.Namespace, extra: list[str]) -> dict:
     if dict_file.is_file():
         flags.append(f"-dict={dict_file}")
     start = time.monotonic()
-    total_execs, sessions, found = 0, 0, []
+    total_execs, sessions, found, slow = 0, 0, [], []
     last_status: tuple[int, int, int] = (0, 0, 0)
     while True:
         left_s = args.seconds - (time.monotonic() - start)
@@ -112,9 +113,13 @@ def fuzz(args: argparse.Namespace, extra: list[str]) -> dict:
             elif m := _EXECS.match(line):
                 session_execs = int(m.group(1))
         total_execs += session_execs
-        artifact = _ARTIFACT.search(text)
+        written = _ARTIFACT.findall(text)
+        # libFuzzer keeps going after an input slower than -report_slow_units (10 s): kept apart, not a finding
+        # (on a busy machine it is often just a starved process: --replay times it alone)
+        slow += [{"input": p, "seconds": int(t)} for t, p in _SLOW.findall(text)]
+        crashes = [p for p in written if not Path(p).name.startswith("slow-unit-")]
+        artifact = _ARTIFACT.search("\n".join(f"Test unit written to {p}" for p in crashes))
         if rc == 0 and not artifact:
-            log_path.unlink()
             break
         sig = signature(text)
         saved = artifact.group(1) if artifact else None
@@ -138,6 +143,7 @@ def fuzz(args: argparse.Namespace, extra: list[str]) -> dict:
         "corpus": sum(1 for f in corpus.iterdir() if f.is_file()),
         "sessions": sessions,
         "findings": found,
+        "slow_inputs": slow,
     }
     if args.coverage:
         result["line_coverage"] = line_coverage(name, work, [corpus, *([seeds] if seeds.is_dir() else [])])
@@ -159,17 +165,19 @@ def report(r: dict) -> None:
         for mod, c in lc["modules"].items():
             pct = 100 * (c["statements"] - c["missing"]) / c["statements"] if c["statements"] else 100.0
             print(f"   lines reached by the corpus: {mod}: {pct:.0f}% of {c['statements']}")
+        if lc.get("outcomes"):
+            print(f"   the corpus replayed: {lc['outcomes']}")
+    for s in r.get("slow_inputs", []):
+        print(f"   slow input (not a finding): {s['seconds']} s, {s['input']}")
     print(f"   findings: {len(r['findings'])}")
     for f in r["findings"]:
         print(f"     {f['signature']}\n       input: {f['artifact']}  log: {f['log']}")
 
 
 def minimize(name: str, path: Path, tries: int) -> Path:
-    """libFuzzer's own crash minimisation (it reruns the worker on ever smaller inputs)."""
+    """The smallest input that ends as ``path`` does (same exception and place, or same signal): ``<path>.min``."""
     out = path.with_name(path.name + ".min")
-    cmd = worker_cmd(name, "-minimize_crash=1", f"-runs={tries}", f"-exact_artifact_path={out}", str(path))
-    subprocess.run(cmd, check=False)
-    print(f"minimised input: {out} ({out.stat().st_size if out.exists() else '?'} bytes)")
+    subprocess.run(worker_cmd(name, "--minimize", str(path), str(out), str(tries)), check=False)
     return out
 
 
@@ -186,7 +194,7 @@ def main() -> int:
     ap.add_argument("--coverage", action="store_true", help="also measure the line coverage of the corpus")
     ap.add_argument("--replay", nargs="+", metavar="FILE", help="run these inputs once, outside libFuzzer")
     ap.add_argument("--minimize", metavar="FILE", help="minimise a finding's input")
-    ap.add_argument("--minimize-runs", type=int, default=2000)
+    ap.add_argument("--minimize-runs", type=int, default=2000, help="most candidate inputs --minimize tries")
     args, extra = ap.parse_known_args()
     extra = [a for a in extra if a != "--"]
     if args.list or not args.harness:

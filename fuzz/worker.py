@@ -13,7 +13,9 @@ import gc
 import importlib
 import json
 import os
+import signal
 import sys
+import traceback
 import types
 from pathlib import Path
 
@@ -83,11 +85,71 @@ def coverage(name: str, out: str, paths: list[str]) -> None:
         result["modules"][rel] = {"statements": len(statements), "missing": len(missing)}
     _, statements, _, missing, _ = cov.analysis2(str(harness_file))
     result["harness"] = {"statements": len(statements), "missing": len(missing)}
+    result["outcomes"] = dict(getattr(harness, "STATS", {}))
     Path(out).write_text(json.dumps(result, indent=1))
+
+
+def outcome(harness, data: bytes) -> str | None:
+    """What ``data`` does to the harness, run in a forked child: None, an exception and where it was
+    raised, or the signal that ended the child."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave without running any cleanup of the parent's
+        os.close(r)
+        what = ""
+        try:
+            harness.test_one_input(data)
+        except BaseException as exc:
+            frames = traceback.extract_tb(exc.__traceback__)
+            # a broken invariant is raised by contract.check: name the line that called it
+            at = frames[-2] if type(exc).__name__ == "Finding" and len(frames) > 1 else frames[-1]
+            what = f"{type(exc).__name__} at {Path(at.filename).name}:{at.lineno}"
+        os.write(w, what.encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        what = f.read().decode()
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return f"signal {signal.Signals(os.WTERMSIG(status)).name}"
+    return what or None
+
+
+def minimize(name: str, path: str, out: str, tries: int) -> None:
+    """Write to ``out`` the shortest input found (by removing ever smaller runs of bytes) that ends the
+    same way as the input at ``path``. libFuzzer's own -minimize_crash reruns argv[0], which for a Python
+    fuzzer is a script, not a program."""
+    harness = load(name, instrument=False)
+    harness.setup()
+    best = Path(path).read_bytes()
+    target = outcome(harness, best)
+    if target is None:
+        print(f"{path}: no finding to minimise", flush=True)
+        return
+    print(f"{path}: {target} ({len(best)} bytes)", flush=True)
+    chunk, n = max(len(best) // 2, 1), 0
+    while n < tries:
+        i, shrunk = 0, False
+        while i < len(best) and n < tries:
+            candidate = best[:i] + best[i + chunk :]
+            n += 1
+            if outcome(harness, candidate) == target:
+                best, shrunk = candidate, True
+            else:
+                i += chunk
+        if not shrunk:
+            if chunk == 1:
+                break
+            chunk //= 2
+    Path(out).write_bytes(best)
+    print(f"minimised to {len(best)} bytes in {n} runs: {out}", flush=True)
 
 
 def main(argv: list[str]) -> None:
     name, rest = argv[1], argv[2:]
+    if rest[:1] == ["--minimize"]:
+        minimize(name, rest[1], rest[2], int(rest[3]))
+        return
     if rest[:1] == ["--replay"]:
         replay(name, rest[1:])
         return

@@ -159,6 +159,8 @@ _STRINGS = [
     b"A" * 300,
 ]
 
+# What the inputs came to (reported by the corpus replay of run.py --coverage).
+STATS = {"inputs": 0, "header read": 0, "model loaded": 0, "model refused": 0}
 _tmpdir: Path | None = None
 _headers: dict[str, Header] = {}
 
@@ -397,11 +399,15 @@ def test_one_input(data: bytes) -> None:
     path, tmp = _tmpdir / "model.gguf", _tmpdir / "model.gguf.tmp"
     write_file(tmp, header, hole, cut)
     os.replace(tmp, path)  # a new file each time: a mapping of the last one never sees this one change
+    STATS["inputs"] += 1
     meta, meta_err = call(_core.read_gguf_metadata, path, arrays=arrays)
+    STATS["header read"] += meta_err is None
     call(_core.read_gguf_tensors, path)
     model, err = call(_core.Model, path, vocab_only=True)
     if model is None:
+        STATS["model refused"] += 1
         return
+    STATS["model loaded"] += 1
     check(meta_err is None, f"the model loaded but its header did not read: {meta_err!r}")
     try:
         _use(model)
