@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -47,6 +48,20 @@ def _signal_name(rc: int) -> str:
         except ValueError:
             pass
     return f"exit status {rc}"
+
+
+def watch(proc: subprocess.Popen, current: Path, limit_s: float) -> tuple[int, bool]:
+    """Wait for ``proc``; kill it when ``current`` (rewritten before each input) has not changed for
+    ``limit_s``: libFuzzer's own timeout can deadlock when the input is stuck in native code.
+    Returns (exit status, whether it was killed for hanging)."""
+    while True:
+        try:
+            return proc.wait(timeout=5), False
+        except subprocess.TimeoutExpired:
+            pass
+        if current.is_file() and time.time() - current.stat().st_mtime > limit_s:
+            proc.kill()
+            return proc.wait(), True
 
 
 def worker_cmd(name: str, *args: str) -> list[str]:
@@ -100,10 +115,11 @@ def fuzz(args: argparse.Namespace, extra: list[str]) -> dict:
         sessions += 1
         log_path = work / f"session-{sessions}.log"
         current = work / "current-input"
+        current.unlink(missing_ok=True)  # the last session's: the watch below starts when this one writes it
         with open(log_path, "w") as log:
             env = {**os.environ, "LLAMANATIVE_FUZZ_CURRENT": str(current)}
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-            rc = proc.wait()
+            rc, hung = watch(proc, current, args.timeout + 60)
         text = log_path.read_text(errors="replace")
         session_execs = 0
         for line in text.splitlines():
@@ -123,11 +139,15 @@ def fuzz(args: argparse.Namespace, extra: list[str]) -> dict:
             break
         sig = signature(text)
         saved = artifact.group(1) if artifact else None
-        if saved is None and current.is_file():  # died silently (a stack overflow): the input it was running
+        if saved is None and current.is_file():  # died or hung without a report: the input it was running
             data = current.read_bytes()
-            saved = str(findings / f"crash-silent-{hashlib.sha1(data).hexdigest()}")
+            saved = str(findings / f"{'timeout' if hung else 'crash'}-silent-{hashlib.sha1(data).hexdigest()}")
             Path(saved).write_bytes(data)
-            sig = f"silent death ({_signal_name(rc)}; a stack overflow leaves libFuzzer no stack to report on)"
+            sig = (
+                f"hang: one input ran past --timeout and libFuzzer did not end it ({args.timeout + 60} s)"
+                if hung
+                else f"died without a report ({_signal_name(rc)}; a stack overflow leaves libFuzzer no stack)"
+            )
         found.append({"artifact": saved, "signature": sig, "log": str(log_path)})
         print(f"[{name}] finding after {total_execs} executions: {sig}", flush=True)
         if not args.keep_going or sum(f["signature"] == sig for f in found) >= 3:
@@ -181,6 +201,23 @@ def minimize(name: str, path: Path, tries: int) -> Path:
     return out
 
 
+def update_seeds(name: str) -> int:
+    seeds, corpus = HERE / "corpus" / name, HERE / ".work" / name / "corpus"
+    merged = HERE / ".work" / name / "merged"
+    shutil.rmtree(merged, ignore_errors=True)
+    merged.mkdir(parents=True)
+    dirs = [str(d) for d in (corpus, seeds) if d.is_dir()]
+    rc = subprocess.run(worker_cmd(name, "-merge=1", str(merged), *dirs)).returncode
+    if rc != 0 or not any(merged.iterdir()):
+        print(f"merge failed ({rc}); the seeds are unchanged", file=sys.stderr)
+        return 1
+    shutil.rmtree(seeds, ignore_errors=True)
+    shutil.copytree(merged, seeds)
+    files = list(seeds.iterdir())
+    print(f"fuzz/corpus/{name}: {len(files)} inputs, {sum(f.stat().st_size for f in files)} bytes")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("harness", nargs="?", choices=HARNESSES)
@@ -195,6 +232,12 @@ def main() -> int:
     ap.add_argument("--replay", nargs="+", metavar="FILE", help="run these inputs once, outside libFuzzer")
     ap.add_argument("--minimize", metavar="FILE", help="minimise a finding's input")
     ap.add_argument("--minimize-runs", type=int, default=2000, help="most candidate inputs --minimize tries")
+    ap.add_argument(
+        "--update-seeds",
+        action="store_true",
+        help="replace the seeds by the smallest set of the corpus and seeds "
+        "that keeps their coverage (libFuzzer's -merge)",
+    )
     args, extra = ap.parse_known_args()
     extra = [a for a in extra if a != "--"]
     if args.list or not args.harness:
@@ -205,6 +248,8 @@ def main() -> int:
     if args.minimize:
         minimize(args.harness, Path(args.minimize), args.minimize_runs)
         return 0
+    if args.update_seeds:
+        return update_seeds(args.harness)
     result = fuzz(args, extra)
     return 1 if result["findings"] else 0
 

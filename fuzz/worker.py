@@ -13,6 +13,7 @@ import gc
 import importlib
 import json
 import os
+import shlex
 import signal
 import sys
 import traceback
@@ -163,8 +164,23 @@ def main(argv: list[str]) -> None:
     target = harness.test_one_input
     if current := os.environ.get("LLAMANATIVE_FUZZ_CURRENT"):
         target = recording(target, current)
-    atheris.Setup([argv[0], *rest], target)
+    atheris.Setup([launcher(name), *rest], target)
     atheris.Fuzz()
+
+
+def launcher(name: str) -> str:
+    """An executable that runs this worker for ``name``: libFuzzer runs its argv[0] again for -merge and
+    -minimize_crash, and a Python script is not a program (``fuzz/.work/<name>/worker.sh``)."""
+    path = HERE / ".work" / name / "worker.sh"
+    command = " ".join(shlex.quote(a) for a in (sys.executable, str(HERE / "worker.py"), name))
+    text = f'#!/bin/sh\nexec {command} "$@"\n'
+    if not path.is_file() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".worker-{os.getpid()}.sh")
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+        os.replace(tmp, path)
+    return str(path)
 
 
 def recording(fn, path: str):

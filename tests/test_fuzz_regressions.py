@@ -10,6 +10,7 @@ sparse hole of the original size, so they load with ``vocab_only=True``.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -325,15 +326,59 @@ def test_schema_nested_deeper_than_the_converter_can_recurse_is_refused(tmp_path
     assert "REFUSED" in out and "nested" in out
 
 
+@pytest.mark.parametrize("key", ["a\x00b", "a]", "x\\y"])
+@pytest.mark.parametrize("extra", [True, {"type": "integer"}])
+def test_property_names_the_converter_cannot_write_are_refused(smollm2, key, extra):
+    schema = {"type": "object", "properties": {key: {"type": "string"}, "b": {}}, "additionalProperties": extra}
+    # The converter wrote the name raw into a character class: a grammar that failed to parse when sampling
+    # started (a 500 from the client).
+    with pytest.raises(ValueError, match="property name"):
+        _core.json_schema_to_grammar(schema)
+    with pytest.raises(ValueError, match="property name"):
+        _core.json_schema_to_grammar(json.dumps(schema))
+    tool = {"type": "function", "function": {"name": "f", "parameters": schema}}
+    templates = _core.ChatTemplates(None, (Path(__file__).parent / "data" / "qwen3_style.jinja").read_text())
+    for request in ({"json_schema": schema}, {"tools": [tool]}):
+        with pytest.raises(ValueError, match="property name"):
+            templates.apply({"messages": [{"role": "user", "content": "hi"}], **request})
+    # the same names are fine where no other key is allowed
+    del schema["additionalProperties"]
+    _core.Sampler(smollm2).grammar(_core.json_schema_to_grammar(schema))
+
+
 def test_schema_grammars_the_grammar_parser_would_refuse_are_refused_at_conversion(smollm2):
-    nul = {"type": "object", "properties": {"a\x00b": {"type": "string"}}, "additionalProperties": True}
-    with pytest.raises(ValueError, match="NUL"):  # the grammar was cut at the NUL: GrammarError when sampling
-        _core.json_schema_to_grammar(nul)
     for schema in ({"type": "string", "minLength": 3000}, {"type": "array", "maxItems": 5000}):
         with pytest.raises(ValueError, match="repetitions"):
             _core.json_schema_to_grammar(schema)
     # within the limits the grammar compiles
     _core.Sampler(smollm2).grammar(_core.json_schema_to_grammar({"type": "string", "maxLength": 2000}))
+
+
+def test_inverted_repetition_is_refused_instead_of_hanging_the_grammar_parser(smollm2_path, tmp_path):
+    out = run_isolated(
+        tmp_path,
+        f"""
+        from llamanative import _core
+        from llamanative.errors import GrammarError
+        s = _core.Sampler(_core.Model({str(smollm2_path)!r}, vocab_only=True))
+        for grammar in ('root ::= [0-9]{{3,2}}', 'root ::= "a" x\\nx ::= "b"{{16,15}}'):
+            try:
+                s.grammar(grammar)
+            except GrammarError as e:
+                print("REFUSED", e)
+        s.grammar('root ::= "{{3,2}}" [0-9]{{2,3}}')  # in a literal, a count is text
+        print("LITERAL OK")
+        """,
+    )  # llama.cpp's grammar parser looped (and filled memory) on a maximum below the minimum
+    assert out.count("REFUSED") == 2 and "LITERAL OK" in out
+
+
+@pytest.mark.parametrize("minimum", [2**52, 2**53 + 1, 10**18])
+def test_integer_minimum_of_16_digits_is_refused(smollm2, minimum):
+    # The converter writes integers of at most 16 digits: [0-9]{16,15}, on which the grammar parser hung.
+    with pytest.raises(ValueError, match="16 digits"):
+        _core.json_schema_to_grammar({"type": "integer", "minimum": minimum})
+    _core.Sampler(smollm2).grammar(_core.json_schema_to_grammar({"type": "integer", "minimum": 10**14}))
 
 
 def test_format_with_too_many_repetitions_is_a_400(client):

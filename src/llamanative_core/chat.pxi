@@ -131,6 +131,10 @@ cdef class ChatTemplates:
             text = _json.dumps(request, ensure_ascii=False)
         except RecursionError:
             raise ValueError("the chat request is nested too deeply to be rendered") from None
+        _check_schema_keys(request.get("json_schema"))
+        for tool in request.get("tools") or ():
+            if isinstance(tool, dict) and isinstance(tool.get("function"), dict):
+                _check_schema_keys(tool["function"].get("parameters"))
         cdef string req = text.encode()
         cdef string out
         with nogil:
@@ -202,7 +206,13 @@ def json_schema_to_grammar(schema) -> str:
     """
     if isinstance(schema, str):
         text = schema
+        try:
+            parsed = _json.loads(text)
+        except (ValueError, RecursionError):
+            parsed = None  # not JSON, or too deep for Python's parser: the converter and the depth check say so
+        _check_schema_keys(parsed)
     else:
+        _check_schema_keys(schema)
         try:
             text = _json.dumps(schema)
         except RecursionError:

@@ -125,6 +125,15 @@ _GBNF_QUOTED = _re.compile(rb'"(?:[^"\\]|\\.)*"|\[(?:[^\]\\]|\\.)*\]', _re.S)
 _GBNF_REPEAT = _re.compile(rb"\{\s*(\d+)\s*(?:,\s*(\d*)\s*)?\}")
 
 
+cdef str _gbnf_inverted_repetition(bytes gbnf):
+    """An ``x{m,n}`` of ``gbnf`` with n < m, or None: llama.cpp's grammar parser never ends on one
+    (and fills memory), so the grammar samplers refuse it first."""
+    for m in _GBNF_REPEAT.finditer(_GBNF_QUOTED.sub(b'""', gbnf)):
+        if m.group(2) and int(m.group(2)) < int(m.group(1)):
+            return m.group(0).decode()
+    return None
+
+
 cdef int _check_gbnf(bytes gbnf) except -1:
     """Refuse a converted grammar that llama.cpp's grammar parser would reject when sampling starts."""
     # The converter writes a NUL of a property name raw into a character class
@@ -133,6 +142,13 @@ cdef int _check_gbnf(bytes gbnf) except -1:
     if b"\0" in gbnf:
         raise ValueError("the JSON schema has a NUL character (U+0000) in a property name, which its grammar "
                          "cannot express")
+    # The converter writes integers of at most 16 digits: an integer minimum near that many digits gives
+    # [0-9]{16,15}.
+    inverted = _gbnf_inverted_repetition(gbnf)
+    if inverted is not None:
+        raise ValueError(f"the JSON schema gave the grammar a repetition {inverted} whose maximum is below its "
+                         f"minimum (an integer minimum of 16 digits does this: llama.cpp's grammar writes "
+                         f"integers of at most 16 digits)")
     # minLength/maxLength/minItems/maxItems become x{m,n}, and the grammar parser refuses counts over its limit.
     for m in _GBNF_REPEAT.finditer(_GBNF_QUOTED.sub(b'""', gbnf)):
         count = max(int(m.group(1)), int(m.group(2) or 0))
@@ -154,3 +170,31 @@ def _json_depth(str text) -> int:
         return 0
     steps = np.isin(code, (0x5B, 0x7B)).astype(np.int32) - np.isin(code, (0x5D, 0x7D)).astype(np.int32)
     return int(np.cumsum(steps).max(initial=0))
+
+
+# The converter writes the property names of an object that also takes other
+# properties into character classes of its "any other key" rule without
+# escaping them: a "]" or "\\" there breaks the grammar (a NUL cuts it), which
+# then fails to parse when sampling starts.
+_CLASS_BREAKERS = ("\0", "]", "\\")
+
+
+cdef int _check_schema_keys(object schema) except -1:
+    """Refuse property names the converter cannot write (see above), anywhere in ``schema``."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        props, extra = node.get("properties"), node.get("additionalProperties")
+        if isinstance(props, dict) and (extra is True or isinstance(extra, dict)):
+            for key in props:
+                if isinstance(key, str) and any(c in key for c in _CLASS_BREAKERS):
+                    raise ValueError(
+                        f"the JSON schema has the property name {key!r} beside additionalProperties: "
+                        f"llama.cpp's converter cannot write a grammar for a name with ']', '\\\\' or NUL in it")
+        stack.extend(node.values())
+    return 0

@@ -206,10 +206,13 @@ cdef class Sampler:
         """Constrain output to a GBNF grammar.
 
         Raises:
-            GrammarError: the grammar does not parse or has no rule ``root``.
+            GrammarError: the grammar does not parse or has no rule ``root``,
+                or has a repetition ``x{m,n}`` with n < m (llama.cpp's parser
+                would never end on it).
         """
         self.model._check()
         cdef bytes g = gbnf.encode(), r = root.encode()
+        _check_grammar_text(g)
         cdef Vocab vocab = self.model.vocab
         cdef llama.llama_sampler * s = llama.llama_sampler_init_grammar(vocab._ptr, g, r)
         if s == NULL:
@@ -236,6 +239,7 @@ cdef class Sampler:
         cdef const char ** cpats = <const char **> malloc(max(n_p, 1) * sizeof(char *))
         cdef llama_token * ctoks = <llama_token *> malloc(max(n_t, 1) * sizeof(llama_token))
         cdef bytes g = gbnf.encode(), r = root.encode()
+        _check_grammar_text(g)
         cdef llama.llama_sampler * s
         cdef Vocab vocab = self.model.vocab
         try:
@@ -309,3 +313,10 @@ cdef class Sampler:
             raise ValueError("the sampler is closed")
         cdef llama.llama_perf_sampler_data d = llama.llama_perf_sampler(self._ptr)
         return {"t_sample_ms": d.t_sample_ms, "n_sample": d.n_sample}
+
+
+cdef int _check_grammar_text(bytes gbnf) except -1:
+    inverted = _gbnf_inverted_repetition(gbnf)
+    if inverted is not None:
+        raise GrammarError(f"invalid GBNF grammar: the repetition {inverted} has a maximum below its minimum")
+    return 0

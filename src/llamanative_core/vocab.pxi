@@ -133,6 +133,13 @@ cdef class Vocab:
 
         Returns:
             ``np.ndarray[int32]`` of token ids (owned by the caller).
+
+        Raises:
+            TypeError: ``text`` is neither str nor bytes.
+            ValueError: ``add_special`` on a vocabulary without the BOS/EOS/SEP
+                token it adds; text llama.cpp's tokenizer fails on (bytes that
+                decode to no character, a byte token the vocabulary lacks); text
+                with no token and no unknown token in the vocabulary.
         """
         self._check()
         self._check_add_special(add_special)
@@ -179,7 +186,8 @@ cdef class Vocab:
 
         Raises:
             TypeError: ``texts`` is one text, or an item is neither str nor bytes.
-            ValueError: a text is longer than llama_tokenize accepts.
+            ValueError: a text is longer than llama_tokenize accepts, or as
+                :meth:`tokenize`.
         """
         self._check()
         self._check_add_special(add_special)
