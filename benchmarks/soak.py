@@ -52,6 +52,7 @@ import gc
 import json
 import os
 import random
+import sys
 import tempfile
 import threading
 import time
@@ -142,6 +143,8 @@ def snapshot(trim: bool) -> dict:
         "os_threads": st["Threads"],
         "py_threads": threading.active_count(),
         "thread_names": sorted(t.name for t in threading.enumerate()),
+        "py_blocks": sys.getallocatedblocks(),  # Python's own allocator (not counted by malloc)
+        "gc_objects": len(gc.get_objects()),
         **_malloc_figures(),
     }
     if trim:
@@ -504,6 +507,7 @@ def report(points: dict, run: Run, warm: Run, seconds: float, args) -> bool:
                 if "malloc_used_mb" in p
                 else ""
             )
+            + f"; Python: {p['py_blocks']} blocks, {p['gc_objects']} objects"
         )
     for a, b in (("start", "end"), ("before_client", "closed")):
         extra = Counter(points[b]["fd_targets"]) - Counter(points[a]["fd_targets"])
