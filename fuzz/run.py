@@ -218,10 +218,35 @@ def update_seeds(name: str) -> int:
     return 0
 
 
+def table() -> str:
+    """The last run of every harness (``fuzz/.work/*/last-run.json``) as a Markdown table."""
+    rows = [
+        "| harness | executions | time | exec/s | libFuzzer cov / ft | corpus | lines of the targets reached "
+        "| findings |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in HARNESSES:
+        path = HERE / ".work" / name / "last-run.json"
+        if not path.is_file():
+            continue
+        r = json.loads(path.read_text())
+        lines = []
+        for mod, c in r.get("line_coverage", {}).get("modules", {}).items():
+            pct = 100 * (c["statements"] - c["missing"]) / c["statements"] if c["statements"] else 100.0
+            lines.append(f"`{mod.removeprefix('llamanative/')}` {pct:.0f}%")
+        found = "; ".join(f["signature"] for f in r["findings"]) or "0"
+        rows.append(
+            f"| {name} | {r['executions']:,} | {r['seconds']:.0f} s | {r['exec_per_s']:,.0f} | {r['cov']} / {r['ft']} "
+            f"| {r['corpus']} | {', '.join(lines)} | {found} |"
+        )
+    return "\n".join(rows)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("harness", nargs="?", choices=HARNESSES)
     ap.add_argument("--list", action="store_true", help="list the harnesses")
+    ap.add_argument("--table", action="store_true", help="the last run of every harness, as a Markdown table")
     ap.add_argument("--seconds", type=float, default=600, help="wall time of the whole run (default 600)")
     ap.add_argument("--runs", "-runs", type=int, default=0, help="stop after this many executions (0: no limit)")
     ap.add_argument("--timeout", type=int, default=30, help="seconds one input may take before it is a finding")
@@ -240,6 +265,9 @@ def main() -> int:
     )
     args, extra = ap.parse_known_args()
     extra = [a for a in extra if a != "--"]
+    if args.table:
+        print(table())
+        return 0
     if args.list or not args.harness:
         print("\n".join(HARNESSES))
         return 0

@@ -424,6 +424,7 @@ def test_model_name_part_with_a_trailing_newline_is_refused(name):
     ("name", "status"),
     [
         ("~no-such-user-anywhere/m.gguf", 400),  # was RuntimeError: Could not determine home directory
+        ("~:\x00.gguf", 400),  # was ValueError: embedded null byte (looking up the user)
         ("y" * 300 + ".gguf", 400),  # was OSError: File name too long
         ("h" * 250 + ":12345/ns/model:tag", 404),  # the host part is longer than a file name may be
     ],

@@ -76,10 +76,10 @@ class StoredModel:
 
 def _is_file(path: str) -> bool:
     """Whether ``path`` (``~`` expanded) names a file; False for a path the system cannot look at
-    (an unknown ``~user``, a name too long for the file system ...)."""
+    (an unknown ``~user``, a name too long for the file system, a NUL in ``~user`` ...)."""
     try:
         return Path(path).expanduser().is_file()
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):
         return False
 
 
