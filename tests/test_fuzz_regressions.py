@@ -354,6 +354,14 @@ def test_schema_grammars_the_grammar_parser_would_refuse_are_refused_at_conversi
     _core.Sampler(smollm2).grammar(_core.json_schema_to_grammar({"type": "string", "maxLength": 2000}))
 
 
+def test_quantified_non_ascii_character_of_a_pattern_is_a_value_error():
+    # The converter quantified the last byte of "é": a grammar that is not UTF-8, and a UnicodeDecodeError.
+    for pattern in ("^é?$", "^[^0-9]*é??$", "^aé+$"):
+        with pytest.raises(ValueError, match="non-ASCII"):
+            _core.json_schema_to_grammar({"type": "string", "pattern": pattern})
+    assert _core.json_schema_to_grammar({"type": "string", "pattern": "^[é]?$"})
+
+
 def test_inverted_repetition_is_refused_instead_of_hanging_the_grammar_parser(smollm2_path, tmp_path):
     out = run_isolated(
         tmp_path,

@@ -228,4 +228,9 @@ def json_schema_to_grammar(schema) -> str:
         raise ValueError("invalid JSON schema (llama.cpp's message about it is not valid UTF-8)") from None
     cdef bytes gbnf = out
     _check_gbnf(gbnf)
-    return gbnf.decode()
+    try:
+        return gbnf.decode()
+    except UnicodeDecodeError:
+        # the converter quantifies the last byte of a character: "é?" in a pattern
+        raise ValueError("the JSON schema's pattern has a quantifier after a non-ASCII character, which "
+                         "llama.cpp's converter splits into bytes; write the character as a class ([é]?)") from None
