@@ -3,6 +3,31 @@
 # released while llama.cpp copies.
 
 
+# A whole-context state (llama_state_get_data, and a session file after its
+# tokens) begins with the model's architecture name: a uint32 length, then the
+# name. llama.cpp reads it into a std::vector of that length before checking
+# anything: a corrupt length allocates up to 4 GiB, and a length of 0 passes
+# NULL to memcpy (undefined behaviour; UndefinedBehaviorSanitizer reports it in
+# llama_io_read_host::read). The name is checked here first, and llama.cpp
+# only sees a state that starts with this model's architecture.
+cdef object _state_arch_error(const uint8_t * data, size_t n, str arch):
+    """Why a state whose first ``n`` bytes are ``data`` is not one of an ``arch`` model, or None."""
+    cdef uint32_t length
+    if n < sizeof(uint32_t):
+        return "it is too short to be a state"
+    memcpy(&length, data, sizeof(uint32_t))
+    expected = arch.encode()
+    if length != <uint32_t> len(expected) or n - sizeof(uint32_t) < length \
+            or (<const char *> data)[sizeof(uint32_t):sizeof(uint32_t) + length] != expected:
+        return f"it does not begin with this model's architecture ({arch!r}): a state of another model, or corrupt"
+    return None
+
+
+# llama.cpp's session file: magic, version, token count, the tokens, then the state.
+_SESSION_MAGIC = 0x6767736e  # LLAMA_FILE_MAGIC_GGSN, "ggsn"
+_SESSION_VERSION = 10  # LLAMA_SESSION_VERSION
+
+
 cdef class _ContextState(_ContextMemory):
     """State save and load for :class:`Context`; not used on its own."""
 
@@ -32,6 +57,9 @@ cdef class _ContextState(_ContextMemory):
         cdef size_t n = view.shape[0], read
         if n == 0:
             raise StateError("the state is empty")
+        why = _state_arch_error(&view[0], n, self.model.architecture)
+        if why is not None:
+            raise StateError(f"the state could not be restored: {why}")
         self._enter()
         try:
             self._keep_outputs(-1, True, "load a state")
@@ -123,6 +151,9 @@ cdef class _ContextState(_ContextMemory):
         spath = _os.fspath(path)
         if not _os.path.isfile(spath):
             raise FileNotFoundError(2, "state file not found", spath)
+        why = self._session_file_error(spath)
+        if why is not None:
+            raise StateError(f"could not restore the state from {spath!r}: {why}")
         cdef bytes bpath = _os.fsencode(spath)
         cdef const char * cpath = bpath
         cdef cnp.npy_intp cap = self._n_ctx_seq * self._n_seq_max
@@ -142,3 +173,27 @@ cdef class _ContextState(_ContextMemory):
             raise StateError(f"could not restore the state from {spath!r}: not a state of this model "
                              f"and context size, or corrupt")
         return out[:n_out].copy()
+
+    cdef object _session_file_error(self, str path):
+        """Why llama.cpp must not read ``path`` as a session file of this context, or None.
+
+        The header is read here (the file may be any size: only the header
+        and the architecture name are read) so that llama.cpp sees neither
+        a token count past the context nor a corrupt architecture name.
+        """
+        cdef uint32_t header[3]
+        cdef bytes head, rest
+        cdef size_t cap = self._n_ctx_seq * self._n_seq_max
+        arch = self.model.architecture
+        with open(path, "rb") as f:
+            head = f.read(sizeof(header))
+            if len(head) < sizeof(header):
+                return "it is too short to be a state file"
+            memcpy(header, PyBytes_AS_STRING(head), sizeof(header))
+            if header[0] != _SESSION_MAGIC or header[1] != _SESSION_VERSION:
+                return f"not a llama.cpp session file of version {_SESSION_VERSION}"
+            if header[2] > cap:
+                return f"it holds {header[2]} tokens, more than this context's {cap}"
+            f.seek(sizeof(header) + header[2] * sizeof(llama_token))
+            rest = f.read(sizeof(uint32_t) + len(arch.encode()))
+        return _state_arch_error(<const uint8_t *> PyBytes_AS_STRING(rest), len(rest), arch)
