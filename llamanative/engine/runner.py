@@ -40,6 +40,7 @@ from .admission import Admission
 from .attention import FlashAttn, generation_flash_attn
 from .embedding import Embedding, embedding_context
 from .generation import Generation
+from .heap import trim_heap
 from .jobs import Backlog, CompletionJob, EmbedJob, Failed
 from .prompt_cache import PromptCache, cache_ram_bytes
 from .slots import Sequences
@@ -286,6 +287,7 @@ class Runner:
         self._embedding.close()
         self._ctx.close()
         self.model.close()
+        trim_heap()  # what the model's load left in this and other threads' arenas
 
     # -- worker thread ---------------------------------------------------------------
     def _loop(self) -> None:
