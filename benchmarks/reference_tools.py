@@ -1,12 +1,15 @@
 """Build llama.cpp's own tools (llama-bench, llama-tokenize, llama-completion,
-llama-server) from the vendored tree: the reference that the benchmarks and
-parity tests compare against (same source, same flags, same machine).
+llama-server, llama-mtmd-cli) from the vendored tree: the reference that the
+benchmarks and parity tests compare against (same source, same flags, same
+machine).
 
     python benchmarks/reference_tools.py                # the default three: build (or reuse), print the paths
     python benchmarks/reference_tools.py llama-server   # only the named ones
 
 llama-server is built only when asked for by name (it adds libmtmd and the
 server, a few more minutes on two cores); the parity tests do not need it.
+llama-mtmd-cli (libmtmd's command-line tool: a prompt with images or audio) is
+built only when asked for by name too; it is the reference of the image tests.
 
 The tools are targets of this project's CMake tree, configured on its own in
 ``build/reference`` (without the Python extension, so it does not depend on
@@ -31,6 +34,7 @@ TOOLS = {
     "llama-tokenize": "bin/llama-tokenize",
     "llama-completion": "bin/llama-completion",
     "llama-server": "bin/llama-server",
+    "llama-mtmd-cli": "bin/llama-mtmd-cli",
 }
 DEFAULT_TOOLS = ("llama-bench", "llama-tokenize", "llama-completion")
 
