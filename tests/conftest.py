@@ -139,3 +139,35 @@ def llama_greedy() -> Callable[..., str]:
         return out.removesuffix("\n\n")  # the tool ends its output with a blank line
 
     return run
+
+
+@pytest.fixture(scope="session")
+def llama_mtmd_cli() -> Path:
+    """llama.cpp's multimodal command-line tool (libmtmd: a prompt with images), built (once, cached) from the
+    vendored tree: the reference of the image tests."""
+    from reference_tools import build_reference_tools
+
+    return build_reference_tools(names=("llama-mtmd-cli",))["llama-mtmd-cli"]
+
+
+def make_test_projector(outdir: Path) -> tuple[Path, Path]:
+    """Run ``scripts/make_test_projector.py outdir``; return the ``(model, projector)`` paths of its last line."""
+    import re
+    import subprocess
+
+    script = REPO / "scripts" / "make_test_projector.py"
+    proc = subprocess.run([sys.executable, str(script), str(outdir)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.fail(f"{script.name} failed ({proc.returncode}):\n{proc.stderr}", pytrace=False)
+    last = proc.stdout.splitlines()[-1] if proc.stdout else ""
+    m = re.fullmatch(r"model=(.+) projector=(.+)", last)
+    if m is None:
+        pytest.fail(f"{script.name}: last line is not 'model=... projector=...': {last!r}", pytrace=False)
+    return Path(m[1]), Path(m[2])
+
+
+@pytest.fixture(scope="session")
+def vision_pair(tmp_path_factory) -> tuple[Path, Path]:
+    """``(model, projector)``: SmolLM2 with SmolVLM's image tokens and a tiny random Idefics3 projector,
+    written once a session by ``scripts/make_test_projector.py``."""
+    return make_test_projector(tmp_path_factory.mktemp("vision"))
