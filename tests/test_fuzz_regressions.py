@@ -421,6 +421,12 @@ def test_modelfile_from_too_long_for_the_file_system_is_a_modelfile_error(tmp_pa
         parse_modelfile(f"FROM {value}", base_dir=tmp_path)
 
 
+@pytest.mark.parametrize("value", ["~\x00", "~a\x00b/m.gguf", '"""~\x00\n"""'])
+def test_modelfile_from_with_a_nul_in_the_user_name_is_a_modelfile_error(tmp_path, value):
+    with pytest.raises(ModelfileError, match="no such file"):  # was ValueError: embedded null byte (~user lookup)
+        parse_modelfile(f"FROM {value}", base_dir=tmp_path)
+
+
 @pytest.mark.parametrize("name", ["smollm2\n", "smollm2:latest\n", "library/smollm2\n:x", "a\n/b/c"])
 def test_model_name_part_with_a_trailing_newline_is_refused(name):
     with pytest.raises(StatusError) as e:  # "$" matched before the newline: a manifest named "latest\n"

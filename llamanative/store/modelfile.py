@@ -316,7 +316,10 @@ def _resolve_from(value: str, base: Path, line: int, source: str) -> str:
     """An absolute path for an existing file, else the value as a model name."""
     if not value:
         raise ModelfileError("FROM needs a GGUF path or a model name", line, source)
-    path = Path(os.path.expanduser(value))
+    try:
+        path = Path(os.path.expanduser(value))
+    except ValueError:  # a NUL in the ~user part: the user lookup refuses it, and no such file exists
+        path = Path(value)
     if not path.is_absolute():
         path = base / path
     try:
