@@ -16,16 +16,13 @@ changed. Other C libraries have no such call, and this does nothing there.
 
 from __future__ import annotations
 
+import functools
 import sys
-import threading
 from collections.abc import Callable
 
-_lock = threading.Lock()
-_malloc_trim: Callable[[int], int] | None = None
-_looked_up = False
 
-
-def _find_malloc_trim() -> Callable[[int], int] | None:
+@functools.cache  # looked up once; a second lookup by a racing thread is harmless
+def _malloc_trim() -> Callable[[int], int] | None:
     if not sys.platform.startswith("linux"):
         return None
     import ctypes  # here: not a cost of importing the package
@@ -47,12 +44,5 @@ def trim_heap() -> bool:
     (it walks every arena), with the GIL released: call it after an unload,
     not per request.
     """
-    global _malloc_trim, _looked_up
-    with _lock:
-        if not _looked_up:
-            _malloc_trim = _find_malloc_trim()
-            _looked_up = True
-        fn = _malloc_trim
-    if fn is None:
-        return False
-    return bool(fn(0))  # ctypes releases the GIL for the call
+    fn = _malloc_trim()
+    return fn is not None and bool(fn(0))  # ctypes releases the GIL for the call
