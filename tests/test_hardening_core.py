@@ -7,6 +7,7 @@ Real models (SmolLM2, MiniLM) throughout.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import numpy as np
@@ -142,6 +143,9 @@ def test_log_handler_system_exit_reaches_unraisablehook(smollm2_path, monkeypatc
 
 
 def test_log_handler_keyboard_interrupt_is_raised_after_the_call(smollm2_path):
+    # The interrupt is delivered as a SIGINT would be, which Python drops while SIGINT is ignored
+    # (a test run started as a background job of a non-interactive shell): handle it as a terminal does.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     handler = Raising(KeyboardInterrupt())
     try:
         with pytest.raises(KeyboardInterrupt):
@@ -151,6 +155,7 @@ def test_log_handler_keyboard_interrupt_is_raised_after_the_call(smollm2_path):
     finally:
         logging.getLogger("llamanative.native").removeHandler(handler)
         _core.set_log_level("WARNING")
+        signal.signal(signal.SIGINT, previous)
 
 
 # -- failure context in the message, without BaseException.add_note (3.11+) ----------------------------------
