@@ -28,12 +28,15 @@ def _malloc_trim() -> Callable[[int], int] | None:
     import ctypes  # here: not a cost of importing the package
 
     try:
-        fn = ctypes.CDLL(None).malloc_trim  # the process's own C library; glibc's only: musl has none
+        c_fn = ctypes.CDLL(None).malloc_trim  # the process's own C library; glibc's only: musl has none
     except (OSError, AttributeError):
         return None
-    fn.argtypes = [ctypes.c_size_t]
-    fn.restype = ctypes.c_int
-    return fn  # type: ignore[no-any-return]
+    c_fn.argtypes = [ctypes.c_size_t]
+    c_fn.restype = ctypes.c_int
+    # Typed through a variable, not an ignore: typeshed's versions differ on
+    # whether a CDLL attribute is Any.
+    trim: Callable[[int], int] = c_fn
+    return trim
 
 
 def trim_heap() -> bool:
