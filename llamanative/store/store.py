@@ -2,8 +2,8 @@
 
 ``<root>/manifests/<host>/<namespace>/<model>/<tag>`` holds a JSON manifest
 listing content-addressed layers stored as ``<root>/blobs/sha256-<hex>``
-(the GGUF, and optional template, system prompt, parameters, license and
-messages). ``LLAMANATIVE_MODELS`` can point at an existing Ollama models
+(the GGUF, and optional projector GGUF, template, system prompt, parameters,
+license and messages). ``LLAMANATIVE_MODELS`` can point at an existing Ollama models
 directory. Writes are atomic (temporary file + rename) under a file lock, so
 concurrent writers and crashes never leave a half-written manifest or blob.
 """
@@ -73,6 +73,15 @@ class StoredModel:
         text = self.layer_text(media_type)
         return None if text is None else json.loads(text)
 
+    @property
+    def projector(self) -> str | None:
+        """The path of the projector GGUF (the vision/audio encoder, llama.cpp's ``mmproj``) stored with
+        the model: its layer of type :data:`MEDIA_PROJECTOR`. None without one, and for a plain GGUF path."""
+        for layer in self.layers:
+            if layer["mediaType"] == MEDIA_PROJECTOR and self.store is not None:
+                return str(self.store.blob_path(layer["digest"]))
+        return None
+
 
 def _is_file(path: str) -> bool:
     """Whether ``path`` (``~`` expanded) names a file; False for a path the system cannot look at
@@ -81,6 +90,53 @@ def _is_file(path: str) -> bool:
         return Path(path).expanduser().is_file()
     except (OSError, RuntimeError, ValueError):
         return False
+
+
+def gguf_architecture(path: str | os.PathLike) -> str:
+    """``general.architecture`` of the GGUF at ``path`` (``""`` when the header has none).
+
+    Raises:
+        ValueError: not a GGUF file, or its header is corrupt or truncated.
+        OSError: the file cannot be read.
+    """
+    from . import gguf  # here: reading a header needs the native module, importing the store does not
+
+    arch = gguf.read_metadata(path).get("general.architecture")
+    return arch if isinstance(arch, str) else ""
+
+
+def check_projector(path: str) -> Path:
+    """The projector GGUF at ``path`` (``~`` expanded), checked: a GGUF whose ``general.architecture`` is ``clip``.
+
+    Raises:
+        StatusError: 404 no such file; 400 not a GGUF file, or a GGUF that is not a projector.
+    """
+    if not _is_file(path):
+        raise StatusError.not_found(f"projector file {path!r} not found")
+    p = Path(path).expanduser()
+    try:
+        arch = gguf_architecture(p)
+    except (ValueError, OSError) as exc:
+        raise StatusError.bad_request(f"projector {path!r} is not a GGUF file: {exc}") from None
+    if arch != "clip":
+        raise StatusError.bad_request(
+            f"projector {path!r} is not a projector: its general.architecture is {arch!r}, "
+            "a projector GGUF's (an mmproj file) is 'clip'"
+        )
+    return p
+
+
+def _check_model_file(path: str) -> None:
+    """Refuse a projector GGUF given as the model; any other file is left to the loader."""
+    try:
+        arch = gguf_architecture(path)
+    except (ValueError, OSError):
+        return
+    if arch == "clip":
+        raise StatusError.bad_request(
+            f"{path!r} is a projector (general.architecture 'clip'), not a model: "
+            "give the model GGUF as from_ and this file as projector"
+        )
 
 
 def is_digest(digest: object) -> bool:
@@ -236,18 +292,29 @@ class ModelStore:
             self._write_atomic(self.manifest_path(name), raw)
         return self.resolve(model)
 
-    def create_from_blob(self, model: str, digest: str, size: int, config: dict | None = None) -> StoredModel:
-        """Store ``model`` as the GGUF blob ``digest`` (already in the store) plus a config blob.
+    def create_from_blob(
+        self,
+        model: str,
+        digest: str,
+        size: int,
+        config: dict | None = None,
+        projector: tuple[str, int] | None = None,
+    ) -> StoredModel:
+        """Store ``model`` as the GGUF blob ``digest`` (already in the store) plus a config blob, and the
+        projector blob ``projector`` (``(digest, size)``, already in the store) when given.
 
         Raises:
-            StatusError: 400 bad name, 500 when the blob is missing.
+            StatusError: 400 bad name, 500 when a blob is missing.
         """
         cfg = self._put_blob_bytes(MEDIA_CONFIG, json.dumps(config or {"model_format": "gguf"}).encode())
+        layers = [{"mediaType": MEDIA_MODEL, "digest": digest, "size": size}]
+        if projector is not None:
+            layers.append({"mediaType": MEDIA_PROJECTOR, "digest": projector[0], "size": projector[1]})
         manifest = {
             "schemaVersion": 2,
             "mediaType": MEDIA_MANIFEST,
             "config": cfg,
-            "layers": [{"mediaType": MEDIA_MODEL, "digest": digest, "size": size}],
+            "layers": layers,
         }
         return self.write_manifest(model, json.dumps(manifest, indent=2).encode())
 
@@ -269,15 +336,25 @@ class ModelStore:
         license: str | builtins.list[str] | None = None,  # `list` is a method of this class
         messages: builtins.list[dict] | None = None,
         config: dict | None = None,
+        projector: str | None = None,
     ) -> StoredModel:
         """Store a model under ``model`` from a GGUF file or another stored model.
 
-        Layers given here replace the source model's layers of the same kind.
+        Layers given here replace the source model's layers of the same kind;
+        ``projector``, the path of a projector GGUF (``general.architecture``
+        ``clip``, llama.cpp's ``mmproj`` files), is stored as the projector
+        layer. A model created from a stored model keeps that model's projector
+        unless ``projector`` replaces it.
 
         Raises:
-            StatusError: 400 bad name, 404 the source does not exist.
+            StatusError: 400 bad name, a projector GGUF as the model, or a
+                ``projector`` that is not a projector GGUF; 404 the source or
+                the projector file does not exist.
         """
         name = parse_name(model)
+        proj = check_projector(projector) if projector is not None else None
+        if os.path.isfile(from_):
+            _check_model_file(from_)
         with self._locked():
             if os.path.isfile(from_):
                 layers = [self._put_blob_file(Path(from_))]
@@ -286,6 +363,9 @@ class ModelStore:
             else:
                 src = self.resolve(from_)
                 layers = [dict(layer) for layer in src.layers] or [self._put_blob_file(Path(src.path))]
+            if proj is not None:
+                layers = [layer for layer in layers if layer["mediaType"] != MEDIA_PROJECTOR]
+                layers.append(dict(self._put_blob_file(proj), mediaType=MEDIA_PROJECTOR))
             replace = {
                 MEDIA_TEMPLATE: template,
                 MEDIA_SYSTEM: system,
