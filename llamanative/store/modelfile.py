@@ -21,7 +21,13 @@ in ``"..."`` or ``"""..."""`` it may span lines: it ends at the first line
 end where the text so far closes the quote. Leading and trailing spaces
 outside the quotes are dropped. ``FROM`` paths are relative to the
 Modelfile's directory (``~`` is expanded); a ``FROM`` that is not a file is
-the name of a model in the store.
+the name of a model in the store. A second ``FROM`` names a projector GGUF
+(a vision/audio encoder, llama.cpp's ``mmproj`` file: ``general.architecture``
+``clip``), as in Ollama; the two lines may come in either order (the file
+whose header says ``clip`` is the projector)::
+
+    FROM ./SmolVLM-256M-Instruct-Q8_0.gguf
+    FROM ./mmproj-SmolVLM-256M-Instruct-F16.gguf
 
 Instructions: ``FROM``, ``PARAMETER <name> <value>``, ``TEMPLATE``,
 ``SYSTEM``, ``LICENSE`` (repeatable), ``MESSAGE <system|user|assistant>
@@ -107,7 +113,8 @@ class Modelfile:
     """What a Modelfile says. Turn it into a model with ``client.create(name, **mf.create_kwargs())``.
 
     ``from_`` is an absolute GGUF path when ``FROM`` named an existing file,
-    else a model name. ``parameters`` hold typed values (``stop`` a list).
+    else a model name; ``projector`` the absolute path of the projector GGUF
+    of a second ``FROM``. ``parameters`` hold typed values (``stop`` a list).
     ``warnings`` tell about lines that were accepted but have no effect.
     """
 
@@ -119,10 +126,13 @@ class Modelfile:
     messages: list[dict[str, str]] = field(default_factory=list)
     requires: str | None = None
     warnings: list[str] = field(default_factory=list, compare=False)
+    projector: str | None = None
 
     def create_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :meth:`llamanative.Client.create` (all but the new model's name)."""
         kw: dict[str, Any] = {"from_": self.from_}
+        if self.projector is not None:
+            kw["projector"] = self.projector
         if self.template is not None:
             kw["template"] = self.template
         if self.system is not None:
@@ -142,6 +152,8 @@ class Modelfile:
             ValueError: a value that no quoting can carry (see :func:`quote`).
         """
         lines = [f"FROM {quote(self.from_)}"]
+        if self.projector is not None:
+            lines.append(f"FROM {quote(self.projector)}")
         if self.requires is not None:
             lines.append(f"REQUIRES {quote(self.requires)}")
         if self.template is not None:
@@ -182,6 +194,7 @@ def parse_modelfile(text: str, base_dir: str | os.PathLike | None = None, source
     """
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     from_: str | None = None
+    projector: tuple[str, int] | None = None  # (value, line) of the second FROM
     mf = Modelfile(from_="")
 
     def fail(message: str, line: int | None) -> ModelfileError:
@@ -191,9 +204,13 @@ def parse_modelfile(text: str, base_dir: str | os.PathLike | None = None, source
         if cmd.name in _UNSUPPORTED:
             raise fail(_UNSUPPORTED[cmd.name], cmd.line)
         if cmd.name == "from":
-            if from_ is not None:
-                raise fail("a second FROM: a model is built from one GGUF file or one stored model", cmd.line)
-            from_ = _resolve_from(cmd.value, base, cmd.line, source)
+            if projector is not None:
+                raise fail("a third FROM: a model is built from one model and at most one projector GGUF", cmd.line)
+            resolved = _resolve_from(cmd.value, base, cmd.line, source)
+            if from_ is None:
+                from_ = resolved
+            else:
+                projector = (resolved, cmd.line)
         elif cmd.name == "parameter":
             _add_parameter(mf, cmd, source)
         elif cmd.name == "template":
@@ -213,8 +230,30 @@ def parse_modelfile(text: str, base_dir: str | os.PathLike | None = None, source
             )
     if from_ is None:
         raise fail("no FROM line: say which model to start from (FROM <file.gguf> or FROM <model name>)", None)
+    if projector is not None:
+        second, line = projector
+        if _is_clip(from_) and not _is_clip(second):  # the projector came first
+            from_, second = second, from_
+        if not os.path.isabs(second):
+            raise fail(
+                f"FROM {second}: a second FROM names a projector GGUF file (an mmproj file), not a model name",
+                line,
+            )
+        mf.projector = second
     mf.from_ = from_
     return mf
+
+
+def _is_clip(path: str) -> bool:
+    """Whether ``path`` is a GGUF file whose ``general.architecture`` is ``clip`` (a projector)."""
+    if not os.path.isabs(path):  # a model name
+        return False
+    from .store import gguf_architecture
+
+    try:
+        return gguf_architecture(path) == "clip"
+    except (ValueError, OSError):
+        return False
 
 
 def parse_commands(text: str, source: str = "Modelfile") -> list[Command]:
