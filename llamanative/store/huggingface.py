@@ -7,12 +7,19 @@ come from the Hub's HTTP API: ``GET {endpoint}/api/models/{org}/{repo}/tree/main
 tree listing is not served. The GGUF whose file name carries the
 quantisation is picked: the tag, or ``Q4_K_M`` when there is no tag (or the
 tag ``latest``), matched case-insensitively as a whole word of the name, so
-``Q4_K`` does not pick ``...-Q4_K_M.gguf``. Projector files (``mmproj``) are
-never picked, and a quantisation split into several files is refused (the
-store keeps one GGUF per model). No match: a 404 listing the quantisations
-the repository has.
+``Q4_K`` does not pick ``...-Q4_K_M.gguf``. Projector files (a file name
+with ``mmproj``) are never picked as the model, and a quantisation split into
+several files is refused (the store keeps one GGUF per model). No match: a
+404 listing the quantisations the repository has.
 
-The file is downloaded from ``{endpoint}/{org}/{repo}/resolve/main/{path}``
+When the repository has projector GGUFs (the vision/audio encoders that
+llama.cpp calls ``mmproj``: a ``.gguf`` whose file name has ``mmproj``) in the
+model's folder or a folder above it, one is pulled too and stored as the
+model's projector layer, as llama-server's ``-hf`` downloads one: the one of
+the deepest such folder, then the one whose quantisation is the model's, else
+``F16``, else ``BF16``, else ``F32``, else the first by path.
+
+The files are downloaded from ``{endpoint}/{org}/{repo}/resolve/main/{path}``
 and checked against the sha256 the API reports (``lfs.oid`` in the tree,
 ``lfs.sha256`` in siblings) when it reports one.
 
@@ -164,6 +171,32 @@ def quant_of(path: str) -> str | None:
     return next((w.upper() for w in reversed(words) if _QUANT_WORD.match(w)), None)
 
 
+def is_projector_name(path: str) -> bool:
+    """Whether ``path`` names a projector GGUF by llama.cpp's convention (``mmproj`` in the file name)."""
+    name = path.rsplit("/", 1)[-1].lower()
+    return name.endswith(".gguf") and "mmproj" in name
+
+
+def pick_projector(files: list[HfFile], model: HfFile) -> HfFile | None:
+    """The projector GGUF to pull with ``model`` (see the module docstring for the rule), or None.
+
+    Only a projector in the model's folder or a folder above it is a candidate.
+    """
+    folder = model.path.split("/")[:-1]
+    candidates = [
+        f for f in files if is_projector_name(f.path) and folder[: len(f.path.split("/")) - 1] == f.path.split("/")[:-1]
+    ]
+    if not candidates:
+        return None
+    depth = max(f.path.count("/") for f in candidates)
+    candidates = sorted((f for f in candidates if f.path.count("/") == depth), key=lambda f: f.path)
+    for want in (quant_of(model.path), "F16", "BF16", "F32"):
+        hit = next((f for f in candidates if want and quant_of(f.path) == want), None)
+        if hit is not None:
+            return hit
+    return candidates[0]
+
+
 def pick(files: list[HfFile], quant: str, repo: str) -> HfFile:
     """The GGUF file of ``files`` for ``quant``.
 
@@ -171,7 +204,7 @@ def pick(files: list[HfFile], quant: str, repo: str) -> HfFile:
         StatusError: 404 (with the available quantisations) when none matches;
             400 when the match is split into several files.
     """
-    ggufs = [f for f in files if f.path.lower().endswith(".gguf") and "mmproj" not in f.path.lower()]
+    ggufs = [f for f in files if f.path.lower().endswith(".gguf") and not is_projector_name(f.path)]
     word = re.compile(r"(?<![A-Za-z0-9])" + re.escape(quant) + r"(?![A-Za-z0-9_])", re.I)
     hits = [f for f in ggufs if word.search(f.path.rsplit("/", 1)[-1])]
     whole = [f for f in hits if not _SPLIT.search(f.path)]
@@ -186,6 +219,8 @@ def pick(files: list[HfFile], quant: str, repo: str) -> HfFile:
     have = (
         f"available: {', '.join(available)}"
         if available
+        else "its GGUF files are all projectors (mmproj)"
+        if not ggufs and any(is_projector_name(f.path) for f in files)
         else "the repository has no GGUF files"
         if not ggufs
         else f"its GGUF files: {', '.join(sorted(f.path for f in ggufs)[:20])}"
@@ -213,26 +248,32 @@ def pull(store: ModelStore, model: str) -> Iterator[ProgressResponse]:
     remote = _remote(repo)
     yield ProgressResponse(status="pulling manifest")
     with download.http_client() as client:
-        chosen = pick(list_files(client, base, repo, remote), quant, repo)
-        blob = yield from download.download(
-            client,
-            store,
-            f"{base}/{repo}/resolve/main/{quote(chosen.path, safe='/')}",
-            remote,
-            digest=f"sha256:{chosen.sha256}" if chosen.sha256 else None,
-            size=chosen.size,
-            label=chosen.path.rsplit("/", 1)[-1],
-        )
+        files = list_files(client, base, repo, remote)
+        chosen = pick(files, quant, repo)
+        mmproj = pick_projector(files, chosen)
+        blobs = []
+        for f in (chosen, mmproj) if mmproj else (chosen,):
+            blob = yield from download.download(
+                client,
+                store,
+                f"{base}/{repo}/resolve/main/{quote(f.path, safe='/')}",
+                remote,
+                digest=f"sha256:{f.sha256}" if f.sha256 else None,
+                size=f.size,
+                label=f.path.rsplit("/", 1)[-1],
+            )
+            blobs.append(blob)
     yield ProgressResponse(status="verifying sha256 digest")
     yield ProgressResponse(status="writing manifest")
     store.create_from_blob(
         "/".join(name.parts()[:3]) + ":" + name.tag,
-        blob.digest,
-        blob.size,
+        blobs[0].digest,
+        blobs[0].size,
         {
             "model_format": "gguf",
             "file_type": quant_of(chosen.path) or quant.upper(),
-            "rootfs": {"type": "layers", "diff_ids": [blob.digest]},
+            "rootfs": {"type": "layers", "diff_ids": [b.digest for b in blobs]},
         },
+        projector=(blobs[1].digest, blobs[1].size) if len(blobs) > 1 else None,
     )
     yield ProgressResponse(status="success")
