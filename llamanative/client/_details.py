@@ -23,21 +23,27 @@ def human_params(n: int) -> str:
     return str(n)
 
 
-def model_details(metadata: dict, n_params: int | None = None) -> ModelDetails:
+def model_details(metadata: dict, n_params: int | None = None, projector: dict | None = None) -> ModelDetails:
+    """``details`` of list/show/ps; ``families`` also lists the projector's (``clip``), as Ollama's do."""
     arch = metadata.get("general.architecture", "")
     size = human_params(n_params) if n_params else metadata.get("general.size_label", "")
+    families = [arch] if arch else []
+    proj_arch = (projector or {}).get("general.architecture")
+    if isinstance(proj_arch, str) and proj_arch and proj_arch not in families:
+        families.append(proj_arch)
     return ModelDetails(
         parent_model="",
         format="gguf",
         family=arch,
-        families=[arch] if arch else None,
+        families=families or None,
         parameter_size=size,
         quantization_level=file_type_name(metadata.get("general.file_type")),
     )
 
 
-def capabilities(metadata: dict, caps: dict | None, has_projector: bool) -> list[str]:
-    """Ollama's capability names, derived from the GGUF and its chat template."""
+def capabilities(metadata: dict, caps: dict | None, projector: dict | None = None) -> list[str]:
+    """Ollama's capability names, derived from the GGUF, its chat template and its projector's metadata
+    (``vision`` for ``clip.has_vision_encoder``, ``audio`` for ``clip.has_audio_encoder``)."""
     arch = metadata.get("general.architecture", "")
     out = ["embedding"] if f"{arch}.pooling_type" in metadata else ["completion"]
     if "completion" in out:
@@ -47,8 +53,11 @@ def capabilities(metadata: dict, caps: dict | None, has_projector: bool) -> list
             out.append("insert")
         if caps and caps.get("supports_thinking"):
             out.append("thinking")
-    if has_projector or f"{arch}.vision.block_count" in metadata:
+    proj = projector or {}
+    if proj.get("clip.has_vision_encoder") is True or f"{arch}.vision.block_count" in metadata:
         out.append("vision")
+    if proj.get("clip.has_audio_encoder") is True:
+        out.append("audio")
     return out
 
 
@@ -64,11 +73,23 @@ def model_info(metadata: dict, verbose: bool) -> dict:
     return out
 
 
+def projector_info(metadata: dict, verbose: bool) -> dict:
+    """The projector GGUF's key/values for ``show``: every key as in the file, long arrays emptied unless
+    ``verbose`` (as Ollama's ``projector_info``)."""
+    out = {}
+    for key, value in metadata.items():
+        if value is None or (isinstance(value, list) and not verbose and len(value) > _SHOW_ARRAY_LIMIT):
+            value = []  # an array not read (or too long to show)
+        out[key] = value
+    return out
+
+
 def modelfile(stored: StoredModel, template: str, system: str | None, params: dict | None) -> str:
     """A Modelfile that would recreate the model (parsing it gives back the same settings)."""
     license_text = stored.layer_text(MEDIA_LICENSE)
     mf = Modelfile(
         from_=stored.path,
+        projector=stored.projector,
         template=template or None,
         system=system,
         parameters=dict(params or {}),
