@@ -50,6 +50,7 @@ class ModelMethods:
         parameters: Options | Mapping[str, Any] | None = None,
         messages: Sequence[Any] | None = None,
         *,
+        projector: str | os.PathLike | None = None,
         stream: Literal[False] = False,
     ) -> StatusResponse: ...
 
@@ -67,6 +68,7 @@ class ModelMethods:
         parameters: Options | Mapping[str, Any] | None = None,
         messages: Sequence[Any] | None = None,
         *,
+        projector: str | os.PathLike | None = None,
         stream: Literal[True],
     ) -> Iterator[ProgressResponse]: ...
 
@@ -84,6 +86,7 @@ class ModelMethods:
         parameters: Options | Mapping[str, Any] | None = None,
         messages: Sequence[Any] | None = None,
         *,
+        projector: str | os.PathLike | None = None,
         stream: bool,
     ) -> StatusResponse | Iterator[ProgressResponse]: ...
 
@@ -100,13 +103,26 @@ class ModelMethods:
         parameters: Options | Mapping[str, Any] | None = None,
         messages: Sequence[Any] | None = None,
         *,
+        projector: str | os.PathLike | None = None,
         stream: bool = False,
     ) -> StatusResponse | Iterator[ProgressResponse]:
         """Store a model under ``model`` from a GGUF path (``from_``) or another stored model.
 
+        ``projector`` (a llamanative extension) is the path of a projector
+        GGUF, the vision/audio encoder that llama.cpp calls ``mmproj``
+        (``general.architecture`` ``clip``), stored with the model; a model
+        created from a stored model keeps that model's projector unless
+        ``projector`` replaces it. ``files`` may hold an uploaded projector
+        GGUF beside the model GGUF, as Ollama's create takes them.
+
         The model is stored before this returns; with ``stream=True`` the
         result is an iterator of one progress response (status "success"), as
         ollama-python's streamed create ends.
+
+        Raises:
+            StatusError: 400 a bad name or parameter, a projector GGUF as the
+                model, a ``projector`` that is not a projector GGUF; 404 the
+                source or the projector file does not exist.
         """
         if isinstance(parameters, Options):
             parameters = parameters.model_dump(exclude_none=True)
@@ -124,7 +140,7 @@ class ModelMethods:
             messages=messages,
             stream=stream,
         )
-        done = _models.create(self._session, req)
+        done = _models.create(self._session, req, None if projector is None else os.fspath(projector))
         return iter([ProgressResponse(status=done.status)]) if stream else done
 
     def create_blob(self, path: str | os.PathLike) -> str:

@@ -376,6 +376,7 @@ class AsyncClient:
         parameters: Options | Mapping[str, Any] | None = None,
         messages: Sequence[Any] | None = None,
         *,
+        projector: str | os.PathLike | None = None,
         stream: Literal[False] = False,
     ) -> StatusResponse: ...
 
@@ -393,6 +394,7 @@ class AsyncClient:
         parameters: Options | Mapping[str, Any] | None = None,
         messages: Sequence[Any] | None = None,
         *,
+        projector: str | os.PathLike | None = None,
         stream: Literal[True],
     ) -> AsyncIterator[ProgressResponse]: ...
 
@@ -410,6 +412,7 @@ class AsyncClient:
         parameters: Options | Mapping[str, Any] | None = None,
         messages: Sequence[Any] | None = None,
         *,
+        projector: str | os.PathLike | None = None,
         stream: bool,
     ) -> StatusResponse | AsyncIterator[ProgressResponse]: ...
 
@@ -426,6 +429,7 @@ class AsyncClient:
         parameters: Options | Mapping[str, Any] | None = None,
         messages: Sequence[Any] | None = None,
         *,
+        projector: str | os.PathLike | None = None,
         stream: bool = False,
     ) -> StatusResponse | AsyncIterator[ProgressResponse]:
         """:meth:`Client.create`; with ``stream=True`` an async iterator of its progress response."""
@@ -441,6 +445,7 @@ class AsyncClient:
             system,
             parameters,
             messages,
+            projector=projector,
         )
         return _aiter(iter([ProgressResponse(status=done.status)])) if stream else done
 
