@@ -11,6 +11,8 @@ from __future__ import annotations
 __all__ = [
     "LlamaError",
     "ModelLoadError",
+    "ProjectorLoadError",
+    "MediaError",
     "ContextCreateError",
     "DecodeError",
     "NoKvSlotError",
@@ -36,6 +38,24 @@ class ModelLoadError(LlamaError, ValueError):
     def __init__(self, message: str, path: str | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+class ProjectorLoadError(LlamaError, ValueError):
+    """A file exists but libmtmd could not load it as a projector for the model.
+
+    Not a projector (``general.architecture`` is not ``clip``), a corrupt or
+    truncated one, one made for another text model (embedding size), or one
+    of a kind llamanative does not run. ``path`` is the projector file.
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class MediaError(LlamaError, ValueError):
+    """An image or audio clip that cannot be used: empty, corrupt or truncated, of a format
+    libmtmd does not decode, over the pixel limit, or of a kind the projector does not take."""
 
 
 class ContextCreateError(LlamaError, RuntimeError):

@@ -72,7 +72,7 @@ def chat_steps(
             message=Message(role="assistant", content=""),
             done=True,
             done_reason="stop",
-            debug_info=DebugInfo(rendered_template=prompt.text),
+            debug_info=DebugInfo(rendered_template=prompt.text, image_count=prompt.image_count or None),
         )
         return
     job = completion_job(req, prep.opts, prompt, per_token)

@@ -48,6 +48,7 @@ def _prompt(req: GenerateRequest, prep: Prepared, prompts: PromptPipeline) -> Pr
         context=req.context,
         schema=schema,
         think=req.think,
+        images=req.images,
     )
 
 
@@ -84,7 +85,7 @@ def generate_steps(
             response="",
             done=True,
             done_reason="stop",
-            debug_info=DebugInfo(rendered_template=prompt.text),
+            debug_info=DebugInfo(rendered_template=prompt.text, image_count=prompt.image_count or None),
         )
         return
     job = completion_job(req, prep.opts, prompt, per_token)

@@ -85,4 +85,5 @@ def completion_job(
         n_keep=4 if opts.num_keep is None else opts.num_keep,
         logprobs=top_count(req.logprobs, req.top_logprobs),
         per_token=per_token,
+        media=prompt.media,
     )

@@ -8,6 +8,7 @@ scheduler for as long as the request runs.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from ..engine.runner import RunnerConfig
 from ..engine.scheduler import Loaded, Scheduler
 from ..errors import LlamaError, StatusError
 from ..store import ModelStore, StoredModel
+from ..store.store import MEDIA_PROJECTOR
 from ..types import Message, Options
 from . import _details
 from ._options import effective_options, keep_alive_seconds, runner_config
@@ -55,7 +57,7 @@ class Prepared:
 
     @property
     def config(self) -> RunnerConfig:
-        return runner_config(self.opts)
+        return dataclasses.replace(runner_config(self.opts), projector=projector_path(self.stored))
 
 
 class Session:
@@ -99,8 +101,15 @@ def load_ns(entry: Loaded, t0: int) -> int:
     return entry.runner.load_duration if entry.runner.loaded_at_ns >= t0 else 0
 
 
+def projector_path(stored: StoredModel) -> str | None:
+    """The projector GGUF stored with the model (its projector layer), if any."""
+    for layer in stored.layers:
+        if layer["mediaType"] == MEDIA_PROJECTOR and stored.store is not None:
+            return str(stored.store.blob_path(layer["digest"]))
+    return None
+
+
 def check_images(name: str, prep: Prepared) -> None:
-    """Images need a vision model; the engine does not run multimodal projectors yet, so say which case it is."""
+    """Images need a model stored with a projector (400 otherwise, as Ollama answers)."""
     if not prep.has_projector:
         raise StatusError.bad_request(f'"{name}" does not support vision')
-    raise StatusError.bad_request(f'"{name}" has a vision projector, but llamanative does not run images yet')

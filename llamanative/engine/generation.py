@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .. import _core
-from ..errors import InvalidBatchError, NoKvSlotError
+from ..errors import InvalidBatchError, MediaError, NoKvSlotError
 from .admission import Admission
 from .jobs import HIGH_WATER, LOW_WATER, Backlog, CompletionJob, Failed, Finished, Piece, TokenLogprobs
 from .sampling import make_sampler
@@ -44,6 +44,7 @@ class Generation:
         policy: Admission,
         job_done: Callable[[], None],
         requeue: Callable[[CompletionJob], None],
+        projector: _core.Projector | None = None,
     ) -> None:
         self._model = model
         self._seqs = seqs
@@ -51,6 +52,7 @@ class Generation:
         self._job_done = job_done
         self._requeue = requeue
         self._n_swa = model.n_swa
+        self._projector = projector
         self.deferred: list[CompletionJob] = []  # waiting for KV room: handed back when a job finishes
 
     def running(self) -> list[Slot]:
@@ -96,9 +98,12 @@ class Generation:
         n_ctx = seqs.ctx.n_ctx_seq
         if n >= n_ctx:
             raise ValueError(f"the prompt has {n} tokens; the context holds {n_ctx}")
+        if job.media and self._projector is None:
+            raise ValueError("the prompt has media but the model has no projector")
         # Reuse the cached prefix, but always evaluate at least the last prompt
-        # token: its logits give the first sampled token.
-        keep = min(prefix, n - 1)
+        # token: its logits give the first sampled token. A media run is reused
+        # whole or not at all.
+        keep = media_safe_keep(job.prompt, min(prefix, n - 1)) if job.media else min(prefix, n - 1)
         seqs.trim(slot, keep)
         if keep and self._n_swa and not 0 <= seqs.ctx.seq_pos_min(slot.seq) <= max(0, keep - self._n_swa):
             # Sliding-window layers keep only their last window: the window
@@ -120,6 +125,7 @@ class Generation:
             max_tokens=job.max_tokens,
             shift=job.shift,
             n_keep=job.n_keep,
+            media=bool(job.media),
         )
         slot.job, slot.logprobs, slot.held = job, [], []
         slot.t_start, slot.t_first = time.perf_counter_ns(), 0
@@ -140,6 +146,13 @@ class Generation:
         scheduled = [s for s in active if not self._throttled(s)]
         if not scheduled:
             return False
+        # At most one media chunk between two steps: the other slots wait no
+        # longer than one encode.
+        if self._projector is not None:
+            for slot in scheduled:
+                if self._seqs.stepper.media_next(slot.seq):
+                    self._eval_media(slot)
+                    break
         try:
             events = self._seqs.stepper.step()
         except NoKvSlotError as exc:
@@ -155,6 +168,21 @@ class Generation:
         for seq, text, token, out_index, finish in events:
             self._deliver(self._seqs.slots[seq], text, token, out_index, finish)
         return True
+
+    def _eval_media(self, slot: Slot) -> None:
+        """Write the media chunk at ``slot``'s next prompt position into its sequence (encode, then decode)."""
+        job = slot.job
+        assert job is not None and self._projector is not None
+        pos = len(self._seqs.stepper.cached(slot.seq))
+        chunk = job.media.get(pos)
+        try:
+            if chunk is None:
+                raise ValueError(f"the prompt has a media run at position {pos} without its chunk")
+            self._seqs.stepper.eval_media(slot.seq, self._projector, chunk)
+        except (ValueError, MediaError, InvalidBatchError, NoKvSlotError) as exc:
+            # This request's media only: the context is as it was before the chunk.
+            self._finish_failed(slot, exc)
+        # Any other failure (a failed decode) propagates, as a failed step does.
 
     def _throttled(self, slot: Slot) -> bool:
         """Whether ``slot`` sits out this step: its job streams and its reader is behind.
@@ -250,6 +278,13 @@ class Generation:
         self._seqs.clear(victim)
         victim.job = None
         self.deferred.append(job)
+
+
+def media_safe_keep(prompt: np.ndarray, keep: int) -> int:
+    """``keep`` moved back to the start of the media run it would end inside (runs of one negative id)."""
+    while 0 < keep < len(prompt) and prompt[keep] < 0 and prompt[keep - 1] == prompt[keep]:
+        keep -= 1
+    return keep
 
 
 def token_logprobs(logits: np.ndarray, token: int, top: int) -> TokenLogprobs:

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -176,6 +176,10 @@ class CompletionJob:
             reader falls behind (``HIGH_WATER``).
         events: where the worker puts the events (default: a new
             :class:`EventQueue`).
+        media: the prompt's media runs (negative ids, see
+            ``prompting.media``): the position where each starts -> its
+            chunk, which the runner's projector writes into the slot's
+            sequence. The context is never shifted for such a prompt.
     """
 
     prompt: np.ndarray
@@ -187,6 +191,7 @@ class CompletionJob:
     logprobs: int = -1
     per_token: bool = True
     events: EventSink = field(default_factory=EventQueue)
+    media: dict[int, Any] = field(default_factory=dict)  # position -> _core.MediaChunk
     _cancelled: threading.Event = field(default_factory=threading.Event)
     _wake: Callable[[], None] | None = field(default=None, repr=False)  # set by Runner.submit
 

@@ -75,6 +75,7 @@ class RunnerConfig:
     use_mmap: bool = True
     n_threads: int = 0  # 0 = all available CPUs
     flash_attn: FlashAttn = "auto"  # "on", "off" or "auto" (see attention.py: off on the CPU)
+    projector: str | None = None  # a multimodal projector GGUF, loaded beside the model (images, audio)
 
 
 class Runner:
@@ -105,6 +106,7 @@ class Runner:
         self._generation: Generation | None = None
         self._parked = PromptCache(parked_capacity)
         ctx: _core.Context | None = None
+        self.projector: _core.Projector | None = None
         try:
             if self.is_embedding_model:
                 ctx = embedding_context(self.model, n_ctx, n_threads=threads, flash_attn=config.flash_attn)
@@ -133,9 +135,13 @@ class Runner:
                     n_threads=threads,
                     flash_attn=self.flash_attn,
                 )
+                if config.projector:
+                    self.projector = _core.Projector(config.projector, self.model, n_threads=threads)
                 self._seqs = Sequences(ctx)
                 policy = Admission(self._seqs, self.model, self.flash_attn, self._parked)
-                self._generation = Generation(self.model, self._seqs, policy, self._job_done, self._pending.put)
+                self._generation = Generation(
+                    self.model, self._seqs, policy, self._job_done, self._pending.put, self.projector
+                )
                 # The generative model's own embeddings: a second context, made on first use.
                 self._embedding = Embedding(
                     self.model,
@@ -146,6 +152,8 @@ class Runner:
                     job_done=self._job_done,
                 )
         except BaseException:
+            if self.projector is not None:
+                self.projector.close()
             if ctx is not None:
                 ctx.close()
             self.model.close()
@@ -286,6 +294,8 @@ class Runner:
         self._parked.clear()
         self._embedding.close()
         self._ctx.close()
+        if self.projector is not None:
+            self.projector.close()  # libmtmd before the model it points into
         self.model.close()
         trim_heap()  # what the model's load left in this and other threads' arenas
 

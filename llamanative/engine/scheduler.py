@@ -56,7 +56,7 @@ class Loaded:
     prompts: PromptPipeline = field(init=False)
 
     def __post_init__(self) -> None:
-        self.prompts = PromptPipeline(self.runner.model)
+        self.prompts = PromptPipeline(self.runner.model, self.runner.projector)
 
     @property
     def config(self) -> RunnerConfig:

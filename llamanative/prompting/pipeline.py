@@ -21,9 +21,10 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _core
-from ..errors import StatusError
-from ..types import Logprob, Message, ThinkValue, Tool
+from ..errors import MediaError, StatusError
+from ..types import Image, Logprob, Message, ThinkValue, Tool
 from . import generic_tools as generic
+from . import media as media_lib
 from .logprobs import TokenLogprobsLike, to_logprobs
 from .messages import json_schema_of, oai_messages
 from .parse import OutputParser, ReplyParser
@@ -41,6 +42,8 @@ class Prompt:
     grammar: dict = field(default_factory=dict)  # SamplingParams grammar fields
     stops: tuple[str, ...] = ()  # stop strings the template adds
     parser: ReplyParser | None = None  # None: the output is the content as it is
+    media: dict[int, _core.MediaChunk] = field(default_factory=dict)  # position of each media run -> its chunk
+    image_count: int = 0
 
 
 class PromptPipeline:
@@ -48,10 +51,12 @@ class PromptPipeline:
 
     Args:
         model: the loaded model (its vocabulary and the chat templates in its GGUF).
+        projector: its multimodal projector, if it has one (images in messages need it).
     """
 
-    def __init__(self, model: _core.Model) -> None:
+    def __init__(self, model: _core.Model, projector: _core.Projector | None = None) -> None:
         self._model = model
+        self.projector = projector
         self._vocab = model.vocab
         self._templates: _core.ChatTemplates | None = None
         self._caps: dict[str, bool] | None = None
@@ -121,16 +126,21 @@ class PromptPipeline:
         tool_dumps(tools)  # a 400 naming the tool for a parameter pattern the grammar cannot enforce
         use_generic = bool(tools) and not caps.get("supports_tool_calls")
         templates = self._chat_templates()
-        messages = list(messages)
+        # Each message with the media decoded from its images (decoded once, before any truncation).
+        turns = [(m, self._decoded(m.images)) for m in messages]
         while True:
-            msgs = oai_messages(messages, system)
+            messages = [m for m, _ in turns]
+            marked = [self._marked(m, len(media)) for m, media in turns]
+            msgs = oai_messages(marked, system)
             if use_generic:
                 msgs = generic.rewrite_messages(msgs, tools, mode, bool(caps.get("supports_system_role")))
                 reply = schema if mode == "none" else generic.reply_schema(tools, mode, schema)
                 rendered = render_chat(templates, self._vocab, msgs, None, None, reply, think)
             else:
                 rendered = render_chat(templates, self._vocab, msgs, tools, mode if tools else None, schema, think)
-            tokens = self._vocab.tokenize(rendered.prompt, add_special=True, parse_special=True)
+            media = [x for _, ms in turns for x in ms]
+            mp = self._tokenize_media(rendered.prompt, media, add_special=True, parse_special=True)
+            tokens = mp.tokens
             if len(tokens) < n_ctx:
                 break
             droppable = [i for i, m in enumerate(messages[:-1]) if m.role != "system"]
@@ -138,11 +148,43 @@ class PromptPipeline:
                 raise StatusError.bad_request(
                     f"the prompt has {len(tokens)} tokens, more than the context length of {n_ctx}"
                 )
-            del messages[droppable[0]]
+            del turns[droppable[0]]
         parser: ReplyParser = OutputParser(rendered.params)
         if use_generic and mode != "none":
             parser = generic.GenericReplyParser(parser)
-        return Prompt(tokens, rendered.prompt, rendered.grammar, rendered.stops, parser)
+        return Prompt(tokens, rendered.prompt, rendered.grammar, rendered.stops, parser, mp.media, mp.image_count)
+
+    # -- media ------------------------------------------------------------------------
+    def _decoded(self, images: Sequence[Image] | None) -> list[_core.Media]:
+        """The media of a message's images, decoded (400 for a model without a projector or a bad image)."""
+        if not images:
+            return []
+        if self.projector is None:
+            raise StatusError.bad_request("the model does not support vision: it has no projector")
+        try:
+            return media_lib.load_media(self.projector, [img.to_bytes() for img in images])
+        except (MediaError, OSError) as exc:
+            raise StatusError.bad_request(f"invalid image: {exc}") from exc
+
+    def _marked(self, m: Message, n_media: int) -> Message:
+        """``m`` with one media marker per image before its content (see :mod:`.media`)."""
+        if not n_media:
+            return m
+        assert self.projector is not None  # media were decoded by it
+        return m.model_copy(update={"content": self.projector.marker * n_media + (m.content or ""), "images": None})
+
+    def _tokenize_media(
+        self, text: str, media: Sequence[_core.Media], *, add_special: bool, parse_special: bool
+    ) -> media_lib.MediaPrompt:
+        """``text`` tokenized, through the projector when it holds media (a 400 when that fails)."""
+        if not media:
+            tokens = self._vocab.tokenize(text, add_special=add_special, parse_special=parse_special)
+            return media_lib.MediaPrompt(tokens, {}, 0, 0)
+        assert self.projector is not None
+        try:
+            return media_lib.tokenize(self.projector, text, media, add_special=add_special, parse_special=parse_special)
+        except (MediaError, ValueError) as exc:
+            raise StatusError.bad_request(f"invalid image: {exc}") from exc
 
     def completion(
         self,
@@ -155,6 +197,7 @@ class PromptPipeline:
         context: Sequence[int] | None,
         schema: dict | None,
         think: ThinkValue | None,
+        images: Sequence[Image] | None = None,
     ) -> Prompt:
         """The prompt of a completion: ``text`` as a user turn of the template (or as it is, when ``raw``).
 
@@ -167,10 +210,15 @@ class PromptPipeline:
                 conversation the template rejects.
         """
         parser: ReplyParser | None = None
+        media = self._decoded(images)
         if raw:
             grammar = schema_grammar(schema) if schema is not None else {}
+            if media:
+                assert self.projector is not None
+                text = self.projector.marker * len(media) + text
         else:
-            messages = oai_messages([*history, Message(role="user", content=text)], system)
+            user = self._marked(Message(role="user", content=text), len(media))
+            messages = oai_messages([*history, user], system)
             rendered: Rendered = render_chat(
                 self._chat_templates(template), self._vocab, messages, None, None, schema, think
             )
@@ -178,10 +226,13 @@ class PromptPipeline:
             # The output goes through common's parser, as in chat: it separates
             # thinking and unwraps structured output from a code fence.
             parser = OutputParser(rendered.params)
-        tokens = self._vocab.tokenize(text, add_special=not context, parse_special=not raw)
+        # With media, the markers are parsed even in a raw prompt (they are the projector's own, random text).
+        mp = self._tokenize_media(text, media, add_special=not context, parse_special=not raw)
+        tokens, runs = mp.tokens, mp.media
         if context:
             tokens = np.concatenate([np.asarray(context, np.int32), tokens])
-        return Prompt(tokens, text, grammar, (), parser)
+            runs = {pos + len(context): c for pos, c in runs.items()}
+        return Prompt(tokens, text, grammar, (), parser, runs, mp.image_count)
 
     def fill_in_middle(self, prefix: str, suffix: str, grammar: dict) -> Prompt:
         """The fill-in-the-middle prompt of ``prefix`` and ``suffix`` (see :attr:`supports_insert`)."""

@@ -46,7 +46,9 @@ from llamanative.errors import (
     DecodeError,
     GrammarError,
     InvalidBatchError,
+    MediaError,
     ModelLoadError,
+    ProjectorLoadError,
     NoKvSlotError,
     StateError,
 )
@@ -75,6 +77,7 @@ include "context_state.pxi"
 include "context.pxi"
 include "sampler.pxi"
 include "chat.pxi"
+include "projector.pxi"
 include "stepper.pxi"
 include "bench.pxi"
 

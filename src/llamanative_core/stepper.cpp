@@ -129,6 +129,20 @@ void lln_stepper::start(int32_t slot, const llama_token * prompt, size_t n_promp
     s.active    = true;
 }
 
+size_t lln_slot::text_end() const {
+    size_t end = n_done;
+    while (end < prompt.size() && prompt[end] >= 0) ++end;
+    return end;
+}
+
+void lln_stepper::advance(int32_t slot, size_t n) {
+    lln_slot &   s   = slots[slot];
+    const size_t end = std::min(s.prompt.size(), s.n_done + n);
+    s.cached.insert(s.cached.end(), s.prompt.begin() + s.n_done, s.prompt.begin() + end);
+    s.n_evaluated += end - s.n_done;
+    s.n_done = end;
+}
+
 int32_t lln_stepper::step(llama_batch & batch, std::vector<lln_event> & events) {
     batch.n_tokens = 0;
     int32_t budget = n_batch;
@@ -148,8 +162,12 @@ int32_t lln_stepper::step(llama_batch & batch, std::vector<lln_event> & events) 
     // Then prompt chunks, as far as the batch allows.
     for (auto & s : slots) {
         if (!s.active || s.paused || budget <= 0 || s.n_done >= s.prompt.size()) continue;
+        // A media run (negative ids) is evaluated by the caller (advance());
+        // text stops at the next one.
+        const size_t end       = s.text_end();
         const size_t remaining = s.prompt.size() - s.n_done;
-        const size_t take      = std::min(remaining, static_cast<size_t>(budget));
+        const size_t take      = std::min(end - s.n_done, static_cast<size_t>(budget));
+        if (take == 0) continue;
         for (size_t j = 0; j < take; ++j) {
             const bool last = take == remaining && j + 1 == take;
             add_token(batch, s.prompt[s.n_done + j], static_cast<llama_pos>(s.n_done + j), s.seq, last);

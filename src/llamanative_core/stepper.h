@@ -28,7 +28,13 @@
 //     sequence (recurrent, hybrid) keeps them, and those slots' KV state is
 //     then undefined: the caller clears their sequences.
 //   - Token ids given to start() must be valid for the vocabulary (checked by
-//     the Cython layer); positions are computed here and are always valid.
+//     the Cython layer), or negative: a negative id stands for one position of
+//     a media chunk (an image's embeddings), which step() never puts into a
+//     batch. A slot whose next prompt position is media waits (media_next())
+//     until the caller has decoded the chunk into its sequence and called
+//     advance(). Positions are computed here and are always valid (one per
+//     prompt entry: media whose chunk spans a different number of positions,
+//     M-RoPE, is refused by the Cython layer).
 //   - Nothing here throws except std::bad_alloc.
 #pragma once
 
@@ -95,6 +101,12 @@ struct lln_slot {
     int32_t     out_index = -1;
     size_t      chunk = 0;       // prompt tokens added to the current batch
     bool        feeding = false; // the last generated token is in the current batch
+
+    // End of the text run that starts at n_done: the index of the next media
+    // position (a negative id) or the end of the prompt.
+    size_t text_end() const;
+    // Whether the next prompt position is media, which step() does not feed.
+    bool media_next() const { return active && n_done < prompt.size() && prompt[n_done] < 0; }
 };
 
 // Sample one token from `logits` with `chain`, checking it against `grammar`
@@ -117,6 +129,9 @@ class lln_stepper {
         slots[slot].active = false;
         slots[slot].paused = false;
     }
+    // Record that the caller wrote the next `n` prompt positions (a media run)
+    // into the slot's sequence itself: they become cached and evaluated.
+    void advance(int32_t slot, size_t n);
     // Leave `slot` out of the next steps (true) or schedule it again (false).
     void pause(int32_t slot, bool paused) { slots[slot].paused = paused; }
 

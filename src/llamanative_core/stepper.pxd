@@ -35,6 +35,7 @@ cdef extern from "stepper.h" nogil:
         vector[llama_token] generated
         size_t n_done
         size_t n_evaluated
+        cppbool media_next()
 
     cdef cppclass lln_stepper:
         lln_stepper(llama_context * ctx, int32_t n_slots, int32_t n_batch) except +
@@ -42,6 +43,7 @@ cdef extern from "stepper.h" nogil:
                    llama_sampler * grammar, vector[string] stops, int64_t max_tokens, cppbool shift,
                    int32_t n_keep, cppbool special) except +
         void release(int32_t slot)
+        void advance(int32_t slot, size_t n)
         void pause(int32_t slot, cppbool paused)
         int32_t step(llama_batch & batch, vector[lln_event] & events) except +
         vector[lln_slot] slots

@@ -78,7 +78,8 @@ cdef class Stepper:
         return slot
 
     def start(self, int slot, prompt, Py_ssize_t keep, Sampler sampler not None, stops=(), *,
-              int64_t max_tokens=-1, bint shift=True, int32_t n_keep=4, bint special=False) -> None:
+              int64_t max_tokens=-1, bint shift=True, int32_t n_keep=4, bint special=False,
+              bint media=False) -> None:
         """Start generating on ``slot`` from ``prompt``.
 
         Args:
@@ -92,6 +93,11 @@ cdef class Stepper:
                 ``n_keep`` tokens and go on; False finishes with "length".
             n_keep: prompt tokens a shift keeps (-1 = the whole prompt).
             special: render special tokens as their text.
+            media: the prompt holds media runs: negative ids, one per position
+                of a media chunk, every position of a chunk the same id.
+                :meth:`step` stops at each run until :meth:`eval_media` has
+                written it; the last prompt entry must be a token, and the
+                context is never shifted (the media's positions would move).
 
         Raises:
             ValueError: a token id outside the vocabulary, an empty or too long
@@ -107,10 +113,16 @@ cdef class Stepper:
         if n >= self.ctx.n_ctx_seq:
             raise ValueError(f"the prompt has {n} tokens; the context holds {self.ctx.n_ctx_seq}")
         cdef int32_t n_vocab = self.ctx.n_vocab
-        if toks.min() < 0 or toks.max() >= n_vocab:
+        if (toks.min() < 0 and not media) or toks.max() >= n_vocab:
             raise ValueError(f"the prompt has token ids outside the vocabulary (0..{n_vocab - 1})")
         if not 0 <= keep < n:
             raise ValueError(f"keep must be 0..{n - 1}, got {keep}")
+        if media:
+            if toks[n - 1] < 0:
+                raise ValueError("a prompt with media must end with a token, not media")
+            if keep and toks[keep] < 0 and toks[keep - 1] == toks[keep]:
+                raise ValueError(f"keep={keep} ends inside a media run")
+            shift = False
         if sampler.model is not self.ctx.model:
             raise ValueError("the sampler belongs to another model than the context")
         if sampler._ptr == NULL or not sampler._final:
@@ -186,6 +198,59 @@ cdef class Stepper:
         """Prompt tokens the slot's request evaluated (a reused cached prefix is not counted)."""
         self._slot(slot)
         return self._s.slots[slot].n_evaluated
+
+    def media_next(self, int slot) -> bool:
+        """Whether the slot's next prompt position is media, which :meth:`step` waits on (see :meth:`eval_media`)."""
+        self._slot(slot)
+        return self._s.slots[slot].media_next()
+
+    def eval_media(self, int slot, Projector projector not None, MediaChunk chunk not None) -> tuple:
+        """Write ``chunk`` (an image or audio chunk) into the slot's sequence at its next prompt position.
+
+        The projector encodes it (GIL released) and its embeddings are decoded
+        into the slot's sequence; the run of ``chunk.n_tokens`` media entries
+        of the prompt then counts as cached and evaluated. The other slots wait
+        meanwhile: call it between steps, one chunk at a time.
+
+        Returns:
+            (encode nanoseconds, decode nanoseconds).
+
+        Raises:
+            ValueError: the slot's next position is not the start of a media
+                run of ``chunk.n_tokens`` entries, or the chunk does not fit.
+            MediaError: libmtmd could not encode it.
+            DecodeError (and its subclasses): decoding the embeddings failed;
+                what was written of them is removed from the sequence again.
+        """
+        self._slot(slot)
+        cdef st.lln_slot * s = &self._s.slots[slot]
+        if not s.media_next():
+            raise ValueError(f"slot {slot} is not at a media position")
+        cdef size_t start = s.n_done, n = <size_t> chunk.n_tokens, j
+        cdef llama_token mark = s.prompt[start]
+        if start + n > s.prompt.size() or (start + n < s.prompt.size() and s.prompt[start + n] == mark):
+            raise ValueError(f"the chunk has {n} tokens, not the length of the slot's media run")
+        for j in range(start, start + n):
+            if s.prompt[j] != mark:
+                raise ValueError(f"the chunk has {n} tokens, not the length of the slot's media run")
+        cdef int64_t times[2]
+        times[0] = 0
+        times[1] = 0
+        cdef llama.llama_memory_t mem
+        self.ctx._enter()
+        try:
+            self.ctx._keep_outputs(0, True, "eval_media")
+            try:
+                projector._eval(self.ctx, chunk, <llama_pos> s.cached.size(), slot, times)
+            except BaseException:
+                mem = llama.llama_get_memory(self.ctx._ptr)
+                if mem != NULL:
+                    llama.llama_memory_seq_rm(mem, slot, <llama_pos> s.cached.size(), -1)
+                raise
+        finally:
+            self.ctx._leave()
+        self._s.advance(slot, n)
+        return times[0], times[1]
 
     def generating(self, int slot) -> bool:
         """Whether the slot's prompt is fully evaluated."""

@@ -1,0 +1,478 @@
+# Projector: a multimodal projector (libmtmd's mtmd_context) beside its Model;
+# Media: one decoded image or audio clip; MediaChunk: one piece of a prompt
+# that mixes text and media, as mtmd_tokenize splits it.
+#
+# The flow (as mtmd-cli.cpp runs it): load_media() decodes the bytes of each
+# image, tokenize() splits a rendered prompt at its media markers into text
+# chunks (token ids) and media chunks (one per image), and the engine feeds
+# the text to the model as usual and each media chunk through
+# Stepper.eval_media(): the projector encodes it into embeddings, which are
+# decoded into the sequence's KV cache at the chunk's positions.
+#
+# libmtmd aborts the process on some inputs it does not expect; what is
+# checked here first: an image larger than the pixel limit (decoding would
+# allocate without bound), a projector whose image layout needs a token the
+# text vocabulary lacks (the chunk would carry id -1), image tokens that do
+# not fit one micro-batch of a model that attends to them non-causally, and a
+# projector with M-RoPE positions (several positions per token, which the
+# stepper's one-position-per-token records cannot describe).
+
+from libc.stdint cimport uintptr_t
+
+cimport mtmd
+
+import secrets as _secrets
+import time as _time
+
+# Pixels an image may have (width x height): 32 Mi, e.g. 8192 x 4096. stb_image
+# decodes into 3 bytes a pixel and libmtmd copies the result once, so the
+# limit bounds an image's memory at about 200 MB however small its file.
+MAX_IMAGE_PIXELS = 1 << 25
+
+# One marker per process, random, as llama-server does: text a user writes that
+# contains libmtmd's default marker ("<__media__>") cannot open a media slot.
+cdef bytes _MEDIA_MARKER = f"<__media_{_secrets.token_hex(8)}__>".encode()
+
+_CHUNK_KINDS = {
+    mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT: "text",
+    mtmd.MTMD_INPUT_CHUNK_TYPE_IMAGE: "image",
+    mtmd.MTMD_INPUT_CHUNK_TYPE_AUDIO: "audio",
+}
+
+cdef bint _mtmd_log_installed = False
+
+
+cdef str _gguf_architecture(str path):
+    """``general.architecture`` of the GGUF at ``path`` (None without one), after the checks of
+    ``_gguf_open`` (magic, header, tensor data inside the file), which fail as ProjectorLoadError here."""
+    cdef llama.gguf_context * g
+    try:
+        g = _gguf_open(path)
+    except ModelLoadError as exc:
+        raise ProjectorLoadError(str(exc).replace("model", "projector"), path) from None
+    cdef int64_t k
+    try:
+        k = gguf_find_key(g, b"general.architecture")
+        if k < 0 or llama.gguf_get_kv_type(g, k) != llama.GGUF_TYPE_STRING:
+            return None
+        return _gguf_value(g, k, False)
+    finally:
+        llama.gguf_free(g)
+
+
+cdef class Media:
+    """One image (RGB pixels) or audio clip (PCM samples), decoded by libmtmd; made by :meth:`Projector.load_media`.
+
+    Attributes:
+        kind: ``"image"`` or ``"audio"``.
+        width, height: pixels of an image; for audio ``width`` is the number
+            of samples and ``height`` 1.
+        nbytes: bytes of decoded data libmtmd holds.
+        id: SHA-256 (hex) of the encoded bytes: equal files, equal ids.
+    """
+
+    cdef mtmd.mtmd_bitmap * _ptr
+    cdef readonly str kind
+    cdef readonly str id
+
+    def __cinit__(self):
+        self._ptr = NULL
+
+    def __init__(self):
+        raise TypeError("Media objects are made by Projector.load_media()")
+
+    def __dealloc__(self):
+        if self._ptr != NULL:
+            mtmd.mtmd_bitmap_free(self._ptr)
+            self._ptr = NULL
+
+    @property
+    def width(self) -> int:
+        return mtmd.mtmd_bitmap_get_nx(self._ptr)
+
+    @property
+    def height(self) -> int:
+        return mtmd.mtmd_bitmap_get_ny(self._ptr)
+
+    @property
+    def nbytes(self) -> int:
+        return mtmd.mtmd_bitmap_get_n_bytes(self._ptr)
+
+    def __repr__(self) -> str:
+        return f"<Media {self.kind} {self.width}x{self.height} {self.id[:12]}>"
+
+
+cdef class MediaChunk:
+    """One piece of a tokenized multimodal prompt (a copy of libmtmd's chunk, owned here).
+
+    Attributes:
+        kind: ``"text"``, ``"image"`` or ``"audio"``.
+        n_tokens: the tokens (text) or embeddings (media) the chunk puts into the context.
+        n_pos: the positions it takes (equal to ``n_tokens``: projectors with
+            M-RoPE positions are refused by :class:`Projector`).
+        id: the media's id (the SHA-256 of its file), ``""`` for text.
+        tokens: the token ids of a text chunk (int32 array); None for media.
+    """
+
+    cdef mtmd.mtmd_input_chunk * _ptr
+    cdef readonly str kind
+    cdef readonly str id
+    cdef readonly object tokens
+    cdef readonly Py_ssize_t n_tokens
+    cdef readonly Py_ssize_t n_pos
+    cdef readonly Projector projector
+
+    def __cinit__(self):
+        self._ptr = NULL
+
+    def __init__(self):
+        raise TypeError("MediaChunk objects are made by Projector.tokenize()")
+
+    def __dealloc__(self):
+        if self._ptr != NULL:
+            mtmd.mtmd_input_chunk_free(self._ptr)
+            self._ptr = NULL
+
+    def __repr__(self) -> str:
+        return f"<MediaChunk {self.kind} n_tokens={self.n_tokens}{' ' + self.id[:12] if self.id else ''}>"
+
+
+cdef class Projector:
+    """A multimodal projector GGUF (a llama.cpp ``mmproj`` file) for a loaded text model.
+
+    Owns libmtmd's context; keeps ``model`` alive, and ``model.close()`` is
+    refused while the projector is open (libmtmd must be freed first).
+
+    Args:
+        path: the projector ``.gguf`` (``general.architecture`` = ``clip``).
+        model: the text model it projects into (its embedding size must match).
+        n_threads: CPU threads for encoding (default: the process's CPU limit).
+        use_gpu: encode on a GPU backend when one is loaded.
+        max_image_pixels: largest image accepted by :meth:`load_media`
+            (width x height; default :data:`MAX_IMAGE_PIXELS`).
+        image_max_tokens: most tokens an image may become, for projectors
+            with dynamic resolution (-1: the projector's own setting).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ProjectorLoadError: not a projector libmtmd can load, or one made for
+            another model (embedding size), or one with M-RoPE positions.
+        ValueError: the model is closed or loaded vocabulary-only.
+    """
+
+    cdef mtmd.mtmd_context * _ptr
+    cdef readonly Model model
+    cdef readonly str path
+    cdef readonly Py_ssize_t max_image_pixels
+    cdef bint _busy
+
+    def __cinit__(self):
+        self._ptr = NULL
+        self._busy = False
+
+    def __init__(self, path, Model model not None, *, n_threads=None, bint use_gpu=True,
+                 Py_ssize_t max_image_pixels=MAX_IMAGE_PIXELS, int image_max_tokens=-1):
+        global _mtmd_log_installed
+        if self._ptr != NULL:
+            raise RuntimeError("the projector is already open")
+        model._check()
+        if model.vocab_only:
+            raise ValueError("the model was loaded vocabulary-only: a projector needs its weights")
+        if max_image_pixels <= 0:
+            raise ValueError(f"max_image_pixels must be > 0, got {max_image_pixels}")
+        self.path = _os.fspath(path)
+        if not _os.path.isfile(self.path):
+            raise FileNotFoundError(f"no projector file at {self.path!r}")
+        arch = _gguf_architecture(self.path)
+        if arch != "clip":
+            raise ProjectorLoadError(
+                f"{self.path!r} is not a projector: its general.architecture is {arch!r}, not 'clip' "
+                f"(a multimodal projector is llama.cpp's mmproj GGUF)", self.path)
+        if not _mtmd_log_installed:
+            # libmtmd logs through its own callback (and its helpers through
+            # another): route both to the "llamanative.native" logger.
+            mtmd.mtmd_helper_log_set(_log_callback, NULL)
+            _mtmd_log_installed = True
+        cdef mtmd.mtmd_context_params p = mtmd.mtmd_context_params_default()
+        p.use_gpu = use_gpu
+        p.print_timings = False
+        p.n_threads = _cpu_limit().cpus if n_threads is None else int(n_threads)
+        if p.n_threads <= 0:
+            raise ValueError(f"n_threads must be > 0, got {p.n_threads}")
+        p.media_marker = _MEDIA_MARKER
+        # The warm-up encode also settles libmtmd's flash-attention "auto" (without it the
+        # encoder never uses flash attention, and its embeddings differ from llama-server's).
+        p.warmup = True
+        p.image_max_tokens = image_max_tokens
+        cdef bytes bpath = _os.fsencode(self.path)
+        cdef const char * cpath = bpath
+        with nogil:
+            self._ptr = mtmd.mtmd_init_from_file(cpath, model._ptr, p)
+        if self._ptr == NULL:
+            raise ProjectorLoadError(
+                f"libmtmd could not load the projector {self.path!r}: not a projector it supports, a corrupt "
+                f"or truncated file, or one made for another text model (the embedding sizes differ); "
+                f"set llamanative._core.set_log_level('INFO') for its log", self.path)
+        if mtmd.mtmd_decode_use_mrope(self._ptr):
+            mtmd.mtmd_free(self._ptr)
+            self._ptr = NULL
+            raise ProjectorLoadError(
+                f"{self.path!r} uses M-RoPE positions (Qwen2-VL and its successors), which llamanative "
+                f"does not run yet", self.path)
+        self.model = model
+        self.max_image_pixels = max_image_pixels
+        model._n_contexts += 1
+
+    def __dealloc__(self):
+        if self._ptr != NULL:
+            mtmd.mtmd_free(self._ptr)
+            self._ptr = NULL
+            if self.model is not None:
+                self.model._n_contexts -= 1
+
+    def close(self) -> None:
+        """Free libmtmd's context (before the model). Safe to call twice."""
+        if self._busy:
+            raise ContextBusyError("this Projector is in use by another thread")
+        if self._ptr != NULL:
+            mtmd.mtmd_free(self._ptr)
+            self._ptr = NULL
+            self.model._n_contexts -= 1
+
+    @property
+    def closed(self) -> bool:
+        return self._ptr == NULL
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    cdef inline int _check(self) except -1:
+        if self._ptr == NULL:
+            raise ValueError("the projector is closed")
+        return 0
+
+    @property
+    def vision(self) -> bool:
+        """Whether the projector takes images."""
+        self._check()
+        return mtmd.mtmd_support_vision(self._ptr)
+
+    @property
+    def audio(self) -> bool:
+        """Whether the projector takes audio."""
+        self._check()
+        return mtmd.mtmd_support_audio(self._ptr)
+
+    @property
+    def audio_sample_rate(self) -> int:
+        """Samples per second audio is resampled to (-1 without audio)."""
+        self._check()
+        return mtmd.mtmd_get_audio_sample_rate(self._ptr)
+
+    @property
+    def marker(self) -> str:
+        """The text that stands for one image or audio clip in a prompt given to :meth:`tokenize`."""
+        return _MEDIA_MARKER.decode()
+
+    def load_media(self, data) -> Media:
+        """Decode an encoded image (JPEG, PNG, BMP, GIF's first frame, as stb_image
+        reads them) or audio clip (WAV, MP3, FLAC) from bytes in memory, with the GIL released.
+
+        Args:
+            data: a bytes-like object holding the whole file (not copied).
+
+        Raises:
+            MediaError: empty data, not an image or audio format libmtmd
+                decodes (WebP needs an ffmpeg build of libmtmd), corrupt or
+                truncated data, an image over ``max_image_pixels``, or a kind
+                of media the projector does not take.
+        """
+        self._check()
+        cdef const unsigned char[::1] buf
+        try:
+            buf = memoryview(data).cast("B")
+        except TypeError as exc:
+            raise TypeError(f"media data must be bytes-like, not {type(data).__name__}") from exc
+        cdef size_t n = buf.shape[0]
+        if n == 0:
+            raise MediaError("the media data is empty (0 bytes)")
+        cdef const unsigned char * p = &buf[0]
+        cdef int w = 0, h = 0, is_image
+        with nogil:
+            is_image = mtmd.lln_image_info(p, n, &w, &h)
+        if is_image:
+            if w <= 0 or h <= 0:
+                raise MediaError(f"the image header gives a size of {w}x{h} pixels")
+            if <int64_t> w * h > self.max_image_pixels:
+                raise MediaError(
+                    f"the image is {w}x{h} pixels, more than the limit of {self.max_image_pixels} pixels "
+                    f"(max_image_pixels); scale it down first")
+            if not mtmd.mtmd_support_vision(self._ptr):
+                raise MediaError("this projector takes audio, not images")
+        elif n >= 12 and bytes(buf[:4]) == b"RIFF" and bytes(buf[8:12]) == b"WEBP":
+            raise MediaError("WebP images are not supported by this build (stb_image reads JPEG, PNG, BMP, GIF); "
+                             "convert the image to PNG or JPEG")
+        cdef mtmd.mtmd_helper_bitmap_wrapper out
+        cdef mtmd.mtmd_helper_init_opt opt = mtmd.mtmd_helper_init_opt_default()
+        with nogil:
+            out = mtmd.mtmd_helper_bitmap_init_from_buf(self._ptr, p, n, False, opt)
+        if out.video_ctx != NULL:  # not built with video support; never expected
+            mtmd.mtmd_helper_video_free(out.video_ctx)
+            if out.bitmap != NULL:
+                mtmd.mtmd_bitmap_free(out.bitmap)
+            raise MediaError("video input is not supported")
+        if out.bitmap == NULL:
+            what = "the image is corrupt or truncated" if is_image else (
+                "not an image or audio file libmtmd decodes (JPEG, PNG, BMP, GIF; WAV, MP3, FLAC), "
+                "or a corrupt or truncated one")
+            raise MediaError(what)
+        cdef Media m = Media.__new__(Media)
+        m._ptr = out.bitmap
+        m.kind = "audio" if mtmd.mtmd_bitmap_is_audio(out.bitmap) else "image"
+        cdef const char * mid = mtmd.mtmd_bitmap_get_id(out.bitmap)
+        m.id = mid[:strlen(mid)].decode() if mid != NULL else ""
+        if m.kind == "audio" and not mtmd.mtmd_support_audio(self._ptr):
+            raise MediaError("this projector takes images, not audio")
+        return m
+
+    def tokenize(self, str text, media=(), *, bint add_special=True, bint parse_special=True) -> list:
+        """Split ``text`` at its media markers (:attr:`marker`) into text and media chunks.
+
+        Args:
+            text: the rendered prompt, one marker where each of ``media`` goes, in order.
+            media: :class:`Media` objects, as many as markers.
+            add_special: add the vocabulary's BOS (as ``Vocab.tokenize``).
+            parse_special: parse special-token text in ``text``.
+
+        Returns:
+            list of :class:`MediaChunk`, in prompt order.
+
+        Raises:
+            ValueError: the markers and ``media`` differ in number, or the
+                text model's vocabulary lacks a token this projector's image
+                layout needs.
+            MediaError: libmtmd could not preprocess an image.
+        """
+        self._check()
+        cdef list items = list(media)
+        cdef Media m
+        cdef vector[const mtmd.mtmd_bitmap *] bitmaps
+        for item in items:
+            if not isinstance(item, Media):
+                raise TypeError(f"media must be Media objects (Projector.load_media), not {type(item).__name__}")
+            m = <Media> item
+            bitmaps.push_back(m._ptr)
+        n_markers = text.count(self.marker)
+        if n_markers != len(items):
+            raise ValueError(f"the prompt has {n_markers} media marker(s) for {len(items)} media")
+        cdef bytes btext = text.encode("utf-8", "surrogatepass")
+        cdef mtmd.mtmd_input_text t
+        t.text = btext
+        t.text_len = len(btext)
+        t.add_special = add_special
+        t.parse_special = parse_special
+        cdef mtmd.mtmd_input_chunks * chunks = mtmd.mtmd_input_chunks_init()
+        if chunks == NULL:
+            raise MemoryError()
+        cdef int32_t rc
+        cdef size_t i, n_text, j
+        cdef const mtmd.mtmd_input_chunk * c
+        cdef const llama_token * toks
+        cdef MediaChunk mc
+        cdef int32_t n_vocab = llama.llama_vocab_n_tokens(llama.llama_model_get_vocab(self.model._ptr))
+        out = []
+        try:
+            with nogil:
+                rc = mtmd.mtmd_tokenize(self._ptr, chunks, &t, bitmaps.data(), bitmaps.size())
+            if rc == 1:
+                raise ValueError("the prompt's media markers and the media differ in number")
+            if rc != 0:
+                raise MediaError(f"libmtmd could not preprocess the media (code {rc})")
+            for i in range(mtmd.mtmd_input_chunks_size(chunks)):
+                c = mtmd.mtmd_input_chunks_get(chunks, i)
+                mc = MediaChunk.__new__(MediaChunk)
+                mc.kind = _CHUNK_KINDS.get(mtmd.mtmd_input_chunk_get_type(c), "unknown")
+                mc.n_tokens = mtmd.mtmd_input_chunk_get_n_tokens(c)
+                mc.n_pos = mtmd.mtmd_input_chunk_get_n_pos(c)
+                mc.projector = self
+                if mc.kind == "text":
+                    n_text = 0
+                    toks = mtmd.mtmd_input_chunk_get_tokens_text(c, &n_text)
+                    arr = np.empty(n_text, dtype=np.int32)
+                    if n_text:
+                        memcpy(<void *> cnp.PyArray_DATA(arr), toks, n_text * sizeof(llama_token))
+                    if n_text and (arr.min() < 0 or arr.max() >= n_vocab):
+                        raise ValueError(
+                            "this projector's image layout needs a token the text model's vocabulary does not "
+                            "have: the projector was made for another text model")
+                    mc.tokens = arr
+                    mc.id = ""
+                else:
+                    mc.tokens = None
+                    mid = mtmd.mtmd_input_chunk_get_id(c)
+                    mc.id = mid[:strlen(mid)].decode() if mid != NULL else ""
+                    if mc.n_pos != mc.n_tokens:
+                        raise ValueError("a media chunk with M-RoPE positions is not supported")
+                mc._ptr = mtmd.mtmd_input_chunk_copy(c)
+                if mc._ptr == NULL:
+                    raise MemoryError()
+                out.append(mc)
+        finally:
+            mtmd.mtmd_input_chunks_free(chunks)
+        return out
+
+    cdef int _eval(self, _ContextDecode ctx, MediaChunk chunk, llama_pos n_past, llama_seq_id seq,
+                   int64_t * times) except -1:
+        """Encode ``chunk`` and decode its embeddings into ``seq`` from position ``n_past``.
+
+        The caller holds the context's guard. ``times``: encode and decode nanoseconds.
+        """
+        if chunk._ptr == NULL or chunk.kind == "text":
+            raise ValueError("only an image or audio chunk is evaluated by the projector")
+        if chunk.projector is not self:
+            raise ValueError("the chunk was made by another projector")
+        if n_past < 0 or <uint32_t> (n_past + chunk.n_pos) > ctx._n_ctx_seq:
+            raise ValueError(f"the media chunk's {chunk.n_pos} positions from {n_past} exceed the context "
+                             f"(n_ctx={ctx._n_ctx_seq})")
+        if <uint32_t> seq >= ctx._n_seq_max:
+            raise ValueError(f"sequence id {seq} is out of range (n_seq_max={ctx._n_seq_max})")
+        cdef bint non_causal = mtmd.mtmd_decode_use_non_causal(self._ptr, chunk._ptr)
+        if non_causal and <uint32_t> chunk.n_tokens > ctx._n_ubatch:
+            # llama.cpp needs a non-causal input whole in one micro-batch (it aborts otherwise).
+            raise ValueError(f"the {chunk.kind} takes {chunk.n_tokens} tokens, which this model attends to at "
+                             f"once: they must fit n_ubatch={ctx._n_ubatch} (raise num_batch)")
+        if self._busy:
+            raise ContextBusyError("this Projector is in use by another thread")
+        self._busy = True
+        cdef int32_t rc
+        cdef llama_pos new_n_past = n_past
+        cdef float * embd
+        cdef int32_t n_batch = <int32_t> ctx._n_batch
+        cdef int64_t t0 = _time.perf_counter_ns(), t1
+        try:
+            with nogil:
+                rc = mtmd.mtmd_encode_chunk(self._ptr, chunk._ptr)
+            t1 = _time.perf_counter_ns()
+            times[0] = t1 - t0
+            if rc != 0:
+                raise MediaError(f"libmtmd could not encode the {chunk.kind} (code {rc})")
+            embd = mtmd.mtmd_get_output_embd(self._ptr)
+            if embd == NULL:
+                raise MediaError(f"libmtmd returned no embeddings for the {chunk.kind}")
+            with nogil:
+                rc = mtmd.mtmd_helper_decode_image_chunk(self._ptr, ctx._ptr, chunk._ptr, embd, n_past, seq,
+                                                         n_batch, &new_n_past, NULL, NULL)
+            times[1] = _time.perf_counter_ns() - t1
+        finally:
+            self._busy = False
+            ctx._abort_flag = 0
+            # The embeddings' batches request no outputs: no earlier output is readable now.
+            ctx._forget_outputs()
+        if rc != 0:
+            if rc == 1 or rc == 2 or rc == -1:
+                raise _decode_error(rc, "decode")
+            raise _decode_error(rc if rc < -1 else -2, "decode")
+        return 0
