@@ -23,7 +23,6 @@ from conftest import REPO
 import llamanative
 from llamanative import Client, ResponseError, _core
 from llamanative.errors import MediaError, ProjectorLoadError
-from llamanative.store.store import MEDIA_PROJECTOR, ModelStore
 
 MTMD = REPO / "vendor" / "llama.cpp" / "tools" / "mtmd"
 IMAGE = MTMD / "test-1.jpeg"
@@ -32,28 +31,14 @@ OPTS = {"temperature": 0, "seed": 0, "num_predict": N_PREDICT, "num_ctx": 1024, 
 PROMPT = "What is in this image?"
 
 
-def _store_with_projector(root: Path, name: str, model: Path, projector: Path) -> None:
-    """A model stored with a projector layer, written the way a pull or create stores one."""
-    store = ModelStore(root)
-    store.create(name, from_=str(model))
-    stored = store.resolve(name)
-    layer = dict(store._put_blob_file(projector), mediaType=MEDIA_PROJECTOR)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": "", "size": 0},
-        "layers": [*stored.layers, layer],
-    }
-    store.write_manifest(name, __import__("json").dumps(manifest).encode())
-
-
 @pytest.fixture(scope="module")
 def vclient(vision_pair, tmp_path_factory, smollm2_path):
     model, projector = vision_pair
     root = tmp_path_factory.mktemp("vstore")
-    _store_with_projector(root, "vis", model, projector)
-    ModelStore(root).create("text-only", from_=str(smollm2_path))
     with Client(models_dir=str(root)) as c:
+        c.create("vis", from_=str(model), projector=str(projector))
+        c.create("text-only", from_=str(smollm2_path))
+        assert "vision" in c.show("vis").capabilities
         yield c
 
 

@@ -21,7 +21,6 @@ from ..engine.runner import RunnerConfig
 from ..engine.scheduler import Loaded, Scheduler
 from ..errors import LlamaError, StatusError
 from ..store import ModelStore, StoredModel
-from ..store.store import MEDIA_PROJECTOR
 from ..types import Message, Options
 from . import _details
 from ._options import effective_options, keep_alive_seconds, runner_config
@@ -57,7 +56,7 @@ class Prepared:
 
     @property
     def config(self) -> RunnerConfig:
-        return dataclasses.replace(runner_config(self.opts), projector=projector_path(self.stored))
+        return dataclasses.replace(runner_config(self.opts), projector=self.stored.projector)
 
 
 class Session:
@@ -99,14 +98,6 @@ class Session:
 def load_ns(entry: Loaded, t0: int) -> int:
     """The load duration to report: the model was loaded by this request when its load ended after ``t0``."""
     return entry.runner.load_duration if entry.runner.loaded_at_ns >= t0 else 0
-
-
-def projector_path(stored: StoredModel) -> str | None:
-    """The projector GGUF stored with the model (its projector layer), if any."""
-    for layer in stored.layers:
-        if layer["mediaType"] == MEDIA_PROJECTOR and stored.store is not None:
-            return str(stored.store.blob_path(layer["digest"]))
-    return None
 
 
 def check_images(name: str, prep: Prepared) -> None:
