@@ -14,6 +14,9 @@
 # (libllama, libggml*, the CPU plugin, the common helpers, _core), unstripped.
 # The project's own install (editable or not) is not touched.
 #
+# The build holds a copy of the package's Python files: --test refuses to
+# run when they are not the checkout's.
+#
 # The tests: one pytest process per test file (an ASan report ends its
 # process; the other files still run), with libasan preloaded into the
 # interpreter (which is not instrumented), PYTHONMALLOC=malloc (so ASan sees
@@ -23,7 +26,11 @@
 # llamanative` (subprocesses' too) to the uninstrumented build. ASan's
 # reports go to $SANITIZE_DIR/reports/asan.<pid>, UBSan's and pytest's output
 # to $SANITIZE_DIR/reports/pytest-<file>.log; the script prints a summary and
-# fails on any report or test failure.
+# fails on any report or test failure. Before the tests, a deliberate heap
+# overflow must be reported, or the script fails.
+#
+# docs/design/sanitizers.md: what it checks, the last clean run, the reports
+# found and what was done about each.
 #
 # scripts/sanitize.supp holds the suppressions (each justified there); leak
 # detection is off (see ASAN_OPTIONS below).
@@ -50,6 +57,7 @@ SANITIZE_TESTS=(
     tests/test_hardening_core.py tests/test_bad_input.py tests/test_chat_bridge.py
     tests/test_embeddings.py tests/test_embed_packed.py tests/test_backends.py tests/test_threads.py
     tests/test_engine.py tests/test_worker_failure.py tests/test_structured_output.py
+    tests/test_state_checks.py tests/test_fuzz_regressions.py
 )
 if [ $# -gt 0 ]; then SANITIZE_TESTS=("$@"); fi
 # Left out: the comparisons of greedy text with llama.cpp's own completion
@@ -64,6 +72,9 @@ flags="-fsanitize=address,undefined -fno-omit-frame-pointer"
 opt="-O1 -g1 -DNDEBUG"
 if [ "$build" = 1 ]; then
     started=$SECONDS
+    # LLAMANATIVE_PAGE_BUFFERS=OFF: ggml's large CPU buffers stay
+    # posix_memalign blocks, which ASan surrounds with redzones, instead of
+    # pages mapped with mmap, which it does not watch.
     # CMake takes CFLAGS/CXXFLAGS/LDFLAGS as the initial compile and link
     # flags of a new build directory (its linker flags reach the shared and
     # module libraries too).
@@ -71,11 +82,21 @@ if [ "$build" = 1 ]; then
         "$python" -m pip install --no-build-isolation --no-deps --upgrade --target "$dir/site" \
         -C build-dir="$dir/build" -C install.strip=false \
         -C cmake.define.CMAKE_C_FLAGS_RELEASE="$opt" -C cmake.define.CMAKE_CXX_FLAGS_RELEASE="$opt" \
+        -C cmake.define.LLAMANATIVE_PAGE_BUFFERS=OFF \
         . >"$dir/build.log" 2>&1 || { tail -40 "$dir/build.log"; echo "sanitizer build failed: $dir/build.log"; exit 1; }
     rm -rf "$dir/site/bin"  # the console script: the tests run the package, not the command
     echo "sanitizer build: $((SECONDS - started)) s ($dir/site)"
 fi
 [ "$test" = 1 ] || exit 0
+
+# The build holds a copy of the package's Python files, which the tests
+# import: a checkout changed since the last --build would be tested with the
+# old ones.
+if ! diff -rq -x __pycache__ -x '*.so' -x '*.so.*' "$repo/llamanative" "$dir/site/llamanative" >/dev/null; then
+    diff -rq -x __pycache__ -x '*.so' -x '*.so.*' "$repo/llamanative" "$dir/site/llamanative" | head -5 || true
+    echo "the sanitizer build's Python files are not the checkout's: run $0 --build (incremental)"
+    exit 1
+fi
 
 libasan="$("$cc" -print-file-name=libasan.so)"
 libubsan="$("$cc" -print-file-name=libubsan.so)"
@@ -112,6 +133,18 @@ export LD_PRELOAD="$libasan${libubsan:+:$libubsan}"
 (cd "$dir" && "$python" -c "import llamanative._core as c, sys; sys.exit(c.__file__.startswith('$dir/site/') is False)") || {
     echo "the sanitizer build is not the one imported"; exit 1; }
 
+# A deliberate heap overflow (memset one byte past a malloc block, through
+# ctypes) must end a process with ASan's exit code: the runtime is loaded
+# and reads these options.
+rc=0
+(cd "$dir" && ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$dir/canary" "$python" -c 'import ctypes
+c = ctypes.CDLL(None)
+c.malloc.restype = ctypes.c_void_p
+c.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+c.memset(c.malloc(16), 0, 17)') || rc=$?
+rm -f "$dir"/canary.*
+[ "$rc" = 86 ] || { echo "ASan did not report a deliberate heap overflow (rc=$rc)"; exit 1; }
+
 started=$SECONDS
 failed=()
 for t in "${SANITIZE_TESTS[@]}"; do
@@ -123,7 +156,7 @@ for t in "${SANITIZE_TESTS[@]}"; do
     case "$t" in /*) path="$t" ;; *) path="$repo/$t" ;; esac
     (cd "$dir" && "$python" -m pytest -q -p no:cacheprovider --capture=sys --durations=5 -k "$deselect" \
         -c "$repo/pyproject.toml" --rootdir "$repo" "$path") >"$dir/reports/pytest-$(basename "$t").log" 2>&1 || rc=$?
-    echo "$t: rc=$rc, $((SECONDS - t0)) s, $(grep -E '(passed|failed|error)' "$dir/reports/pytest-$(basename "$t").log" | tail -1)"
+    echo "$t: rc=$rc, $((SECONDS - t0)) s, $(grep -aE '(passed|failed|error)' "$dir/reports/pytest-$(basename "$t").log" | tail -1)"
     [ "$rc" = 0 ] || failed+=("$t (rc=$rc)")
 done
 echo "tests: $((SECONDS - started)) s"
@@ -132,10 +165,10 @@ echo "tests: $((SECONDS - started)) s"
 # children's in the failure output of the test that ran them.
 n=0
 for r in "$dir"/reports/*; do
-    grep -qE "ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:" "$r" || continue
+    grep -aqE "ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:" "$r" || continue
     n=$((n + 1))
     echo "== $r"
-    grep -E "ERROR: AddressSanitizer|runtime error:|^SUMMARY" "$r" | sort | uniq -c | head -20
+    grep -aE "ERROR: AddressSanitizer|runtime error:|^SUMMARY" "$r" | sort | uniq -c | head -20
 done
 echo "files with sanitizer reports: $n; failed test files: ${#failed[@]}"
 for f in "${failed[@]}"; do echo "  $f"; done
