@@ -79,6 +79,7 @@ def tokenize(
     pos = ordinal = 0
     for c in chunks:
         if c.kind == "text":
+            assert c.tokens is not None  # a text chunk always has its ids
             parts.append(c.tokens)
             pos += len(c.tokens)
             continue
