@@ -150,7 +150,8 @@ class Generation:
         # longer than one encode.
         if self._projector is not None:
             for slot in scheduled:
-                if self._seqs.stepper.media_next(slot.seq):
+                # Only a job with media asks the stepper (a text job's step costs nothing more).
+                if slot.job is not None and slot.job.media and self._seqs.stepper.media_next(slot.seq):
                     self._eval_media(slot)
                     break
         try:
