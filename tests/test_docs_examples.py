@@ -86,13 +86,24 @@ ALL_BLOCKS = [b for p in PAGES for b in blocks(p)]
 PYTHON_PAGES = sorted({b.page for b in ALL_BLOCKS if b.lang in ("python", "py") and b.not_run is None})
 
 
+# The README's image example names SmolVLM's files as ggml-org publishes them; the test suite
+# has no real vision model, so the test pair (a text model with SmolVLM's image tokens and a
+# tiny random projector of SmolVLM's kind) stands in under those names: the example's calls
+# run, its answer is not judged.
+VISION_NAMES = ("SmolVLM-256M-Instruct-Q8_0.gguf", "mmproj-SmolVLM-256M-Instruct-Q8_0.gguf")
+PHOTO = REPO / "vendor" / "llama.cpp" / "tools" / "mtmd" / "test-1.jpeg"
+
+
 @pytest.fixture
-def docs_dir(tmp_path, monkeypatch, smollm2_path, gemma3_path, minilm_path):
-    """A working directory with the test models under their file names, and an empty store."""
+def docs_dir(tmp_path, monkeypatch, smollm2_path, gemma3_path, minilm_path, vision_pair):
+    """A working directory with the test models under their file names, a photo, and an empty store."""
     work = tmp_path / "work"
     work.mkdir()
     for model in (smollm2_path, gemma3_path, minilm_path):
         (work / model.name).symlink_to(model)
+    for name, path in zip(VISION_NAMES, vision_pair):
+        (work / name).symlink_to(path)
+    (work / "photo.jpg").symlink_to(PHOTO)
     monkeypatch.setenv("LLAMANATIVE_MODELS", str(tmp_path / "store"))
     monkeypatch.chdir(work)
     # The module-level functions' default client opens the store it finds when first used.
