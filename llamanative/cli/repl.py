@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from ..client import Client
 from ..errors import LlamaError, StatusError
 from ..store.store import MEDIA_PARAMS
 from ..types import format_params
+from ._common import CliError
+from ._images import extract_images, file_argument, read_images, starts_with_image_path
 from .models import render_show
 from .run import Settings, stream_chat
 
@@ -15,12 +18,14 @@ _HELP = """Available Commands:
   /set            Set session variables
   /show           Show model information
   /save <model>   Save your current session
+  /image <path>   Attach an image to the next message
   /clear          Clear session context
   /bye            Exit
   /?, /help       Help for a command
   /? shortcuts    Help for keyboard shortcuts
 
 Use \"\"\" to begin a multi-line message.
+Use ./path/to/file to include .jpg, .png, or .webp images.
 """
 _HELP_SET = """Available Commands:
   /set parameter ...     Set a parameter
@@ -68,6 +73,7 @@ class Session:
         self.messages: list[dict] = []
         self._multiline: str | None = None  # "prompt" or "system" while reading a """ block
         self._buffer: list[str] = []
+        self.images: list[Path] = []  # attached by /image, sent with the next message
 
     # -- the loop -----------------------------------------------------------------------------
     def loop(self) -> int:
@@ -106,7 +112,7 @@ class Session:
         if line.startswith('"""'):
             return self._open_block(line[3:], "prompt")
         stripped = line.strip()
-        if stripped.startswith("/"):
+        if stripped.startswith("/") and not starts_with_image_path(stripped):  # "/home/me/cat.png what is it?"
             return self.command(stripped)
         if stripped:
             self.send(line)
@@ -124,8 +130,23 @@ class Session:
 
     # -- answers ------------------------------------------------------------------------------
     def send(self, text: str) -> None:
-        """Ask the model; print the answer as it streams. Ctrl-C stops it and forgets the question."""
-        self.messages.append({"role": "user", "content": text})
+        """Ask the model; print the answer as it streams. Ctrl-C stops it and forgets the question.
+
+        The images attached by ``/image`` and those whose paths are in the
+        text go with the message (and stay in the conversation); a path that
+        names no file is reported and nothing is sent.
+        """
+        try:
+            text, paths = extract_images(text)
+            images = read_images(self.images + paths)
+        except (CliError, OSError) as exc:
+            print(f"Error: {_message(exc)}", file=sys.stderr)
+            return
+        self.images = []
+        message: dict = {"role": "user", "content": text}
+        if images:
+            message["images"] = images
+        self.messages.append(message)
         history = ([{"role": "system", "content": self.system}] if self.system is not None else []) + self.messages
         try:
             content, _thinking, last, interrupted = stream_chat(self.client, self.settings, history, sys.stdout)
@@ -157,8 +178,10 @@ class Session:
                 + "\n"
             )
         elif head == "/clear":
-            self.messages = []
+            self.messages, self.images = [], []
             print("Cleared session context")
+        elif head == "/image":
+            self._image(line)
         elif head == "/set":
             self._set(line, words)
         elif head == "/show":
@@ -168,6 +191,21 @@ class Session:
         else:
             print(f"Unknown command '{head}'. Type /? for help")
         return None
+
+    def _image(self, line: str) -> None:
+        """``/image PATH``: attach a file (quoted, or with escaped spaces) to the next message."""
+        arg = line[len("/image") :].strip()
+        if not arg:
+            print("Usage:\n  /image <path>")
+            return
+        try:
+            path = file_argument(arg)
+        except CliError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            return
+        self.images.append(path)
+        n = len(self.images)
+        print(f"Attached image '{path}' to the next message" + (f" ({n} images)" if n > 1 else ""))
 
     def _set(self, line: str, words: list[str]) -> None:
         s = self.settings
@@ -269,6 +307,12 @@ class Session:
             print(f"error: {exc.error_message or exc.error}")
             return
         print(f"Created new model '{words[1]}'")
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}"
+    return str(exc)
 
 
 def _enable_line_editing() -> None:

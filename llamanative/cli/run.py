@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from ..client import Client
 from ._common import CliError, add_parameter_flag, client, parameters, stdin_text
 from ._format import json_vector
+from ._images import read_images, take_images
 
 THINK_VALUES = ("true", "false", "high", "medium", "low", "max")
 
@@ -21,10 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run a model: answer a prompt, or chat",
         description="Answer PROMPT (or what is piped on stdin) and exit; with neither, chat interactively "
         '(/? for help, """ for a multi-line message, /bye or Ctrl-D to exit). Ctrl-C stops an answer. '
+        "Image paths among the words (./photo.jpg; .jpg, .jpeg, .png, .webp) are sent as images. "
         "Embedding models print the prompt's embedding as JSON.",
     )
     p.add_argument("model", help="a stored model name or a .gguf path")
-    p.add_argument("prompt", nargs="*", help="the message (words are joined with spaces)")
+    p.add_argument("prompt", nargs="*", help="the message (words are joined with spaces; image paths become images)")
     p.add_argument("--verbose", action="store_true", help="print timings and token rates after each answer (stderr)")
     p.add_argument("--format", default=None, help='"json", or a JSON schema, to constrain the answer')
     p.add_argument(
@@ -134,10 +136,10 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     piped = stdin_text()
     words = ([piped] if piped else []) + list(args.prompt)
-    prompt = " ".join(words)
     c = client()
     info = c.show(settings.model)  # an unknown model fails here, before anything loads
     if "embedding" in (info.capabilities or []):
+        prompt = " ".join(words)
         if not prompt:
             raise CliError(f'embedding models need input text: llamanative run {settings.model} "your text"')
         resp = c.embed(settings.model, prompt, options=settings.options or None, keep_alive=settings.keep_alive)
@@ -147,9 +149,16 @@ def run(args: argparse.Namespace) -> int:
         from .repl import Session
 
         return Session(c, settings).loop()
-    if not prompt.strip():
+    # Image paths, as arguments of their own or inside the text, become the message's images. A model
+    # without a projector is not asked first: the Client's 400 says it does not support vision.
+    prompt, paths = take_images(words)
+    images = read_images(paths)
+    if not prompt.strip() and not images:
         raise CliError("no prompt: give one as an argument or pipe it on stdin")
-    _content, _thinking, last, interrupted = stream_chat(c, settings, [{"role": "user", "content": prompt}], sys.stdout)
+    message: dict[str, Any] = {"role": "user", "content": prompt}
+    if images:
+        message["images"] = images
+    _content, _thinking, last, interrupted = stream_chat(c, settings, [message], sys.stdout)
     sys.stdout.write("\n")
     sys.stdout.flush()
     if interrupted:
