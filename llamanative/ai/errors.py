@@ -36,6 +36,7 @@ __all__ = [
     "InvalidPart",
     "InvalidSchema",
     "MaxTurnsExceeded",
+    "MediaTooLarge",
     "ModelNotFound",
     "NotFoundError",
     "ToolFailed",
@@ -44,6 +45,7 @@ __all__ = [
     "UnimplementedError",
     "UnresolvedToolRequest",
     "UnsupportedByModel",
+    "UnsupportedMedia",
     "error_for_status",
 ]
 
@@ -165,6 +167,15 @@ class InvalidOutput(InternalError):
 
 class UnsupportedByModel(InvalidArgumentError):
     """The request uses a capability the model does not advertise (media, tools, system role ...)."""
+
+
+class UnsupportedMedia(InvalidArgumentError):
+    """A media part the model cannot read: an http(s) URL that no ``download_request_media`` fetched, a URL
+    scheme it does not know, a missing file, or a content type it has no encoder for (audio, video)."""
+
+
+class MediaTooLarge(InvalidArgumentError):
+    """A download of ``download_request_media`` is larger than its ``max_bytes``."""
 
 
 class InvalidPart(InvalidArgumentError):

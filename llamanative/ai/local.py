@@ -22,15 +22,20 @@ A model request maps onto ``Client.chat``:
 
 The response: text, reasoning and tool-request parts; finish reason
 ``stop``/``length``; usage tokens are ``prompt_eval_count`` / ``eval_count``
-(the model's own tokenizer).
+(the model's own tokenizer), ``input_images`` the images sent.
+
+Media parts become the message's ``images`` (their bytes): ``data:`` URLs,
+``file:`` URLs and paths are read (:mod:`.media`); an http(s) URL needs the
+:func:`~.middleware.download_request_media` middleware, which turns it into a
+``data:`` URL first. Audio and video are refused (:class:`UnsupportedMedia`).
 
 Capabilities: multiturn, tools, tool choice, system role, constrained
-output (``all``); media only for models with a vision projector.
+output (``all``); media only for models stored with a vision projector
+(``"vision"`` among ``show(name).capabilities``).
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 from collections.abc import Callable
@@ -42,7 +47,8 @@ from pydantic.alias_generators import to_snake
 from ..errors import StatusError
 from ..types import Options
 from .embedder import Embedder, EmbedderInfo
-from .errors import GenkitError, InvalidArgumentError, ModelNotFound, error_for_status
+from .errors import GenkitError, InvalidArgumentError, ModelNotFound, UnsupportedMedia, error_for_status
+from .media import read_media
 from .messages import Document, Message, Role
 from .model import Model
 from .model_types import (
@@ -59,6 +65,9 @@ from .parts import (
     Part,
     ToolRequest,
     ToolResponse,
+    is_audio_content_type,
+    is_image_content_type,
+    is_video_content_type,
     media_of,
     new_reasoning_part,
     new_text_part,
@@ -155,13 +164,27 @@ def _tool(defn: ToolDefinition) -> dict[str, Any]:
     }
 
 
-def _image(part: Part) -> str:
-    url = media_of(part).url
-    if url.startswith("data:"):
-        return url.split(",", 1)[1] if ";base64," in url else base64.b64encode(url.split(",", 1)[1].encode()).decode()
-    raise InvalidArgumentError(
-        f"local models take media as data: URLs; add download_request_media() to fetch {url[:80]!r}"
-    )
+def _media_into(part: Part, images: list[bytes]) -> None:
+    """A media part's bytes into the list of the message they go to (see :mod:`.media` for what a URL can be).
+
+    Raises:
+        UnsupportedMedia: audio or video, or a content type that is not an image; an http(s) URL (no
+            ``download_request_media`` fetched it), another scheme, a missing file.
+        InvalidArgumentError: a malformed ``data:`` URL.
+    """
+    got = read_media(media_of(part))
+    ct = got.content_type
+    if is_audio_content_type(ct):
+        # Audio input goes here once the Client takes it: the bytes into the message's audio list, and
+        # model_info's media from the "audio" capability as well.
+        raise UnsupportedMedia(f"local models do not take audio input yet (media of type {ct!r})")
+    if is_video_content_type(ct):
+        raise UnsupportedMedia(f"local models do not take video input (media of type {ct!r})")
+    if ct and not is_image_content_type(ct) and ct != "application/octet-stream":
+        raise UnsupportedMedia(f"local models take images as media, not {ct!r}")
+    # An unknown type is tried as an image: the projector's decoder reads the format from the bytes and
+    # refuses what it cannot decode (a 400 from the Client, InvalidArgumentError here).
+    images.append(got.data)
 
 
 def _tool_output_text(resp: ToolResponse) -> str:
@@ -189,7 +212,7 @@ def to_chat_messages(messages: list[Message], wrapped: set[str]) -> list[dict[st
                     )
             continue
         texts: list[str] = []
-        images: list[str] = []
+        images: list[bytes] = []
         calls: list[dict[str, Any]] = []
         thinking: list[str] = []
         for p in m.content:
@@ -200,7 +223,7 @@ def to_chat_messages(messages: list[Message], wrapped: set[str]) -> list[dict[st
             elif p.is_reasoning():
                 thinking.append(p.reasoning or "")
             elif p.is_media():
-                images.append(_image(p))
+                _media_into(p, images)
             elif p.is_tool_request():
                 req = tool_request_of(p)
                 args = {"input": req.input} if req.name in wrapped else (req.input or {})
@@ -266,10 +289,14 @@ class LocalProvider:
             options, extra = config_to_options(request.config)
             out = request.output
             fmt = out.schema_ if out is not None and out.constrained and out.schema_ is not None else None
+            messages = to_chat_messages(request.messages, wrapped)
+            # Counted here: a path or file: URL without a content type is an image too, which the parts'
+            # own rule (content type or data:image/ URL) would not count.
+            n_images = sum(len(m.get("images", ())) for m in messages)
             try:
                 stream = client.chat(
                     model=name,
-                    messages=to_chat_messages(request.messages, wrapped),
+                    messages=messages,
                     tools=[_tool(d) for d in defs] or None,
                     tool_choice=str(request.tool_choice) if defs and request.tool_choice else None,
                     format=fmt,
@@ -307,10 +334,12 @@ class LocalProvider:
                     Part(tool_request=ToolRequest(name=call.function.name, ref=call.id or None, input=value))
                 )
             reason = (final.done_reason if final else None) or "unknown"
-            usage = GenerationUsage()
+            usage = GenerationUsage(input_images=n_images or None)
             if final is not None:
                 pin, pout = final.prompt_eval_count or 0, final.eval_count or 0
-                usage = GenerationUsage(input_tokens=pin, output_tokens=pout, total_tokens=pin + pout)
+                usage = GenerationUsage(
+                    input_tokens=pin, output_tokens=pout, total_tokens=pin + pout, input_images=n_images or None
+                )
             return ModelResponse(
                 message=Message(role=Role.MODEL, content=content),
                 finish_reason=reason if reason in ("stop", "length") else "unknown",

@@ -26,16 +26,15 @@ copy of the request: the caller's messages are not rewritten.
 from __future__ import annotations
 
 import base64
-import binascii
 import time
-import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import InvalidArgumentError, UnsupportedByModel
+from .media import download
 from .messages import Document, Message, Role
 from .model_types import GenerationUsage, ModelInfo, ModelRequest, ModelResponse, ModelResponseChunk
-from .parts import Part, media_of, new_media_part, new_text_part
+from .parts import Media, Part, media_of, new_text_part
 
 __all__ = [
     "CONTEXT_PREFACE",
@@ -274,97 +273,65 @@ def add_automatic_telemetry() -> ModelMiddleware:
     return middleware
 
 
-def _data_url(url: str) -> tuple[str, bytes]:
-    """(content type, bytes) of a ``data:`` URL.
-
-    Raises:
-        InvalidArgumentError: the URL is malformed.
-    """
-    try:
-        header, payload = url[5:].split(",", 1)
-    except ValueError:
-        raise InvalidArgumentError("malformed data: URL (no comma)") from None
-    content_type, _, params = header.partition(";")
-    try:
-        data = (
-            base64.b64decode(payload, validate=True)
-            if "base64" in params.split(";")
-            else urllib.parse.unquote_to_bytes(payload)
-        )
-    except binascii.Error as exc:
-        raise InvalidArgumentError(f"malformed data: URL: {exc}") from exc
-    return content_type, data
-
-
 def download_request_media(
     max_bytes: int | None = None, filter: Callable[[Part], bool] | None = None, *, timeout: float = 30.0
 ) -> ModelMiddleware:
-    """Replace http(s) media URLs in the request by ``data:`` URLs (downloaded with httpx).
+    """Download the request's http(s) media and put ``data:`` URLs in their place (Genkit's ``downloadRequestMedia``).
+
+    Local models read ``data:`` URLs and files, never the network: this
+    middleware is how an http(s) URL reaches them
+    (``ai.generate(..., use=[download_request_media(max_bytes=...)])``).
+    A downloaded part becomes ``{"media": {"url": "data:<type>;base64,...",
+    "contentType": <type>}}``, the type being the part's own ``contentType``,
+    else the response's ``Content-Type`` (without its parameters), else ``""``.
+    Other parts, ``data:`` URLs and paths among them, are left as they are.
+    The request's downloads share one connection pool; the caller's
+    messages are not changed (the model gets a copy).
 
     Args:
-        max_bytes: most bytes one media part may have (downloaded or already
-            in a ``data:`` URL); a larger one is an error. Default: no limit.
-        filter: only parts for which ``filter(part)`` is true are downloaded.
-        timeout: seconds per download. Default 30.
-
-    ``data:`` URLs are checked against ``max_bytes`` and get their content type
-    from the URL when the part has none.
+        max_bytes: the most bytes one download may have; a larger one fails
+            (as Genkit JS, whose fetch rejects a body over ``size``; Go cuts
+            the body short, which leaves a truncated image). None: no limit.
+        filter: only media parts for which ``filter(part)`` is true are
+            downloaded; the others are left as they are (a URL the model
+            fetches itself, say). None: every http(s) part.
+        timeout: seconds for the connection and between two reads. Default 30.
 
     Raises:
-        InvalidArgumentError: a download failed (HTTP error, network error) or
-            a part is larger than ``max_bytes``.
+        InvalidArgumentError: ``max_bytes`` is not positive; at the call: a
+            status other than 200, or a network error.
+        MediaTooLarge: at the call: a download is larger than ``max_bytes``.
     """
+    if max_bytes is not None and max_bytes <= 0:
+        raise InvalidArgumentError(f"max_bytes must be positive or None, got {max_bytes}")
 
-    def too_big(url: str) -> InvalidArgumentError:
-        return InvalidArgumentError(f"media {url[:80]!r} is larger than the limit of {max_bytes} bytes")
-
-    def fetch(url: str) -> tuple[str | None, bytes]:
-        import httpx
-
-        try:
-            with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as resp:
-                if resp.status_code != 200:
-                    resp.read()
-                    raise InvalidArgumentError(
-                        f"HTTP error downloading media {url!r}: {resp.status_code} {resp.text[:200]}"
-                    )
-                chunks, size = [], 0
-                for chunk in resp.iter_bytes():
-                    size += len(chunk)
-                    if max_bytes is not None and size > max_bytes:
-                        raise too_big(url)
-                    chunks.append(chunk)
-                return resp.headers.get("content-type"), b"".join(chunks)
-        except httpx.HTTPError as exc:
-            raise InvalidArgumentError(f"HTTP error downloading media {url!r}: {exc}") from exc
+    def wanted(part: Part) -> bool:
+        return (
+            part.media is not None
+            and part.media.url[:8].lower().startswith(("http://", "https://"))
+            and (filter is None or bool(filter(part)))
+        )
 
     def middleware(next_fn: ModelFn) -> ModelFn:
         def wrapped(request: ModelRequest, on_chunk: StreamCallback | None) -> ModelResponse:
+            if not any(wanted(p) for m in request.messages for p in m.content):
+                return next_fn(request, on_chunk)
+            import httpx  # only a request with downloads needs it
+
             msgs = []
-            changed = False
-            for m in request.messages:
-                content = []
-                for p in m.content:
-                    if p.is_media() and (filter is None or filter(p)):
-                        media = media_of(p)
-                        url = media.url
-                        if url.startswith(("http://", "https://")):
-                            header_type, data = fetch(url)
-                            ct = media.content_type or (header_type or "").split(";")[0].strip()
-                            p = new_media_part(ct, f"data:{ct};base64,{base64.b64encode(data).decode()}")
-                            changed = True
-                        elif url.startswith("data:"):
-                            ct, data = _data_url(url)
-                            if max_bytes is not None and len(data) > max_bytes:
-                                raise too_big(url)
-                            if not media.content_type and ct:
-                                p = new_media_part(ct, url)
-                                changed = True
-                    content.append(p)
-                msgs.append(m.model_copy(update={"content": content}))
-            if changed:
-                request = request.model_copy(update={"messages": msgs})
-            return next_fn(request, on_chunk)
+            with httpx.Client() as client:
+                for m in request.messages:
+                    content = []
+                    for p in m.content:
+                        if wanted(p):
+                            media = media_of(p)
+                            got = download(media.url, max_bytes=max_bytes, timeout=timeout, client=client)
+                            ct = media.content_type or got.content_type
+                            url = f"data:{ct};base64,{base64.b64encode(got.data).decode()}"
+                            p = p.model_copy(update={"media": Media(url=url, content_type=ct or None)})
+                        content.append(p)
+                    msgs.append(m.model_copy(update={"content": content}))
+            return next_fn(request.model_copy(update={"messages": msgs}), on_chunk)
 
         return wrapped
 

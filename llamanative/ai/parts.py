@@ -27,6 +27,9 @@ __all__ = [
     "ResourceRef",
     "ToolRequest",
     "ToolResponse",
+    "is_audio_content_type",
+    "is_image_content_type",
+    "is_video_content_type",
     "new_custom_part",
     "new_data_part",
     "new_json_part",
@@ -45,7 +48,8 @@ class Media(WireModel):
     """A media reference: a URL (``https:``, ``gs:``, or a ``data:`` URL) and its MIME type."""
 
     url: str
-    "Where the media is: an http(s) URL or a ``data:<type>;base64,...`` URL."
+    """Where the media is: an http(s) URL or a ``data:<type>;base64,...`` URL; for local models also a
+    ``file:`` URL or a path (see :mod:`llamanative.ai.media`)."""
 
     content_type: str | None = None
     "The MIME type, e.g. ``image/png`` (JSON ``contentType``)."
@@ -165,20 +169,23 @@ class Part(WireModel):
         """A partial tool response streamed while the tool runs (``metadata["partial"] is True``)."""
         return self.is_tool_response() and (self.metadata or {}).get("partial") is True
 
-    def _is_media_type(self, major: str) -> bool:
-        if not self.is_media() or self.media is None:
-            return False
-        ct = self.media.content_type or ""
-        return ct.startswith(major + "/") or self.media.url.startswith(f"data:{major}/")
-
     def is_image(self) -> bool:
-        return self._is_media_type("image")
+        """A media part whose content type is an image type, or whose URL is a ``data:image/`` URL (Go's rule)."""
+        return self.media is not None and (
+            is_image_content_type(self.media.content_type) or _has_prefix(self.media.url, "data:image/")
+        )
 
     def is_video(self) -> bool:
-        return self._is_media_type("video")
+        """A media part whose content type is a video type, or whose URL is a ``data:video/`` URL."""
+        return self.media is not None and (
+            is_video_content_type(self.media.content_type) or _has_prefix(self.media.url, "data:video/")
+        )
 
     def is_audio(self) -> bool:
-        return self._is_media_type("audio")
+        """A media part whose content type is an audio type, or whose URL is a ``data:audio/`` URL."""
+        return self.media is not None and (
+            is_audio_content_type(self.media.content_type) or _has_prefix(self.media.url, "data:audio/")
+        )
 
     def text_content(self) -> str:
         """The text a part carries for character counts: text, reasoning, the media URL, or JSON of data."""
@@ -198,6 +205,39 @@ class Part(WireModel):
 
 
 ToolResponse.model_rebuild()
+
+
+# -- content types (Go's IsImageContentType, IsVideoContentType, IsAudioContentType) ------------
+def _has_prefix(value: str | None, prefix: str) -> bool:
+    # MIME types are case-insensitive (RFC 2045), so "Image/PNG" is an image too; Go compares as given.
+    return value is not None and value[: len(prefix)].lower() == prefix
+
+
+def is_image_content_type(content_type: str | None) -> bool:
+    """Whether ``content_type`` names an image: ``image/...``, or a ``data:image/...`` URL given as the type.
+
+    >>> [is_image_content_type(t) for t in ("image/png", "data:image/png;base64,...", "video/mp4", "")]
+    [True, True, False, False]
+    """
+    return _has_prefix(content_type, "image/") or _has_prefix(content_type, "data:image/")
+
+
+def is_video_content_type(content_type: str | None) -> bool:
+    """Whether ``content_type`` names a video: ``video/...`` or ``data:video/...``.
+
+    >>> is_video_content_type("video/mp4"), is_video_content_type("image/png")
+    (True, False)
+    """
+    return _has_prefix(content_type, "video/") or _has_prefix(content_type, "data:video/")
+
+
+def is_audio_content_type(content_type: str | None) -> bool:
+    """Whether ``content_type`` names audio: ``audio/...`` or ``data:audio/...``.
+
+    >>> is_audio_content_type("audio/mpeg"), is_audio_content_type("video/mp4")
+    (True, False)
+    """
+    return _has_prefix(content_type, "audio/") or _has_prefix(content_type, "data:audio/")
 
 
 # -- typed access to a part of a known kind ----------------------------------------------------
