@@ -340,6 +340,7 @@ class Projector:
         use_gpu: bool = True,
         max_image_pixels: int = ...,
         image_max_tokens: int = -1,
+        flash_attn: Literal["auto", "on", "off"] | bool | None = "auto",
     ) -> None: ...
     def close(self) -> None: ...
     @property

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..engine.runner import RunnerConfig
 from ..engine.scheduler import Loaded, Scheduler
-from ..errors import LlamaError, StatusError
+from ..errors import LlamaError, ProjectorLoadError, StatusError
 from ..store import ModelStore, StoredModel
 from ..types import Message, Options
 from . import _details
@@ -89,6 +89,13 @@ class Session:
         with ExitStack() as stack:
             try:
                 entry = stack.enter_context(self.scheduler.use(prep.stored.path, prep.config, prep.keep_alive_s))
+            except ProjectorLoadError as exc:
+                # The stored pair does not fit together (a projector made for another text model): the
+                # request's model is at fault, not the server, and no retry helps.
+                raise StatusError.bad_request(
+                    f"model {prep.stored.name!r} cannot use its projector: {exc}; create it again with the "
+                    f"projector made for this model"
+                ) from exc
             except (LlamaError, OSError) as exc:  # the file is not a loadable model
                 raise StatusError.internal(f"failed to load model {prep.stored.name!r}: {exc}") from exc
             entry.name = prep.stored.name

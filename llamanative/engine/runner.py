@@ -136,7 +136,11 @@ class Runner:
                     flash_attn=self.flash_attn,
                 )
                 if config.projector:
-                    self.projector = _core.Projector(config.projector, self.model, n_threads=threads)
+                    # The encoder follows the flash-attention setting, as llama.cpp's -fa sets both:
+                    # "auto" lets libmtmd decide (on for the CPU), "on"/"off" are the user's choice.
+                    self.projector = _core.Projector(
+                        config.projector, self.model, n_threads=threads, flash_attn=config.flash_attn
+                    )
                 self._seqs = Sequences(ctx)
                 policy = Admission(self._seqs, self.model, self.flash_attn, self._parked)
                 self._generation = Generation(

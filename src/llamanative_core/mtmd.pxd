@@ -7,7 +7,8 @@
 from libc.stdint cimport int32_t, int64_t, uint32_t
 from libcpp cimport bool as cppbool
 
-from llama cimport ggml_backend_dev_t, ggml_log_callback, llama_context, llama_model, llama_pos, llama_seq_id, llama_token
+from llama cimport (ggml_backend_dev_t, ggml_log_callback, llama_context, llama_flash_attn_type, llama_model, llama_pos,
+                   llama_seq_id, llama_token)
 
 
 cdef extern from "mtmd.h" nogil:
@@ -40,6 +41,7 @@ cdef extern from "mtmd.h" nogil:
         cppbool print_timings
         int n_threads
         const char * media_marker
+        llama_flash_attn_type flash_attn_type
         cppbool warmup
         int image_min_tokens
         int image_max_tokens

@@ -152,6 +152,10 @@ cdef class Projector:
             (width x height; default :data:`MAX_IMAGE_PIXELS`).
         image_max_tokens: most tokens an image may become, for projectors
             with dynamic resolution (-1: the projector's own setting).
+        flash_attn: the encoder's flash attention, ``"auto"`` (None),
+            ``"on"``/True or ``"off"``/False, as the ``flash_attn`` of
+            :class:`Context`. llama.cpp's ``-fa`` sets both the text context's
+            and the encoder's; "auto" turns it on where the backend has it.
 
     Raises:
         FileNotFoundError: no file at ``path``.
@@ -171,7 +175,7 @@ cdef class Projector:
         self._busy = False
 
     def __init__(self, path, Model model not None, *, n_threads=None, bint use_gpu=True,
-                 Py_ssize_t max_image_pixels=MAX_IMAGE_PIXELS, int image_max_tokens=-1):
+                 Py_ssize_t max_image_pixels=MAX_IMAGE_PIXELS, int image_max_tokens=-1, flash_attn="auto"):
         global _mtmd_log_installed
         if self._ptr != NULL:
             raise RuntimeError("the projector is already open")
@@ -203,6 +207,7 @@ cdef class Projector:
         # The warm-up encode also settles libmtmd's flash-attention "auto" (without it the
         # encoder never uses flash attention, and its embeddings differ from llama-server's).
         p.warmup = True
+        p.flash_attn_type = _choice(_FLASH_ATTN, flash_attn, "flash_attn")
         p.image_max_tokens = image_max_tokens
         cdef bytes bpath = _os.fsencode(self.path)
         cdef const char * cpath = bpath
