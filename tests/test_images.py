@@ -126,6 +126,25 @@ def test_a_second_turn_about_the_same_image_does_not_encode_it_again(vclient):
     assert warm.prompt_eval_count < fresh.prompt_eval_count - 80, (warm.prompt_eval_count, fresh.prompt_eval_count)
 
 
+def test_a_conversation_parked_in_ram_keeps_its_image(vclient):
+    """Other conversations take every slot; the image's cells come back from RAM, positions and all."""
+    vclient.chat(model="vis", messages=[], keep_alive=0)
+    first = _chat(vclient, [str(IMAGE)])
+    follow = [
+        {"role": "user", "content": PROMPT, "images": [str(IMAGE)]},
+        {"role": "assistant", "content": first.message.content},
+        {"role": "user", "content": "And the colours?"},
+    ]
+    story = "Once upon a time, in a small village by the sea, there lived an old fisherman. " * 6
+    for i in range(5):  # more conversations than the runner has slots (4): the image's slot is parked
+        vclient.chat(model="vis", messages=[{"role": "user", "content": f"Story {i}. {story}"}], options=OPTS)
+    parked = vclient.chat(model="vis", messages=follow, options=OPTS)
+    vclient.chat(model="vis", messages=[], keep_alive=0)
+    fresh = vclient.chat(model="vis", messages=follow, options=OPTS)
+    assert parked.prompt_eval_count < fresh.prompt_eval_count - 80, (parked.prompt_eval_count, fresh.prompt_eval_count)
+    assert parked.message.content == fresh.message.content
+
+
 def test_generate_with_images_and_debug_render(vclient):
     r = vclient.generate(model="vis", prompt=PROMPT, images=[str(IMAGE)], options=OPTS)
     assert r.response
