@@ -145,6 +145,11 @@ def test_a_conversation_parked_in_ram_keeps_its_image(vclient):
     assert parked.message.content == fresh.message.content
 
 
+def test_props_reports_the_loaded_projectors_modalities(vclient):
+    assert vclient.props("vis").modalities.model_dump() == {"vision": True, "audio": False}
+    assert vclient.props("text-only").modalities.model_dump() == {"vision": False, "audio": False}
+
+
 def test_generate_with_images_and_debug_render(vclient):
     r = vclient.generate(model="vis", prompt=PROMPT, images=[str(IMAGE)], options=OPTS)
     assert r.response

@@ -18,11 +18,14 @@ from ._session import Session
 def props(session: Session, model: str, keep_alive: Any) -> PropsResponse:
     prep = session.prepare(model, None, keep_alive)
     with session.use(prep) as entry:
+        projector = entry.runner.projector  # what the loaded projector accepts, as llama-server reports it
         return PropsResponse(
             build_info=f"llamanative {__version__}, llama.cpp {system.LLAMA_CPP_COMMIT[:8]}",
             model_path=prep.stored.path,
             n_ctx=entry.runner.n_ctx,
-            modalities=Modalities(),
+            modalities=Modalities(
+                vision=projector is not None and projector.vision, audio=projector is not None and projector.audio
+            ),
         )
 
 
