@@ -21,7 +21,7 @@ from .. import __version__
 from ..errors import LlamaError, ResponseError
 from ..fetch import ModelFetchError
 from ..store.modelfile import ModelfileError
-from . import backends, chat, embed, models, run, running
+from . import backends, chat, embed, models, run, running, serve
 from ._common import CliError
 
 __all__ = ["main", "build_parser"]
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=version)
     chat.register(sub)
     backends.register(sub)
+    serve.register(sub)
     sub.add_parser("bench", help="measure speed over a grid of settings (llamanative bench --help)")
     return parser
 
