@@ -52,8 +52,8 @@ def error_body(path: str, status: int, message: str, code: str | None = None) ->
     """The JSON error object for ``path``'s API."""
     if is_openai_path(path):
         err = {"message": message, "type": _OPENAI_TYPES.get(status, "server_error"), "param": None, "code": code}
-        return json.dumps({"error": err}).encode()
-    return json.dumps({"error": message}).encode()
+        return json.dumps({"error": err}, separators=(",", ":")).encode()
+    return json.dumps({"error": message}, separators=(",", ":")).encode()
 
 
 def error_response(
@@ -106,14 +106,14 @@ def json_response(value: BaseModel | Mapping[str, Any], status: int = 200) -> Re
     if isinstance(value, BaseModel):
         text = value.model_dump_json(exclude_none=True, by_alias=True)
     else:
-        text = json.dumps(value)
+        text = json.dumps(value, separators=(",", ":"))
     return Response(text, status, media_type=JSON)
 
 
 def ndjson_line(value: BaseModel | Mapping[str, Any]) -> bytes:
     if isinstance(value, BaseModel):
         return value.model_dump_json(exclude_none=True, by_alias=True).encode() + b"\n"
-    return json.dumps(value).encode() + b"\n"
+    return json.dumps(value, separators=(",", ":")).encode() + b"\n"
 
 
 async def ndjson_stream(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[bytes]:

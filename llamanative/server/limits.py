@@ -207,7 +207,7 @@ class _Run:
         if b"text/event-stream" in self.content_type:
             body = b"data: " + error_body(path, 504, message, "timeout") + b"\n\n"
         else:  # NDJSON, as Ollama ends a failed stream
-            body = json.dumps({"error": message}).encode() + b"\n"
+            body = json.dumps({"error": message}, separators=(",", ":")).encode() + b"\n"
         await self._send({"type": "http.response.body", "body": body, "more_body": True})
         await self._send({"type": "http.response.body", "body": b"", "more_body": False})
 
