@@ -24,6 +24,7 @@ from ._core import LLAMA_CPP_COMMIT, backends, devices, set_log_level, system_in
 from .client import AsyncClient, Client  # noqa: E402
 from .errors import LlamaError, ModelLoadError, RequestError, ResponseError, StatusError  # noqa: E402
 from .types import (  # noqa: E402
+    Audio,
     ChatRequest,
     ChatResponse,
     Duration,
@@ -134,6 +135,7 @@ def heartbeat() -> None:
 __all__ = [
     "LLAMA_CPP_COMMIT",
     "AsyncClient",
+    "Audio",
     "ChatRequest",
     "ChatResponse",
     "Client",

@@ -303,11 +303,13 @@ class StopMatcher:
     def flush(self) -> str: ...
 
 MAX_IMAGE_PIXELS: int
+MAX_AUDIO_SECONDS: float
 
 @disjoint_base
 class Media:
     kind: str
     id: str
+    sample_rate: int
     def __init__(self, *args: object, **kwargs: object) -> None: ...  # raises TypeError: made by Projector.load_media
     @property
     def width(self) -> int: ...
@@ -315,6 +317,10 @@ class Media:
     def height(self) -> int: ...
     @property
     def nbytes(self) -> int: ...
+    @property
+    def is_audio(self) -> bool: ...
+    @property
+    def duration(self) -> float: ...
 
 @disjoint_base
 class MediaChunk:
@@ -331,6 +337,7 @@ class Projector:
     model: Model
     path: str
     max_image_pixels: int
+    max_audio_seconds: float
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -339,6 +346,7 @@ class Projector:
         n_threads: int | None = None,
         use_gpu: bool = True,
         max_image_pixels: int = ...,
+        max_audio_seconds: float = ...,
         image_max_tokens: int = -1,
         flash_attn: Literal["auto", "on", "off"] | bool | None = "auto",
     ) -> None: ...
@@ -355,7 +363,9 @@ class Projector:
     def audio_sample_rate(self) -> int: ...
     @property
     def marker(self) -> str: ...
-    def load_media(self, data: bytes | bytearray | memoryview) -> Media: ...
+    def load_media(
+        self, data: bytes | bytearray | memoryview, kind: Literal["image", "audio"] | None = None
+    ) -> Media: ...
     def tokenize(
         self, text: str, media: Sequence[Media] = (), *, add_special: bool = True, parse_special: bool = True
     ) -> list[MediaChunk]: ...

@@ -21,9 +21,22 @@ overview for a 4:3 photo, encoding, embeddings written into the KV
 cache), and llama.cpp's own ``llama-mtmd-cli`` runs the same pair as the
 reference.
 
-How: ``python scripts/make_test_projector.py OUTDIR [--seed N]`` writes both
-files into OUTDIR (created if missing) and prints, as its last line,
-``model=<path> projector=<path>``. The bytes depend only on the seed and on
+With ``--kind audio`` the projector is an audio one instead: Ultravox's
+(``clip.projector_type`` "ultravox": a Whisper encoder, frames stacked by
+ten, an RMS-normed SwiGLU projection; a type libmtmd loads, and the one of
+its Whisper-encoder audio projectors that wraps its embeddings in no
+tokens, so SmolLM2's vocabulary needs nothing added for it) with a tiny
+encoder (128 mel bins, 2 layers of width 64), output 576 like the vision
+one. libmtmd cuts audio into 30-second windows of 3,000 mel frames; each
+window becomes 3,000 / 2 (the encoder's stride-2 convolution) / 10
+(stacking) = 150 embeddings. ``--kind both`` writes one projector with
+both encoders (``clip.vision.projector_type`` and
+``clip.audio.projector_type``, as omni models' projectors do). The text
+model is the same in every kind.
+
+How: ``python scripts/make_test_projector.py OUTDIR [--kind vision|audio|both]
+[--seed N]`` writes both files into OUTDIR (created if missing) and prints,
+as its last line, ``model=<path> projector=<path>``. The bytes depend only on the seed and on
 the fetched text model (whose sha256 is checked): the random numbers come
 from SHAKE-256, not from a NumPy generator whose stream may change between
 versions.
@@ -64,9 +77,32 @@ IMAGE_TOKENS = (
     "<global-img>",
     *(f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)),
 )
+# The audio encoder (Whisper's layout; Ultravox's projector). libmtmd resamples
+# audio to 16 kHz mono and makes 100 mel frames a second of N_MEL_BINS each;
+# the encoder takes 3,000 frames (30 s) at a time and halves them (stride-2
+# convolution): AUDIO_N_POS positions, then STACK_FACTOR positions are stacked
+# into one embedding. STACK_FACTOR must divide AUDIO_N_POS: libmtmd counts
+# ceil(3000 / STACK_FACTOR) / 2 tokens, its graph makes
+# ceil(AUDIO_N_POS / STACK_FACTOR), and it aborts when the two differ.
+N_MEL_BINS = 128
+AUDIO_N_POS = 1500
+STACK_FACTOR = 10
+AUDIO_N_EMBD = 64
+AUDIO_N_HEAD = 4
+AUDIO_N_FF = 128
+AUDIO_N_LAYER = 2
+AUDIO_EPS = 1e-5
+AUDIO_HIDDEN = 128  # width of the projector's SwiGLU (its first matrix makes twice this)
+
 TEXT_MODEL = "smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct-image-tokens.Q4_1.gguf"
 PROJECTOR_FILE = "mmproj-test-idefics3-F16.gguf"
+PROJECTOR_FILES = {
+    "vision": PROJECTOR_FILE,
+    "audio": "mmproj-test-ultravox-F16.gguf",
+    "both": "mmproj-test-idefics3-ultravox-F16.gguf",
+}
+KINDS = tuple(PROJECTOR_FILES)
 
 
 def uniform(seed: int, name: str, shape: tuple[int, ...], std: float) -> np.ndarray:
@@ -117,29 +153,102 @@ def projector_tensors(seed: int) -> dict[str, np.ndarray]:
     return t
 
 
-def write_projector(path: Path, seed: int) -> Path:
-    """Write the projector GGUF to ``path``."""
+def audio_tensors(seed: int) -> dict[str, np.ndarray]:
+    """The audio encoder's and Ultravox projector's tensors, in NumPy order, in the order of the file.
+
+    As in :func:`projector_tensors`: matrices and convolution kernels
+    float16, the position embeddings and the 1-D tensors float32.
+    """
+    t: dict[str, np.ndarray] = {}
+
+    def mat(name: str, shape: tuple[int, ...], std: float) -> None:
+        t[name] = uniform(seed, name, shape, std).astype(np.float16)
+
+    def vec(name: str, n: int, std: float = 0.02, mean: float = 0.0) -> None:
+        t[name] = mean + uniform(seed, name, (n,), std)
+
+    def norm(prefix: str) -> None:
+        vec(f"{prefix}.weight", AUDIO_N_EMBD, mean=1.0)
+        vec(f"{prefix}.bias", AUDIO_N_EMBD)
+
+    # conv1d kernels, ggml ne = [3, in, out] (PyTorch's [out, in, k]); the biases are [1, out] in ggml
+    # (NumPy (out, 1)), so that they broadcast over the frames of the [frames, out] output.
+    mat("a.conv1d.1.weight", (AUDIO_N_EMBD, N_MEL_BINS, 3), (3 * N_MEL_BINS) ** -0.5)
+    t["a.conv1d.1.bias"] = uniform(seed, "a.conv1d.1.bias", (AUDIO_N_EMBD, 1), 0.02)
+    mat("a.conv1d.2.weight", (AUDIO_N_EMBD, AUDIO_N_EMBD, 3), (3 * AUDIO_N_EMBD) ** -0.5)
+    t["a.conv1d.2.bias"] = uniform(seed, "a.conv1d.2.bias", (AUDIO_N_EMBD, 1), 0.02)
+    t["a.position_embd.weight"] = uniform(seed, "a.position_embd.weight", (AUDIO_N_POS, AUDIO_N_EMBD), 0.02)
+    for il in range(AUDIO_N_LAYER):
+        p = f"a.blk.{il}"
+        norm(f"{p}.ln1")
+        for proj in ("attn_q", "attn_k", "attn_v", "attn_out"):
+            mat(f"{p}.{proj}.weight", (AUDIO_N_EMBD, AUDIO_N_EMBD), AUDIO_N_EMBD**-0.5)
+            if proj != "attn_k":  # Whisper's key projection has no bias (libmtmd asserts it)
+                vec(f"{p}.{proj}.bias", AUDIO_N_EMBD)
+        norm(f"{p}.ln2")
+        mat(f"{p}.ffn_up.weight", (AUDIO_N_FF, AUDIO_N_EMBD), AUDIO_N_EMBD**-0.5)
+        vec(f"{p}.ffn_up.bias", AUDIO_N_FF)
+        mat(f"{p}.ffn_down.weight", (AUDIO_N_EMBD, AUDIO_N_FF), AUDIO_N_FF**-0.5)
+        vec(f"{p}.ffn_down.bias", AUDIO_N_EMBD)
+    norm("a.post_ln")
+    # Ultravox: RMS norm, [stacked -> 2 x hidden] matrix, SwiGLU, RMS norm, [hidden -> 576] matrix; the
+    # output about as large as SmolLM2's token embeddings, as the vision projector's.
+    stacked = AUDIO_N_EMBD * STACK_FACTOR
+    vec("mm.a.norm_pre.weight", stacked, mean=1.0)
+    mat("mm.a.mlp.1.weight", (2 * AUDIO_HIDDEN, stacked), stacked**-0.5)
+    vec("mm.a.norm_mid.weight", AUDIO_HIDDEN, mean=1.0)
+    mat("mm.a.mlp.2.weight", (PROJECTION_DIM, AUDIO_HIDDEN), 0.12 * AUDIO_HIDDEN**-0.5)
+    return t
+
+
+def write_projector(path: Path, seed: int, kind: str = "vision") -> Path:
+    """Write the projector GGUF of ``kind`` (``vision``, ``audio`` or ``both``) to ``path``."""
+    vision, audio = kind in ("vision", "both"), kind in ("audio", "both")
     w = gguf.GGUFWriter(path, arch="clip")
     w.add_type(gguf.GGUFType.MODEL)
-    w.add_name("llamanative test projector (Idefics3, random weights)")
-    w.add_description(f"tiny random Idefics3 vision projector for tests, seed {seed}; paired with SmolLM2-135M")
+    if kind == "vision":
+        w.add_name("llamanative test projector (Idefics3, random weights)")
+        w.add_description(f"tiny random Idefics3 vision projector for tests, seed {seed}; paired with SmolLM2-135M")
+    else:
+        what = "Ultravox audio" if kind == "audio" else "Idefics3 vision and Ultravox audio"
+        w.add_name(f"llamanative test projector ({what}, random weights)")
+        w.add_description(f"tiny random {what} projector for tests, seed {seed}; paired with SmolLM2-135M")
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
-    w.add_clip_has_vision_encoder(True)
-    w.add_clip_projector_type(gguf.VisionProjectorType.IDEFICS3)
-    w.add_vision_use_gelu(True)
-    w.add_vision_image_size(IMAGE_SIZE)
-    w.add_vision_patch_size(PATCH_SIZE)
-    w.add_vision_embedding_length(N_EMBD)
-    w.add_vision_feed_forward_length(N_FF)
-    w.add_vision_block_count(N_LAYER)
-    w.add_vision_head_count(N_HEAD)
-    w.add_vision_attention_layernorm_eps(EPS)
-    w.add_vision_projection_dim(PROJECTION_DIM)
-    w.add_vision_image_mean([0.5, 0.5, 0.5])
-    w.add_vision_image_std([0.5, 0.5, 0.5])
-    w.add_vision_projector_scale_factor(SCALE_FACTOR)
-    w.add_vision_preproc_image_size(LONGEST_EDGE)
-    for name, data in projector_tensors(seed).items():
+    if vision:
+        w.add_clip_has_vision_encoder(True)
+        if audio:  # two encoders: each names its own projector type
+            w.add_clip_vision_projector_type(gguf.VisionProjectorType.IDEFICS3)
+        else:
+            w.add_clip_projector_type(gguf.VisionProjectorType.IDEFICS3)
+        w.add_vision_use_gelu(True)
+        w.add_vision_image_size(IMAGE_SIZE)
+        w.add_vision_patch_size(PATCH_SIZE)
+        w.add_vision_embedding_length(N_EMBD)
+        w.add_vision_feed_forward_length(N_FF)
+        w.add_vision_block_count(N_LAYER)
+        w.add_vision_head_count(N_HEAD)
+        w.add_vision_attention_layernorm_eps(EPS)
+        w.add_vision_projection_dim(PROJECTION_DIM)
+        w.add_vision_image_mean([0.5, 0.5, 0.5])
+        w.add_vision_image_std([0.5, 0.5, 0.5])
+        w.add_vision_projector_scale_factor(SCALE_FACTOR)
+        w.add_vision_preproc_image_size(LONGEST_EDGE)
+    if audio:
+        w.add_clip_has_audio_encoder(True)
+        if vision:
+            w.add_clip_audio_projector_type(gguf.VisionProjectorType.ULTRAVOX)
+        else:
+            w.add_clip_projector_type(gguf.VisionProjectorType.ULTRAVOX)
+        w.add_audio_num_mel_bins(N_MEL_BINS)
+        w.add_audio_embedding_length(AUDIO_N_EMBD)
+        w.add_audio_feed_forward_length(AUDIO_N_FF)
+        w.add_audio_block_count(AUDIO_N_LAYER)
+        w.add_audio_head_count(AUDIO_N_HEAD)
+        w.add_audio_attention_layernorm_eps(AUDIO_EPS)
+        w.add_audio_projection_dim(PROJECTION_DIM)
+        w.add_audio_stack_factor(STACK_FACTOR)
+    tensors = {**(projector_tensors(seed) if vision else {}), **(audio_tensors(seed) if audio else {})}
+    for name, data in tensors.items():
         w.add_tensor(name, data)
     w.write_header_to_file()
     w.write_kv_data_to_file()
@@ -216,11 +325,14 @@ def write_text_model(src: Path, dst: Path, seed: int) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("outdir", type=Path, help="directory to write the text model and the projector into")
+    parser.add_argument(
+        "--kind", choices=KINDS, default="vision", help="the projector's encoders: vision (default), audio or both"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     args = parser.parse_args(argv)
     args.outdir.mkdir(parents=True, exist_ok=True)
     model = write_text_model(fetch_model(TEXT_MODEL), args.outdir / MODEL_FILE, args.seed)
-    projector = write_projector(args.outdir / PROJECTOR_FILE, args.seed)
+    projector = write_projector(args.outdir / PROJECTOR_FILES[args.kind], args.seed, args.kind)
     print(f"model={model} projector={projector}")
     return 0
 

@@ -150,13 +150,15 @@ def llama_mtmd_cli() -> Path:
     return build_reference_tools(names=("llama-mtmd-cli",))["llama-mtmd-cli"]
 
 
-def make_test_projector(outdir: Path) -> tuple[Path, Path]:
-    """Run ``scripts/make_test_projector.py outdir``; return the ``(model, projector)`` paths of its last line."""
+def make_test_projector(outdir: Path, kind: str = "vision") -> tuple[Path, Path]:
+    """Run ``scripts/make_test_projector.py outdir --kind kind``; return the ``(model, projector)`` paths of its
+    last line."""
     import re
     import subprocess
 
     script = REPO / "scripts" / "make_test_projector.py"
-    proc = subprocess.run([sys.executable, str(script), str(outdir)], capture_output=True, text=True)
+    argv = [sys.executable, str(script), str(outdir), *(["--kind", kind] if kind != "vision" else [])]
+    proc = subprocess.run(argv, capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.fail(f"{script.name} failed ({proc.returncode}):\n{proc.stderr}", pytrace=False)
     last = proc.stdout.splitlines()[-1] if proc.stdout else ""
@@ -171,3 +173,18 @@ def vision_pair(tmp_path_factory) -> tuple[Path, Path]:
     """``(model, projector)``: SmolLM2 with SmolVLM's image tokens and a tiny random Idefics3 projector,
     written once a session by ``scripts/make_test_projector.py``."""
     return make_test_projector(tmp_path_factory.mktemp("vision"))
+
+
+@pytest.fixture(scope="session")
+def audio_pair(tmp_path_factory) -> tuple[Path, Path]:
+    """``(model, projector)``: the text model of :func:`vision_pair` and a tiny random Ultravox audio projector
+    (a Whisper encoder; 150 embeddings per 30 s window), written once a session by
+    ``scripts/make_test_projector.py --kind audio``."""
+    return make_test_projector(tmp_path_factory.mktemp("audio"), "audio")
+
+
+@pytest.fixture(scope="session")
+def omni_pair(tmp_path_factory) -> tuple[Path, Path]:
+    """``(model, projector)``: the text model of :func:`vision_pair` and one projector with both the Idefics3
+    vision encoder and the Ultravox audio encoder (``scripts/make_test_projector.py --kind both``)."""
+    return make_test_projector(tmp_path_factory.mktemp("omni"), "both")

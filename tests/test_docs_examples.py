@@ -92,18 +92,26 @@ PYTHON_PAGES = sorted({b.page for b in ALL_BLOCKS if b.lang in ("python", "py") 
 # run, its answer is not judged.
 VISION_NAMES = ("SmolVLM-256M-Instruct-Q8_0.gguf", "mmproj-SmolVLM-256M-Instruct-Q8_0.gguf")
 PHOTO = REPO / "vendor" / "llama.cpp" / "tools" / "mtmd" / "test-1.jpeg"
+# The audio examples' Voxtral files, likewise: the audio test pair (the same text model and a tiny
+# random projector of Voxtral's family, a Whisper encoder that stacks frames) stands in under those
+# names, with the vendored MP3 as the clip.
+AUDIO_NAMES = ("Voxtral-Mini-3B-2507-Q4_K_M.gguf", "mmproj-Voxtral-Mini-3B-2507-Q8_0.gguf")
+CLIP = REPO / "vendor" / "llama.cpp" / "tools" / "mtmd" / "test-2.mp3"
 
 
 @pytest.fixture
-def docs_dir(tmp_path, monkeypatch, smollm2_path, gemma3_path, minilm_path, vision_pair):
-    """A working directory with the test models under their file names, a photo, and an empty store."""
+def docs_dir(tmp_path, monkeypatch, smollm2_path, gemma3_path, minilm_path, vision_pair, audio_pair):
+    """A working directory with the test models under their file names, a photo, a clip, and an empty store."""
     work = tmp_path / "work"
     work.mkdir()
     for model in (smollm2_path, gemma3_path, minilm_path):
         (work / model.name).symlink_to(model)
     for name, path in zip(VISION_NAMES, vision_pair):
         (work / name).symlink_to(path)
+    for name, path in zip(AUDIO_NAMES, audio_pair):
+        (work / name).symlink_to(path)
     (work / "photo.jpg").symlink_to(PHOTO)
+    (work / "clip.mp3").symlink_to(CLIP)
     monkeypatch.setenv("LLAMANATIVE_MODELS", str(tmp_path / "store"))
     monkeypatch.chdir(work)
     # The module-level functions' default client opens the store it finds when first used.

@@ -246,8 +246,8 @@ def test_a_generated_png_is_an_image(vclient):
     [
         # (stb_image decodes a truncated JPEG as far as its data goes, as most decoders do; a PNG it refuses.)
         (_png(256, 256)[:400], "corrupt or truncated"),
-        (b"\0" * 64, "not an image or audio file"),
-        ((REPO / "README.md").read_bytes(), "not an image or audio file"),
+        (b"\0" * 64, "not an image libmtmd decodes"),
+        ((REPO / "README.md").read_bytes(), "not an image libmtmd decodes"),
         (_png(15_000, 15_000, b"\0" * 64), "more than the limit"),
         (b"RIFF\x10\0\0\0WEBPVP8 " + b"\0" * 32, "WebP"),
     ],

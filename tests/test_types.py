@@ -80,6 +80,7 @@ MODULES = [
     "think",
     "options",
     "images",
+    "audio",
     "tools",
     "tool_builder",
     "messages",

@@ -18,7 +18,7 @@ from ..engine.scheduler import Loaded
 from ..errors import StatusError
 from ..types import ChatRequest, ChatResponse, DebugInfo, Logprob, Message
 from ._options import completion_job
-from ._session import Prepared, Session, check_images, load_ns, now
+from ._session import Prepared, Session, check_audio, check_images, load_ns, now
 from ._stream import NEED_EVENT, Submit, checked, drive, ns_since
 
 
@@ -53,6 +53,8 @@ def chat_steps(
         raise StatusError.bad_request(f'"{name}" does not support chat')
     if any(m.images for m in req.messages):
         check_images(name, prep)
+    if any(m.audio for m in req.messages):
+        check_audio(name, prep)
     if req.think is not None and req.think.bool() and not prompts.supports_thinking:
         raise StatusError.bad_request(f'"{name}" does not support thinking')
     prompt = prompts.chat(
@@ -72,7 +74,11 @@ def chat_steps(
             message=Message(role="assistant", content=""),
             done=True,
             done_reason="stop",
-            debug_info=DebugInfo(rendered_template=prompt.text, image_count=prompt.image_count or None),
+            debug_info=DebugInfo(
+                rendered_template=prompt.text,
+                image_count=prompt.image_count or None,
+                audio_count=prompt.audio_count or None,
+            ),
         )
         return
     job = completion_job(req, prep.opts, prompt, per_token)

@@ -170,6 +170,7 @@ class CompletionMethods:
         raw: bool | None = None,
         format: Format = None,
         images: Sequence[Any] | None = None,
+        audio: Sequence[Any] | None = None,
         options: Options | Mapping[str, Any] | None = None,
         keep_alive: float | str | None = None,
         logprobs: bool | None = None,
@@ -194,6 +195,7 @@ class CompletionMethods:
         raw: bool | None = None,
         format: Format = None,
         images: Sequence[Any] | None = None,
+        audio: Sequence[Any] | None = None,
         options: Options | Mapping[str, Any] | None = None,
         keep_alive: float | str | None = None,
         logprobs: bool | None = None,
@@ -218,6 +220,7 @@ class CompletionMethods:
         raw: bool | None = None,
         format: Format = None,
         images: Sequence[Any] | None = None,
+        audio: Sequence[Any] | None = None,
         options: Options | Mapping[str, Any] | None = None,
         keep_alive: float | str | None = None,
         logprobs: bool | None = None,
@@ -247,6 +250,7 @@ class CompletionMethods:
         raw: bool | None = None,
         format: Format = None,
         images: Sequence[Any] | None = None,
+        audio: Sequence[Any] | None = None,
         options: Options | Mapping[str, Any] | None = None,
         keep_alive: float | str | None = None,
         logprobs: bool | None = None,
@@ -262,8 +266,10 @@ class CompletionMethods:
         Returns like :meth:`chat` (a :class:`GenerateResponse`, an iterator, or
         via a callback with ``generate(GenerateRequest, fn)``). The keywords are
         ollama-python's (but its image-generation ``width``, ``height`` and
-        ``steps``), and llamanative's ``truncate``, ``shift`` and
-        ``_debug_render_only``; any other raises ``TypeError``.
+        ``steps``), and llamanative's ``audio`` (WAV, MP3 or FLAC clips for a
+        projector with an audio encoder, after the images in the prompt),
+        ``truncate``, ``shift`` and ``_debug_render_only``; any other raises
+        ``TypeError``.
         """
         fn: Callable[[Any], object] | None = None
         if isinstance(model, GenerateRequest):
@@ -282,6 +288,7 @@ class CompletionMethods:
                 raw=raw,
                 format=format,
                 images=images,
+                audio=audio,
                 options=options,
                 keep_alive=keep_alive,
                 logprobs=logprobs,

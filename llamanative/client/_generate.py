@@ -17,7 +17,7 @@ from ..errors import StatusError
 from ..prompting import Prompt, PromptPipeline, json_schema_of
 from ..types import Choice, DebugInfo, GenerateRequest, GenerateResponse, Logprob
 from ._options import completion_job
-from ._session import Prepared, Session, check_images, load_ns, now
+from ._session import Prepared, Session, check_audio, check_images, load_ns, now
 from ._stream import NEED_EVENT, Submit, checked, drive, ns_since
 
 
@@ -49,6 +49,7 @@ def _prompt(req: GenerateRequest, prep: Prepared, prompts: PromptPipeline) -> Pr
         schema=schema,
         think=req.think,
         images=req.images,
+        audio=req.audio,
     )
 
 
@@ -69,6 +70,8 @@ def generate_steps(
         raise StatusError.bad_request(f'"{name}" does not support generate')
     if req.images:
         check_images(name, prep)
+    if req.audio:
+        check_audio(name, prep)
     if req.context and (min(req.context) < 0 or max(req.context) >= prompts.n_vocab):
         raise StatusError.bad_request(f"context has token ids outside the vocabulary (0..{prompts.n_vocab - 1})")
     prompt = _prompt(req, prep, prompts)
@@ -85,7 +88,11 @@ def generate_steps(
             response="",
             done=True,
             done_reason="stop",
-            debug_info=DebugInfo(rendered_template=prompt.text, image_count=prompt.image_count or None),
+            debug_info=DebugInfo(
+                rendered_template=prompt.text,
+                image_count=prompt.image_count or None,
+                audio_count=prompt.audio_count or None,
+            ),
         )
         return
     job = completion_job(req, prep.opts, prompt, per_token)

@@ -111,3 +111,10 @@ def check_images(name: str, prep: Prepared) -> None:
     """Images need a model stored with a projector (400 otherwise, as Ollama answers)."""
     if not prep.has_projector:
         raise StatusError.bad_request(f'"{name}" does not support vision')
+
+
+def check_audio(name: str, prep: Prepared) -> None:
+    """Audio needs a model stored with a projector (400 otherwise, worded as for images). Whether the
+    projector has an audio encoder is checked once it is loaded (``PromptPipeline``)."""
+    if not prep.has_projector:
+        raise StatusError.bad_request(f'"{name}" does not support audio')

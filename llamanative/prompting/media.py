@@ -1,9 +1,9 @@
-"""Images (and audio) in prompts: markers in the rendered text, media runs in the tokens.
+"""Images and audio in prompts: markers in the rendered text, media runs in the tokens.
 
-A message's images go into its text as one media marker each, before the
-message's content and in order (as Ollama prepends its image tags and
-llama.cpp's ``llama-mtmd-cli`` prepends its markers); the chat template then
-places the message, markers and all. The projector splits the rendered
+A message's images and then its audio clips go into its text as one media
+marker each, before the message's content and in order (as Ollama prepends
+its image tags and llama.cpp's ``llama-mtmd-cli`` prepends its markers); the
+chat template then places the message, markers and all. The projector splits the rendered
 prompt at the markers into text chunks and media chunks (libmtmd's
 ``mtmd_tokenize``).
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -47,14 +48,16 @@ def media_run_id(content_id: str, ordinal: int) -> int:
     return -1 - (int.from_bytes(digest[:4], "little") & 0x7FFFFFFE)
 
 
-def load_media(projector: _core.Projector, data: Sequence[bytes]) -> list[_core.Media]:
-    """Decode each image or audio file (libmtmd, GIL released); MediaError names the bad one."""
+def load_media(
+    projector: _core.Projector, data: Sequence[bytes], kind: Literal["image", "audio"] = "image"
+) -> list[_core.Media]:
+    """Decode each file, all of ``kind`` (libmtmd, GIL released); MediaError names the bad one."""
     out = []
     for i, d in enumerate(data):
         try:
-            out.append(projector.load_media(d))
+            out.append(projector.load_media(d, kind))
         except MediaError as exc:
-            raise MediaError(f"image {i}: {exc}" if len(data) > 1 else str(exc)) from exc
+            raise MediaError(f"{kind} {i}: {exc}" if len(data) > 1 else str(exc)) from exc
     return out
 
 

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from .. import _core
 from ..errors import MediaError, StatusError
-from ..types import Image, Logprob, Message, ThinkValue, Tool
+from ..types import Audio, Image, Logprob, Message, ThinkValue, Tool
 from . import generic_tools as generic
 from . import media as media_lib
 from .logprobs import TokenLogprobsLike, to_logprobs
@@ -44,6 +44,7 @@ class Prompt:
     parser: ReplyParser | None = None  # None: the output is the content as it is
     media: dict[int, _core.MediaChunk] = field(default_factory=dict)  # position of each media run -> its chunk
     image_count: int = 0
+    audio_count: int = 0
 
 
 class PromptPipeline:
@@ -51,7 +52,7 @@ class PromptPipeline:
 
     Args:
         model: the loaded model (its vocabulary and the chat templates in its GGUF).
-        projector: its multimodal projector, if it has one (images in messages need it).
+        projector: its multimodal projector, if it has one (images and audio in messages need it).
     """
 
     def __init__(self, model: _core.Model, projector: _core.Projector | None = None) -> None:
@@ -126,8 +127,8 @@ class PromptPipeline:
         tool_dumps(tools)  # a 400 naming the tool for a parameter pattern the grammar cannot enforce
         use_generic = bool(tools) and not caps.get("supports_tool_calls")
         templates = self._chat_templates()
-        # Each message with the media decoded from its images (decoded once, before any truncation).
-        turns = [(m, self._decoded(m.images)) for m in messages]
+        # Each message with the media decoded from its images and audio (decoded once, before any truncation).
+        turns = [(m, self._decoded(m.images, m.audio)) for m in messages]
         while True:
             messages = [m for m, _ in turns]
             marked = [self._marked(m, len(media)) for m, media in turns]
@@ -152,26 +153,42 @@ class PromptPipeline:
         parser: ReplyParser = OutputParser(rendered.params)
         if use_generic and mode != "none":
             parser = generic.GenericReplyParser(parser)
-        return Prompt(tokens, rendered.prompt, rendered.grammar, rendered.stops, parser, mp.media, mp.image_count)
+        return Prompt(
+            tokens, rendered.prompt, rendered.grammar, rendered.stops, parser, mp.media, mp.image_count, mp.audio_count
+        )
 
     # -- media ------------------------------------------------------------------------
-    def _decoded(self, images: Sequence[Image] | None) -> list[_core.Media]:
-        """The media of a message's images, decoded (400 for a model without a projector or a bad image)."""
-        if not images:
-            return []
-        if self.projector is None:
-            raise StatusError.bad_request("the model does not support vision: it has no projector")
-        try:
-            return media_lib.load_media(self.projector, [img.to_bytes() for img in images])
-        except (MediaError, OSError) as exc:
-            raise StatusError.bad_request(f"invalid image: {exc}") from exc
+    def _decoded(self, images: Sequence[Image] | None, audio: Sequence[Audio] | None = None) -> list[_core.Media]:
+        """A message's media decoded: its images, then its audio clips (the order of their markers).
+
+        Raises:
+            StatusError: 400 for media the model's projector does not take (or
+                a model without one) and for a bad file.
+        """
+        media: list[_core.Media] = []
+        for kind, items in (("image", images), ("audio", audio)):
+            if not items:
+                continue
+            ability = "vision" if kind == "image" else "audio"
+            if self.projector is None:
+                raise StatusError.bad_request(f"the model does not support {ability}: it has no projector")
+            if not (self.projector.vision if kind == "image" else self.projector.audio):
+                raise StatusError.bad_request(
+                    f"the model does not support {ability}: its projector has no {ability} encoder"
+                )
+            try:
+                media += media_lib.load_media(self.projector, [x.to_bytes() for x in items], kind)
+            except (MediaError, OSError) as exc:
+                raise StatusError.bad_request(f"invalid {kind}: {exc}") from exc
+        return media
 
     def _marked(self, m: Message, n_media: int) -> Message:
-        """``m`` with one media marker per image before its content (see :mod:`.media`)."""
+        """``m`` with one media marker per image and audio clip before its content (see :mod:`.media`)."""
         if not n_media:
             return m
         assert self.projector is not None  # media were decoded by it
-        return m.model_copy(update={"content": self.projector.marker * n_media + (m.content or ""), "images": None})
+        content = self.projector.marker * n_media + (m.content or "")
+        return m.model_copy(update={"content": content, "images": None, "audio": None})
 
     def _tokenize_media(
         self, text: str, media: Sequence[_core.Media], *, add_special: bool, parse_special: bool
@@ -184,7 +201,8 @@ class PromptPipeline:
         try:
             return media_lib.tokenize(self.projector, text, media, add_special=add_special, parse_special=parse_special)
         except (MediaError, ValueError) as exc:
-            raise StatusError.bad_request(f"invalid image: {exc}") from exc
+            kinds = {m.kind for m in media}
+            raise StatusError.bad_request(f"invalid {kinds.pop() if len(kinds) == 1 else 'media'}: {exc}") from exc
 
     def completion(
         self,
@@ -198,6 +216,7 @@ class PromptPipeline:
         schema: dict | None,
         think: ThinkValue | None,
         images: Sequence[Image] | None = None,
+        audio: Sequence[Audio] | None = None,
     ) -> Prompt:
         """The prompt of a completion: ``text`` as a user turn of the template (or as it is, when ``raw``).
 
@@ -206,11 +225,11 @@ class PromptPipeline:
         adds no special tokens at the start.
 
         Raises:
-            StatusError: 400 for a schema ``common`` cannot compile or a
-                conversation the template rejects.
+            StatusError: 400 for a schema ``common`` cannot compile, a
+                conversation the template rejects, or media the model does not take.
         """
         parser: ReplyParser | None = None
-        media = self._decoded(images)
+        media = self._decoded(images, audio)
         if raw:
             grammar = schema_grammar(schema) if schema is not None else {}
             if media:
@@ -232,7 +251,7 @@ class PromptPipeline:
         if context:
             tokens = np.concatenate([np.asarray(context, np.int32), tokens])
             runs = {pos + len(context): c for pos, c in runs.items()}
-        return Prompt(tokens, text, grammar, (), parser, runs, mp.image_count)
+        return Prompt(tokens, text, grammar, (), parser, runs, mp.image_count, mp.audio_count)
 
     def fill_in_middle(self, prefix: str, suffix: str, grammar: dict) -> Prompt:
         """The fill-in-the-middle prompt of ``prefix`` and ``suffix`` (see :attr:`supports_insert`)."""

@@ -9,7 +9,8 @@ ollama-python users rely on are kept (dict-style access, ``ResponseError``,
 - :mod:`.duration` — ``Duration`` (``keep_alive``)
 - :mod:`.think` — ``ThinkValue`` (``think``)
 - :mod:`.options` — ``Options``, ``default_options``, ``format_params``
-- :mod:`.images` — ``Image``
+- :mod:`.images` — ``Image`` (and ``EncodedMedia``, its base)
+- :mod:`.audio` — ``Audio`` (a llamanative extension)
 - :mod:`.tools` — ``Tool`` and its parts, ``ToolCall``
 - :mod:`.tool_builder` — ``tool_from_function``
 - :mod:`.messages` — ``Message``
@@ -20,6 +21,7 @@ ollama-python users rely on are kept (dict-style access, ``ResponseError``,
 """
 
 from ..errors import AuthorizationError, RequestError, ResponseError, StatusError
+from .audio import Audio
 from .base import SubscriptableBaseModel, Timestamp
 from .duration import DEFAULT_KEEP_ALIVE, Duration, format_go_duration, parse_go_duration
 from .images import Image
@@ -83,6 +85,7 @@ __all__ = [
     "LEGACY_OPTIONS",
     "RUNNER_OPTIONS",
     "THINK_LEVELS",
+    "Audio",
     "AuthorizationError",
     "ChatRequest",
     "ChatResponse",

@@ -1,5 +1,8 @@
 """``Image``: an image given as a path, raw bytes or base64 text (ollama-python semantics).
 
+(:class:`~llamanative.types.audio.Audio`, a llamanative extension, is the
+same for audio clips, on the same base.)
+
 On the wire (the spec's ``ImageData``) an image is base64 text. Input can be:
 
 - ``bytes`` (or any bytes-like object): the raw image data;
@@ -18,11 +21,11 @@ from __future__ import annotations
 import base64
 import binascii
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_serializer, model_validator
 
-__all__ = ["Image"]
+__all__ = ["EncodedMedia", "Image"]
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 
@@ -35,13 +38,12 @@ def _existing_file(value: str) -> Path | None:
         return None
 
 
-class Image(BaseModel):
-    """An image for a multimodal model.
+class EncodedMedia(BaseModel):
+    """An encoded media file (an image, an audio clip) given as a path, raw bytes or base64 text.
 
-    >>> Image(b"abc").to_base64()
-    'YWJj'
-    >>> Image("YWJj").to_bytes()
-    b'abc'
+    The base of :class:`Image` and :class:`~llamanative.types.audio.Audio`:
+    a subclass names its file suffixes (a string ending in one that names no
+    file is an error, not base64) and its kind for the error messages.
 
     Raises:
         ValueError: (as pydantic's ``ValidationError``, a ``ValueError``) for
@@ -49,6 +51,9 @@ class Image(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True)
+
+    _suffixes: ClassVar[tuple[str, ...]] = ()
+    _kind: ClassVar[str] = "media"
 
     value: str | bytes | Path
     "A path, raw bytes, or base64 text."
@@ -69,24 +74,25 @@ class Image(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _check(self) -> Image:
+    def _check(self) -> EncodedMedia:
         value = self.value
         if isinstance(value, Path):
             if not value.is_file():
                 raise ValueError(f"File {value} does not exist")
         elif isinstance(value, str) and _existing_file(value) is None:
-            if value.lower().endswith(_IMAGE_SUFFIXES):
+            if value.lower().endswith(self._suffixes):
                 raise ValueError(f"File {value} does not exist")
             try:
                 data = base64.b64decode(value)  # lenient, as ollama-python: non-alphabet characters are skipped
             except (binascii.Error, ValueError):
                 data = b""
             if not data:
-                raise ValueError("Invalid image data, expected base64 string or path to image file")
+                kind = self._kind
+                raise ValueError(f"Invalid {kind} data, expected base64 string or path to {kind} file")
         return self
 
     def to_bytes(self) -> bytes:
-        """The raw image data (the file is read now)."""
+        """The raw data (the file is read now)."""
         value = self.value
         if isinstance(value, bytes):
             return value
@@ -96,7 +102,7 @@ class Image(BaseModel):
         return path.read_bytes() if path is not None else base64.b64decode(value)
 
     def to_base64(self) -> str:
-        """The image as base64 text, its wire form."""
+        """The data as base64 text, its wire form."""
         if isinstance(self.value, str) and _existing_file(self.value) is None:
             return self.value
         return base64.b64encode(self.to_bytes()).decode()
@@ -104,3 +110,20 @@ class Image(BaseModel):
     @model_serializer
     def _serialize(self) -> str:
         return self.to_base64()
+
+
+class Image(EncodedMedia):
+    """An image for a multimodal model.
+
+    >>> Image(b"abc").to_base64()
+    'YWJj'
+    >>> Image("YWJj").to_bytes()
+    b'abc'
+
+    Raises:
+        ValueError: (as pydantic's ``ValidationError``, a ``ValueError``) for
+            a missing file or text that is neither a file nor base64.
+    """
+
+    _suffixes: ClassVar[tuple[str, ...]] = _IMAGE_SUFFIXES
+    _kind: ClassVar[str] = "image"

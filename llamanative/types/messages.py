@@ -7,6 +7,7 @@ from typing import Any, ClassVar  # noqa: UP035 (mirrors tools.py)
 from pydantic import field_validator
 
 from . import tools as _tools
+from .audio import Audio
 from .base import SubscriptableBaseModel
 from .images import Image
 from .tools import ToolCall
@@ -15,7 +16,7 @@ __all__ = ["Message"]
 
 
 class Message(SubscriptableBaseModel):
-    """A chat message: role, content, and optional thinking, images and tool calls.
+    """A chat message: role, content, and optional thinking, images, audio and tool calls.
 
     ``Message.ToolCall`` and ``Message.ToolCall.Function`` are the tool-call
     types, as in ollama-python. The role is lower-cased, as the spec's
@@ -40,6 +41,11 @@ class Message(SubscriptableBaseModel):
     images: list[Image] | None = None
     "Images for multimodal models: paths, raw bytes or base64 text."
 
+    audio: list[Audio] | None = None
+    """Audio clips (WAV, MP3, FLAC) for models whose projector takes audio: paths, raw bytes or base64
+    text. A llamanative extension (Ollama's messages carry images only); in the prompt they follow the
+    message's images."""
+
     # The module's ToolCall (in the class body the name is the ClassVar above).
     tool_calls: list[_tools.ToolCall] | None = None
     "Tool calls made by the model (assistant messages)."
@@ -50,7 +56,7 @@ class Message(SubscriptableBaseModel):
     tool_call_id: str | None = None
     "Id of the tool call this message answers (tool messages)."
 
-    _omitempty = frozenset({"thinking", "images", "tool_calls", "tool_name", "tool_call_id"})
+    _omitempty = frozenset({"thinking", "images", "audio", "tool_calls", "tool_name", "tool_call_id"})
 
     @field_validator("role", mode="before")
     @classmethod

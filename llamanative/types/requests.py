@@ -8,7 +8,7 @@ field. The messages are the Ollama server's own where it has one
 ``invalid input type``, ``invalid format: ...``).
 
 Input is loose and normalised once: ``messages`` take dicts or
-:class:`Message`; ``images`` take paths, bytes or base64; ``tools`` take
+:class:`Message`; ``images`` (and ``audio``) take paths, bytes or base64; ``tools`` take
 dicts, :class:`Tool` or plain Python functions (see :func:`tool_from_function`);
 ``options`` take a dict or :class:`Options`; ``keep_alive`` a number of
 seconds or a duration string; ``think`` a bool or a level; ``format`` ``""``,
@@ -27,6 +27,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ..errors import StatusError
+from .audio import Audio
 from .base import SubscriptableBaseModel
 from .duration import Duration
 from .images import Image
@@ -179,7 +180,12 @@ class GenerateRequest(_CompletionRequest):
     images: list[Image] | None = None
     "Images for multimodal models."
 
-    _omitempty = frozenset({"format", "context", "raw", "images", "debug_render_only", "logprobs", "top_logprobs"})
+    audio: list[Audio] | None = None
+    "Audio clips for models whose projector takes audio (a llamanative extension); after the images."
+
+    _omitempty = frozenset(
+        {"format", "context", "raw", "images", "audio", "debug_render_only", "logprobs", "top_logprobs"}
+    )
 
     @field_validator("context", mode="before")
     @classmethod

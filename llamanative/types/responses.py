@@ -62,7 +62,10 @@ class DebugInfo(SubscriptableBaseModel):
     image_count: int | None = None
     "Number of images in the prompt."
 
-    _omitempty = frozenset({"image_count"})
+    audio_count: int | None = None
+    "Number of audio clips in the prompt (a llamanative extension)."
+
+    _omitempty = frozenset({"image_count", "audio_count"})
 
 
 class ChatResponse(Metrics):

@@ -4,7 +4,7 @@
 # mtmd_input_text has text_len, the bitmap helpers return a wrapper and take
 # an options struct), so these follow the vendored headers, not older docs.
 
-from libc.stdint cimport int32_t, int64_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libcpp cimport bool as cppbool
 
 from llama cimport (ggml_backend_dev_t, ggml_log_callback, llama_context, llama_flash_attn_type, llama_model, llama_pos,
@@ -117,3 +117,5 @@ cdef extern from "mtmd-helper.h" nogil:
 
 cdef extern from "media_probe.h" nogil:
     int lln_image_info(const unsigned char * buf, size_t len, int * width, int * height)
+    int lln_is_audio(const unsigned char * buf, size_t len)
+    int lln_audio_info(const unsigned char * buf, size_t len, int sample_rate, uint64_t * frames)

@@ -10,8 +10,10 @@
 # decoded into the sequence's KV cache at the chunk's positions.
 #
 # libmtmd aborts the process on some inputs it does not expect; what is
-# checked here first: an image larger than the pixel limit (decoding would
-# allocate without bound), a projector whose image layout needs a token the
+# checked here first: an image larger than the pixel limit and an audio clip
+# longer than the duration limit (decoding would allocate without bound: the
+# sizes come from the files' headers), audio of fewer than two samples (an
+# assertion in mtmd_tokenize), a projector whose image layout needs a token the
 # text vocabulary lacks (the chunk would carry id -1), image tokens that do
 # not fit one micro-batch of a model that attends to them non-causally, and a
 # projector with M-RoPE positions (several positions per token, which the
@@ -28,6 +30,45 @@ import time as _time
 # decodes into 3 bytes a pixel and libmtmd copies the result once, so the
 # limit bounds an image's memory at about 200 MB however small its file.
 MAX_IMAGE_PIXELS = 1 << 25
+
+# Seconds an audio clip may last: 10 minutes. libmtmd decodes a clip whole into
+# float samples at the projector's rate (16 kHz for Whisper encoders: 64 kB a
+# second), copies them once, and makes a mel spectrogram of about the same size
+# (twice, padded with 30 s of silence): about 250 kB a second, 150 MB for the
+# limit. Ten minutes is also 20 of the Whisper encoders' 30-second windows,
+# 3,750 to 15,000 embeddings, more than most contexts hold.
+MAX_AUDIO_SECONDS = 600.0
+
+# Fewer samples fail an assertion in mtmd_tokenize (which aborts the process).
+cdef uint64_t _MIN_AUDIO_SAMPLES = 2
+
+# libmtmd's Whisper-encoder projectors that stack frames (clip-model.h's audio_has_stack_frames).
+_STACKING_AUDIO = ("ultravox", "voxtral", "meralion")
+
+
+cdef str _audio_window_mismatch(dict meta):
+    """Why libmtmd would abort encoding this projector's audio, or None.
+
+    A 30-second window is 3,000 mel frames, 1,500 positions after the
+    encoder's stride-2 convolution. clip.cpp counts a window's embeddings as
+    ceil(3000 / k) / 2 (rounded down) for a stack factor k, while its graph
+    stacks the 1,500 positions into ceil(1500 / k) rows, and clip_encode
+    aborts the process (GGML_ABORT) when the two differ: at k = 8
+    (Ultravox's) they are 187 and 188.
+    """
+    if meta.get("clip.has_audio_encoder") is not True:
+        return None
+    kind = meta.get("clip.audio.projector_type") or meta.get("clip.projector_type")
+    k = meta.get("clip.audio.projector.stack_factor")
+    if kind not in _STACKING_AUDIO or not isinstance(k, int) or k <= 0:
+        return None
+    counted = (3000 + k - 1) // k // 2
+    made = (1500 + k - 1) // k
+    if counted == made:
+        return None
+    return (f"this projector's {kind} audio encoder stacks {k} frames, so a 30-second window makes {made} "
+            f"embeddings where libmtmd counts {counted}, and libmtmd aborts on the mismatch: the llama.cpp "
+            f"this build vendors cannot run its audio")
 
 # One marker per process, random, as llama-server does: text a user writes that
 # contains libmtmd's default marker ("<__media__>") cannot open a media slot.
@@ -65,8 +106,11 @@ cdef class Media:
 
     Attributes:
         kind: ``"image"`` or ``"audio"``.
+        is_audio: ``kind == "audio"``.
         width, height: pixels of an image; for audio ``width`` is the number
-            of samples and ``height`` 1.
+            of samples (mono, at ``sample_rate``) and ``height`` 1.
+        sample_rate: samples a second of audio (the projector's rate); 0 for an image.
+        duration: seconds of audio; 0.0 for an image.
         nbytes: bytes of decoded data libmtmd holds.
         id: SHA-256 (hex) of the encoded bytes: equal files, equal ids.
     """
@@ -74,6 +118,7 @@ cdef class Media:
     cdef mtmd.mtmd_bitmap * _ptr
     cdef readonly str kind
     cdef readonly str id
+    cdef readonly int sample_rate
 
     def __cinit__(self):
         self._ptr = NULL
@@ -98,7 +143,19 @@ cdef class Media:
     def nbytes(self) -> int:
         return mtmd.mtmd_bitmap_get_n_bytes(self._ptr)
 
+    @property
+    def is_audio(self) -> bool:
+        return self.kind == "audio"
+
+    @property
+    def duration(self) -> float:
+        if self.sample_rate <= 0:
+            return 0.0
+        return <double> mtmd.mtmd_bitmap_get_nx(self._ptr) / self.sample_rate
+
     def __repr__(self) -> str:
+        if self.kind == "audio":
+            return f"<Media audio {self.duration:.2f}s {self.id[:12]}>"
         return f"<Media {self.kind} {self.width}x{self.height} {self.id[:12]}>"
 
 
@@ -150,6 +207,8 @@ cdef class Projector:
         use_gpu: encode on a GPU backend when one is loaded.
         max_image_pixels: largest image accepted by :meth:`load_media`
             (width x height; default :data:`MAX_IMAGE_PIXELS`).
+        max_audio_seconds: longest audio clip accepted by :meth:`load_media`
+            (seconds; default :data:`MAX_AUDIO_SECONDS`).
         image_max_tokens: most tokens an image may become, for projectors
             with dynamic resolution (-1: the projector's own setting).
         flash_attn: the encoder's flash attention, ``"auto"`` (None),
@@ -168,6 +227,8 @@ cdef class Projector:
     cdef readonly Model model
     cdef readonly str path
     cdef readonly Py_ssize_t max_image_pixels
+    cdef readonly double max_audio_seconds
+    cdef str _audio_refusal  # why its audio is refused (None: taken)
     cdef bint _busy
 
     def __cinit__(self):
@@ -175,7 +236,8 @@ cdef class Projector:
         self._busy = False
 
     def __init__(self, path, Model model not None, *, n_threads=None, bint use_gpu=True,
-                 Py_ssize_t max_image_pixels=MAX_IMAGE_PIXELS, int image_max_tokens=-1, flash_attn="auto"):
+                 Py_ssize_t max_image_pixels=MAX_IMAGE_PIXELS, double max_audio_seconds=MAX_AUDIO_SECONDS,
+                 int image_max_tokens=-1, flash_attn="auto"):
         global _mtmd_log_installed
         if self._ptr != NULL:
             raise RuntimeError("the projector is already open")
@@ -184,6 +246,8 @@ cdef class Projector:
             raise ValueError("the model was loaded vocabulary-only: a projector needs its weights")
         if max_image_pixels <= 0:
             raise ValueError(f"max_image_pixels must be > 0, got {max_image_pixels}")
+        if not max_audio_seconds > 0:  # also NaN
+            raise ValueError(f"max_audio_seconds must be > 0, got {max_audio_seconds}")
         self.path = _os.fspath(path)
         if not _os.path.isfile(self.path):
             raise FileNotFoundError(f"no projector file at {self.path!r}")
@@ -226,6 +290,10 @@ cdef class Projector:
                 f"does not run yet", self.path)
         self.model = model
         self.max_image_pixels = max_image_pixels
+        self.max_audio_seconds = max_audio_seconds
+        self._audio_refusal = None
+        if mtmd.mtmd_support_audio(self._ptr):
+            self._audio_refusal = _audio_window_mismatch(read_gguf_metadata(self.path, arrays=False))
         model._n_contexts += 1
 
     def __dealloc__(self):
@@ -282,20 +350,33 @@ cdef class Projector:
         """The text that stands for one image or audio clip in a prompt given to :meth:`tokenize`."""
         return _MEDIA_MARKER.decode()
 
-    def load_media(self, data) -> Media:
+    def load_media(self, data, kind=None) -> Media:
         """Decode an encoded image (JPEG, PNG, BMP, GIF's first frame, as stb_image
-        reads them) or audio clip (WAV, MP3, FLAC) from bytes in memory, with the GIL released.
+        reads them) or audio clip (WAV, MP3, FLAC, resampled to mono at
+        :attr:`audio_sample_rate`) from bytes in memory, with the GIL released.
+
+        Which one the bytes are is libmtmd's helper's test: a WAV, MP3 (ID3
+        tag or MPEG sync word) or FLAC start is audio, anything else is tried
+        as an image. The header is read first: an image over
+        ``max_image_pixels`` or audio longer than ``max_audio_seconds`` is
+        refused before anything is decoded.
 
         Args:
             data: a bytes-like object holding the whole file (not copied).
+            kind: ``"image"`` or ``"audio"`` to accept only that kind; None
+                (default) accepts either.
 
         Raises:
             MediaError: empty data, not an image or audio format libmtmd
                 decodes (WebP needs an ffmpeg build of libmtmd), corrupt or
-                truncated data, an image over ``max_image_pixels``, or a kind
-                of media the projector does not take.
+                truncated data, an image over ``max_image_pixels``, audio over
+                ``max_audio_seconds`` or of fewer than two samples, a kind of
+                media the projector does not take, or not the ``kind`` asked for.
+            ValueError: ``kind`` is not None, ``"image"`` or ``"audio"``.
         """
         self._check()
+        if kind is not None and kind != "image" and kind != "audio":
+            raise ValueError(f"kind must be None, 'image' or 'audio', not {kind!r}")
         cdef const unsigned char[::1] buf
         try:
             buf = memoryview(data).cast("B")
@@ -305,9 +386,35 @@ cdef class Projector:
         if n == 0:
             raise MediaError("the media data is empty (0 bytes)")
         cdef const unsigned char * p = &buf[0]
-        cdef int w = 0, h = 0, is_image
-        with nogil:
-            is_image = mtmd.lln_image_info(p, n, &w, &h)
+        cdef int w = 0, h = 0, is_image = 0, is_audio, ok
+        cdef int rate = mtmd.mtmd_get_audio_sample_rate(self._ptr)
+        cdef uint64_t frames = 0
+        is_audio = mtmd.lln_is_audio(p, n)
+        if is_audio:
+            if kind == "image":
+                raise MediaError("an audio file (WAV, MP3 or FLAC), not an image")
+            if not mtmd.mtmd_support_audio(self._ptr) or rate <= 0:
+                raise MediaError("this projector takes images, not audio")
+            if self._audio_refusal is not None:
+                raise MediaError(self._audio_refusal)
+            with nogil:
+                ok = mtmd.lln_audio_info(p, n, rate, &frames)
+            if not ok:
+                raise MediaError("the audio is corrupt or truncated, or not in a format libmtmd decodes "
+                                 "(WAV, MP3, FLAC)")
+            if frames < _MIN_AUDIO_SAMPLES:
+                raise MediaError(f"the audio holds {frames} sample(s) at {rate} Hz: nothing to listen to")
+            seconds = <double> frames / rate
+            if seconds > self.max_audio_seconds:
+                raise MediaError(
+                    f"the audio lasts {seconds:.1f} s, more than the limit of {self.max_audio_seconds:g} s "
+                    f"(max_audio_seconds); cut it first")
+        else:
+            with nogil:
+                is_image = mtmd.lln_image_info(p, n, &w, &h)
+            if kind == "audio":
+                raise MediaError("an image, not an audio file" if is_image else
+                                 "not an audio file libmtmd decodes (WAV, MP3, FLAC)")
         if is_image:
             if w <= 0 or h <= 0:
                 raise MediaError(f"the image header gives a size of {w}x{h} pixels")
@@ -317,7 +424,7 @@ cdef class Projector:
                     f"(max_image_pixels); scale it down first")
             if not mtmd.mtmd_support_vision(self._ptr):
                 raise MediaError("this projector takes audio, not images")
-        elif n >= 12 and bytes(buf[:4]) == b"RIFF" and bytes(buf[8:12]) == b"WEBP":
+        elif not is_audio and n >= 12 and bytes(buf[:4]) == b"RIFF" and bytes(buf[8:12]) == b"WEBP":
             raise MediaError("WebP images are not supported by this build (stb_image reads JPEG, PNG, BMP, GIF); "
                              "convert the image to PNG or JPEG")
         cdef mtmd.mtmd_helper_bitmap_wrapper out
@@ -330,17 +437,29 @@ cdef class Projector:
                 mtmd.mtmd_bitmap_free(out.bitmap)
             raise MediaError("video input is not supported")
         if out.bitmap == NULL:
-            what = "the image is corrupt or truncated" if is_image else (
-                "not an image or audio file libmtmd decodes (JPEG, PNG, BMP, GIF; WAV, MP3, FLAC), "
-                "or a corrupt or truncated one")
+            if is_image:
+                what = "the image is corrupt or truncated"
+            elif is_audio:
+                what = "the audio is corrupt or truncated"
+            elif kind == "image":
+                what = "not an image libmtmd decodes (JPEG, PNG, BMP, GIF), or a corrupt or truncated one"
+            else:
+                what = ("not an image or audio file libmtmd decodes (JPEG, PNG, BMP, GIF; WAV, MP3, FLAC), "
+                        "or a corrupt or truncated one")
             raise MediaError(what)
         cdef Media m = Media.__new__(Media)
         m._ptr = out.bitmap
         m.kind = "audio" if mtmd.mtmd_bitmap_is_audio(out.bitmap) else "image"
+        m.sample_rate = rate if m.kind == "audio" else 0
         cdef const char * mid = mtmd.mtmd_bitmap_get_id(out.bitmap)
         m.id = mid[:strlen(mid)].decode() if mid != NULL else ""
+        # Backstops: the checks above predict the helper's choice and length.
         if m.kind == "audio" and not mtmd.mtmd_support_audio(self._ptr):
             raise MediaError("this projector takes images, not audio")
+        if m.kind == "audio" and <uint64_t> mtmd.mtmd_bitmap_get_nx(out.bitmap) < _MIN_AUDIO_SAMPLES:
+            raise MediaError("the audio holds no samples")
+        if kind is not None and m.kind != kind:
+            raise MediaError(f"an {m.kind}, not an {kind}" if m.kind == "image" else f"an audio file, not an {kind}")
         return m
 
     def tokenize(self, str text, media=(), *, bint add_special=True, bint parse_special=True) -> list:
