@@ -330,12 +330,36 @@ def test_think_with_an_image(ai, vclient):
             ai.generate(prompt=prompt, config={**CONFIG, "think": True})
 
 
+# -- audio ---------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def aclient(audio_pair, tmp_path_factory):
+    model, projector = audio_pair
+    with Client(models_dir=str(tmp_path_factory.mktemp("ai-audio"))) as c:
+        c.create("aud", from_=str(model), projector=str(projector))
+        yield c
+
+
+def test_an_audio_part_reaches_a_model_with_an_audio_encoder(aclient):
+    data = AUDIO.read_bytes()
+    _fresh(aclient, "aud")
+    messages = [{"role": "user", "content": PROMPT, "audio": [data]}]
+    direct = aclient.chat(model="aud", messages=messages, options=OPTS)
+    ai = Genkit(model="llamanative/aud", client=aclient)
+    assert ai.lookup_model("llamanative/aud").info.supports.media is True
+    for media in (Media(url=_data_url(data, "audio/mpeg")), Media(url=str(AUDIO))):
+        _fresh(aclient, "aud")
+        resp = ai.generate(prompt=[Part(media=media), PROMPT], config=CONFIG)
+        assert resp.text() == direct.message.content
+        assert resp.usage is not None and resp.usage.input_audio_files == 1 and not resp.usage.input_images
+        assert resp.usage.input_tokens == direct.prompt_eval_count
+
+
 # -- what local models refuse -------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("media", "error", "match"),
     [
-        (Media(url=_data_url(AUDIO.read_bytes(), "audio/mpeg")), UnsupportedMedia, "audio input"),
-        (Media(url=str(AUDIO)), UnsupportedMedia, "audio input"),  # audio/mpeg from the name
+        (Media(url=_data_url(AUDIO.read_bytes(), "audio/mpeg")), InvalidArgumentError, "does not support audio"),
+        (Media(url=str(AUDIO)), InvalidArgumentError, "does not support audio"),  # audio/mpeg from the name
         (Media(url="data:video/mp4;base64,AAAA"), UnsupportedMedia, "video input"),
         (Media(url="data:text/plain,hello"), UnsupportedMedia, "not 'text/plain'"),
         (Media(url="gs://bucket/photo.jpg", content_type="image/jpeg"), UnsupportedMedia, "cannot read gs:"),
@@ -345,8 +369,8 @@ def test_think_with_an_image(ai, vclient):
         (Media(url="data:image/png;base64"), InvalidArgumentError, "no comma"),
     ],
     ids=[
-        "audio-data-url",
-        "audio-file",
+        "audio-to-a-vision-projector",
+        "audio-file-to-a-vision-projector",
         "video",
         "text",
         "gs-url",

@@ -22,16 +22,17 @@ A model request maps onto ``Client.chat``:
 
 The response: text, reasoning and tool-request parts; finish reason
 ``stop``/``length``; usage tokens are ``prompt_eval_count`` / ``eval_count``
-(the model's own tokenizer), ``input_images`` the images sent.
+(the model's own tokenizer), ``input_images`` and ``input_audio_files`` the media sent.
 
-Media parts become the message's ``images`` (their bytes): ``data:`` URLs,
-``file:`` URLs and paths are read (:mod:`.media`); an http(s) URL needs the
+Media parts become the message's ``images`` or, for an audio content type,
+its ``audio`` (their bytes): ``data:`` URLs, ``file:`` URLs and paths are read
+(:mod:`.media`); an http(s) URL needs the
 :func:`~.middleware.download_request_media` middleware, which turns it into a
-``data:`` URL first. Audio and video are refused (:class:`UnsupportedMedia`).
+``data:`` URL first. Video is refused (:class:`UnsupportedMedia`).
 
 Capabilities: multiturn, tools, tool choice, system role, constrained
-output (``all``); media only for models stored with a vision projector
-(``"vision"`` among ``show(name).capabilities``).
+output (``all``); media only for models stored with a projector
+(``"vision"`` or ``"audio"`` among ``show(name).capabilities``).
 """
 
 from __future__ import annotations
@@ -164,20 +165,19 @@ def _tool(defn: ToolDefinition) -> dict[str, Any]:
     }
 
 
-def _media_into(part: Part, images: list[bytes]) -> None:
+def _media_into(part: Part, images: list[bytes], audio: list[bytes]) -> None:
     """A media part's bytes into the list of the message they go to (see :mod:`.media` for what a URL can be).
 
     Raises:
-        UnsupportedMedia: audio or video, or a content type that is not an image; an http(s) URL (no
+        UnsupportedMedia: video, or a content type that is neither an image nor audio; an http(s) URL (no
             ``download_request_media`` fetched it), another scheme, a missing file.
         InvalidArgumentError: a malformed ``data:`` URL.
     """
     got = read_media(media_of(part))
     ct = got.content_type
     if is_audio_content_type(ct):
-        # Audio input goes here once the Client takes it: the bytes into the message's audio list, and
-        # model_info's media from the "audio" capability as well.
-        raise UnsupportedMedia(f"local models do not take audio input yet (media of type {ct!r})")
+        audio.append(got.data)  # the Client's audio list (WAV, MP3, FLAC), for projectors with an audio encoder
+        return
     if is_video_content_type(ct):
         raise UnsupportedMedia(f"local models do not take video input (media of type {ct!r})")
     if ct and not is_image_content_type(ct) and ct != "application/octet-stream":
@@ -213,6 +213,7 @@ def to_chat_messages(messages: list[Message], wrapped: set[str]) -> list[dict[st
             continue
         texts: list[str] = []
         images: list[bytes] = []
+        audio: list[bytes] = []
         calls: list[dict[str, Any]] = []
         thinking: list[str] = []
         for p in m.content:
@@ -223,7 +224,7 @@ def to_chat_messages(messages: list[Message], wrapped: set[str]) -> list[dict[st
             elif p.is_reasoning():
                 thinking.append(p.reasoning or "")
             elif p.is_media():
-                _media_into(p, images)
+                _media_into(p, images, audio)
             elif p.is_tool_request():
                 req = tool_request_of(p)
                 args = {"input": req.input} if req.name in wrapped else (req.input or {})
@@ -233,6 +234,8 @@ def to_chat_messages(messages: list[Message], wrapped: set[str]) -> list[dict[st
             msg["thinking"] = "".join(thinking)
         if images:
             msg["images"] = images
+        if audio:
+            msg["audio"] = audio
         if calls:
             msg["tool_calls"] = calls
         out.append(msg)
@@ -275,7 +278,7 @@ class LocalProvider:
                 system_role=True,
                 tool_choice=True,
                 constrained="all",
-                media="vision" in caps,
+                media="vision" in caps or "audio" in caps,
                 context=False,
                 output=["text", "json"],
             ),
@@ -293,6 +296,7 @@ class LocalProvider:
             # Counted here: a path or file: URL without a content type is an image too, which the parts'
             # own rule (content type or data:image/ URL) would not count.
             n_images = sum(len(m.get("images", ())) for m in messages)
+            n_audio = sum(len(m.get("audio", ())) for m in messages)
             try:
                 stream = client.chat(
                     model=name,
@@ -334,12 +338,11 @@ class LocalProvider:
                     Part(tool_request=ToolRequest(name=call.function.name, ref=call.id or None, input=value))
                 )
             reason = (final.done_reason if final else None) or "unknown"
-            usage = GenerationUsage(input_images=n_images or None)
+            media = {"input_images": n_images or None, "input_audio_files": n_audio or None}
+            usage = GenerationUsage(**media)
             if final is not None:
                 pin, pout = final.prompt_eval_count or 0, final.eval_count or 0
-                usage = GenerationUsage(
-                    input_tokens=pin, output_tokens=pout, total_tokens=pin + pout, input_images=n_images or None
-                )
+                usage = GenerationUsage(input_tokens=pin, output_tokens=pout, total_tokens=pin + pout, **media)
             return ModelResponse(
                 message=Message(role=Role.MODEL, content=content),
                 finish_reason=reason if reason in ("stop", "length") else "unknown",
