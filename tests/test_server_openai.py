@@ -65,13 +65,14 @@ COLOUR_SCHEMA = {
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, smollm2_path, minilm_path, vision_pair) -> Path:
+def store(tmp_path_factory, smollm2_path, minilm_path, vision_pair, qwen3_style_path) -> Path:
     root = tmp_path_factory.mktemp("openai-store")
     model, projector = vision_pair
     with Client(models_dir=root) as c:
         c.create("smol", from_=str(smollm2_path))
         c.create("mini", from_=str(minilm_path))
         c.create("vis", from_=str(model), projector=str(projector))
+        c.create("qwen-style", from_=str(qwen3_style_path))  # a thinking template
     return root
 
 
@@ -300,6 +301,34 @@ def test_an_image_content_part_reaches_the_vision_model(oa, local):
         oa.chat.completions.create(model="smol", messages=[{"role": "user", "content": parts}], max_tokens=2)
 
 
+def test_reasoning_effort_gives_the_thinking_as_reasoning(oa, local):
+    ask = [{"role": "user", "content": "Is 7 a prime number?"}]
+    want = local.chat("qwen-style", ask, think="low", options={**GREEDY, "num_predict": 48})
+    assert want.message.thinking
+    r = oa.chat.completions.create(
+        model="qwen-style", messages=ask, temperature=0, max_tokens=48, reasoning_effort="low"
+    )
+    message = r.choices[0].message
+    assert message.reasoning == want.message.thinking and message.content == want.message.content
+    chunks = list(
+        oa.chat.completions.create(
+            model="qwen-style", messages=ask, temperature=0, max_tokens=48, reasoning_effort="low", stream=True
+        )
+    )
+    deltas = [c.choices[0].delta for c in chunks]
+    assert "".join(getattr(d, "reasoning", None) or "" for d in deltas) == want.message.thinking
+    assert "".join(d.content or "" for d in deltas) == want.message.content
+    resp = oa.responses.create(
+        model="qwen-style", input=ask[0]["content"], temperature=0, max_output_tokens=48, reasoning={"effort": "low"}
+    )
+    assert resp.output[0].type == "reasoning" and resp.output[0].summary[0].text == want.message.thinking
+    assert resp.output_text == want.message.content
+    none = oa.chat.completions.create(
+        model="qwen-style", messages=ask, temperature=0, max_tokens=8, reasoning_effort="none"
+    )
+    assert getattr(none.choices[0].message, "reasoning", None) is None
+
+
 # -- completions, embeddings, models ---------------------------------------------------------------------
 def test_completions_streamed_and_not(oa, local):
     want = local.generate("smol", "The sky is", options=GREEDY)
@@ -354,6 +383,90 @@ def test_models_list_and_retrieve(oa):
     with pytest.raises(openai.NotFoundError) as e:
         oa.models.retrieve("no-such-model")
     assert e.value.body["code"] == "model_not_found"
+
+
+# -- the Responses API ----------------------------------------------------------------------------------
+def test_responses_text_equals_the_chat_answer(oa, local):
+    r = oa.responses.create(model="smol", input="Name a colour.", temperature=0, max_output_tokens=N)
+    want = local.chat("smol", HI, options=GREEDY)
+    assert r.object == "response" and r.id.startswith("resp_") and r.model == "smol"
+    assert r.output_text == want.message.content
+    assert r.status == "incomplete" and r.incomplete_details.reason == "max_output_tokens"
+    assert r.usage.output_tokens == N and r.usage.input_tokens == want.prompt_eval_count
+    r = oa.responses.create(
+        model="smol",
+        instructions="You are terse.",
+        input=[{"role": "user", "content": [{"type": "input_text", "text": "Name a colour."}]}],
+        temperature=0,
+        max_output_tokens=N,
+    )
+    sys = [{"role": "system", "content": "You are terse."}, *HI]
+    assert r.output_text == local.chat("smol", sys, options=GREEDY).message.content
+
+
+def test_responses_stream_with_the_sdks_helper(oa):
+    fmt = {"type": "json_schema", "name": "colour", "schema": COLOUR_SCHEMA, "strict": True}
+    with oa.responses.stream(
+        model="smol", input="A colour and a count.", temperature=0, max_output_tokens=64, text={"format": fmt}
+    ) as stream:
+        kinds = [e.type for e in stream]
+        final = stream.get_final_response()
+    assert kinds[:2] == ["response.created", "response.in_progress"] and kinds[-1] == "response.completed"
+    assert "response.output_text.delta" in kinds and final.status == "completed"
+    jsonschema.validate(json.loads(final.output_text), COLOUR_SCHEMA)
+    seqs = []  # sequence numbers count up from 0
+    with oa.responses.create(model="smol", input="Hi", max_output_tokens=4, stream=True) as events:
+        seqs = [e.sequence_number for e in events]
+    assert seqs == list(range(len(seqs)))
+
+
+def test_responses_function_calls_and_their_outputs(oa):
+    tool = {"type": "function", **ADD_TOOL["function"]}
+    r = oa.responses.create(
+        model="smol", input=ASK_ADD[0]["content"], tools=[tool], tool_choice="required", max_output_tokens=64
+    )
+    calls = [o for o in r.output if o.type == "function_call"]
+    assert calls and calls[0].name == "add" and set(json.loads(calls[0].arguments)) == {"a", "b"}
+    followup = [
+        {"role": "user", "content": ASK_ADD[0]["content"]},
+        {"type": "function_call", "call_id": calls[0].call_id, "name": "add", "arguments": calls[0].arguments},
+        {"type": "function_call_output", "call_id": calls[0].call_id, "output": "5"},
+    ]
+    again = oa.responses.create(model="smol", input=followup, tools=[tool], temperature=0, max_output_tokens=8)
+    assert again.status in ("completed", "incomplete")
+    streamed = list(
+        oa.responses.create(
+            model="smol",
+            input=ASK_ADD[0]["content"],
+            tools=[tool],
+            tool_choice="required",
+            max_output_tokens=64,
+            stream=True,
+        )
+    )
+    done = [e.item for e in streamed if e.type == "response.output_item.done" and e.item.type == "function_call"]
+    assert done and done[0].name == "add" and streamed[-1].response.output[-1].type == "function_call"
+
+
+def test_responses_raw_events_and_refusals(http):
+    body = {"model": "smol", "input": "Hi", "max_output_tokens": 3, "stream": True}
+    with http.stream("POST", "/v1/responses", json=body) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        text = r.read().decode()
+    assert "[DONE]" not in text
+    for e in text[:-2].split("\n\n"):
+        kind, data = e.split("\n")
+        assert kind.startswith("event: ") and data.startswith("data: ")
+        assert json.loads(data.removeprefix("data: "))["type"] == kind.removeprefix("event: ")
+    for bad in (
+        {"model": "smol", "input": "Hi", "previous_response_id": "resp_x"},
+        {"model": "smol", "input": []},
+        {"model": "smol", "input": "Hi", "tools": [{"type": "web_search"}]},
+    ):
+        r = http.post("/v1/responses", json=bad)
+        assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+    r = http.post("/v1/responses", json={"model": "no-such-model", "input": "Hi"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
 
 
 # -- errors ----------------------------------------------------------------------------------------------

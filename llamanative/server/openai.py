@@ -1,9 +1,10 @@
 """OpenAI's HTTP API (``/v1/*``) over an :class:`~llamanative.AsyncClient`.
 
 ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``,
-``/v1/models`` and ``/v1/models/{model}``, with the mapping of Ollama's own
-OpenAI layer (see :mod:`.openai_requests` for the requests, :mod:`.openai_wire`
-for the answers): a request is translated into the Client's request type and
+``/v1/models``, ``/v1/models/{model}`` and ``/v1/responses``, with the mapping
+of Ollama's own OpenAI layer (see :mod:`.openai_requests` for the requests,
+:mod:`.openai_wire` for the answers, :mod:`.openai_responses` for the
+Responses API): a request is translated into the Client's request type and
 sent to the same AsyncClient method a Python program calls (``chat``,
 ``generate``, ``embed``, ``list``, ``show``); its response is written back in
 OpenAI's shape. There is no second implementation of any request here.
@@ -20,8 +21,7 @@ the Client's status codes (400 bad input, 404 unknown model, with code
 its stream, which cancels the generation (the app's request guard also
 cancels a request whose client is gone before its answer began).
 
-Not here: ``/v1/responses`` (see the server's documentation), ``n`` > 1 and
-``logit_bias`` (``n`` other than 1 is a 400; ``logit_bias``, ``user``,
+Not here: ``n`` > 1 and ``logit_bias`` (``n`` other than 1 is a 400; ``logit_bias``, ``user``,
 ``store``, ``metadata``, ``parallel_tool_calls`` and other fields are
 ignored, as Ollama ignores them).
 """
@@ -43,6 +43,7 @@ from ..types import ChatResponse, GenerateResponse
 from . import openai_wire as wire
 from ._http import JSON, error_body, read_json, status_of
 from .openai_requests import chat_request, completion_request, embed_arguments, model_of
+from .openai_responses import ResponsesStream, response_object, responses_request
 
 __all__ = ["routes"]
 
@@ -98,8 +99,15 @@ def _include_usage(body: Mapping[str, Any]) -> bool:
     return isinstance(opts, Mapping) and bool(opts.get("include_usage"))
 
 
-async def _events(path: str, first: Any, rest: AsyncIterator[Any], write: Callable[[Any], list[bytes]]) -> Any:
-    """The SSE body: ``write(item)``'s events for every item; a failure becomes a last error event.
+async def _events(
+    path: str,
+    first: Any,
+    rest: AsyncIterator[Any],
+    write: Callable[[Any], list[bytes]],
+    error: Callable[[int, str], bytes] | None = None,
+) -> Any:
+    """The SSE body: ``write(item)``'s events for every item; a failure becomes a last error event
+    (``error(status, message)``, by default ``data: {"error": {...}}``).
 
     Each event is produced only when the previous one has been sent (a slow
     reader holds the generation back); closing this generator (a disconnect)
@@ -113,7 +121,10 @@ async def _events(path: str, first: Any, rest: AsyncIterator[Any], write: Callab
                 for chunk in write(item):
                     yield chunk
         except Exception as exc:  # noqa: BLE001 (the status line is gone: the error goes in the stream)
-            yield b"data: " + _error(path, exc)[1] + b"\n\n"
+            if error is not None:
+                yield error(*status_of(exc))
+            else:
+                yield b"data: " + _error(path, exc)[1] + b"\n\n"
     finally:
         aclose = getattr(rest, "aclose", None)
         if aclose is not None:
@@ -186,6 +197,7 @@ class OpenAIRoutes:
             Route("/v1/chat/completions", r(self.chat), methods=["POST"]),
             Route("/v1/completions", r(self.completions), methods=["POST"]),
             Route("/v1/embeddings", r(self.embeddings), methods=["POST"]),
+            Route("/v1/responses", r(self.responses), methods=["POST"]),
             Route("/v1/models", r(self.models), methods=["GET"]),
             Route("/v1/models/{model:path}", r(self.model), methods=["GET"]),
         ]
@@ -212,6 +224,17 @@ class OpenAIRoutes:
         first = await _first(result)
         writer = _CompletionStream(rid, _include_usage(body))
         return _sse(_events(request.url.path, first, result, writer.write))
+
+    async def responses(self, request: Request) -> Response:
+        body = await read_json(request)
+        req = await asyncio.to_thread(responses_request, body)
+        rid = wire.new_id("resp_")
+        result = await self.client.chat(req)
+        if isinstance(result, ChatResponse):
+            return _json(response_object(rid, body, result))
+        first = await _first(result)
+        writer = ResponsesStream(rid, body)
+        return _sse(_events(request.url.path, first, result, writer.write, writer.error))
 
     async def embeddings(self, request: Request) -> Response:
         args, encoding = embed_arguments(await read_json(request))

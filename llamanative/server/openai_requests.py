@@ -30,13 +30,24 @@ from ..types import ChatRequest, GenerateRequest
 from . import inputs
 from ._http import BadRequest
 
-__all__ = ["chat_request", "completion_request", "embed_arguments", "n_of"]
+__all__ = [
+    "b64",
+    "chat_request",
+    "completion_request",
+    "content_parts",
+    "decode_data_url",
+    "embed_arguments",
+    "field",
+    "model_of",
+    "n_of",
+    "think_of",
+]
 
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _EFFORTS = ("high", "medium", "low", "none")
 
 
-def _field(body: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
+def field(body: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
     """``body[key]`` when set (None when absent or null), checked to be of ``kind``."""
     value = body.get(key)
     if value is None:
@@ -85,21 +96,21 @@ def _options(body: Mapping[str, Any], max_key: str) -> dict[str, Any]:
         opts["stop"] = stop
     number = (int, float)
     for key in ("max_completion_tokens", "max_tokens") if max_key == "chat" else ("max_tokens",):
-        value = _field(body, key, int, "an integer")
+        value = field(body, key, int, "an integer")
         if value is not None:
             if value < 1:
                 raise BadRequest(f"{key}: must be at least 1, got {value}")
             opts["num_predict"] = value
             break
-    seed = _field(body, "seed", int, "an integer")
+    seed = field(body, "seed", int, "an integer")
     if seed is not None:
         opts["seed"] = seed
     for key in ("frequency_penalty", "presence_penalty"):
-        value = _field(body, key, number, "a number")
+        value = field(body, key, number, "a number")
         if value is not None:
             opts[key] = float(value)
     for key in ("temperature", "top_p"):
-        value = _field(body, key, number, "a number")
+        value = field(body, key, number, "a number")
         opts[key] = 1.0 if value is None else float(value)
     return opts
 
@@ -124,7 +135,7 @@ def _format(body: Mapping[str, Any]) -> str | dict[str, Any] | None:
     raise BadRequest(f"response_format.type: expected 'text', 'json_object' or 'json_schema', got {kind!r}")
 
 
-def _think(body: Mapping[str, Any]) -> bool | str | None:
+def think_of(body: Mapping[str, Any]) -> bool | str | None:
     effort = body.get("reasoning_effort")
     reasoning = body.get("reasoning")
     if isinstance(reasoning, Mapping) and reasoning.get("effort") is not None:
@@ -137,8 +148,8 @@ def _think(body: Mapping[str, Any]) -> bool | str | None:
 
 
 def _logprobs(body: Mapping[str, Any]) -> tuple[bool | None, int | None]:
-    logprobs = _field(body, "logprobs", bool, "a boolean")
-    top = _field(body, "top_logprobs", int, "an integer")
+    logprobs = field(body, "logprobs", bool, "a boolean")
+    top = field(body, "top_logprobs", int, "an integer")
     if top is not None and not logprobs:
         raise BadRequest("top_logprobs: logprobs must be true when top_logprobs is set")
     if top is not None and not 0 <= top <= 20:
@@ -158,17 +169,17 @@ def decode_data_url(url: str, field: str, kind: str = "image") -> bytes:
         raise BadRequest(f"{field}: invalid {kind} input, only base64 data: URLs are supported")
     if media_type and not media_type.lower().startswith(f"{kind}/"):
         raise BadRequest(f"{field}: invalid {kind} input, the data: URL's type is {media_type!r}")
-    return _b64(data, field)
+    return b64(data, field)
 
 
-def _b64(data: str, field: str) -> bytes:
+def b64(data: str, field: str) -> bytes:
     try:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         raise BadRequest(f"{field}: illegal base64 data") from None
 
 
-def _parts(content: list[Any], where: str) -> tuple[str, list[bytes], list[bytes]]:
+def content_parts(content: list[Any], where: str) -> tuple[str, list[bytes], list[bytes]]:
     """A content-part list as (text, images, audio clips)."""
     texts: list[str] = []
     images: list[bytes] = []
@@ -194,7 +205,7 @@ def _parts(content: list[Any], where: str) -> tuple[str, list[bytes], list[bytes
             data = clip.get("data") if isinstance(clip, Mapping) else None
             if not isinstance(data, str):
                 raise BadRequest(f"{at}.input_audio.data: expected a base64 string")
-            audio.append(_b64(data, f"{at}.input_audio.data"))
+            audio.append(b64(data, f"{at}.input_audio.data"))
         else:
             raise BadRequest(f"{at}.type: unsupported content part type {kind!r}")
     return "\n".join(texts), images, audio
@@ -249,7 +260,7 @@ def messages_of(raw: Any) -> list[dict[str, Any]]:
         if isinstance(content, str):
             msg["content"] = content
         elif isinstance(content, list):
-            msg["content"], images, audio = _parts(content, where)
+            msg["content"], images, audio = content_parts(content, where)
             if images:
                 msg["images"] = images
             if audio:
@@ -304,12 +315,12 @@ def chat_request(body: Mapping[str, Any]) -> ChatRequest:
     fields: dict[str, Any] = {
         "model": model,
         "messages": messages_of(body.get("messages")),
-        "stream": bool(_field(body, "stream", bool, "a boolean")),
+        "stream": bool(field(body, "stream", bool, "a boolean")),
         "options": _options(body, "chat"),
         "format": _format(body),
         "tools": _tools(body),
         "tool_choice": _tool_choice(body),
-        "think": _think(body),
+        "think": think_of(body),
         "logprobs": logprobs,
         "top_logprobs": top,
         "_debug_render_only": body.get("_debug_render_only") or None,
@@ -329,15 +340,15 @@ def completion_request(body: Mapping[str, Any]) -> GenerateRequest:
         raise BadRequest("prompt: expected a string (lists of prompts and token arrays are not supported)")
     if body.get("echo"):
         raise BadRequest("echo: returning the prompt with the completion is not supported")
-    suffix = _field(body, "suffix", str, "a string")
-    lp = _field(body, "logprobs", int, "an integer")
+    suffix = field(body, "suffix", str, "a string")
+    lp = field(body, "logprobs", int, "an integer")
     if lp is not None and not 0 <= lp <= 20:
         raise BadRequest(f"logprobs: must be between 0 and 20, got {lp}")
     fields: dict[str, Any] = {
         "model": model,
         "prompt": prompt,
         "suffix": suffix or None,
-        "stream": bool(_field(body, "stream", bool, "a boolean")),
+        "stream": bool(field(body, "stream", bool, "a boolean")),
         "options": _options(body, "completion"),
         "logprobs": True if lp is not None else None,
         "top_logprobs": lp,
@@ -361,7 +372,7 @@ def embed_arguments(body: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
         raise BadRequest("input: token arrays are not supported, send text")
     elif not isinstance(text, str):
         raise BadRequest("invalid input: expected a string or a non-empty list of strings")
-    dims = _field(body, "dimensions", int, "an integer")
+    dims = field(body, "dimensions", int, "an integer")
     if dims is not None and dims < 1:
         raise BadRequest(f"dimensions: must be at least 1, got {dims}")
     args: dict[str, Any] = {"model": model, "input": text}
