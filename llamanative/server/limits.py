@@ -24,7 +24,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._http import error_body, error_response, is_openai_path
+from ._http import BadRequest, error_body, error_response, is_openai_path
 
 MODEL_PATHS = frozenset(
     {
@@ -46,8 +46,8 @@ DEFAULT_TIMEOUT_S = 600.0
 RETRY_AFTER_S = 1
 
 
-class _BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(BadRequest):
+    """Raised by the body's ``receive`` once it passes the limit: a route that catches it answers its 413 too."""
 
 
 class BodyLimit:
@@ -77,7 +77,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _BodyTooLarge
+                    raise BodyTooLarge(self._message(), 413)
             return message
 
         async def watched(message: Message) -> None:
@@ -87,7 +87,7 @@ class BodyLimit:
 
         try:
             await self.app(scope, counted, watched)
-        except _BodyTooLarge:
+        except BodyTooLarge:
             if not started:
                 await error_response(scope["path"], 413, self._message())(scope, receive, send)
 
