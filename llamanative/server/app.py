@@ -23,15 +23,11 @@ from starlette.routing import BaseRoute
 
 from ..client import AsyncClient
 from . import ollama
+from . import openai as _openai
 from ._http import error_response
 from .auth import BearerAuth
 from .config import origins_regex, parse_origins
 from .limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_QUEUED, DEFAULT_TIMEOUT_S, BodyLimit, RequestGuard
-
-try:  # written beside this module; the app works without it meanwhile
-    from . import openai as _openai
-except ImportError:  # pragma: no cover
-    _openai = None  # type: ignore[assignment]
 
 __all__ = ["create_app"]
 
@@ -73,9 +69,7 @@ def create_app(
             if owned:
                 await the_client.close()
 
-    routes: list[BaseRoute] = ollama.routes(the_client)
-    if _openai is not None:
-        routes += _openai.routes(the_client)
+    routes: list[BaseRoute] = [*ollama.routes(the_client), *_openai.routes(the_client)]
 
     middleware = []
     allowed = parse_origins(origins)
@@ -105,4 +99,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own 404 and 405 answers in the path's API's error shape."""
     assert isinstance(exc, HTTPException)
     message = {404: "not found", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
-    return error_response(request.url.path, exc.status_code, f"{message}: {request.method} {request.url.path}")
+    return error_response(
+        request.url.path,
+        exc.status_code,
+        f"{message}: {request.method} {request.url.path}",
+        headers=exc.headers,
+    )
