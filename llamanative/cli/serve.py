@@ -133,6 +133,8 @@ def serve(args: argparse.Namespace) -> int:
     config = uvicorn.Config(app, host=s["host"], port=s["port"], log_level=args.log_level, lifespan="on")
     try:
         uvicorn.Server(config).run()
+    except KeyboardInterrupt:  # Uvicorn has shut down gracefully, then re-raises the signal: a normal stop
+        pass
     finally:
         asyncio.run(client.close())  # unload every model before the interpreter tears native objects down
     return 0
