@@ -517,6 +517,8 @@ def test_raw_http_status_codes_and_bodies(http):
     assert r.status_code == 400 and "encoding_format" in r.json()["error"]["message"]
     r = http.post("/v1/embeddings", json={"model": "mini", "input": []})
     assert r.status_code == 400
+    r = http.post("/v1/embeddings", json={"model": "mini", "input": ""})
+    assert r.status_code == 400 and "empty" in r.json()["error"]["message"]
     r = http.get("/v1/chat/completions")
     assert r.status_code == 405 and "error" in r.json() and "message" in r.json()["error"]
     r = http.get("/v1/no-such-route")
@@ -577,4 +579,17 @@ def test_a_client_that_disconnects_cancels_its_generation(url, aclient, path, lo
         while got.count(b"data: ") < 3:  # the stream has begun: the slot is generating
             got += sock.recv(4096)
         assert _busy(aclient)
+    _wait_for("the slot is free", lambda: not _busy(aclient))
+
+
+def test_a_stream_cut_by_the_request_timeout_raises_in_the_openai_package(aclient):
+    """The app's timeout ends a begun stream with an error event, which the package raises as APIError."""
+    with running(create_app(aclient, request_timeout_s=1.5)) as base:
+        with openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0) as c:
+            ask = [{"role": "user", "content": "Count from 1 to 1000."}]
+            stream = c.chat.completions.create(model="smol", messages=ask, max_tokens=4000, stream=True)
+            with pytest.raises(openai.APIError) as e:
+                for _ in stream:
+                    pass
+    assert "timed out" in e.value.message
     _wait_for("the slot is free", lambda: not _busy(aclient))

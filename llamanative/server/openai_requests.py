@@ -364,8 +364,8 @@ def embed_arguments(body: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     if not isinstance(fmt, str) or fmt.lower() not in ("float", "base64"):
         raise BadRequest(f"Invalid value for 'encoding_format' = {fmt}. Supported values: ['float', 'base64'].")
     text = body.get("input")
-    if text == "":
-        text = [""]
+    if text == "" or text == [""]:  # the Client reads an empty input as "load the model only"
+        raise BadRequest("input: an empty string cannot be embedded")
     if isinstance(text, list) and text and all(isinstance(t, str) for t in text):
         pass
     elif isinstance(text, list) and text and all(isinstance(t, (int, list)) for t in text):
