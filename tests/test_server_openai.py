@@ -120,7 +120,7 @@ def _sse(text: str) -> list[str]:
 
 # -- chat ------------------------------------------------------------------------------------------------
 def test_chat_equals_the_in_process_answer(oa, local):
-    r = oa.chat.completions.create(model="smol", messages=HI, temperature=0, max_tokens=N)
+    r = oa.chat.completions.create(model="smol", messages=HI, temperature=0, max_tokens=N, n=1)
     want = local.chat("smol", HI, options=GREEDY)
     assert r.object == "chat.completion" and r.id.startswith("chatcmpl-") and r.system_fingerprint
     assert r.model == "smol" and len(r.choices) == 1
@@ -291,6 +291,14 @@ def test_an_image_content_part_reaches_the_vision_model(oa, local):
     )
     assert r.choices[0].message.content == want.message.content
     assert r.usage.prompt_tokens == want.prompt_eval_count
+    items = [
+        {"type": "input_text", "text": parts[0]["text"]},
+        {"type": "input_image", "image_url": parts[1]["image_url"]["url"]},
+    ]
+    resp = oa.responses.create(
+        model="vis", input=[{"role": "user", "content": items}], temperature=0, max_output_tokens=8
+    )
+    assert resp.output_text == want.message.content
     with pytest.raises(openai.BadRequestError) as e:
         oa.chat.completions.create(
             model="vis",
