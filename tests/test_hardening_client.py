@@ -332,3 +332,20 @@ def test_store_writes_from_two_processes_are_serialised(tmp_path, smollm2_path):
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     with Client(models_dir=tmp_path) as c:
         assert {m.model for m in c.list().models} == {f"{p}{i}:latest" for p in "ab" for i in range(5)}
+
+
+def test_a_stored_model_whose_file_is_damaged_is_listed_and_only_using_it_fails(tmp_path, smollm2_path, minilm_path):
+    """``list`` reads every stored model's header: one unreadable file must not fail the whole listing."""
+    copy = tmp_path / "copy.gguf"
+    copy.write_bytes(minilm_path.read_bytes())
+    with Client(models_dir=str(tmp_path / "store")) as c:
+        c.create("damaged", from_=str(copy))
+        c.create("intact", from_=str(smollm2_path))
+        copy.write_bytes(b"not a gguf any more")  # in place: the store's blob is this file (a hard link)
+        listed = {m.model: m for m in c.list().models}
+        assert set(listed) == {"damaged:latest", "intact:latest"}
+        assert listed["intact:latest"].details.family == "llama"
+        assert listed["damaged:latest"].details.family is None
+        with pytest.raises(llamanative.ResponseError):
+            c.embed("damaged", "Hi")
+        assert c.generate("intact", "Hi", options={"num_predict": 1}).done

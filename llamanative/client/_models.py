@@ -6,6 +6,7 @@ These work on the store (names, blobs, layers) and read GGUF headers
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from ..types import (
     DeleteRequest,
     ListModelResponse,
     ListResponse,
+    ModelDetails,
     Options,
     ProgressResponse,
     PullRequest,
@@ -30,13 +32,22 @@ from . import _details
 from ._session import Session
 from ._stream import with_callback
 
+_log = logging.getLogger("llamanative")
+
 
 def list_models(session: Session) -> ListResponse:
     """The models in the store, newest first."""
     out = []
     for m in session.store.list():
-        md = gguf.read_metadata(m.path)
-        proj = _projector_metadata(m.projector, arrays=False)
+        try:
+            details = _details.model_details(
+                gguf.read_metadata(m.path), gguf.parameter_count(m.path), _projector_metadata(m.projector, arrays=False)
+            )
+        except (ValueError, OSError) as exc:
+            # A blob that is not a readable GGUF (a file pulled from a URL, damaged since) is still a
+            # stored model: it is listed without details, and only using it fails, with its own error.
+            _log.warning("model %r: its file cannot be read as a GGUF: %s", m.name, exc)
+            details = ModelDetails()
         out.append(
             ListModelResponse(
                 name=m.name,
@@ -44,7 +55,7 @@ def list_models(session: Session) -> ListResponse:
                 modified_at=m.modified_at,
                 size=m.size,
                 digest=m.digest.removeprefix("sha256:"),
-                details=_details.model_details(md, gguf.parameter_count(m.path), proj),
+                details=details,
             )
         )
     return ListResponse(models=out)
