@@ -22,6 +22,7 @@ __all__ = [
     "StateError",
     "ContextBusyError",
     "BackendLoadError",
+    "QuantizeError",
 ]
 
 
@@ -107,6 +108,10 @@ class BackendLoadError(LlamaError, RuntimeError):
     ``llamanative.backend_load_log()``), and a process left without a CPU
     backend gets :class:`ModelLoadError` from ``Model``.
     """
+
+
+class QuantizeError(LlamaError, RuntimeError):
+    """llama.cpp's quantizer (``llama_model_quantize``) failed; llama.cpp logs the reason at ERROR level."""
 
 
 class ContextBusyError(LlamaError, RuntimeError):

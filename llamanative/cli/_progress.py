@@ -1,4 +1,4 @@
-"""Pull progress on the terminal: a status line per step, a bar per downloaded layer."""
+"""Pull and create progress on the terminal: a status line per step, a bar per downloaded layer or quantization."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class ProgressPrinter:
     def update(self, p: ProgressResponse) -> None:
         if p.digest and p.total:
             if p.completed:  # the first update of a layer (0 bytes) only announces it
-                self._bar(p.digest, p.total, p.completed)
+                self._bar(p.digest, p.total, p.completed, p.status)
         elif p.status and p.status != self._status:
             self._end_bar()
             self._status = p.status
@@ -42,7 +42,7 @@ class ProgressPrinter:
         self._end_bar()
         self.out.flush()
 
-    def _bar(self, digest: str, total: int, completed: int) -> None:
+    def _bar(self, digest: str, total: int, completed: int, status: str | None = None) -> None:
         if digest in self._done:
             return
         completed = min(completed, total)
@@ -53,9 +53,9 @@ class ProgressPrinter:
             self._end_bar()
         pct = int(completed * 100 / total)
         filled = int(_BAR_WIDTH * completed / total)
-        name = digest.removeprefix("sha256:")[:12]
+        label = status or f"pulling {digest.removeprefix('sha256:')[:12]}"  # "quantizing F16 model to Q8_0"
         line = (
-            f"pulling {name}: {pct:3d}% ▕{'█' * filled}{' ' * (_BAR_WIDTH - filled)}▏ "
+            f"{label}: {pct:3d}% ▕{'█' * filled}{' ' * (_BAR_WIDTH - filled)}▏ "
             f"{human_bytes(completed)}/{human_bytes(total)}"
         )
         self.out.write(("\r" + line + "\x1b[K") if self.tty else line)

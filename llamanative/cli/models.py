@@ -47,6 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", metavar="NAME", help="the new model's name, e.g. mymodel or mymodel:v1")
     p.add_argument("-f", "--file", default="Modelfile", help='the Modelfile (default "Modelfile")')
+    p.add_argument(
+        "-q",
+        "--quantize",
+        metavar="TYPE",
+        help="quantize an F16, BF16 or F32 model: q4_K_M, q4_K_S, q8_0, q4_0, q5_K_M, q6_K, f16, bf16, f32",
+    )
     p.set_defaults(func=create)
 
     p = sub.add_parser("cp", aliases=["copy"], help="copy a model", description="Give a stored model a second name.")
@@ -153,8 +159,12 @@ def create(args: argparse.Namespace) -> int:
     for warning in mf.warnings:
         print(f"warning: {path}, {warning}", file=sys.stderr)
     print("gathering model components", file=sys.stderr)
-    client().create(args.model, **mf.create_kwargs())
-    print("success", file=sys.stderr)
+    printer = ProgressPrinter()
+    try:
+        for update in client().create(args.model, quantize=args.quantize, stream=True, **mf.create_kwargs()):
+            printer.update(update)
+    finally:
+        printer.close()
     return 0
 
 

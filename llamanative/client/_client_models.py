@@ -25,6 +25,7 @@ from ..types import (
 )
 from . import _models, _status
 from ._session import Session, validate
+from ._stream import with_callback
 
 
 class ModelMethods:
@@ -115,14 +116,28 @@ class ModelMethods:
         ``projector`` replaces it. ``files`` may hold an uploaded projector
         GGUF beside the model GGUF, as Ollama's create takes them.
 
+        ``quantize`` (Ollama's types, any case: ``q4_K_M``, ``q4_K_S``,
+        ``q8_0``, ``q4_0``, ``q5_K_M``, ``q6_K``, ``f16``, ``bf16``, ``f32``)
+        converts an F32, F16 or BF16 source with llama.cpp's quantizer and
+        stores the result as a new blob; a source already of that type is
+        stored as it is.
+
         The model is stored before this returns; with ``stream=True`` the
-        result is an iterator of one progress response (status "success"), as
-        ollama-python's streamed create ends.
+        result is an iterator of progress responses, as ollama-python's
+        streamed create: one (status "success") without ``quantize``; with it,
+        "quantizing F16 model to Q4_K_M" with ``total``/``completed`` after each
+        tensor, "verifying conversion", "creating new layer sha256:...",
+        "writing manifest", "success", the quantizing done as the iterator is
+        consumed. Leaving that loop early (``break``, an exception in its body,
+        closing the iterator) stops the quantizer and stores nothing.
 
         Raises:
-            StatusError: 400 a bad name or parameter, a projector GGUF as the
+            StatusError: 400 a bad name, parameter or quantization type, a
+                source that is already quantized, a projector GGUF as the
                 model, a ``projector`` that is not a projector GGUF; 404 the
-                source or the projector file does not exist.
+                source or the projector file does not exist; 500 the quantizer
+                failed (with llama.cpp's reason; raised by the iterator with
+                ``stream=True``).
         """
         if isinstance(parameters, Options):
             parameters = parameters.model_dump(exclude_none=True)
@@ -140,8 +155,11 @@ class ModelMethods:
             messages=messages,
             stream=stream,
         )
-        done = _models.create(self._session, req, None if projector is None else os.fspath(projector))
-        return iter([ProgressResponse(status=done.status)]) if stream else done
+        progress = _models.create(self._session, req, None if projector is None else os.fspath(projector))
+        if stream:
+            return progress
+        last = with_callback(progress, lambda _p: None)
+        return StatusResponse(status=last.status if last is not None else "success")
 
     def create_blob(self, path: str | os.PathLike) -> str:
         """Put the file at ``path`` into the store's blobs; return its digest for ``create(files=...)``.

@@ -6,14 +6,16 @@ These work on the store (names, blobs, layers) and read GGUF headers
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from ..errors import StatusError
 from ..prompting import template_caps
-from ..store import gguf
-from ..store.store import gguf_architecture, is_digest
+from ..store import gguf, quantize
+from ..store.names import parse_name
+from ..store.store import MEDIA_MODEL, check_projector, gguf_architecture, is_digest
 from ..types import (
     CopyRequest,
     CreateRequest,
@@ -94,15 +96,24 @@ def show(session: Session, req: ShowRequest) -> ShowResponse:
     )
 
 
-def create(session: Session, req: CreateRequest, projector: str | None = None) -> StatusResponse:
+def create(session: Session, req: CreateRequest, projector: str | None = None) -> Iterator[ProgressResponse]:
     """Store a model from a GGUF path, uploaded blobs or another stored model, with ``projector`` (a path) if given.
 
     ``files`` (name -> digest, after ``create_blob``) may hold a projector GGUF
     beside the model GGUF, as Ollama's create takes them: the file whose
     ``general.architecture`` is ``clip`` is stored as the projector.
+
+    Everything is checked before this returns. Without ``quantize`` (or when
+    the source already has that type) the model is stored before this returns
+    and the iterator holds one "success"; with it, the source is quantized and
+    stored as the iterator is consumed (Ollama's statuses: see
+    :class:`~..store.quantize.Quantization`, then "creating new layer
+    <digest>", "writing manifest", "success"), and closing the iterator early
+    (from any thread) stops the quantizer and stores nothing.
     """
-    if req.quantize or req.adapters:
-        raise StatusError.bad_request("quantize and adapters are not supported by create")
+    if req.adapters:
+        raise StatusError.bad_request("adapters are not supported by create")
+    want = quantize.parse_type(req.quantize) if req.quantize else None
     files = [_blob_file(session, v) if is_digest(v) else v for v in (req.files or {}).values()]
     if not req.from_ and len(files) > 1:
         projectors = [f for f in files if _is_projector(f)]
@@ -121,17 +132,61 @@ def create(session: Session, req: CreateRequest, projector: str | None = None) -
         source = _blob_file(session, source)
     if req.parameters:
         Options.from_map(req.parameters)  # validate before storing
-    session.store.create(
-        req.model,
-        from_=source,
-        template=req.template,
-        system=req.system,
-        parameters=req.parameters,
-        license=req.license,
-        messages=[m.model_dump(exclude_none=True) for m in req.messages] if req.messages else None,
-        projector=projector,
-    )
-    return StatusResponse(status="success")
+    layers: dict[str, Any] = {
+        "template": req.template,
+        "system": req.system,
+        "parameters": req.parameters,
+        "license": req.license,
+        "messages": [m.model_dump(exclude_none=True) for m in req.messages] if req.messages else None,
+        "projector": projector,
+    }
+    if want is not None:
+        parse_name(req.model)  # a bad name is a 400 now, not after the quantizing
+        path = session.store.source_file(source)
+        have = quantize.check_source(path)
+        if have != want:  # as Ollama: a model already of the asked type is stored as it is
+            if projector is not None:
+                check_projector(projector)  # before the quantizing, not after
+            job = quantize.Quantization(path, session.store.temp_path("quantize"), have, want)
+            return _Stoppable(_quantized(session, req.model, source, job, layers), job.stop)
+    session.store.create(req.model, from_=source, **layers)
+    return iter([ProgressResponse(status="success")])
+
+
+def _quantized(
+    session: Session, model: str, source: str, job: quantize.Quantization, layers: dict[str, Any]
+) -> Generator[ProgressResponse, None, None]:
+    """Run ``job``, then store its output as the model layer of ``model`` (the other layers from ``source``)."""
+    try:
+        yield from job
+        stored = session.store.create(model, from_=source, model_file=job.dst, **layers)
+        digest = next(layer["digest"] for layer in stored.layers if layer["mediaType"] == MEDIA_MODEL)
+        yield ProgressResponse(status=f"creating new layer {digest}")
+        yield ProgressResponse(status="writing manifest")
+        yield ProgressResponse(status="success")
+    finally:
+        job.dst.unlink(missing_ok=True)  # stored as a blob by now (a link or a copy), or not wanted
+
+
+class _Stoppable(Iterator[ProgressResponse]):
+    """Progress responses whose ``close()`` works from any thread, even while another one is in ``next``.
+
+    ``close()`` calls ``stop`` (which makes a running ``next`` end soon, with
+    an error) and closes the generator, unless it is running on another
+    thread: that thread then ends it, running its clean-up.
+    """
+
+    def __init__(self, steps: Generator[ProgressResponse, None, None], stop: Callable[[], None]) -> None:
+        self._steps = steps
+        self._stop = stop
+
+    def __next__(self) -> ProgressResponse:
+        return next(self._steps)
+
+    def close(self) -> None:
+        self._stop()
+        with contextlib.suppress(ValueError):  # "generator already executing": its own thread cleans up
+            self._steps.close()
 
 
 def _blob_file(session: Session, digest: str) -> str:

@@ -16,7 +16,7 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from typing import Any, Literal, cast, overload
 
 from ..engine.scheduler import Loaded
@@ -437,8 +437,11 @@ class AsyncClient:
         projector: str | os.PathLike | None = None,
         stream: bool = False,
     ) -> StatusResponse | AsyncIterator[ProgressResponse]:
-        """:meth:`Client.create`; with ``stream=True`` an async iterator of its progress response."""
-        done = await asyncio.to_thread(
+        """:meth:`Client.create`; with ``stream=True`` an async iterator of its progress responses.
+
+        Cancelling the awaiting task, or closing the stream early, stops a quantization.
+        """
+        progress = await asyncio.to_thread(
             self._client.create,
             model,
             quantize,
@@ -451,8 +454,14 @@ class AsyncClient:
             parameters,
             messages,
             projector=projector,
+            stream=True,
         )
-        return _aiter(iter([ProgressResponse(status=done.status)])) if stream else done
+        if stream:
+            return _aiter(progress)
+        status = "success"
+        async for item in _aiter(progress):
+            status = item.status or status
+        return StatusResponse(status=status)
 
     @overload
     async def pull(
@@ -513,9 +522,19 @@ async def _with_callback(chunks: AsyncGenerator[Any, None], fn: Callable[[Any], 
 
 
 async def _aiter(items: Iterator[ProgressResponse]) -> AsyncGenerator[ProgressResponse, None]:
-    """An iterator's items as an async iterator; each ``next`` runs in a worker thread (it may wait on the network)."""
-    while True:
-        item = await asyncio.to_thread(next, items, None)
-        if item is None:
-            return
-        yield item
+    """An iterator's items as an async iterator; each ``next`` runs in a worker thread (it may wait on the network).
+
+    Ending early (``aclose``, a cancelled task) closes ``items``, so its work
+    stops; a ``next`` still running on its thread then ends on that thread.
+    """
+    try:
+        while True:
+            item = await asyncio.to_thread(next, items, None)
+            if item is None:
+                return
+            yield item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            with suppress(ValueError):  # "generator already executing" on the cancelled thread
+                close()

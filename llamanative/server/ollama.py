@@ -31,7 +31,6 @@ from ..types import (
     EmbeddingRequest,
     EmbedRequest,
     GenerateRequest,
-    ProgressResponse,
     PullRequest,
     ShowRequest,
 )
@@ -151,21 +150,11 @@ class OllamaRoutes:
             if body.get(key) is not None:
                 body[key] = inputs.blob_map(body[key], key)
         req = await _validated(CreateRequest, body)
-        done = await self.client.create(
-            req.model,
-            req.quantize,
-            req.from_,
-            req.files,
-            req.adapters,
-            req.template,
-            req.license,
-            req.system,
-            req.parameters,
-            req.messages,
-        )
-        if req.stream:
-            return await _answer(_one(ProgressResponse(status=done.status)))
-        return json_response(done)
+        args = (req.model, req.quantize, req.from_, req.files, req.adapters, req.template, req.license)
+        rest = (req.system, req.parameters, req.messages)
+        if req.stream:  # a quantization's progress, line by line; a closed connection stops it
+            return await _answer(await self.client.create(*args, *rest, stream=True))
+        return json_response(await self.client.create(*args, *rest))
 
     async def copy(self, request: Request) -> Response:
         body = await read_json(request)
@@ -220,10 +209,6 @@ _EMBEDDINGS_FIELDS = ("model", "prompt", "options", "keep_alive")
 def _fields(body: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     """The body's fields that the Client's method takes (others are ignored, as Ollama ignores them)."""
     return {k: body[k] for k in names if body.get(k) is not None}
-
-
-async def _one(item: Any) -> AsyncIterator[Any]:
-    yield item
 
 
 def routes(client: AsyncClient) -> list[BaseRoute]:

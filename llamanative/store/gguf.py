@@ -53,7 +53,12 @@ def read_metadata(path: str | os.PathLike[str], *, arrays: bool = False) -> dict
 
 def parameter_count(path: str | os.PathLike[str]) -> int:
     """Number of weights, summed over the tensor shapes of the header."""
-    return sum(math.prod(shape) for _name, _offset, _size, shape in _core.read_gguf_tensors(path))
+    return sum(math.prod(shape) for _name, _offset, _size, shape in tensors(path))
+
+
+def tensors(path: str | os.PathLike[str]) -> list[tuple[str, int, int, tuple[int, ...]]]:
+    """The header's tensors as ``(name, offset, size_in_bytes, shape)``."""
+    return _core.read_gguf_tensors(path)
 
 
 def file_type_name(file_type: Any) -> str:

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -337,6 +338,7 @@ class ModelStore:
         messages: builtins.list[dict] | None = None,
         config: dict | None = None,
         projector: str | None = None,
+        model_file: str | os.PathLike[str] | None = None,
     ) -> StoredModel:
         """Store a model under ``model`` from a GGUF file or another stored model.
 
@@ -344,7 +346,9 @@ class ModelStore:
         ``projector``, the path of a projector GGUF (``general.architecture``
         ``clip``, llama.cpp's ``mmproj`` files), is stored as the projector
         layer. A model created from a stored model keeps that model's projector
-        unless ``projector`` replaces it.
+        unless ``projector`` replaces it. ``model_file``, a GGUF made from the
+        source (a quantized copy), becomes the model layer in place of the
+        source's: a new blob with its own digest.
 
         Raises:
             StatusError: 400 bad name, a projector GGUF as the model, or a
@@ -356,13 +360,19 @@ class ModelStore:
         if os.path.isfile(from_):
             _check_model_file(from_)
         with self._locked():
+            # The source's GGUF is stored only when it is the model: not when model_file replaces it.
             if os.path.isfile(from_):
-                layers = [self._put_blob_file(Path(from_))]
+                layers = [] if model_file is not None else [self._put_blob_file(Path(from_))]
             elif os.sep in from_ or from_.endswith(".gguf"):
                 raise StatusError.not_found(f"file {from_!r} not found")
             else:
                 src = self.resolve(from_)
-                layers = [dict(layer) for layer in src.layers] or [self._put_blob_file(Path(src.path))]
+                layers = [dict(layer) for layer in src.layers]
+                if not layers and model_file is None:
+                    layers = [self._put_blob_file(Path(src.path))]
+            if model_file is not None:
+                others = [layer for layer in layers if layer["mediaType"] != MEDIA_MODEL]
+                layers = [self._put_blob_file(Path(model_file)), *others]
             if proj is not None:
                 layers = [layer for layer in layers if layer["mediaType"] != MEDIA_PROJECTOR]
                 layers.append(dict(self._put_blob_file(proj), mediaType=MEDIA_PROJECTOR))
@@ -383,6 +393,26 @@ class ModelStore:
             manifest = {"schemaVersion": 2, "mediaType": MEDIA_MANIFEST, "config": cfg, "layers": layers}
             self._write_atomic(self.manifest_path(name), json.dumps(manifest, indent=2).encode())
         return self.resolve(model)
+
+    def source_file(self, from_: str) -> Path:
+        """The GGUF that :meth:`create` from ``from_`` starts from: the file ``from_``, or the stored model's.
+
+        Raises:
+            StatusError: 404 no such file or model; 400 a bad name, or a projector GGUF.
+        """
+        if os.path.isfile(from_):
+            _check_model_file(from_)
+            return Path(from_)
+        if os.sep in from_ or from_.endswith(".gguf"):
+            raise StatusError.not_found(f"file {from_!r} not found")
+        return Path(self.resolve(from_).path)
+
+    def temp_path(self, tag: str) -> Path:
+        """A new path among the blobs (``.tmp-<tag>-<random>``, which :meth:`delete` leaves alone) for a
+        blob being made, on the store's file system; nothing is created. The caller removes the file."""
+        blobs = self.root / "blobs"
+        blobs.mkdir(parents=True, exist_ok=True)
+        return blobs / f".tmp-{tag}-{uuid.uuid4().hex}"
 
     def copy(self, source: str, destination: str) -> None:
         """Give a stored model a second name (the blobs are shared)."""

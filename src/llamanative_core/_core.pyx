@@ -49,6 +49,7 @@ from llamanative.errors import (
     MediaError,
     ModelLoadError,
     ProjectorLoadError,
+    QuantizeError,
     NoKvSlotError,
     StateError,
 )
@@ -62,6 +63,7 @@ include "util.pxi"
 include "log.pxi"
 include "system.pxi"
 include "gguf.pxi"
+include "quantize.pxi"
 include "model.pxi"
 include "vocab.pxi"
 include "detokenizer.pxi"

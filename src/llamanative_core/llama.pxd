@@ -187,7 +187,15 @@ cdef extern from "llama.h" nogil:
         LLAMA_TOKEN_ATTR_SINGLE_WORD
 
     enum llama_ftype:
-        pass
+        LLAMA_FTYPE_ALL_F32
+        LLAMA_FTYPE_MOSTLY_F16
+        LLAMA_FTYPE_MOSTLY_Q4_0
+        LLAMA_FTYPE_MOSTLY_Q8_0
+        LLAMA_FTYPE_MOSTLY_Q4_K_S
+        LLAMA_FTYPE_MOSTLY_Q4_K_M
+        LLAMA_FTYPE_MOSTLY_Q5_K_M
+        LLAMA_FTYPE_MOSTLY_Q6_K
+        LLAMA_FTYPE_MOSTLY_BF16
 
     enum llama_pooling_type:
         LLAMA_POOLING_TYPE_UNSPECIFIED
@@ -261,6 +269,11 @@ cdef extern from "llama.h" nogil:
         bint swa_full
         bint kv_unified
 
+    struct llama_model_quantize_params:
+        int32_t nthread
+        llama_ftype ftype
+        bint allow_requantize
+
     struct llama_logit_bias:
         llama_token token
         float bias
@@ -293,6 +306,7 @@ cdef extern from "llama.h" nogil:
     llama_model_params llama_model_default_params()
     llama_context_params llama_context_default_params()
     llama_sampler_chain_params llama_sampler_chain_default_params()
+    llama_model_quantize_params llama_model_quantize_default_params()
     void llama_backend_init()
     size_t llama_max_devices()
     size_t llama_max_parallel_sequences()
@@ -324,6 +338,8 @@ cdef extern from "llama.h" nogil:
     bint llama_model_is_recurrent(const llama_model * model)
     bint llama_model_is_hybrid(const llama_model * model)
     uint32_t llama_model_n_cls_out(const llama_model * model)
+    uint32_t llama_model_quantize(const char * fname_inp, const char * fname_out,
+                                  const llama_model_quantize_params * params)
 
     # Context
     llama_context * llama_init_from_model(llama_model * model, llama_context_params params)
