@@ -34,7 +34,22 @@ both encoders (``clip.vision.projector_type`` and
 ``clip.audio.projector_type``, as omni models' projectors do). The text
 model is the same in every kind.
 
-How: ``python scripts/make_test_projector.py OUTDIR [--kind vision|audio|both]
+``--kind qwen2vl`` writes a Qwen2-VL pair instead, for M-RoPE positions:
+a Qwen2-VL projector (``clip.projector_type`` "qwen2vl_merger": two patch
+convolutions, a 2-D M-RoPE ViT of 2 layers of width 64, 2x2 patch merging and
+a two-layer MLP into 576) with random weights, and SmolLM2-135M-Instruct as a
+``qwen2vl`` text model: its weights with the query and key rows put back into
+the Hugging Face order (llama.cpp's converter interleaves them for llama's
+RoPE; Qwen2-VL's M-RoPE rotates halves, as the Hugging Face weights expect),
+``qwen2vl.rope.dimension_sections`` [8, 12, 12, 0] (Qwen2-VL's
+[16, 24, 24, 0] for its head size of 128, scaled to SmolLM2's 64), and
+Qwen2-VL's vision tokens (``<|vision_start|>``, ``<|vision_end|>``,
+``<|image_pad|>``) appended to the vocabulary. For text the model is
+SmolLM2 (M-RoPE with one position in every section is the usual RoPE); an
+image takes max(width, height) of its token grid in positions, fewer than its
+tokens (the 640x488 test photo: 20x15 tokens, 20 positions).
+
+How: ``python scripts/make_test_projector.py OUTDIR [--kind vision|audio|both|qwen2vl]
 [--seed N]`` writes both files into OUTDIR (created if missing) and prints,
 as its last line, ``model=<path> projector=<path>``. The bytes depend only on the seed and on
 the fetched text model (whose sha256 is checked): the random numbers come
@@ -103,6 +118,20 @@ PROJECTOR_FILES = {
     "both": "mmproj-test-idefics3-ultravox-F16.gguf",
 }
 KINDS = tuple(PROJECTOR_FILES)
+
+# The Qwen2-VL pair (--qwen2vl). An image is resized to multiples of
+# 2 x QWEN_PATCH_SIZE (one token a 2x2 patch square), within Qwen2-VL's limits
+# of 8..4096 tokens.
+QWEN_PATCH_SIZE = 16
+QWEN_N_EMBD = 64
+QWEN_N_HEAD = 2  # heads of 32: M-RoPE sections of 8
+QWEN_N_FF = 128
+QWEN_N_LAYER = 2
+QWEN_MERGER = 256  # the hidden width of the merger MLP
+QWEN_ROPE_SECTIONS = [8, 12, 12, 0]
+QWEN_IMAGE_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>")
+QWEN_MODEL_FILE = "SmolLM2-135M-Instruct-qwen2vl.Q4_1.gguf"
+QWEN_PROJECTOR_FILE = "mmproj-test-qwen2vl-F16.gguf"
 
 
 def uniform(seed: int, name: str, shape: tuple[int, ...], std: float) -> np.ndarray:
@@ -257,6 +286,82 @@ def write_projector(path: Path, seed: int, kind: str = "vision") -> Path:
     return path
 
 
+def qwen2vl_projector_tensors(seed: int) -> dict[str, np.ndarray]:
+    """The Qwen2-VL projector's tensors, NumPy order, as :func:`projector_tensors` (layer norms with
+    biases, as Qwen2-VL's; no position embeddings: the tower's positions are M-RoPE)."""
+    t: dict[str, np.ndarray] = {}
+    e, ff = QWEN_N_EMBD, QWEN_N_FF
+
+    def mat(name: str, shape: tuple[int, ...], std: float) -> None:
+        t[name] = uniform(seed, name, shape, std).astype(np.float16)
+
+    def norm(prefix: str) -> None:
+        t[f"{prefix}.weight"] = 1.0 + uniform(seed, f"qwen2vl:{prefix}.weight", (e,), 0.02)
+        t[f"{prefix}.bias"] = uniform(seed, f"qwen2vl:{prefix}.bias", (e,), 0.02)
+
+    # two conv2d kernels (Qwen2-VL's 3-D patch convolution over a still image's two equal frames)
+    for name in ("v.patch_embd.weight", "v.patch_embd.weight.1"):
+        mat(name, (e, 3, QWEN_PATCH_SIZE, QWEN_PATCH_SIZE), 0.5 * (3 * QWEN_PATCH_SIZE**2) ** -0.5)
+    for il in range(QWEN_N_LAYER):
+        p = f"v.blk.{il}"
+        norm(f"{p}.ln1")
+        for proj in ("attn_q", "attn_k", "attn_v", "attn_out"):
+            mat(f"{p}.{proj}.weight", (e, e), e**-0.5)
+            t[f"{p}.{proj}.bias"] = uniform(seed, f"qwen2vl:{p}.{proj}.bias", (e,), 0.02)
+        norm(f"{p}.ln2")
+        mat(f"{p}.ffn_up.weight", (ff, e), e**-0.5)
+        t[f"{p}.ffn_up.bias"] = uniform(seed, f"qwen2vl:{p}.ffn_up.bias", (ff,), 0.02)
+        mat(f"{p}.ffn_down.weight", (e, ff), ff**-0.5)
+        t[f"{p}.ffn_down.bias"] = uniform(seed, f"qwen2vl:{p}.ffn_down.bias", (e,), 0.02)
+    norm("v.post_ln")
+    # the merger: 2x2 patches (4 x QWEN_N_EMBD) -> QWEN_MERGER -> GELU -> 576, an output about as
+    # large as SmolLM2's token embeddings (standard deviation 0.12)
+    mat("mm.0.weight", (QWEN_MERGER, 4 * e), (4 * e) ** -0.5)
+    t["mm.0.bias"] = uniform(seed, "qwen2vl:mm.0.bias", (QWEN_MERGER,), 0.02)
+    mat("mm.2.weight", (PROJECTION_DIM, QWEN_MERGER), 0.1 * QWEN_MERGER**-0.5)
+    t["mm.2.bias"] = uniform(seed, "qwen2vl:mm.2.bias", (PROJECTION_DIM,), 0.02)
+    return t
+
+
+def write_qwen2vl_projector(path: Path, seed: int) -> Path:
+    """Write the Qwen2-VL projector GGUF to ``path``."""
+    w = gguf.GGUFWriter(path, arch="clip")
+    w.add_type(gguf.GGUFType.MODEL)
+    w.add_name("llamanative test projector (Qwen2-VL, random weights)")
+    w.add_description(f"tiny random Qwen2-VL vision projector for tests, seed {seed}; paired with SmolLM2-135M")
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    w.add_clip_has_vision_encoder(True)
+    w.add_clip_projector_type(gguf.VisionProjectorType.QWEN2VL)
+    w.add_vision_image_size(QWEN_PATCH_SIZE * 28)
+    w.add_vision_patch_size(QWEN_PATCH_SIZE)
+    w.add_vision_embedding_length(QWEN_N_EMBD)
+    w.add_vision_feed_forward_length(QWEN_N_FF)
+    w.add_vision_block_count(QWEN_N_LAYER)
+    w.add_vision_head_count(QWEN_N_HEAD)
+    w.add_vision_attention_layernorm_eps(EPS)
+    w.add_vision_projection_dim(PROJECTION_DIM)
+    w.add_vision_image_mean([0.48145466, 0.4578275, 0.40821073])  # Qwen2-VL's (CLIP's)
+    w.add_vision_image_std([0.26862954, 0.26130258, 0.27577711])
+    for name, data in qwen2vl_projector_tensors(seed).items():
+        w.add_tensor(name, data)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def _unpermute_rows(data: np.ndarray, n_head: int) -> np.ndarray:
+    """Rows of a query or key matrix (quantized rows, as bytes) back in the Hugging Face order.
+
+    llama.cpp's converter interleaves each head's two halves for llama's RoPE
+    (rows h*d + 2j + k come from h*d + k*d/2 + j); this is its inverse. A row
+    is one output value and holds whole quantization blocks, so rows move as bytes.
+    """
+    rows = data.shape[0]
+    return data.reshape(n_head, rows // n_head // 2, 2, *data.shape[1:]).swapaxes(1, 2).reshape(data.shape)
+
+
 def _q8_0_rows(seed: int, n_rows: int, n_embd: int) -> np.ndarray:
     """``n_rows`` random Q8_0 rows of ``n_embd`` values (blocks of a float16 scale and 32 int8), as bytes.
 
@@ -274,22 +379,29 @@ def _q8_0_rows(seed: int, n_rows: int, n_embd: int) -> np.ndarray:
     return out.reshape(n_rows, n_embd // block * per_block)
 
 
-def write_text_model(src: Path, dst: Path, seed: int) -> Path:
-    """Write ``dst``: ``src`` (SmolLM2, tied embeddings) with :data:`IMAGE_TOKENS` appended to its vocabulary."""
+def write_text_model(
+    src: Path, dst: Path, seed: int, image_tokens: tuple[str, ...] = IMAGE_TOKENS, qwen2vl: bool = False
+) -> Path:
+    """Write ``dst``: ``src`` (SmolLM2, tied embeddings) with ``image_tokens`` appended to its vocabulary.
+
+    ``qwen2vl``: as a ``qwen2vl`` model (see the module's docstring), its
+    ``llama.*`` keys renamed and the query and key rows unpermuted.
+    """
     reader = gguf.GGUFReader(src)
-    arch = reader.get_field(gguf.Keys.General.ARCHITECTURE).contents()
+    src_arch = reader.get_field(gguf.Keys.General.ARCHITECTURE).contents()
+    arch = "qwen2vl" if qwen2vl else src_arch
     tokens = reader.get_field(gguf.Keys.Tokenizer.LIST).contents()
-    present = sorted(set(IMAGE_TOKENS) & set(tokens))
+    present = sorted(set(image_tokens) & set(tokens))
     if present:
         raise SystemExit(f"{src} already has image tokens {present}")
-    n_vocab = len(tokens) + len(IMAGE_TOKENS)
+    n_vocab = len(tokens) + len(image_tokens)
     new_fields = {
-        gguf.Keys.Tokenizer.LIST: [*tokens, *IMAGE_TOKENS],
+        gguf.Keys.Tokenizer.LIST: [*tokens, *image_tokens],
         gguf.Keys.Tokenizer.TOKEN_TYPE: [
             *reader.get_field(gguf.Keys.Tokenizer.TOKEN_TYPE).contents(),
-            *[int(gguf.TokenType.CONTROL)] * len(IMAGE_TOKENS),
+            *[int(gguf.TokenType.CONTROL)] * len(image_tokens),
         ],
-        gguf.Keys.LLM.VOCAB_SIZE.format(arch=arch): n_vocab,
+        gguf.Keys.LLM.VOCAB_SIZE.format(arch=src_arch): n_vocab,
     }
     writer = gguf.GGUFWriter(dst, arch=arch, endianess=reader.endianess)
     alignment = reader.get_field(gguf.Keys.General.ALIGNMENT)
@@ -301,7 +413,14 @@ def write_text_model(src: Path, dst: Path, seed: int) -> Path:
             continue
         kind = field.types[0]
         sub = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
-        writer.add_key_value(field.name, new_fields.get(field.name, field.contents()), kind, sub_type=sub)
+        name = field.name
+        if qwen2vl and name.startswith(f"{src_arch}."):
+            name = f"{arch}.{name[len(src_arch) + 1 :]}"
+        writer.add_key_value(name, new_fields.get(field.name, field.contents()), kind, sub_type=sub)
+    if qwen2vl:
+        writer.add_rope_dimension_sections(QWEN_ROPE_SECTIONS)
+    n_head = int(reader.get_field(f"{src_arch}.attention.head_count").contents())
+    n_head_kv = int(reader.get_field(f"{src_arch}.attention.head_count_kv").contents())
     data = {}
     for t in reader.tensors:
         data[t.name] = t.data
@@ -309,7 +428,11 @@ def write_text_model(src: Path, dst: Path, seed: int) -> Path:
             if t.tensor_type != gguf.GGMLQuantizationType.Q8_0:
                 raise SystemExit(f"{src}: {t.name} is {t.tensor_type.name}, this script appends Q8_0 rows")
             n_embd = int(t.shape[0])
-            data[t.name] = np.concatenate([t.data, _q8_0_rows(seed, len(IMAGE_TOKENS), n_embd)])
+            data[t.name] = np.concatenate([t.data, _q8_0_rows(seed, len(image_tokens), n_embd)])
+        elif qwen2vl and t.name.endswith(".attn_q.weight"):
+            data[t.name] = _unpermute_rows(t.data, n_head)
+        elif qwen2vl and t.name.endswith(".attn_k.weight"):
+            data[t.name] = _unpermute_rows(t.data, n_head_kv)
     for t in reader.tensors:
         d = data[t.name]
         writer.add_tensor_info(t.name, d.shape, d.dtype, d.nbytes, t.tensor_type)
@@ -326,13 +449,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("outdir", type=Path, help="directory to write the text model and the projector into")
     parser.add_argument(
-        "--kind", choices=KINDS, default="vision", help="the projector's encoders: vision (default), audio or both"
+        "--kind",
+        choices=(*KINDS, "qwen2vl"),
+        default="vision",
+        help="the projector's encoders: vision (default), audio or both; qwen2vl: a Qwen2-VL pair (M-RoPE)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     args = parser.parse_args(argv)
     args.outdir.mkdir(parents=True, exist_ok=True)
-    model = write_text_model(fetch_model(TEXT_MODEL), args.outdir / MODEL_FILE, args.seed)
-    projector = write_projector(args.outdir / PROJECTOR_FILES[args.kind], args.seed, args.kind)
+    if args.kind == "qwen2vl":
+        model = write_text_model(
+            fetch_model(TEXT_MODEL), args.outdir / QWEN_MODEL_FILE, args.seed, QWEN_IMAGE_TOKENS, qwen2vl=True
+        )
+        projector = write_qwen2vl_projector(args.outdir / QWEN_PROJECTOR_FILE, args.seed)
+    else:
+        model = write_text_model(fetch_model(TEXT_MODEL), args.outdir / MODEL_FILE, args.seed)
+        projector = write_projector(args.outdir / PROJECTOR_FILES[args.kind], args.seed, args.kind)
     print(f"model={model} projector={projector}")
     return 0
 

@@ -188,3 +188,10 @@ def omni_pair(tmp_path_factory) -> tuple[Path, Path]:
     """``(model, projector)``: the text model of :func:`vision_pair` and one projector with both the Idefics3
     vision encoder and the Ultravox audio encoder (``scripts/make_test_projector.py --kind both``)."""
     return make_test_projector(tmp_path_factory.mktemp("omni"), "both")
+
+
+@pytest.fixture(scope="session")
+def qwen2vl_pair(tmp_path_factory) -> tuple[Path, Path]:
+    """``(model, projector)``: SmolLM2 as a Qwen2-VL text model (M-RoPE) and a tiny random Qwen2-VL projector,
+    written once a session by ``scripts/make_test_projector.py --kind qwen2vl``."""
+    return make_test_projector(tmp_path_factory.mktemp("qwen2vl"), "qwen2vl")

@@ -136,7 +136,11 @@ class Admission:
         except StateError:  # no room beside the running sequences: evaluate the prompt instead
             self._seqs.clear(slot)
             return 0
-        self._seqs.stepper.restored(slot.seq, entry.tokens)
+        try:
+            self._seqs.stepper.restored(slot.seq, entry.tokens)
+        except ValueError:  # its M-RoPE image positions are no longer known: evaluate it again
+            self._seqs.clear(slot)
+            return 0
         slot.interleaved = False  # a restored sequence fills contiguous cells
         return shared
 
@@ -175,7 +179,9 @@ class Admission:
         copies no data), so the new request evaluates only what differs.
         """
         self.park(slot)  # what it held may be wanted later; the prefix comes from the donor
-        self._seqs.ctx.seq_cp(donor.seq, slot.seq, 0, n)
-        self._seqs.stepper.restored(slot.seq, self._seqs.cached(donor)[:n])
+        # Cells up to the position of entry n (an M-RoPE image takes fewer positions than cells);
+        # a cut inside an image moves back to its start, on both sides.
+        self._seqs.ctx.seq_cp(donor.seq, slot.seq, 0, self._seqs.pos(donor, n))
+        n = self._seqs.stepper.restored(slot.seq, self._seqs.cached(donor)[:n])
         slot.interleaved = donor.interleaved
         return n

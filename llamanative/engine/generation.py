@@ -104,8 +104,8 @@ class Generation:
         # token: its logits give the first sampled token. A media run is reused
         # whole or not at all.
         keep = media_safe_keep(job.prompt, min(prefix, n - 1)) if job.media else min(prefix, n - 1)
-        seqs.trim(slot, keep)
-        if keep and self._n_swa and not 0 <= seqs.ctx.seq_pos_min(slot.seq) <= max(0, keep - self._n_swa):
+        keep = seqs.trim(slot, keep)
+        if keep and self._n_swa and not 0 <= seqs.ctx.seq_pos_min(slot.seq) <= max(0, seqs.pos(slot) - self._n_swa):
             # Sliding-window layers keep only their last window: the window
             # before `keep` is gone, so the prefix cannot be continued (as
             # llama-server decides). Evaluate the whole prompt.
@@ -125,7 +125,7 @@ class Generation:
             max_tokens=job.max_tokens,
             shift=job.shift,
             n_keep=job.n_keep,
-            media=bool(job.media),
+            media=job.media or False,  # the chunks tell M-RoPE images' positions
         )
         slot.job, slot.logprobs, slot.held = job, [], []
         slot.t_start, slot.t_first = time.perf_counter_ns(), 0
@@ -174,11 +174,11 @@ class Generation:
         """Write the media chunk at ``slot``'s next prompt position into its sequence (encode, then decode)."""
         job = slot.job
         assert job is not None and self._projector is not None
-        pos = len(self._seqs.stepper.cached(slot.seq))
-        chunk = job.media.get(pos)
+        index = len(self._seqs.stepper.cached(slot.seq))  # the prompt entry, not the position
+        chunk = job.media.get(index)
         try:
             if chunk is None:
-                raise ValueError(f"the prompt has a media run at position {pos} without its chunk")
+                raise ValueError(f"the prompt has a media run at index {index} without its chunk")
             self._seqs.stepper.eval_media(slot.seq, self._projector, chunk)
         except (ValueError, MediaError, InvalidBatchError, NoKvSlotError) as exc:
             # This request's media only: the context is as it was before the chunk.

@@ -177,7 +177,7 @@ class CompletionJob:
         events: where the worker puts the events (default: a new
             :class:`EventQueue`).
         media: the prompt's media runs (negative ids, see
-            ``prompting.media``): the position where each starts -> its
+            ``prompting.media``): the prompt index where each starts -> its
             chunk, which the runner's projector writes into the slot's
             sequence. The context is never shifted for such a prompt.
     """
@@ -191,7 +191,7 @@ class CompletionJob:
     logprobs: int = -1
     per_token: bool = True
     events: EventSink = field(default_factory=EventQueue)
-    media: dict[int, Any] = field(default_factory=dict)  # position -> _core.MediaChunk
+    media: dict[int, Any] = field(default_factory=dict)  # prompt index -> _core.MediaChunk
     _cancelled: threading.Event = field(default_factory=threading.Event)
     _wake: Callable[[], None] | None = field(default=None, repr=False)  # set by Runner.submit
 

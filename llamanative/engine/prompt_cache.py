@@ -48,7 +48,8 @@ def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
 
 @dataclass(frozen=True)
 class Parked:
-    """One sequence's tokens (position == index) and its KV state (``Context.save_seq_state``)."""
+    """One sequence's tokens (one KV cell each; the Stepper knows their positions) and its KV state
+    (``Context.save_seq_state``)."""
 
     tokens: np.ndarray
     state: bytes

@@ -49,8 +49,16 @@ class Sequences:
         self.stepper = _core.Stepper(ctx, len(self.slots))
 
     def cached(self, slot: Slot) -> npt.NDArray[np.int32]:
-        """The tokens ``slot``'s sequence holds in the KV cache (position == index)."""
+        """The tokens ``slot``'s sequence holds in the KV cache, one cell each (positions: :meth:`pos`)."""
         return self.stepper.cached(slot.seq)
+
+    def pos(self, slot: Slot, index: int | None = None) -> int:
+        """The position of cached entry ``index`` of ``slot`` (default: the position after them all).
+
+        It is the index itself except after media runs of an M-RoPE projector,
+        which take fewer positions than cells (see ``Stepper.pos``).
+        """
+        return self.stepper.pos(slot.seq, index)
 
     def free(self) -> list[Slot]:
         return [s for s in self.slots if s.job is None]
@@ -63,10 +71,14 @@ class Sequences:
         self.ctx.seq_rm(slot.seq, -1, -1)
         self.stepper.forget(slot.seq, 0)
 
-    def trim(self, slot: Slot, keep: int) -> None:
-        """Remove all but the first ``keep`` tokens of the sequence from the KV cache."""
-        self.ctx.seq_rm(slot.seq, keep, -1)
-        self.stepper.forget(slot.seq, keep)
+    def trim(self, slot: Slot, keep: int) -> int:
+        """Remove all but the first ``keep`` tokens of the sequence from the KV cache.
+
+        A ``keep`` inside an M-RoPE media run removes the whole run (its cells
+        share one position). Returns the tokens kept.
+        """
+        self.ctx.seq_rm(slot.seq, self.stepper.pos(slot.seq, keep), -1)
+        return self.stepper.forget(slot.seq, keep)
 
     def stop(self, slot: Slot) -> None:
         """Stop generating on ``slot`` (its cells stay cached)."""

@@ -14,10 +14,14 @@
 # longer than the duration limit (decoding would allocate without bound: the
 # sizes come from the files' headers), audio of fewer than two samples (an
 # assertion in mtmd_tokenize), a projector whose image layout needs a token the
-# text vocabulary lacks (the chunk would carry id -1), image tokens that do
-# not fit one micro-batch of a model that attends to them non-causally, and a
-# projector with M-RoPE positions (several positions per token, which the
-# stepper's one-position-per-token records cannot describe).
+# text vocabulary lacks (the chunk would carry id -1), and image tokens that
+# do not fit one micro-batch of a model that attends to them non-causally.
+#
+# M-RoPE projectors (Qwen2-VL and later) give an image chunk fewer positions
+# than tokens (n_pos = max(width, height) of its token grid, every token a
+# 2-D position from the chunk's first one); mtmd_helper_decode_image_chunk
+# builds those positions from the n_past it is given, and the Stepper tracks
+# each slot's position apart from its cell count.
 
 from libc.stdint cimport uintptr_t
 
@@ -165,8 +169,9 @@ cdef class MediaChunk:
     Attributes:
         kind: ``"text"``, ``"image"`` or ``"audio"``.
         n_tokens: the tokens (text) or embeddings (media) the chunk puts into the context.
-        n_pos: the positions it takes (equal to ``n_tokens``: projectors with
-            M-RoPE positions are refused by :class:`Projector`).
+        n_pos: the positions it takes: ``n_tokens``, except for an image of
+            an M-RoPE projector (:attr:`Projector.mrope`), whose tokens share
+            2-D positions and take ``max(width, height)`` of its token grid.
         id: the media's id (the SHA-256 of its file), ``""`` for text.
         tokens: the token ids of a text chunk (int32 array); None for media.
     """
@@ -216,10 +221,15 @@ cdef class Projector:
             :class:`Context`. llama.cpp's ``-fa`` sets both the text context's
             and the encoder's; "auto" turns it on where the backend has it.
 
+    Attributes:
+        mrope: the text model takes the projector's images at M-RoPE
+            positions (Qwen2-VL and later): an image chunk's ``n_pos`` is
+            smaller than its ``n_tokens``.
+
     Raises:
         FileNotFoundError: no file at ``path``.
         ProjectorLoadError: not a projector libmtmd can load, or one made for
-            another model (embedding size), or one with M-RoPE positions.
+            another model (embedding size).
         ValueError: the model is closed or loaded vocabulary-only.
     """
 
@@ -229,6 +239,7 @@ cdef class Projector:
     cdef readonly Py_ssize_t max_image_pixels
     cdef readonly double max_audio_seconds
     cdef str _audio_refusal  # why its audio is refused (None: taken)
+    cdef readonly bint mrope
     cdef bint _busy
 
     def __cinit__(self):
@@ -282,12 +293,8 @@ cdef class Projector:
                 f"libmtmd could not load the projector {self.path!r}: not a projector it supports, a corrupt "
                 f"or truncated file, or one made for another text model (the embedding sizes differ); "
                 f"set llamanative._core.set_log_level('INFO') for its log", self.path)
-        if mtmd.mtmd_decode_use_mrope(self._ptr):
-            mtmd.mtmd_free(self._ptr)
-            self._ptr = NULL
-            raise ProjectorLoadError(
-                f"{self.path!r} uses M-RoPE positions (Qwen2-VL and its successors), which llamanative "
-                f"does not run yet", self.path)
+        # M-RoPE (Qwen2-VL and later): media chunks take other positions than cells.
+        self.mrope = mtmd.mtmd_decode_use_mrope(self._ptr)
         self.model = model
         self.max_image_pixels = max_image_pixels
         self.max_audio_seconds = max_audio_seconds
@@ -538,8 +545,6 @@ cdef class Projector:
                     mc.tokens = None
                     mid = mtmd.mtmd_input_chunk_get_id(c)
                     mc.id = mid[:strlen(mid)].decode() if mid != NULL else ""
-                    if mc.n_pos != mc.n_tokens:
-                        raise ValueError("a media chunk with M-RoPE positions is not supported")
                 mc._ptr = mtmd.mtmd_input_chunk_copy(c)
                 if mc._ptr == NULL:
                     raise MemoryError()
@@ -550,7 +555,8 @@ cdef class Projector:
 
     cdef int _eval(self, _ContextDecode ctx, MediaChunk chunk, llama_pos n_past, llama_seq_id seq,
                    int64_t * times) except -1:
-        """Encode ``chunk`` and decode its embeddings into ``seq`` from position ``n_past``.
+        """Encode ``chunk`` and decode its embeddings into ``seq`` from position ``n_past``
+        (the slot's position, not its cell count, for an M-RoPE projector).
 
         The caller holds the context's guard. ``times``: encode and decode nanoseconds.
         """

@@ -110,6 +110,9 @@ void lln_stepper::start(int32_t slot, const llama_token * prompt, size_t n_promp
     lln_slot & s = slots[slot];
     s.prompt.assign(prompt, prompt + n_prompt);
     s.cached.assign(prompt, prompt + keep);
+    size_t cut  = keep;
+    bool   known = true;
+    s.n_past    = pos_of(prompt, n_prompt, keep, &cut, &known);  // keep is never inside a run (checked by the caller)
     s.generated.clear();
     s.n_done      = keep;
     s.n_evaluated = 0;
@@ -135,12 +138,93 @@ size_t lln_slot::text_end() const {
     return end;
 }
 
-void lln_stepper::advance(int32_t slot, size_t n) {
+void lln_stepper::advance(int32_t slot, size_t n, llama_pos n_pos) {
     lln_slot &   s   = slots[slot];
     const size_t end = std::min(s.prompt.size(), s.n_done + n);
     s.cached.insert(s.cached.end(), s.prompt.begin() + s.n_done, s.prompt.begin() + end);
     s.n_evaluated += end - s.n_done;
     s.n_done = end;
+    s.n_past += n_pos;
+}
+
+void lln_stepper::set_media(llama_token id, size_t n_tokens, llama_pos n_pos) {
+    mrope = true;
+    if (media_pos.size() >= MAX_MEDIA && media_pos.find(id) == media_pos.end()) {
+        // Keep the ids some slot still holds or is about to evaluate; a parked
+        // sequence with a dropped id cannot be restored (restored() says so)
+        // and is evaluated again.
+        std::unordered_map<llama_token, lln_media_span> kept;
+        for (const auto & s : slots) {
+            for (const auto * v : { &s.prompt, &s.cached }) {
+                for (llama_token t : *v) {
+                    if (t >= 0) continue;
+                    auto it = media_pos.find(t);
+                    if (it != media_pos.end()) kept.insert(*it);
+                }
+            }
+        }
+        media_pos.swap(kept);
+    }
+    media_pos[id] = lln_media_span{ n_tokens, n_pos };
+}
+
+llama_pos lln_stepper::pos_of(const llama_token * toks, size_t n_toks, size_t n, size_t * cut, bool * known) const {
+    *cut   = n;
+    *known = true;
+    if (!mrope) return static_cast<llama_pos>(n);  // text and plain media: one position per entry
+    llama_pos pos = 0;
+    size_t    i   = 0;
+    while (i < n_toks) {
+        if (toks[i] >= 0) {
+            if (i >= n) break;
+            ++pos;
+            ++i;
+            continue;
+        }
+        auto it = media_pos.find(toks[i]);
+        if (it == media_pos.end()) {  // unknown: count one position per entry, and say so
+            *known = false;
+            if (i >= n) break;
+            ++pos;
+            ++i;
+            continue;
+        }
+        if (i >= n) break;
+        const size_t end = i + it->second.n_tokens;
+        if (n < end) {  // inside the run: back to its start
+            *cut = i;
+            return pos;
+        }
+        pos += it->second.n_pos;
+        i = end;
+    }
+    return pos;
+}
+
+size_t lln_stepper::forget(int32_t slot, size_t keep) {
+    lln_slot & s = slots[slot];
+    if (keep >= s.cached.size()) return s.cached.size();
+    size_t cut;
+    bool   known;
+    s.n_past = pos_of(s.cached.data(), s.cached.size(), keep, &cut, &known);
+    s.cached.resize(cut);
+    return cut;
+}
+
+bool lln_stepper::restored(int32_t slot, const llama_token * toks, size_t n) {
+    lln_slot & s = slots[slot];
+    size_t     cut;
+    bool       known;
+    // Positions up to the end: a run cut off at the end of `toks` is moved back to its start.
+    const llama_pos pos = pos_of(toks, n, n, &cut, &known);
+    if (!known) {
+        s.cached.clear();
+        s.n_past = 0;
+        return false;
+    }
+    s.cached.assign(toks, toks + cut);
+    s.n_past = pos;
+    return true;
 }
 
 int32_t lln_stepper::step(llama_batch & batch, std::vector<lln_event> & events) {
@@ -153,7 +237,7 @@ int32_t lln_stepper::step(llama_batch & batch, std::vector<lln_event> & events) 
         s.feeding   = false;
         if (!s.active || s.paused) continue;
         if (s.n_done >= s.prompt.size() && !s.generated.empty() && budget > 0) {
-            add_token(batch, s.generated.back(), static_cast<llama_pos>(s.cached.size()), s.seq, true);
+            add_token(batch, s.generated.back(), s.n_past, s.seq, true);
             s.out_index = batch.n_tokens - 1;
             s.feeding   = true;
             --budget;
@@ -170,7 +254,7 @@ int32_t lln_stepper::step(llama_batch & batch, std::vector<lln_event> & events) 
         if (take == 0) continue;
         for (size_t j = 0; j < take; ++j) {
             const bool last = take == remaining && j + 1 == take;
-            add_token(batch, s.prompt[s.n_done + j], static_cast<llama_pos>(s.n_done + j), s.seq, last);
+            add_token(batch, s.prompt[s.n_done + j], s.n_past + static_cast<llama_pos>(j), s.seq, last);
         }
         if (take == remaining) s.out_index = batch.n_tokens - 1;
         s.chunk = take;
@@ -185,7 +269,7 @@ int32_t lln_stepper::step(llama_batch & batch, std::vector<lln_event> & events) 
         if (mem != nullptr) {
             for (const auto & s : slots) {
                 if (s.active && (s.chunk > 0 || s.feeding)) {
-                    llama_memory_seq_rm(mem, s.seq, static_cast<llama_pos>(s.cached.size()), -1);
+                    llama_memory_seq_rm(mem, s.seq, s.n_past, -1);
                 }
             }
         }
@@ -198,9 +282,13 @@ int32_t lln_stepper::step(llama_batch & batch, std::vector<lln_event> & events) 
             s.cached.insert(s.cached.end(), s.prompt.begin() + s.n_done, s.prompt.begin() + s.n_done + s.chunk);
             s.n_done += s.chunk;
             s.n_evaluated += s.chunk;
+            s.n_past += static_cast<llama_pos>(s.chunk);
         }
         if (s.out_index < 0) continue;
-        if (s.feeding) s.cached.push_back(s.generated.back());  // now in the KV cache
+        if (s.feeding) {  // now in the KV cache
+            s.cached.push_back(s.generated.back());
+            ++s.n_past;
+        }
         sample(i, events);
     }
     return 0;
@@ -276,6 +364,7 @@ bool lln_stepper::shift(lln_slot & s) {
     llama_memory_seq_rm(mem, s.seq, static_cast<llama_pos>(keep), static_cast<llama_pos>(keep + discard));
     llama_memory_seq_add(mem, s.seq, static_cast<llama_pos>(keep + discard), -1, -static_cast<llama_pos>(discard));
     s.cached.erase(s.cached.begin() + keep, s.cached.begin() + keep + discard);
+    s.n_past -= static_cast<llama_pos>(discard);  // a prompt with media is never shifted: here position == index
     return true;
 }
 

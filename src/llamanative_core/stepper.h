@@ -32,9 +32,18 @@
 //     a media chunk (an image's embeddings), which step() never puts into a
 //     batch. A slot whose next prompt position is media waits (media_next())
 //     until the caller has decoded the chunk into its sequence and called
-//     advance(). Positions are computed here and are always valid (one per
-//     prompt entry: media whose chunk spans a different number of positions,
-//     M-RoPE, is refused by the Cython layer).
+//     advance(). Positions are computed here and are always valid.
+//   - Positions and prompt indices: every prompt entry is one KV cell, and
+//     normally one position (position == index). A media run of an M-RoPE
+//     model (Qwen2-VL and later) takes n_tokens cells but n_pos positions
+//     (max(width, height) of its token grid), so the text after it continues
+//     at the run's position + n_pos. Such runs are registered by their id
+//     (set_media()); each slot keeps n_past, the position after its cached
+//     entries, and every position the stepper gives llama.cpp (batches,
+//     seq_rm after a failed step) is derived from it. Without registered
+//     runs n_past == cached.size() always. Capacity checks stay on cells
+//     (cached.size() against n_ctx_seq), as llama-server checks n_tokens:
+//     cells are what fills up, and positions never exceed them.
 //   - Nothing here throws except std::bad_alloc.
 #pragma once
 
@@ -42,6 +51,7 @@
 
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 enum lln_finish : int32_t {
@@ -77,7 +87,8 @@ struct lln_slot {
     llama_seq_id             seq = 0;
     bool                     active = false;
     std::vector<llama_token> prompt;
-    std::vector<llama_token> cached;     // tokens whose KV this sequence holds, position == index
+    std::vector<llama_token> cached;     // tokens whose KV this sequence holds, one cell each
+    llama_pos                n_past = 0; // the position after `cached` (== cached.size() without M-RoPE runs)
     std::vector<llama_token> generated;  // sampled tokens, end of generation excluded
     size_t                   n_done = 0;       // prompt tokens in the KV cache
     size_t                   n_evaluated = 0;  // prompt tokens this request evaluated
@@ -115,6 +126,12 @@ struct lln_slot {
 llama_token lln_sample_with_grammar(llama_sampler * chain, llama_sampler * grammar, const float * logits,
                                     int32_t n_vocab, llama_token_data * cur);
 
+// A registered media run: its cells (prompt entries) and the positions they take.
+struct lln_media_span {
+    size_t    n_tokens;
+    llama_pos n_pos;
+};
+
 class lln_stepper {
   public:
     lln_stepper(llama_context * ctx, int32_t n_slots, int32_t n_batch);
@@ -129,15 +146,37 @@ class lln_stepper {
         slots[slot].active = false;
         slots[slot].paused = false;
     }
-    // Record that the caller wrote the next `n` prompt positions (a media run)
-    // into the slot's sequence itself: they become cached and evaluated.
-    void advance(int32_t slot, size_t n);
+    // Record that the caller wrote the next `n` prompt entries (a media run)
+    // into the slot's sequence itself, taking `n_pos` positions from
+    // slots[slot].n_past: they become cached and evaluated.
+    void advance(int32_t slot, size_t n, llama_pos n_pos);
+    // Register the media run `id` (negative) as `n_tokens` entries taking
+    // `n_pos` positions. Registered ids are kept while any slot's prompt or
+    // cached tokens hold them; beyond MAX_MEDIA ids the others are dropped.
+    void set_media(llama_token id, size_t n_tokens, llama_pos n_pos);
+    // Whether any run was registered (an M-RoPE projector is in use).
+    bool has_media_pos() const { return mrope; }
+    // The position of entry `n` of `toks` (n <= toks.size()). An `n` inside a
+    // registered run is moved back to the run's start (written to *cut): the
+    // run's cells all share its first position, so no position separates
+    // them. *known is false when `toks` holds a negative id that is not
+    // registered while M-RoPE runs are in use (its positions are unknown).
+    llama_pos pos_of(const llama_token * toks, size_t n_toks, size_t n, size_t * cut, bool * known) const;
+    // Record that only the first `keep` cached entries remain (cut back to the
+    // start of a registered run it ends inside); returns the entries kept.
+    size_t forget(int32_t slot, size_t keep);
+    // Record that the slot's sequence holds `toks` (after a state load or a
+    // copy of another sequence's first cells); cut back as forget(). False
+    // (and the slot records nothing) when their positions are unknown.
+    bool restored(int32_t slot, const llama_token * toks, size_t n);
     // Leave `slot` out of the next steps (true) or schedule it again (false).
     void pause(int32_t slot, bool paused) { slots[slot].paused = paused; }
 
     int32_t step(llama_batch & batch, std::vector<lln_event> & events);
 
     std::vector<lln_slot> slots;
+
+    static constexpr size_t MAX_MEDIA = 4096;
 
   private:
     void sample(int32_t i, std::vector<lln_event> & events);
@@ -150,4 +189,8 @@ class lln_stepper {
     int32_t                       n_vocab;
     uint32_t                      n_ctx_seq;
     std::vector<llama_token_data> cur;
+    // The media runs of an M-RoPE projector, by id (all of them, so that an
+    // unregistered one is known to be unknown).
+    std::unordered_map<llama_token, lln_media_span> media_pos;
+    bool mrope = false;  // set_media() was called
 };

@@ -6,7 +6,7 @@ from libcpp cimport bool as cppbool
 from libcpp.string cimport string
 from libcpp.vector cimport vector
 
-from llama cimport llama_batch, llama_context, llama_sampler, llama_token, llama_token_data
+from llama cimport llama_batch, llama_context, llama_pos, llama_sampler, llama_token, llama_token_data
 
 
 cdef extern from "stepper.h" nogil:
@@ -32,6 +32,7 @@ cdef extern from "stepper.h" nogil:
         cppbool paused
         vector[llama_token] prompt
         vector[llama_token] cached
+        llama_pos n_past
         vector[llama_token] generated
         size_t n_done
         size_t n_evaluated
@@ -43,7 +44,12 @@ cdef extern from "stepper.h" nogil:
                    llama_sampler * grammar, vector[string] stops, int64_t max_tokens, cppbool shift,
                    int32_t n_keep, cppbool special) except +
         void release(int32_t slot)
-        void advance(int32_t slot, size_t n)
+        void advance(int32_t slot, size_t n, llama_pos n_pos)
+        void set_media(llama_token id, size_t n_tokens, llama_pos n_pos) except +
+        cppbool has_media_pos()
+        llama_pos pos_of(const llama_token * toks, size_t n_toks, size_t n, size_t * cut, cppbool * known)
+        size_t forget(int32_t slot, size_t keep)
+        cppbool restored(int32_t slot, const llama_token * toks, size_t n) except +
         void pause(int32_t slot, cppbool paused)
         int32_t step(llama_batch & batch, vector[lln_event] & events) except +
         vector[lln_slot] slots

@@ -21,8 +21,16 @@ cdef class Stepper:
     and keeps everything it holds until it is resumed.
 
     Slot ``i`` is sequence ``i`` of the context. Choosing a slot and removing
-    the part of its sequence that is not reused (``Context.seq_rm``) is the
-    caller's job; :meth:`cached` tells which tokens a slot's sequence holds.
+    the part of its sequence that is not reused (``Context.seq_rm`` from
+    :meth:`pos`) is the caller's job; :meth:`cached` tells which tokens a
+    slot's sequence holds.
+
+    Each prompt entry is one KV cell. Its position is its index, except after
+    a media run of an M-RoPE projector (Qwen2-VL and later): such a run of
+    ``n_tokens`` entries takes ``n_pos`` positions (fewer), and the text
+    after it continues from there. The stepper tracks the positions of every
+    slot (:meth:`pos`) from the runs given to :meth:`start` and
+    :meth:`eval_media`; for text-only prompts positions are indices.
 
     Args:
         ctx: the context; it must not be decoded by anything else meanwhile.
@@ -79,7 +87,7 @@ cdef class Stepper:
 
     def start(self, int slot, prompt, Py_ssize_t keep, Sampler sampler not None, stops=(), *,
               int64_t max_tokens=-1, bint shift=True, int32_t n_keep=4, bint special=False,
-              bint media=False) -> None:
+              media=False) -> None:
         """Start generating on ``slot`` from ``prompt``.
 
         Args:
@@ -93,16 +101,21 @@ cdef class Stepper:
                 ``n_keep`` tokens and go on; False finishes with "length".
             n_keep: prompt tokens a shift keeps (-1 = the whole prompt).
             special: render special tokens as their text.
-            media: the prompt holds media runs: negative ids, one per position
-                of a media chunk, every position of a chunk the same id.
+            media: the prompt holds media runs: negative ids, one per entry
+                (KV cell) of a media chunk, every entry of a chunk the same id.
                 :meth:`step` stops at each run until :meth:`eval_media` has
                 written it; the last prompt entry must be a token, and the
                 context is never shifted (the media's positions would move).
+                True, or a mapping of each run's start index to its
+                :class:`MediaChunk`: the chunks of an M-RoPE projector then
+                tell the positions of the runs, which a reused cached prefix
+                (``keep``) needs.
 
         Raises:
             ValueError: a token id outside the vocabulary, an empty or too long
-                prompt, ``keep`` out of range, or a sampler of another model /
-                without a final greedy/dist stage.
+                prompt, ``keep`` out of range or inside a media run, a ``media``
+                chunk whose run is not in the prompt, or a sampler of another
+                model / without a final greedy/dist stage.
         """
         self._slot(slot)
         self.ctx._check()
@@ -117,12 +130,23 @@ cdef class Stepper:
             raise ValueError(f"the prompt has token ids outside the vocabulary (0..{n_vocab - 1})")
         if not 0 <= keep < n:
             raise ValueError(f"keep must be 0..{n - 1}, got {keep}")
+        cdef MediaChunk mc
+        cdef Py_ssize_t at
         if media:
             if toks[n - 1] < 0:
                 raise ValueError("a prompt with media must end with a token, not media")
             if keep and toks[keep] < 0 and toks[keep - 1] == toks[keep]:
                 raise ValueError(f"keep={keep} ends inside a media run")
             shift = False
+            if hasattr(media, "items"):  # a mapping of run indices to chunks
+                for at, chunk in media.items():
+                    if not isinstance(chunk, MediaChunk):
+                        raise TypeError(f"media maps run indices to MediaChunk objects, not {type(chunk).__name__}")
+                    mc = <MediaChunk> chunk
+                    if not 0 <= at < n or toks[at] >= 0 or at + mc.n_tokens > n or toks[at + mc.n_tokens - 1] != toks[at]:
+                        raise ValueError(f"media: no run of {mc.n_tokens} entries starts at index {at}")
+                    if mc.projector is not None and mc.projector.mrope:
+                        self._s.set_media(toks[at], <size_t> mc.n_tokens, <llama_pos> mc.n_pos)
         if sampler.model is not self.ctx.model:
             raise ValueError("the sampler belongs to another model than the context")
         if sampler._ptr == NULL or not sampler._final:
@@ -166,28 +190,68 @@ cdef class Stepper:
         return self._s.slots[slot].paused
 
     def cached(self, int slot) -> np.ndarray:
-        """The tokens whose KV the slot's sequence holds (a copy; position == index)."""
+        """The tokens whose KV the slot's sequence holds (a copy; one cell each, positions: :meth:`pos`)."""
         self._slot(slot)
         return _int32_copy(self._s.slots[slot].cached)
 
-    def forget(self, int slot, Py_ssize_t keep=0) -> None:
-        """Record that only the first ``keep`` cached tokens remain (after ``Context.seq_rm``)."""
+    def pos(self, int slot, index=None) -> int:
+        """The position of the slot's cached entry ``index`` (default, or an ``index`` past the
+        cached entries: the position after them all).
+
+        It equals ``index`` unless the cached tokens hold media runs of an
+        M-RoPE projector. An ``index`` inside such a run gives the run's first
+        position (all of its cells have it): ``Context.seq_rm`` from there
+        removes the whole run, as :meth:`forget` does.
+        """
+        self._slot(slot)
+        cdef st.lln_slot * s = &self._s.slots[slot]
+        if index is None:
+            return s.n_past
+        cdef Py_ssize_t i = index
+        if i < 0:
+            raise IndexError(f"index must be >= 0, got {i}")
+        if <size_t> i >= s.cached.size():
+            return s.n_past
+        cdef size_t cut
+        cdef cppbool known
+        return self._s.pos_of(s.cached.data(), s.cached.size(), <size_t> i, &cut, &known)
+
+    def forget(self, int slot, Py_ssize_t keep=0) -> int:
+        """Record that only the first ``keep`` cached tokens remain (after ``Context.seq_rm`` from
+        ``pos(slot, keep)``); a ``keep`` inside an M-RoPE media run is moved back to the run's start.
+
+        Returns:
+            the cached tokens that remain.
+        """
         self._slot(slot)
         if self._s.slots[slot].active:
             raise ValueError(f"slot {slot} is running a request")
         if keep < 0:
             raise ValueError(f"keep must be >= 0, got {keep}")
-        if <size_t> keep < self._s.slots[slot].cached.size():
-            self._s.slots[slot].cached.resize(keep)
+        return self._s.forget(slot, <size_t> keep)
 
-    def restored(self, int slot, tokens) -> None:
-        """Record that the slot's sequence now holds ``tokens`` (after ``Context.load_seq_state``)."""
+    def restored(self, int slot, tokens) -> int:
+        """Record that the slot's sequence now holds ``tokens`` (after ``Context.load_seq_state``,
+        or ``Context.seq_cp`` of another slot's cells up to ``pos(other, len(tokens))``).
+
+        Tokens that end inside an M-RoPE media run are cut back to its start.
+
+        Returns:
+            the tokens recorded.
+
+        Raises:
+            ValueError: the slot runs a request, or ``tokens`` hold an M-RoPE
+                media run the stepper no longer knows (its positions are
+                unknown: nothing is recorded; clear the sequence).
+        """
         self._slot(slot)
         if self._s.slots[slot].active:
             raise ValueError(f"slot {slot} is running a request")
         cdef cnp.ndarray[cnp.int32_t, ndim=1] toks = np.ascontiguousarray(tokens, dtype=np.int32)
         cdef const llama_token * p = <const llama_token *> toks.data
-        self._s.slots[slot].cached.assign(p, p + toks.shape[0])
+        if not self._s.restored(slot, p, toks.shape[0]):
+            raise ValueError("the tokens hold a media run whose positions are no longer known")
+        return self._s.slots[slot].cached.size()
 
     def generated(self, int slot) -> np.ndarray:
         """The tokens the slot's request generated (end of generation excluded)."""
@@ -205,12 +269,14 @@ cdef class Stepper:
         return self._s.slots[slot].media_next()
 
     def eval_media(self, int slot, Projector projector not None, MediaChunk chunk not None) -> tuple:
-        """Write ``chunk`` (an image or audio chunk) into the slot's sequence at its next prompt position.
+        """Write ``chunk`` (an image or audio chunk) into the slot's sequence at its next prompt entry.
 
         The projector encodes it (GIL released) and its embeddings are decoded
-        into the slot's sequence; the run of ``chunk.n_tokens`` media entries
-        of the prompt then counts as cached and evaluated. The other slots wait
-        meanwhile: call it between steps, one chunk at a time.
+        into the slot's sequence from the slot's position (:meth:`pos`); the
+        run of ``chunk.n_tokens`` media entries of the prompt then counts as
+        cached and evaluated, and the slot's position moves on by
+        ``chunk.n_pos``. The other slots wait meanwhile: call it between
+        steps, one chunk at a time.
 
         Returns:
             (encode nanoseconds, decode nanoseconds).
@@ -241,15 +307,17 @@ cdef class Stepper:
         try:
             self.ctx._keep_outputs(0, True, "eval_media")
             try:
-                projector._eval(self.ctx, chunk, <llama_pos> s.cached.size(), slot, times)
+                projector._eval(self.ctx, chunk, s.n_past, slot, times)
             except BaseException:
                 mem = llama.llama_get_memory(self.ctx._ptr)
                 if mem != NULL:
-                    llama.llama_memory_seq_rm(mem, slot, <llama_pos> s.cached.size(), -1)
+                    llama.llama_memory_seq_rm(mem, slot, s.n_past, -1)
                 raise
         finally:
             self.ctx._leave()
-        self._s.advance(slot, n)
+        if projector.mrope:
+            self._s.set_media(mark, n, <llama_pos> chunk.n_pos)
+        self._s.advance(slot, n, <llama_pos> chunk.n_pos)
         return times[0], times[1]
 
     def generating(self, int slot) -> bool:
