@@ -124,7 +124,8 @@ def test_ndjson_framing(url):
         ("/api/show", b'{"model": "nope"}', 404, "not found"),
         ("/api/copy", b'{"source": "nope", "destination": "x"}', 404, "not found"),
         ("/api/nothing-here", b"{}", 404, "not found"),
-        ("/api/push", b'{"model": "smol"}', 501, "not supported"),
+        ("/api/push", b'{"model": "smol"}', 400, "namespace"),
+        ("/api/push", b'{"model": "someone/nope"}', 404, "not found"),
     ],
 )
 def test_errors_are_ollama_shaped_with_its_status_codes(url, path, content, status, message):

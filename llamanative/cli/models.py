@@ -1,13 +1,15 @@
-"""The store commands: ``list``, ``show``, ``create``, ``cp``, ``rm``, ``pull``."""
+"""The store commands: ``list``, ``show``, ``create``, ``cp``, ``rm``, ``pull``, ``push``."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..store.modelfile import read_modelfile
+from ..store.names import DEFAULT_HOST, parse_name
 from ..types import ShowResponse
 from ._common import CliError, client
 from ._format import human_bytes, human_time, short_id, table
@@ -73,6 +75,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model")
     p.set_defaults(func=pull)
+
+    p = sub.add_parser(
+        "push",
+        help="push a model to a registry",
+        description="Upload a stored model (NAMESPACE/MODEL[:TAG], or HOST/NAMESPACE/MODEL[:TAG]) to its registry, "
+        "with a progress bar per layer; layers the registry already has are skipped. The token for "
+        "registry.ollama.ai (or LLAMANATIVE_REGISTRY) is LLAMANATIVE_REGISTRY_TOKEN.",
+    )
+    p.add_argument("model")
+    p.add_argument("--insecure", action="store_true", help="use plain http for the registry")
+    p.set_defaults(func=push)
 
 
 def list_models(args: argparse.Namespace) -> int:
@@ -190,4 +203,22 @@ def pull(args: argparse.Namespace) -> int:
         printer.close()
     if printer.last_status != "success":
         print("success", file=sys.stderr)
+    return 0
+
+
+def push(args: argparse.Namespace) -> int:
+    from ..store.registry import ENV_BASE  # here: the network clients load only when a push needs them
+
+    printer = ProgressPrinter()
+    try:
+        for update in client().push(args.model, insecure=args.insecure, stream=True):
+            printer.update(update)
+    finally:
+        printer.close()
+    name = parse_name(args.model.split("://", 1)[-1])
+    if name.host == DEFAULT_HOST and not os.environ.get(ENV_BASE):
+        where = f"https://ollama.com/{name.namespace}/{name.model}" + ("" if name.tag == "latest" else f":{name.tag}")
+    else:
+        where = f"{name.host}/{name.namespace}/{name.model}:{name.tag}"
+    print(f"\nYou can find your model at:\n\n\t{where}")  # as Ollama prints it
     return 0

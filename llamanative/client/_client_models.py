@@ -1,4 +1,4 @@
-"""The store methods of :class:`~llamanative.Client`: create, pull, copy, delete, list, show, ps, unload.
+"""The store methods of :class:`~llamanative.Client`: create, pull, push, copy, delete, list, show, ps, unload.
 
 The work is done by ``_models`` (the store) and ``_status`` (what is loaded).
 """
@@ -19,6 +19,7 @@ from ..types import (
     ProcessResponse,
     ProgressResponse,
     PullRequest,
+    PushRequest,
     ShowRequest,
     ShowResponse,
     StatusResponse,
@@ -233,6 +234,85 @@ class ModelMethods:
         else:
             req = validate(PullRequest, model=model, insecure=insecure, stream=stream)
         return cast("ProgressResponse | Iterator[ProgressResponse]", _models.pull(self._session, req, fn))
+
+    @overload
+    def push(
+        self,
+        model: str,
+        fn: None = None,
+        *,
+        insecure: bool = False,
+        stream: Literal[False] = False,
+    ) -> ProgressResponse: ...
+
+    @overload
+    def push(
+        self,
+        model: str,
+        fn: None = None,
+        *,
+        insecure: bool = False,
+        stream: Literal[True],
+    ) -> Iterator[ProgressResponse]: ...
+
+    @overload
+    def push(
+        self,
+        model: str,
+        fn: None = None,
+        *,
+        insecure: bool = False,
+        stream: bool,
+    ) -> ProgressResponse | Iterator[ProgressResponse]: ...
+
+    @overload
+    def push(
+        self,
+        model: str | PushRequest,
+        fn: Callable[[ProgressResponse], object],
+        *,
+        insecure: bool = False,
+        stream: bool = False,
+    ) -> ProgressResponse: ...
+
+    @overload
+    def push(self, model: PushRequest) -> ProgressResponse | Iterator[ProgressResponse]: ...
+
+    def push(
+        self,
+        model: str | PushRequest = "",
+        fn: Callable[[ProgressResponse], object] | None = None,
+        *,
+        insecure: bool = False,
+        stream: bool = False,
+    ) -> ProgressResponse | Iterator[ProgressResponse]:
+        """Upload a stored model (``namespace/model:tag``) to its registry, as ``ollama push`` does.
+
+        The registry is that of pull (see :mod:`llamanative.store.upload`):
+        ``registry.ollama.ai`` (or ``$LLAMANATIVE_REGISTRY``) for names
+        without a host, with ``$LLAMANATIVE_REGISTRY_TOKEN`` as its Bearer
+        token; ``https://<host>`` for ``host/namespace/model:tag``
+        (``http://`` with ``insecure=True``). Blobs the registry already has
+        are not sent again.
+
+        Returns the last :class:`ProgressResponse` (status "success"), an
+        iterator of them with ``stream=True`` ("retrieving manifest",
+        "pushing <digest[7:19]>" with ``digest``/``total``/``completed``,
+        "pushing manifest", "success"), or calls ``fn`` with each one (if
+        ``fn`` raises, the push stops).
+
+        Raises:
+            StatusError: 400 a bad name, plain http without ``insecure``, a
+                name without a namespace for the default registry; 404 no
+                such stored model; 500 the registry failed (after retries on
+                5xx and connection errors) or refused the upload.
+            AuthorizationError: the registry answered 401/403.
+        """
+        if isinstance(model, PushRequest):
+            req = model
+        else:
+            req = validate(PushRequest, model=model, insecure=insecure, stream=stream)
+        return cast("ProgressResponse | Iterator[ProgressResponse]", _models.push(self._session, req, fn))
 
     def copy(self, source: str, destination: str) -> StatusResponse:
         """Store ``source`` under the name ``destination`` too (its blobs are shared, not copied).

@@ -1,4 +1,4 @@
-"""Model management: ``list``, ``show``, ``create``, ``pull``, ``copy``, ``delete``, ``unload``.
+"""Model management: ``list``, ``show``, ``create``, ``pull``, ``push``, ``copy``, ``delete``, ``unload``.
 
 These work on the store (names, blobs, layers) and read GGUF headers
 (``store.gguf``); only ``unload`` and ``delete`` ask the scheduler.
@@ -26,6 +26,7 @@ from ..types import (
     Options,
     ProgressResponse,
     PullRequest,
+    PushRequest,
     ShowRequest,
     ShowResponse,
     StatusResponse,
@@ -209,6 +210,25 @@ def pull(session: Session, req: PullRequest, fn: Callable[[ProgressResponse], An
     from ..store.pull import pull as store_pull  # here: the network clients load only when a pull needs them
 
     progress: Iterator[ProgressResponse] = store_pull(session.store, req.model, insecure=bool(req.insecure))
+    if fn is not None:
+        return with_callback(progress, fn)
+    if req.stream:
+        return progress
+    last = None
+    for item in progress:
+        last = item
+    return last
+
+
+def push(session: Session, req: PushRequest, fn: Callable[[ProgressResponse], Any] | None) -> Any:
+    """The last progress response, an iterator of them (``req.stream``), or via ``fn``.
+
+    Name, namespace and the stored model are checked before this returns (see
+    :func:`~..store.upload.push`).
+    """
+    from ..store.upload import push as store_push  # here: the network clients load only when a push needs them
+
+    progress: Iterator[ProgressResponse] = store_push(session.store, req.model, insecure=bool(req.insecure))
     if fn is not None:
         return with_callback(progress, fn)
     if req.stream:

@@ -486,6 +486,33 @@ class AsyncClient:
             return await asyncio.to_thread(self._client.pull, model, insecure=insecure)
         return _aiter(self._client.pull(model, insecure=insecure, stream=True))
 
+    @overload
+    async def push(
+        self, model: str = "", *, insecure: bool = False, stream: Literal[False] = False
+    ) -> ProgressResponse: ...
+
+    @overload
+    async def push(
+        self, model: str = "", *, insecure: bool = False, stream: Literal[True]
+    ) -> AsyncIterator[ProgressResponse]: ...
+
+    @overload
+    async def push(
+        self, model: str = "", *, insecure: bool = False, stream: bool
+    ) -> ProgressResponse | AsyncIterator[ProgressResponse]: ...
+
+    async def push(
+        self, model: str = "", *, insecure: bool = False, stream: bool = False
+    ) -> ProgressResponse | AsyncIterator[ProgressResponse]:
+        """:meth:`Client.push`; with ``stream=True`` an async iterator of progress responses.
+
+        The name and the stored model are checked when this is awaited; closing the stream early stops the push.
+        """
+        if not stream:
+            return await asyncio.to_thread(self._client.push, model, insecure=insecure)
+        progress = await asyncio.to_thread(self._client.push, model, insecure=insecure, stream=True)
+        return _aiter(progress)
+
     async def copy(self, source: str, destination: str) -> StatusResponse:
         return await asyncio.to_thread(self._client.copy, source, destination)
 

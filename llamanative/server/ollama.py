@@ -32,10 +32,11 @@ from ..types import (
     EmbedRequest,
     GenerateRequest,
     PullRequest,
+    PushRequest,
     ShowRequest,
 )
 from . import blobs, inputs
-from ._http import NDJSON, BadRequest, error_response, json_response, ndjson_stream, read_json, status_of
+from ._http import NDJSON, error_response, json_response, ndjson_stream, read_json, status_of
 
 __all__ = ["routes", "RUNNING"]
 
@@ -177,7 +178,11 @@ class OllamaRoutes:
         return json_response(await self.client.pull(req.model, insecure=insecure))
 
     async def push(self, request: Request) -> Response:
-        raise BadRequest("push is not supported: llamanative pulls models but does not publish them", 501)
+        req = await _validated(PushRequest, _named(await read_json(request)))
+        insecure = bool(req.insecure)
+        if req.stream:
+            return await _answer(await self.client.push(req.model, insecure=insecure, stream=True))
+        return json_response(await self.client.push(req.model, insecure=insecure))
 
     async def tags(self, request: Request) -> Response:
         return json_response(await self.client.list())

@@ -61,8 +61,10 @@ class Target:
     token: str | None
 
 
-def target(model: str, insecure: bool = False) -> Target:
+def target(model: str, insecure: bool = False, verb: str = "pull") -> Target:
     """Resolve ``[http(s)://][host/][namespace/]model[:tag]`` to a registry base URL.
+
+    ``verb`` (``pull`` or ``push``) words the errors.
 
     Raises:
         StatusError: 400 for a bad name, a scheme other than http/https, or
@@ -75,7 +77,7 @@ def target(model: str, insecure: bool = False) -> Target:
         if scheme not in ("http", "https"):
             raise StatusError.bad_request(f"unsupported protocol {scheme!r}: use https:// (or http:// with insecure)")
         if scheme == "http" and not insecure:
-            raise StatusError.bad_request("insecure protocol http: pass insecure=True to pull over plain http")
+            raise StatusError.bad_request(f"insecure protocol http: pass insecure=True to {verb} over plain http")
         if model.count("/") != 2:
             raise StatusError.bad_request(
                 f"invalid model name {scheme}://{model}: with a scheme, write host/namespace/model[:tag]"
