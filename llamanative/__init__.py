@@ -56,12 +56,22 @@ _default_client: Client | None = None
 _default_lock = _threading.Lock()
 
 
-def _default() -> Client:
+def default_client() -> Client:
+    """The shared :class:`Client` that the module-level functions (``llamanative.chat`` ...) use.
+
+    Made on first use from the environment (``LLAMANATIVE_MODELS``,
+    ``LLAMANATIVE_MAX_LOADED_MODELS``), as Go's ``ClientFromEnvironment``
+    reads ``OLLAMA_HOST``; every later call returns the same client.
+    Thread-safe.
+    """
     global _default_client
     with _default_lock:
         if _default_client is None:
             _default_client = Client()
         return _default_client
+
+
+_default = default_client
 
 
 def chat(*args, **kwargs):
@@ -168,6 +178,7 @@ __all__ = [
     "chat",
     "copy",
     "create",
+    "default_client",
     "default_options",
     "delete",
     "devices",

@@ -14,7 +14,8 @@ A model request maps onto ``Client.chat``:
   ``{"input": <schema>}`` and unwrapped again, since function parameters
   must be an object); ``tool_choice`` passes through;
 - constrained output → ``format=<schema>`` (a grammar: the output always
-  parses and matches the schema);
+  parses and matches the schema); the ``json`` format without a schema →
+  ``format="json"`` (the JSON grammar: any JSON value, always parses);
 - config → ``Options``: ``maxOutputTokens`` → ``num_predict``,
   ``stopSequences`` → ``stop``, ``temperature``, ``topK``, ``topP``; any
   ``Options`` field by name (``seed``, ``num_ctx`` ...); ``think`` and
@@ -291,7 +292,14 @@ class LocalProvider:
             wrapped = {d.name for d in defs if _needs_wrap(d.input_schema)}
             options, extra = config_to_options(request.config)
             out = request.output
-            fmt = out.schema_ if out is not None and out.constrained and out.schema_ is not None else None
+            fmt: dict[str, Any] | str | None = None
+            if out is not None and out.constrained and out.schema_ is not None:
+                fmt = out.schema_
+            elif out is not None and out.format == "json":
+                # JSON without a schema (nothing for Genkit to constrain): still the JSON grammar, as
+                # Client.chat(format="json") does, so the text always parses instead of a fenced block that
+                # runs past the token limit.
+                fmt = "json"
             messages = to_chat_messages(request.messages, wrapped)
             # Counted here: a path or file: URL without a content type is an image too, which the parts'
             # own rule (content type or data:image/ URL) would not count.

@@ -350,9 +350,21 @@ class ModelMethods:
         """The models in the store, newest first."""
         return _models.list_models(self._session)
 
-    def show(self, model: str = "", *, verbose: bool | None = None) -> ShowResponse:
-        """Details, GGUF metadata (``model_info``/``modelinfo``), template, parameters and capabilities."""
-        req = validate(ShowRequest, model=model, verbose=verbose)
+    def show(self, model: str | ShowRequest = "", *, verbose: bool | None = None) -> ShowResponse:
+        """Details, GGUF metadata (``model_info``/``modelinfo``), template, parameters and capabilities.
+
+        ``verbose`` adds the long arrays (the vocabulary) to ``model_info`` and
+        the model's ``tensors`` (name, ggml type, shape). The spec's request
+        object works too, ``show(ShowRequest(model=..., system=...))``, and its
+        ``system``, ``template`` and ``options`` are shown as Ollama shows
+        them: ``system`` and ``template`` replace the stored ones in the
+        response and its Modelfile, ``options`` are added to the Modelfile's
+        PARAMETER lines (not to ``parameters``, which is what is stored).
+
+        Raises:
+            StatusError: 404 unknown model; 400 an invalid name.
+        """
+        req = model if isinstance(model, ShowRequest) else validate(ShowRequest, model=model, verbose=verbose)
         return _models.show(self._session, req)
 
     def ps(self) -> ProcessResponse:

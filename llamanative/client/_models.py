@@ -30,6 +30,7 @@ from ..types import (
     ShowRequest,
     ShowResponse,
     StatusResponse,
+    Tensor,
 )
 from . import _details
 from ._session import Session
@@ -75,23 +76,38 @@ def _projector_metadata(path: str | None, *, arrays: bool) -> dict | None:
 
 
 def show(session: Session, req: ShowRequest) -> ShowResponse:
-    """Details, GGUF metadata, template, parameters and capabilities of a stored model."""
+    """Details, GGUF metadata, template, parameters and capabilities of a stored model.
+
+    As Ollama's show: the request's ``system`` and (deprecated) ``template``
+    replace the stored ones in the response and its Modelfile; its
+    ``options`` are merged into the Modelfile's parameters only (``parameters``
+    stays what is stored); ``verbose`` adds the long arrays and the tensors.
+    """
     stored = session.store.resolve(req.model)
-    md = gguf.read_metadata(stored.path, arrays=bool(req.verbose))
+    verbose = bool(req.verbose)
+    md = gguf.read_metadata(stored.path, arrays=verbose)
     template, system, params, license_text, _has_projector = _details.stored_layers(stored)
+    system = req.system or system
+    template = req.template or template
     proj = _projector_metadata(stored.projector, arrays=True)  # a projector's arrays are short
     gguf_template = md.get("tokenizer.chat_template")
     caps = template_caps(gguf_template) if gguf_template else None
+    modelfile_params = dict(params or {})
+    if req.options is not None:
+        modelfile_params.update(req.options.model_dump(exclude_none=True))
     return ShowResponse(
         license=license_text,
         template=template or gguf_template or "",
         system=system,
         parameters=_details.format_parameters(params),
         messages=_details.stored_messages(stored) or None,
-        modelfile=_details.modelfile(stored, template or gguf_template or "", system, params),
+        modelfile=_details.modelfile(stored, template or gguf_template or "", system, modelfile_params),
         details=_details.model_details(md, gguf.parameter_count(stored.path), proj),
-        model_info=_details.model_info(md, bool(req.verbose)),
-        projector_info=None if proj is None else _details.projector_info(proj, bool(req.verbose)),
+        model_info=_details.model_info(md, verbose),
+        projector_info=None if proj is None else _details.projector_info(proj, verbose),
+        tensors=[Tensor(name=n, type=t, shape=list(s)) for n, t, s in gguf.tensor_infos(stored.path)]
+        if verbose
+        else None,
         capabilities=_details.capabilities(md, caps, proj),
         modified_at=stored.modified_at,
     )

@@ -29,7 +29,7 @@ def running(session: Session) -> ProcessResponse:
                         name=entry.name,
                         model=entry.name,
                         size=runner.model_size,
-                        size_vram=0,
+                        size_vram=runner.size_vram,
                         digest=session.store.resolve(entry.name).digest.removeprefix("sha256:"),
                         details=_details.model_details(gguf.read_metadata(runner.path), runner.n_params),
                         expires_at=expires,

@@ -123,7 +123,7 @@ class Client(CompletionMethods, ModelMethods):
     # -- embeddings ---------------------------------------------------------------------------
     def embed(
         self,
-        model: str = "",
+        model: str | EmbedRequest = "",
         input: str | Sequence[str] = "",
         truncate: bool | None = None,
         options: Options | Mapping[str, Any] | None = None,
@@ -134,28 +134,36 @@ class Client(CompletionMethods, ModelMethods):
 
         ``truncate`` (default True) cuts inputs to the context; False makes an
         over-long input a 400. ``dimensions`` keeps the first N values and
-        re-normalises.
+        re-normalises. The spec's request object works too:
+        ``embed(EmbedRequest(model=..., input=[...]))`` (then the other
+        arguments are not used).
         """
-        req = validate(
-            EmbedRequest,
-            model=model,
-            input=input,
-            truncate=truncate,
-            options=options,
-            keep_alive=keep_alive,
-            dimensions=dimensions,
-        )
+        if isinstance(model, EmbedRequest):
+            req = model
+        else:
+            req = validate(
+                EmbedRequest,
+                model=model,
+                input=input,
+                truncate=truncate,
+                options=options,
+                keep_alive=keep_alive,
+                dimensions=dimensions,
+            )
         return _embed.embed(self._session, req)
 
     def embeddings(
         self,
-        model: str = "",
+        model: str | EmbeddingRequest = "",
         prompt: str | None = None,
         options: Options | Mapping[str, Any] | None = None,
         keep_alive: float | str | None = None,
     ) -> EmbeddingResponse:
-        """The legacy single-prompt embedding: not normalised."""
-        req = validate(EmbeddingRequest, model=model, prompt=prompt, options=options, keep_alive=keep_alive)
+        """The legacy single-prompt embedding: not normalised. ``embeddings(EmbeddingRequest(...))`` works too."""
+        if isinstance(model, EmbeddingRequest):
+            req = model
+        else:
+            req = validate(EmbeddingRequest, model=model, prompt=prompt, options=options, keep_alive=keep_alive)
         return _embed.embeddings(self._session, req)
 
     # -- llama-server's props / tokenize / detokenize, in-process -------------------------------

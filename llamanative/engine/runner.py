@@ -42,6 +42,7 @@ from .embedding import Embedding, embedding_context
 from .generation import Generation
 from .heap import trim_heap
 from .jobs import Backlog, CompletionJob, EmbedJob, Failed
+from .placement import gpu_available, offloaded_bytes
 from .prompt_cache import PromptCache, cache_ram_bytes
 from .slots import Sequences
 
@@ -94,6 +95,13 @@ class Runner:
             path, n_gpu_layers=config.n_gpu_layers, main_gpu=config.main_gpu, use_mmap=config.use_mmap
         )
         self.vocab = self.model.vocab
+        # Bytes of the weights on a GPU, by llama.cpp's placement rule (0 on the CPU): ps's size_vram.
+        self.size_vram = offloaded_bytes(
+            ((name, size) for name, _offset, size, _shape in _core.read_gguf_tensors(path)),
+            self.model.n_layer,
+            config.n_gpu_layers,
+            gpu=gpu_available(),
+        )
         # As Ollama decides: a model whose GGUF declares a pooling type is an embedding model.
         header = _core.read_gguf_metadata(path, arrays=False)
         self.is_embedding_model = f"{header.get('general.architecture')}.pooling_type" in header

@@ -61,6 +61,16 @@ def tensors(path: str | os.PathLike[str]) -> list[tuple[str, int, int, tuple[int
     return _core.read_gguf_tensors(path)
 
 
+def tensor_infos(path: str | os.PathLike[str]) -> list[tuple[str, str, tuple[int, ...]]]:
+    """The header's tensors as ``(name, ggml type, shape)``: ``("blk.0.attn_q.weight", "Q4_K", (576, 576))``.
+
+    The type is ggml's name in upper case, as Ollama's ``show`` writes it; the
+    shape is in ggml order (the row length first), trailing dimensions of 1 left out.
+    """
+    types = _core.read_gguf_tensor_types(path)
+    return [(name, kind, shape) for (name, _offset, _size, shape), kind in zip(tensors(path), types, strict=True)]
+
+
 def file_type_name(file_type: Any) -> str:
     """Ollama's name of a ``general.file_type`` value (``"Q4_K_M"``); ``""`` for an unknown one."""
     return _FILE_TYPES.get(file_type, "")

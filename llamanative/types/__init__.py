@@ -72,9 +72,11 @@ from .tools import (
     Tool,
     ToolCall,
     ToolCallFunction,
+    ToolCallFunctionArguments,
     ToolFunction,
     ToolFunctionParameters,
     ToolProperty,
+    Tools,
 )
 
 # ollama-python's name for the legacy embedding response.
@@ -134,9 +136,11 @@ __all__ = [
     "Tool",
     "ToolCall",
     "ToolCallFunction",
+    "ToolCallFunctionArguments",
     "ToolFunction",
     "ToolFunctionParameters",
     "ToolProperty",
+    "Tools",
     "VersionResponse",
     "default_options",
     "format_go_duration",

@@ -72,6 +72,12 @@ class ListModelResponse(SubscriptableBaseModel):
     model: str | None = None
     "Model name (same as ``name``)."
 
+    remote_model: str | None = None
+    "The upstream model, for a model that runs on a remote host (never set for a local model)."
+
+    remote_host: str | None = None
+    "The upstream host of a remote model (never set for a local model)."
+
     modified_at: Timestamp | None = None
     "When the model was last written."
 
@@ -87,7 +93,7 @@ class ListModelResponse(SubscriptableBaseModel):
     capabilities: list[str] | None = None
     "What the model can do: 'completion', 'tools', 'vision', 'embedding', 'thinking' ..."
 
-    _omitempty = frozenset({"capabilities"})
+    _omitempty = frozenset({"remote_model", "remote_host", "capabilities"})
 
 
 class ListResponse(SubscriptableBaseModel):
@@ -187,6 +193,12 @@ class ShowResponse(SubscriptableBaseModel):
     messages: list[Message] | None = None
     "Messages put before every conversation."
 
+    remote_model: str | None = None
+    "The upstream model, for a model that runs on a remote host (never set for a local model)."
+
+    remote_host: str | None = None
+    "The upstream host of a remote model (never set for a local model)."
+
     model_info: dict[str, Any] | None = Field(None, validation_alias=AliasChoices("model_info", "modelinfo"))
     "GGUF metadata (key -> value); long arrays are emptied unless ``verbose``."
 
@@ -212,6 +224,8 @@ class ShowResponse(SubscriptableBaseModel):
             "renderer",
             "parser",
             "messages",
+            "remote_model",
+            "remote_host",
             "projector_info",
             "tensors",
             "capabilities",

@@ -35,7 +35,7 @@ from .messages import Message
 from .options import Options
 from .think import ThinkValue
 from .tool_builder import tool_from_function
-from .tools import Tool
+from .tools import Tool, Tools
 
 __all__ = [
     "ChatRequest",
@@ -217,8 +217,8 @@ class ChatRequest(_CompletionRequest):
     messages: list[Message] | None = None
     "The conversation so far. None or empty: load (or, with ``keep_alive=0``, unload) the model."
 
-    tools: list[Tool] | None = None
-    "Tools the model may call: dicts, ``Tool`` objects or Python functions."
+    tools: Tools | None = None
+    "Tools the model may call: dicts, ``Tool`` objects or Python functions (held as :class:`Tools`)."
 
     tool_choice: str | dict[str, Any] | None = None
     """llamanative extension: ``'auto'`` (default), ``'none'``, ``'required'``, or

@@ -79,6 +79,12 @@ class ChatResponse(Metrics):
     model: str | None = None
     "The model that answered."
 
+    remote_model: str | None = None
+    "The upstream model that answered, for a model that runs on a remote host (never set for a local model)."
+
+    remote_host: str | None = None
+    "The upstream host that answered, for a remote model (never set for a local model)."
+
     created_at: Timestamp | None = None
     "When the response (part) was made."
 
@@ -97,7 +103,7 @@ class ChatResponse(Metrics):
     logprobs: list[Logprob] | None = None
     "Log probabilities of the generated tokens, if requested."
 
-    _omitempty = Metrics._omitempty | {"done_reason", "debug_info", "logprobs"}
+    _omitempty = Metrics._omitempty | {"remote_model", "remote_host", "done_reason", "debug_info", "logprobs"}
 
 
 class Choice(SubscriptableBaseModel):
@@ -139,6 +145,12 @@ class GenerateResponse(Metrics):
     model: str | None = None
     "The model that answered."
 
+    remote_model: str | None = None
+    "The upstream model that answered, for a model that runs on a remote host (never set for a local model)."
+
+    remote_host: str | None = None
+    "The upstream host that answered, for a remote model (never set for a local model)."
+
     created_at: Timestamp | None = None
     "When the response (part) was made."
 
@@ -161,7 +173,7 @@ class GenerateResponse(Metrics):
     "Token ids of prompt and answer, for a follow-up request (last response only; deprecated)."
 
     tool_calls: list[ToolCall] | None = None
-    "Tool calls parsed from the output."
+    "Tool calls parsed from the output. Never set by llamanative: ``generate`` takes no tools (``chat`` does)."
 
     debug_info: DebugInfo | None = Field(None, alias="_debug_info")
     "The rendered prompt, for ``_debug_render_only`` requests."
@@ -173,7 +185,7 @@ class GenerateResponse(Metrics):
     "The spec's OpenAI-style completion choices."
 
     system_fingerprint: str | None = None
-    "Identifies the backend configuration."
+    "Identifies the backend configuration (OpenAI style). Never set by llamanative; kept for the spec."
 
     id: str | None = None
     "Response id."
@@ -182,6 +194,8 @@ class GenerateResponse(Metrics):
     "Object type (e.g. ``'text_completion'``)."
 
     _omitempty = Metrics._omitempty | {
+        "remote_model",
+        "remote_host",
         "thinking",
         "done_reason",
         "context",

@@ -14,7 +14,8 @@ import builtins
 import json
 from typing import Annotated, Any, ClassVar  # noqa: UP035 (a field named `type` shadows the builtin)
 
-from pydantic import Field, field_serializer, field_validator
+from pydantic import AfterValidator, Field, GetCoreSchemaHandler, field_serializer, field_validator
+from pydantic_core import core_schema, to_json
 
 from .base import SubscriptableBaseModel
 
@@ -23,15 +24,59 @@ __all__ = [
     "Tool",
     "ToolCall",
     "ToolCallFunction",
+    "ToolCallFunctionArguments",
     "ToolFunction",
     "ToolFunctionParameters",
     "ToolProperty",
+    "Tools",
 ]
 
-PropertyType = Annotated[str | list[str], "A JSON-schema type name, or a list of them"]
-"""A property's ``type``: one JSON-schema type name, or a list of them.
 
-A list of one is written as a plain string, as Go's ``PropertyType`` does."""
+class PropertyType(list[str]):
+    """A list of JSON-schema type names, as a property's ``type`` holds it (Go's ``api.PropertyType``).
+
+    ``ToolProperty.type`` is a plain ``str`` for one type and a
+    ``PropertyType`` for a list (a list of one is written as a plain string in
+    JSON, as Go's ``MarshalJSON`` does). ``str()`` is Go's ``String()``: ``""``
+    for none, the name for one, ``[a b]`` for more.
+
+    >>> str(PropertyType(["string", "null"])), str(PropertyType(["number"])), str(PropertyType())
+    ('[string null]', 'number', '')
+    """
+
+    def __str__(self) -> str:
+        if len(self) == 1:
+            return self[0]
+        return f"[{' '.join(self)}]" if self else ""
+
+
+def _property_type(value: str | list[str]) -> str | list[str]:
+    return value if isinstance(value, str) else PropertyType(value)
+
+
+_PropertyTypeField = Annotated[str | list[str], AfterValidator(_property_type)]
+
+
+def _compact_json(value: Any) -> str:
+    # Go's json.Marshal: no spaces, non-ASCII kept as it is.
+    return to_json(value).decode()
+
+
+class ToolCallFunctionArguments(dict[str, Any]):
+    """A tool call's arguments: a ``dict`` in the order the model gave them (Go's ``ToolCallFunctionArguments``).
+
+    ``str()`` is the JSON object, as Go's ``String()``.
+
+    >>> str(ToolCallFunctionArguments(city="Paris", days=2))
+    '{"city":"Paris","days":2}'
+    """
+
+    def __str__(self) -> str:
+        return _compact_json(dict(self))
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(cls, handler(dict[str, Any]))
 
 
 class ToolCallFunction(SubscriptableBaseModel):
@@ -43,8 +88,8 @@ class ToolCallFunction(SubscriptableBaseModel):
     name: str
     "Name of the function."
 
-    arguments: dict[str, Any] = Field(default_factory=dict)
-    "Arguments, in the order the model gave them. A JSON object text is parsed."
+    arguments: ToolCallFunctionArguments = Field(default_factory=ToolCallFunctionArguments)
+    "Arguments, in the order the model gave them (a ``dict``; ``str()`` is its JSON). A JSON object text is parsed."
 
     _omitempty = frozenset({"index"})
 
@@ -83,8 +128,8 @@ class ToolProperty(SubscriptableBaseModel):
     any_of: list[ToolProperty] | None = Field(None, alias="anyOf")
     "Alternative schemas (JSON ``anyOf``)."
 
-    type: PropertyType | None = None
-    "JSON-schema type name(s): ``'string'`` or ``['string', 'null']``."
+    type: _PropertyTypeField | None = None
+    "JSON-schema type name(s): ``'string'`` or ``['string', 'null']`` (a :class:`PropertyType`)."
 
     items: Any = None
     "Schema of the elements, for an array."
@@ -195,6 +240,10 @@ class ToolFunctionParameters(SubscriptableBaseModel):
 
     _omitempty = frozenset({"defs", "items", "required"})
 
+    def __str__(self) -> str:
+        """The JSON object, as Go's ``ToolFunctionParameters.String()``."""
+        return self.model_dump_json()
+
 
 class ToolFunction(SubscriptableBaseModel):
     """A function the model may call."""
@@ -211,6 +260,10 @@ class ToolFunction(SubscriptableBaseModel):
     "The function's parameters."
 
     _omitempty = frozenset({"description"})
+
+    def __str__(self) -> str:
+        """The JSON object, as Go's ``ToolFunction.String()``."""
+        return self.model_dump_json()
 
 
 class Tool(SubscriptableBaseModel):
@@ -235,3 +288,20 @@ class Tool(SubscriptableBaseModel):
 
     def __str__(self) -> str:
         return self.model_dump_json()
+
+
+class Tools(list[Tool]):
+    """The tools of a request (Go's ``api.Tools``): a ``list`` of :class:`Tool` whose ``str()`` is the JSON array.
+
+    ``ChatRequest.tools`` holds one.
+
+    >>> str(Tools([Tool(function={"name": "now"})]))
+    '[{"type":"function","function":{"name":"now"}}]'
+    """
+
+    def __str__(self) -> str:
+        return "[" + ",".join(str(t) for t in self) + "]"
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(cls, handler(list[Tool]))

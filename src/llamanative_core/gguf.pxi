@@ -6,6 +6,10 @@ from libcpp.unordered_set cimport unordered_set
 
 cdef extern from "gguf.h" nogil:
     int64_t gguf_find_key(const llama.gguf_context * ctx, const char * key)
+    llama.ggml_type gguf_get_tensor_type(const llama.gguf_context * ctx, int64_t tensor_id)
+
+cdef extern from "ggml.h" nogil:
+    const char * ggml_type_name(llama.ggml_type type)
 
 _GGUF_MAGIC = b"GGUF"
 _NUMPY_OF_GGUF = {
@@ -187,6 +191,26 @@ def read_gguf_tensors(path) -> list:
             # Any bytes can name a tensor: decoded as the keys are (invalid UTF-8 replaced).
             out.append((name[:strlen(name)].decode("utf-8", "replace"), llama.gguf_get_tensor_offset(g, t),
                         llama.gguf_get_tensor_size(g, t), tuple(shape)))
+    finally:
+        llama.gguf_free(g)
+    return out
+
+
+def read_gguf_tensor_types(path) -> list:
+    """The ggml type of each tensor of a GGUF file, in header order (that of ``read_gguf_tensors``).
+
+    Names are ggml's in upper case, as Ollama writes them: ``"F32"``,
+    ``"Q4_K"``, ``"BF16"``, ``"IQ2_XXS"``. The header's reader has already
+    refused a type id that ggml does not know.
+    """
+    cdef llama.gguf_context * g = _gguf_open(_os.fspath(path))
+    cdef int64_t t
+    cdef const char * name
+    out = []
+    try:
+        for t in range(llama.gguf_get_n_tensors(g)):
+            name = ggml_type_name(gguf_get_tensor_type(g, t))
+            out.append(name[:strlen(name)].decode("ascii", "replace").upper())
     finally:
         llama.gguf_free(g)
     return out
