@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-HARNESSES = ("gguf", "tokenize", "chat_template", "json_schema", "modelfile", "names")
+HARNESSES = ("gguf", "tokenize", "chat_template", "json_schema", "modelfile", "names", "media")
 _STATUS = re.compile(r"^#(\d+)\s+(\w+)\s+cov: (\d+) ft: (\d+) corp: (\d+)/")
 _EXECS = re.compile(r"^stat::number_of_executed_units: (\d+)")
 _ARTIFACT = re.compile(r"Test unit written to (\S+)")

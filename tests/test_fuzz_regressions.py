@@ -21,14 +21,16 @@ import numpy as np
 import pytest
 
 from llamanative import _core
-from llamanative.errors import StatusError
+from llamanative.errors import MediaError, StatusError
 from llamanative.store import direct
 from llamanative.store.modelfile import ModelfileError, parse_modelfile, read_modelfile
 from llamanative.store.names import parse_name
 from llamanative.store.store import ModelStore
+from llamanative.types import Audio, Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
 import gguf_header  # noqa: E402  (the fuzzers' GGUF header codec)
+import media_files  # noqa: E402  (the fuzzers' image and audio writers)
 from gguf_header import ARRAY, BOOL, KV, STRING, U32  # noqa: E402
 
 
@@ -452,3 +454,51 @@ def test_store_resolve_answers_400_or_404_for_any_name(tmp_path, name, status):
 
 def test_url_with_lone_surrogates_is_not_taken_as_a_url():
     assert direct.is_url("https://example.com/\udcdc.gguf") is False  # was UnicodeEncodeError from httpx
+
+
+# -- media bytes ----------------------------------------------------------------------------------------------
+def test_top_down_bmp_decodes_at_its_height_and_within_the_pixel_limit(vision_pair):
+    model, projector = vision_pair
+    m = _core.Model(str(model))
+    with _core.Projector(str(projector), m, n_threads=2, max_image_pixels=100) as p:
+        top_down = media_files.bmp(6, 5, top_down=True)  # a negative height in the header: rows top first
+        media = p.load_media(top_down)  # was MediaError: "the image header gives a size of 6x-5 pixels"
+        assert (media.kind, media.width, media.height) == ("image", 6, 5)
+        with pytest.raises(MediaError, match="20x10 pixels, more than the limit of 100"):
+            p.load_media(media_files.bmp(20, 10, top_down=True))
+        lowest = bytearray(top_down)
+        lowest[22:26] = (-(2**31)).to_bytes(4, "little", signed=True)  # no absolute value in 32 bits
+        with pytest.raises(MediaError, match="6x0 pixels"):
+            p.load_media(bytes(lowest))
+    m.close()
+
+
+def test_corrupt_softimage_pic_is_refused_instead_of_crashing(vision_pair, tmp_path):
+    model, projector = vision_pair
+    pic = media_files.pic(5, 4)
+    bad = [pic[:110], pic[:104] + b"\x00\x07\x00\xe0" + pic[108:]]  # truncated; a packet of 7 bits a channel
+    out = run_isolated(
+        tmp_path,
+        f"""
+        from llamanative import _core
+        from llamanative.errors import MediaError
+        m = _core.Model({str(model)!r})
+        p = _core.Projector({str(projector)!r}, m, n_threads=2)
+        for data in {[pic, *bad]!r}:
+            try:
+                p.load_media(data)
+            except MediaError as e:
+                print("REFUSED", e)
+        p.close()
+        """,
+    )  # stb_image's PIC loader converted a failed decode's NULL buffer to RGB: a segfault
+    assert out.count("REFUSED") == 3 and "Softimage PIC images are not supported" in out
+
+
+@pytest.mark.parametrize("wrap", [bytearray, memoryview])
+@pytest.mark.parametrize("cls", [Image, Audio])
+def test_media_from_a_bytes_like_object_is_its_raw_data(cls, wrap):
+    data = b"abcd"  # UTF-8 text that is also base64
+    assert cls(wrap(data)).to_bytes() == data  # bytearray: was b"i\xb7\x1d" (taken as base64); memoryview: refused
+    assert cls(value=wrap(data)).to_bytes() == data
+    assert cls(wrap(b"\x89PNG\xff")).to_bytes() == b"\x89PNG\xff"

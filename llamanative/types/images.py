@@ -67,10 +67,12 @@ class EncodedMedia(BaseModel):
     @classmethod
     def _wrap(cls, data: Any) -> Any:
         # In a list of images, a bare path/bytes/str stands for Image(value=...).
-        if isinstance(data, (bytearray, memoryview)):
-            data = bytes(data)
-        if isinstance(data, (str, bytes, Path)):
-            return {"value": data}
+        if isinstance(data, (str, bytes, bytearray, memoryview, Path)):
+            data = {"value": data}
+        if isinstance(data, dict) and isinstance(data.get("value"), (bytearray, memoryview)):
+            # Raw data as bytes: left to pydantic, a bytearray of UTF-8 text would become a str (then read
+            # as base64 or a path) and a memoryview would fail.
+            data = {**data, "value": bytes(data["value"])}
         return data
 
     @model_validator(mode="after")

@@ -37,7 +37,16 @@ int lln_image_info(const unsigned char * buf, size_t len, int * width, int * hei
         return 0;
     }
     int comp = 0;
-    return stbi_info_from_memory(buf, static_cast<int>(len), width, height, &comp) ? 1 : 0;
+    if (!stbi_info_from_memory(buf, static_cast<int>(len), width, height, &comp)) {
+        return 0;
+    }
+    // stb_image's BMP header reader gives a top-down bitmap's height as the header holds it, negative; its
+    // loader decodes the bitmap at the height's absolute value (flipped), so that is the size to check.
+    // INT_MIN has no absolute value: the loader refuses it ("too large"), and so is it refused here.
+    if (*height < 0 && len >= 2 && buf[0] == 'B' && buf[1] == 'M') {
+        *height = *height == INT_MIN ? 0 : -*height;
+    }
+    return 1;
 }
 
 int lln_is_audio(const unsigned char * buf, size_t len) {

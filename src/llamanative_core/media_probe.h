@@ -12,7 +12,9 @@
 
 // 1 and the width and height in pixels when stb_image recognises `buf` as an
 // image it can decode (JPEG, PNG, BMP, GIF, PSD, TGA, HDR, PIC, PNM); 0
-// otherwise (audio, WebP, garbage). Reads only the header; thread-safe.
+// otherwise (audio, WebP, garbage). The size is the one the loader decodes
+// (a top-down BMP's height positive, as stb_image flips it). Reads only the
+// header; thread-safe.
 int lln_image_info(const unsigned char * buf, size_t len, int * width, int * height);
 
 // Whether libmtmd's helper takes `buf` for audio: the signature test of

@@ -359,8 +359,9 @@ cdef class Projector:
 
     def load_media(self, data, kind=None) -> Media:
         """Decode an encoded image (JPEG, PNG, BMP, GIF's first frame, as stb_image
-        reads them) or audio clip (WAV, MP3, FLAC, resampled to mono at
-        :attr:`audio_sample_rate`) from bytes in memory, with the GIL released.
+        reads them; also PSD, TGA, HDR and PNM, but not Softimage PIC) or audio
+        clip (WAV, MP3, FLAC, resampled to mono at :attr:`audio_sample_rate`)
+        from bytes in memory, with the GIL released.
 
         Which one the bytes are is libmtmd's helper's test: a WAV, MP3 (ID3
         tag or MPEG sync word) or FLAC start is audio, anything else is tried
@@ -375,7 +376,8 @@ cdef class Projector:
 
         Raises:
             MediaError: empty data, not an image or audio format libmtmd
-                decodes (WebP needs an ffmpeg build of libmtmd), corrupt or
+                decodes (WebP needs an ffmpeg build of libmtmd; Softimage PIC,
+                which stb_image crashes on when corrupt), corrupt or
                 truncated data, an image over ``max_image_pixels``, audio over
                 ``max_audio_seconds`` or of fewer than two samples, a kind of
                 media the projector does not take, or not the ``kind`` asked for.
@@ -422,6 +424,11 @@ cdef class Projector:
             if kind == "audio":
                 raise MediaError("an image, not an audio file" if is_image else
                                  "not an audio file libmtmd decodes (WAV, MP3, FLAC)")
+            if n >= 92 and bytes(buf[:4]) == b"\x53\x80\xf6\x34" and bytes(buf[88:92]) == b"PICT":
+                # stb_image's Softimage PIC loader (its test: these two signatures) converts a failed
+                # decode's NULL buffer to RGB, a segfault for any corrupt or truncated PIC file.
+                raise MediaError("Softimage PIC images are not supported (JPEG, PNG, BMP, GIF are); "
+                                 "convert the image to PNG or JPEG")
         if is_image:
             if w <= 0 or h <= 0:
                 raise MediaError(f"the image header gives a size of {w}x{h} pixels")
