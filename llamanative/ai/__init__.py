@@ -46,10 +46,22 @@ from .evaluator import (
     EvaluatorRequest,
     Example,
     Score,
+    ScoreStatus,
     new_batch_evaluator,
     new_evaluator,
 )
-from .formats import BaseFormatHandler, FormatHandler, Formatter, inject_instructions
+from .formats import (
+    OUTPUT_FORMAT_ARRAY,
+    OUTPUT_FORMAT_ENUM,
+    OUTPUT_FORMAT_JSON,
+    OUTPUT_FORMAT_JSONL,
+    OUTPUT_FORMAT_MEDIA,
+    OUTPUT_FORMAT_TEXT,
+    BaseFormatHandler,
+    FormatHandler,
+    Formatter,
+    inject_instructions,
+)
 from .generate import DEFAULT_MAX_TURNS, GenerateActionOptions, GenerateKwargs
 from .hooks import GenerateParams, Hooks, Middleware, ModelParams, ToolParams
 from .messages import (
@@ -116,6 +128,7 @@ from .parts import (
     new_tool_response_part,
 )
 from .prompt import DataPrompt, Prompt
+from .refs import EmbedderRef, EvaluatorRef, RetrieverRef, embedder_ref, evaluator_ref, retriever_ref
 from .registry import Genkit, Registry
 from .resource import Resource, ResourceInput, ResourceOutput, new_resource
 from .retriever import Retriever, RetrieverInfo, RetrieverRequest, RetrieverResponse, new_retriever
@@ -135,6 +148,12 @@ from .tools import (
 
 __all__ = [
     "DEFAULT_MAX_TURNS",
+    "OUTPUT_FORMAT_ARRAY",
+    "OUTPUT_FORMAT_ENUM",
+    "OUTPUT_FORMAT_JSON",
+    "OUTPUT_FORMAT_JSONL",
+    "OUTPUT_FORMAT_MEDIA",
+    "OUTPUT_FORMAT_TEXT",
     "AbortedError",
     "ActionNotFound",
     "AlreadyExistsError",
@@ -149,10 +168,12 @@ __all__ = [
     "EmbedResponse",
     "Embedder",
     "EmbedderInfo",
+    "EmbedderRef",
     "Embedding",
     "EvaluationResult",
     "Evaluator",
     "EvaluatorCallbackRequest",
+    "EvaluatorRef",
     "EvaluatorRequest",
     "Example",
     "FailedPreconditionError",
@@ -206,11 +227,13 @@ __all__ = [
     "ResourceRef",
     "Retriever",
     "RetrieverInfo",
+    "RetrieverRef",
     "RetrieverRequest",
     "RetrieverResponse",
     "Role",
     "SchemaValidationError",
     "Score",
+    "ScoreStatus",
     "StreamCallback",
     "StreamValue",
     "Tool",
@@ -231,6 +254,8 @@ __all__ = [
     "augment_with_context",
     "document_from_text",
     "download_request_media",
+    "embedder_ref",
+    "evaluator_ref",
     "inject_instructions",
     "interrupt_as",
     "is_audio_content_type",
@@ -267,6 +292,7 @@ __all__ = [
     "new_user_text_message",
     "respond_with",
     "restart_with",
+    "retriever_ref",
     "simulate_system_prompt",
     "validate_support",
 ]

@@ -18,7 +18,10 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from enum import Enum
 from typing import Any
+
+from pydantic import ConfigDict
 
 from ._wire import WireModel
 from .errors import InvalidArgumentError
@@ -33,6 +36,7 @@ __all__ = [
     "EvaluatorRequest",
     "Example",
     "Score",
+    "ScoreStatus",
     "as_examples",
     "evaluate",
     "case_id",
@@ -42,8 +46,26 @@ __all__ = [
     "new_evaluator",
 ]
 
-PASS, FAIL, UNKNOWN = "PASS", "FAIL", "UNKNOWN"
-"Score statuses."
+
+class ScoreStatus(str, Enum):
+    """A score's status (Go's ``ScoreStatus``); ``str()`` is its name, as Go's ``String()``.
+
+    A ``str`` enum: ``ScoreStatus.PASS == "PASS"``, and a score's status given as text is read as one.
+
+    >>> str(ScoreStatus.PASS), ScoreStatus("FAIL") is ScoreStatus.FAIL, ScoreStatus.UNKNOWN == "UNKNOWN"
+    ('PASS', True, True)
+    """
+
+    UNKNOWN = "UNKNOWN"
+    FAIL = "FAIL"
+    PASS = "PASS"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+PASS, FAIL, UNKNOWN = ScoreStatus.PASS, ScoreStatus.FAIL, ScoreStatus.UNKNOWN
+"Score statuses (the :class:`ScoreStatus` members)."
 
 log = logging.getLogger("llamanative.ai")
 
@@ -60,10 +82,14 @@ class Example(WireModel):
 
 
 class Score(WireModel):
+    # The status stays a ScoreStatus member (equal to its text), not the bare string; the rest of the
+    # config is WireModel's (pydantic merges it).
+    model_config = ConfigDict(use_enum_values=False)
+
     id: str | None = None
     score: Any = None
-    status: str | None = None
-    "``UNKNOWN``, ``FAIL`` or ``PASS``."
+    status: ScoreStatus | None = None
+    "``UNKNOWN``, ``FAIL`` or ``PASS`` (text is read as the :class:`ScoreStatus`)."
 
     error: str | None = None
     details: dict[str, Any] | None = None

@@ -1,4 +1,6 @@
-"""Output formats: ``text``, ``json``, ``jsonl``, ``array``, ``enum``, and user-defined ones.
+"""Output formats: ``text``, ``json``, ``jsonl``, ``array``, ``enum``, ``media``, and user-defined ones.
+
+Their names are the ``OUTPUT_FORMAT_*`` constants (Go's ``OutputFormat*``).
 
 A :class:`Formatter` makes a :class:`FormatHandler` for a schema. The handler
 says what to ask of the model (``config()``: format, schema, whether the
@@ -21,6 +23,11 @@ The rules are Go Genkit's (v1.12):
 - enum: constrained; the schema needs an ``enum`` (top level or a property);
   quotes are stripped and the value must be exactly one of them.
 - text: passthrough; chunks give the accumulated text.
+- media: not constrained, no instructions; ``output()`` is the first media
+  part of the message (a :class:`~.parts.Media`: ``url`` and
+  ``content_type``), None without one; chunks give their first media part.
+  Go declares ``OutputFormatMedia`` without a formatter; this one is
+  JavaScript Genkit's reading of it, for models that answer with media.
 """
 
 from __future__ import annotations
@@ -37,6 +44,12 @@ from .schema import SchemaValidationError, validate
 
 __all__ = [
     "BUILTIN_FORMATS",
+    "OUTPUT_FORMAT_ARRAY",
+    "OUTPUT_FORMAT_ENUM",
+    "OUTPUT_FORMAT_JSON",
+    "OUTPUT_FORMAT_JSONL",
+    "OUTPUT_FORMAT_MEDIA",
+    "OUTPUT_FORMAT_TEXT",
     "ArrayFormat",
     "BaseFormatHandler",
     "EnumFormat",
@@ -44,9 +57,23 @@ __all__ = [
     "Formatter",
     "JsonFormat",
     "JsonlFormat",
+    "MediaFormat",
     "TextFormat",
     "inject_instructions",
 ]
+
+OUTPUT_FORMAT_TEXT = "text"
+"Plain text, the default (Go's ``OutputFormatText``)."
+OUTPUT_FORMAT_JSON = "json"
+"A JSON value; each chunk gives the whole value so far (``OutputFormatJSON``)."
+OUTPUT_FORMAT_JSONL = "jsonl"
+"JSON lines; each chunk gives the objects completed since the last (``OutputFormatJSONL``)."
+OUTPUT_FORMAT_MEDIA = "media"
+"A media part: an image, audio ... (``OutputFormatMedia``)."
+OUTPUT_FORMAT_ARRAY = "array"
+"A JSON array; each chunk gives the items completed since the last (``OutputFormatArray``)."
+OUTPUT_FORMAT_ENUM = "enum"
+"One of the schema's enum strings (``OutputFormatEnum``)."
 
 
 @runtime_checkable
@@ -368,7 +395,32 @@ class EnumFormat:
         )
 
 
-BUILTIN_FORMATS: tuple[Formatter, ...] = (TextFormat(), JsonFormat(), JsonlFormat(), ArrayFormat(), EnumFormat())
+# -- media ------------------------------------------------------------------------------------
+class _MediaHandler(BaseFormatHandler):
+    def parse_output(self, message: Message) -> Any:
+        media = message.media_parts()
+        return media[0].media if media else None
+
+    def parse_chunk(self, chunk: ModelResponseChunk) -> Any:
+        media = [p for p in chunk.content if p.is_media()]
+        return media[0].media if media else None
+
+
+class MediaFormat:
+    name = OUTPUT_FORMAT_MEDIA
+
+    def handler(self, schema: dict[str, Any] | None) -> FormatHandler:
+        return _MediaHandler(config=ModelOutputConfig(format=OUTPUT_FORMAT_MEDIA))
+
+
+BUILTIN_FORMATS: tuple[Formatter, ...] = (
+    TextFormat(),
+    JsonFormat(),
+    JsonlFormat(),
+    ArrayFormat(),
+    EnumFormat(),
+    MediaFormat(),
+)
 
 
 def resolve_format_name(schema: dict[str, Any] | None, fmt: str | None) -> str:

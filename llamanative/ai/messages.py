@@ -94,6 +94,27 @@ class Message(WireModel):
         """A deep copy."""
         return self.model_copy(deep=True)
 
+    def with_cache_ttl(self, ttl_seconds: int) -> Message:
+        """This message with ``metadata["cache"] = {"ttlSeconds": ttl_seconds}`` (Go's ``WithCacheTTL``).
+
+        A hint for providers with context caching (how long to keep the
+        prompt up to this message cached); local models ignore it. The
+        message itself is not changed; its other metadata is kept.
+
+        >>> Message(role="user", content="Hi").with_cache_ttl(300).metadata
+        {'cache': {'ttlSeconds': 300}}
+        """
+        return self.model_copy(update={"metadata": {**(self.metadata or {}), "cache": {"ttlSeconds": ttl_seconds}}})
+
+    def with_cache_name(self, name: str) -> Message:
+        """This message with ``metadata["cache"] = {"name": name}`` (Go's ``WithCacheName``): the named
+        cache a provider should use; local models ignore it. The message itself is not changed.
+
+        >>> Message(role="user", content="Hi", metadata={"a": 1}).with_cache_name("docs").metadata
+        {'a': 1, 'cache': {'name': 'docs'}}
+        """
+        return self.model_copy(update={"metadata": {**(self.metadata or {}), "cache": {"name": name}}})
+
 
 class Document(WireModel):
     """Content with metadata: what retrievers return, embedders embed and ``docs=`` adds as context."""

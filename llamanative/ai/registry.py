@@ -50,6 +50,7 @@ from .local import LocalProvider
 from .messages import Document
 from .model import BackgroundModel
 from .model_types import ModelResponse, Operation
+from .refs import EmbedderRef, EvaluatorRef, RetrieverRef, resolve_ref
 from .request import GenerateActionOptions, GenerateDataKwargs, GenerateKwargs
 from .retriever import Retriever, RetrieverRequest, RetrieverResponse, query_document
 from .streaming import AsyncGenerateStream, GenerateStream, generate_data_stream, generate_stream
@@ -201,7 +202,10 @@ class Registry(Definitions):
         return bm
 
     def embed(
-        self, embedder: str | Embedder, documents: Sequence[Document | str] | Document | str, options: Any = None
+        self,
+        embedder: str | Embedder | EmbedderRef,
+        documents: Sequence[Document | str] | Document | str,
+        options: Any = None,
     ) -> EmbedResponse:
         """Embed documents (or texts): an :class:`EmbedResponse` with one vector per document, in order.
 
@@ -213,10 +217,14 @@ class Registry(Definitions):
         Raises:
             NotFoundError: unknown embedder.
         """
-        return self._resolve("embedder", embedder, Embedder).embed(documents, options)
+        target, options = resolve_ref(embedder, options)
+        return self._resolve("embedder", target, Embedder).embed(documents, options)
 
     def retrieve(
-        self, retriever: str | Retriever, query: Document | str | Sequence[Document | str], options: Any = None
+        self,
+        retriever: str | Retriever | RetrieverRef,
+        query: Document | str | Sequence[Document | str],
+        options: Any = None,
     ) -> RetrieverResponse:
         """Run a retriever with one query document (:func:`llamanative.ai.retriever.query_document`).
 
@@ -224,12 +232,13 @@ class Registry(Definitions):
             InvalidArgumentError: no query, or more than one query document.
             NotFoundError: unknown retriever.
         """
-        r = self._resolve("retriever", retriever, Retriever)
+        target, options = resolve_ref(retriever, options)
+        r = self._resolve("retriever", target, Retriever)
         return r.retrieve(RetrieverRequest(query=query_document(query), options=options))
 
     def evaluate(
         self,
-        evaluator: str | Evaluator,
+        evaluator: str | Evaluator | EvaluatorRef,
         dataset: Sequence[Example | dict[str, Any]],
         options: Any = None,
         eval_run_id: str | None = None,
@@ -240,7 +249,8 @@ class Registry(Definitions):
             NotFoundError: unknown evaluator name.
             InvalidArgumentError: not an evaluator, or a malformed example.
         """
-        e = self._resolve("evaluator", evaluator, Evaluator) if isinstance(evaluator, str) else evaluator
+        target, options = resolve_ref(evaluator, options)
+        e = self._resolve("evaluator", target, Evaluator) if isinstance(target, str) else target
         return evaluate(e, dataset, options=options, eval_run_id=eval_run_id)
 
     # -- async twins (the sync call in a worker thread) ----------------------------------------
@@ -264,18 +274,24 @@ class Registry(Definitions):
         return AsyncGenerateStream(self.generate_data_stream(output_type, **options))
 
     async def aembed(
-        self, embedder: str | Embedder, documents: Sequence[Document | str] | Document | str, options: Any = None
+        self,
+        embedder: str | Embedder | EmbedderRef,
+        documents: Sequence[Document | str] | Document | str,
+        options: Any = None,
     ) -> EmbedResponse:
         return await asyncio.to_thread(self.embed, embedder, documents, options)
 
     async def aretrieve(
-        self, retriever: str | Retriever, query: Document | str | Sequence[Document | str], options: Any = None
+        self,
+        retriever: str | Retriever | RetrieverRef,
+        query: Document | str | Sequence[Document | str],
+        options: Any = None,
     ) -> RetrieverResponse:
         return await asyncio.to_thread(self.retrieve, retriever, query, options)
 
     async def aevaluate(
         self,
-        evaluator: str | Evaluator,
+        evaluator: str | Evaluator | EvaluatorRef,
         dataset: Sequence[Example | dict[str, Any]],
         options: Any = None,
         eval_run_id: str | None = None,

@@ -73,6 +73,8 @@ class GenerateActionOptions(WireModel):
     return_tool_requests: bool | None = None
     output: GenerateActionOutputConfig | None = None
     resume: GenerateActionResume | None = None
+    step_name: str | None = None
+    "A name for this generate step (Go's ``StepName``, JSON ``stepName``): labels it in traces, nothing else."
 
 
 class GenerateDataKwargs(TypedDict, total=False):
