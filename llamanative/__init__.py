@@ -3,7 +3,7 @@
 ``import llamanative as ollama`` and ollama-python code runs unchanged:
 ``chat``, ``generate``, ``embed``, ``embeddings``, ``list``, ``ps`` /
 ``list_running``, ``show``, ``create``, ``copy``, ``delete``, ``version``,
-``heartbeat`` are bound to a default :class:`Client`, created on first use
+``heartbeat`` (and llamanative's ``rerank``) are bound to a default :class:`Client`, created on first use
 (importing the package loads the native module and nothing else: the backend
 plugins are loaded on first use).
 """
@@ -40,6 +40,8 @@ from .types import (  # noqa: E402
     Options,
     ProcessResponse,
     ProgressResponse,
+    RerankRequest,
+    RerankResponse,
     ShowResponse,
     StatusResponse,
     ThinkValue,
@@ -92,6 +94,11 @@ def embed(*args, **kwargs) -> EmbedResponse:
 def embeddings(*args, **kwargs) -> EmbeddingResponse:
     """:meth:`Client.embeddings` on the default client."""
     return _default().embeddings(*args, **kwargs)
+
+
+def rerank(*args, **kwargs) -> RerankResponse:
+    """:meth:`Client.rerank` on the default client."""
+    return _default().rerank(*args, **kwargs)
 
 
 def list() -> ListResponse:  # noqa: A001 (ollama-python's name)
@@ -166,6 +173,8 @@ __all__ = [
     "ProcessResponse",
     "ProgressResponse",
     "RequestError",
+    "RerankRequest",
+    "RerankResponse",
     "ResponseError",
     "ShowResponse",
     "StatusError",
@@ -190,6 +199,7 @@ __all__ = [
     "list_running",
     "ps",
     "pull",
+    "rerank",
     "set_log_level",
     "show",
     "system_info",

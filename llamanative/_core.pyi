@@ -95,6 +95,8 @@ class Model:
     @property
     def n_embd_out(self) -> int: ...
     @property
+    def n_cls_out(self) -> int: ...
+    @property
     def n_layer(self) -> int: ...
     @property
     def n_head(self) -> int: ...
@@ -153,6 +155,7 @@ class Vocab:
     fim_sep: int
     add_bos: bool
     add_eos: bool
+    add_sep: bool
 
 @disjoint_base
 class Detokenizer:

@@ -36,6 +36,8 @@ PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 # (page, reason) of every block that is not run: only what cannot run in the test suite.
 NOT_RUN = [
     ("docs/models.md", "pulls from Hugging Face and the Ollama registry over the network"),
+    ("docs/client.md", "downloads a reranker from Hugging Face; tests/test_rerank.py runs the test one"),
+    ("README.md", "downloads a reranker from Hugging Face; tests/test_rerank.py runs the test one"),
     ("docs/models.md", "pushes to a registry over the network"),
     ("docs/ai.md", "needs the genkit extra, which the test suite runs in its own environment"),
     ("docs/server-openai.md", "needs a server listening on 127.0.0.1:11434"),

@@ -36,6 +36,7 @@ KINDS = (
     "model",
     "background-model",
     "embedder",
+    "reranker",
     "retriever",
     "evaluator",
     "tool",
@@ -125,7 +126,7 @@ class ActionRegistry:
         namespace, _, rest = name.partition("/")
         if (
             namespace not in root._resolvers
-            and kind in ("model", "embedder")
+            and kind in ("model", "embedder", "reranker")
             and name.endswith(".gguf")
             and Path(name).expanduser().is_file()
         ):
@@ -165,6 +166,13 @@ class ActionRegistry:
     def lookup_embedder(self, name: str) -> Embedder | None:
         """An embedder by name (registered, or ``llamanative/<name>``)."""
         return self._lookup("embedder", name)
+
+    def lookup_reranker(self, name: str) -> Any:
+        """A reranker by name (registered, or ``llamanative/<name>``: a local reranker model); None if none.
+
+        A reranker is an object with ``rerank(query, documents, options)`` or such a function.
+        """
+        return self._lookup("reranker", name)
 
     def lookup_retriever(self, name: str) -> Retriever | None:
         return self._lookup("retriever", name)

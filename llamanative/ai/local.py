@@ -76,6 +76,8 @@ from .parts import (
     tool_request_of,
     tool_response_of,
 )
+from .retrieval.rerankers import ClientReranker
+from .retrieval.types import RankedDocument
 
 if TYPE_CHECKING:
     from .. import Client
@@ -256,13 +258,19 @@ class LocalProvider:
         except (StatusError, ValueError, OSError):
             return False
 
-    def resolve(self, kind: str, name: str) -> Model | Embedder | None:
-        """The model or embedder for a store name or GGUF path, or None if there is none."""
-        if kind not in ("model", "embedder") or not self._exists(name):
+    def resolve(self, kind: str, name: str) -> Model | Embedder | _LocalReranker | None:
+        """The model, embedder or reranker for a store name or GGUF path, or None if there is none.
+
+        A reranker is resolved for any model: one that is not a reranker fails when it is used
+        (the Client's 400 says why).
+        """
+        if kind not in ("model", "embedder", "reranker") or not self._exists(name):
             return None
         full = f"{NAMESPACE}/{name}"
         if kind == "model":
             return Model(full, self._model_fn(name), info=lambda: self.model_info(name))
+        if kind == "reranker":
+            return _LocalReranker(self._client, name)
         return Embedder(full, self._embed_fn(name), info=EmbedderInfo(label=full, supports={"input": ["text"]}))
 
     def model_info(self, name: str) -> ModelInfo:
@@ -387,3 +395,31 @@ class LocalProvider:
             return resp.as_array()
 
         return run
+
+
+class _LocalReranker:
+    """``llamanative/<name>`` as a reranker: a :class:`ClientReranker` per call on the registry's shared
+    client (created on first use), whose Client errors are Genkit errors as the local models' are.
+    ``options`` of :meth:`rerank` may hold ``k``, ``truncate``, ``keep_alive`` and model options."""
+
+    def __init__(self, client: Callable[[], Client], name: str) -> None:
+        self._client = client
+        self.name = f"{NAMESPACE}/{name}"
+        self.model = name
+
+    def rerank(self, query: Any, documents: Any, options: Any = None) -> list[RankedDocument]:
+        opts = dict(options or {})
+        k = opts.pop("k", None)
+        truncate = opts.pop("truncate", True) is not False
+        keep_alive = opts.pop("keep_alive", opts.pop("keepAlive", None))
+        model_options, _ = config_to_options(opts or None)
+        reranker = ClientReranker(
+            self._client(), self.model, options=model_options, truncate=truncate, keep_alive=keep_alive
+        )
+        try:
+            return reranker.rerank(query, documents, {"k": k} if k is not None else None)
+        except StatusError as exc:
+            raise _status_error(exc, self.model) from exc
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"

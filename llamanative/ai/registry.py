@@ -52,6 +52,8 @@ from .model import BackgroundModel
 from .model_types import ModelResponse, Operation
 from .refs import EmbedderRef, EvaluatorRef, RetrieverRef, resolve_ref
 from .request import GenerateActionOptions, GenerateDataKwargs, GenerateKwargs
+from .retrieval.rerankers import rerank
+from .retrieval.types import RankedDocument
 from .retriever import Retriever, RetrieverRequest, RetrieverResponse, query_document
 from .streaming import AsyncGenerateStream, GenerateStream, generate_data_stream, generate_stream
 
@@ -219,6 +221,27 @@ class Registry(Definitions):
         """
         target, options = resolve_ref(embedder, options)
         return self._resolve("embedder", target, Embedder).embed(documents, options)
+
+    def rerank(
+        self, reranker: Any, query: Document | str, documents: Sequence[Any], options: Any = None
+    ) -> list[RankedDocument]:
+        """Order ``documents`` by relevance to ``query``, best first, with their scores.
+
+        ``reranker`` is a reranker object or function, or a name: a registered
+        one or ``llamanative/<name>`` (a local reranker model: every pair
+        scored in one batched ``Client.rerank`` call). Documents may be texts,
+        documents or search hits; ``options`` may hold ``k`` (keep the best n)
+        and, for a local reranker, ``truncate``, ``keep_alive`` and model options.
+
+        Raises:
+            NotFoundError: unknown reranker name.
+        """
+        if isinstance(reranker, str):
+            found = self.lookup_reranker(reranker)
+            if found is None:
+                raise NotFoundError(f"reranker {reranker!r} not found")
+            reranker = found
+        return rerank(reranker, query, documents, options)
 
     def retrieve(
         self,

@@ -21,7 +21,7 @@ from .. import __version__
 from ..errors import LlamaError, ResponseError
 from ..fetch import ModelFetchError
 from ..store.modelfile import ModelfileError
-from . import backends, chat, embed, models, run, running, serve
+from . import backends, chat, embed, models, rerank, run, running, serve
 from ._common import CliError
 
 __all__ = ["main", "build_parser"]
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.register(sub)
     running.register(sub)
     embed.register(sub)
+    rerank.register(sub)
     p = sub.add_parser("version", help="show the version (and the llama.cpp commit)")
     p.set_defaults(func=version)
     chat.register(sub)

@@ -12,6 +12,7 @@ from ..types import ModelDetails
 
 # Ollama empties arrays longer than this in show's model_info unless verbose.
 _SHOW_ARRAY_LIMIT = 5
+_POOLING_RANK = 4  # llama.cpp's LLAMA_POOLING_TYPE_RANK, as a GGUF stores it
 
 
 def human_params(n: int) -> str:
@@ -43,9 +44,13 @@ def model_details(metadata: dict, n_params: int | None = None, projector: dict |
 
 def capabilities(metadata: dict, caps: dict | None, projector: dict | None = None) -> list[str]:
     """Ollama's capability names, derived from the GGUF, its chat template and its projector's metadata
-    (``vision`` for ``clip.has_vision_encoder``, ``audio`` for ``clip.has_audio_encoder``)."""
+    (``vision`` for ``clip.has_vision_encoder``, ``audio`` for ``clip.has_audio_encoder``; ``rerank``, a
+    llamanative name, for a reranker)."""
     arch = metadata.get("general.architecture", "")
-    out = ["embedding"] if f"{arch}.pooling_type" in metadata else ["completion"]
+    pooling = metadata.get(f"{arch}.pooling_type")
+    # A GGUF that declares a pooling type is an embedding model (as Ollama decides); rank pooling (4,
+    # llama.cpp's LLAMA_POOLING_TYPE_RANK) makes it a reranker, which scores pairs instead.
+    out = ["completion"] if pooling is None else ["rerank"] if pooling == _POOLING_RANK else ["embedding"]
     if "completion" in out:
         if caps and caps.get("supports_tools"):
             out.append("tools")

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..engine import EmbedJob
 from ..errors import StatusError
+from ..prompting.rerank import pooling_of
 from ..types import EmbeddingRequest, EmbeddingResponse, EmbedRequest, EmbedResponse
 from ._session import Session, load_ns
 from ._stream import ns_since
@@ -19,6 +20,7 @@ def embed(session: Session, req: EmbedRequest) -> EmbedResponse:
     texts = [req.input] if isinstance(req.input, str) else list(req.input or [])
     t0 = time.perf_counter_ns()
     with session.use(prep) as entry:
+        _check_not_reranker(entry.runner.model, req.model)
         if not texts or texts == [""]:
             return EmbedResponse(model=req.model, embeddings=[], load_duration=load_ns(entry, t0))
         tokens, offsets = entry.prompts.embedding_inputs(texts, entry.runner.n_ctx, req.truncate is not False)
@@ -43,9 +45,16 @@ def embeddings(session: Session, req: EmbeddingRequest) -> EmbeddingResponse:
     """The legacy single-prompt embedding: not normalised."""
     prep = session.prepare(req.model, req.options, req.keep_alive)
     with session.use(prep) as entry:
+        _check_not_reranker(entry.runner.model, req.model)
         if not req.prompt:
             return EmbeddingResponse(embedding=[])
         tokens, offsets = entry.prompts.embedding_inputs([req.prompt], entry.runner.n_ctx, True)
         job = EmbedJob(tokens, offsets, normalize=False)
         entry.runner.submit(job)
         return EmbeddingResponse(embedding=job.result.result()[0].tolist())
+
+
+def _check_not_reranker(model, name: str) -> None:
+    """A reranker's outputs are scores of pairs, not embeddings: 400, pointing to ``rerank``."""
+    if pooling_of(model) == "rank":
+        raise StatusError.bad_request(f'"{name}" is a reranker (rank pooling), not an embedding model: use rerank')

@@ -31,6 +31,7 @@ from ..types import (
     Options,
     ProcessResponse,
     ProgressResponse,
+    RerankResponse,
     ShowResponse,
     StatusResponse,
     VersionResponse,
@@ -355,6 +356,10 @@ class AsyncClient:
 
     async def embeddings(self, *args: Any, **kwargs: Any) -> EmbeddingResponse:
         return await asyncio.to_thread(self._client.embeddings, *args, **kwargs)
+
+    async def rerank(self, *args: Any, **kwargs: Any) -> RerankResponse:
+        """:meth:`Client.rerank` in a worker thread."""
+        return await asyncio.to_thread(self._client.rerank, *args, **kwargs)
 
     async def list(self) -> ListResponse:
         return await asyncio.to_thread(self._client.list)

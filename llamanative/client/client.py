@@ -7,7 +7,7 @@ written for it runs unchanged; the spec's request objects with a callback
 (``client.chat(ChatRequest(...), fn)``) work too.
 
 The work of each method is done by a module per responsibility: ``_chat``
-and ``_generate`` (completions), ``_embed``, ``_models`` (the store),
+and ``_generate`` (completions), ``_embed``, ``_rerank``, ``_models`` (the store),
 ``_tokens`` (llama-server's props/tokenize/detokenize) and ``_status``
 (ps/version/heartbeat), over the store and scheduler of ``_session``.
 """
@@ -27,10 +27,12 @@ from ..types import (
     EmbedResponse,
     Options,
     PropsResponse,
+    RerankRequest,
+    RerankResponse,
     TokenResponse,
     VersionResponse,
 )
-from . import _embed, _status, _tokens
+from . import _embed, _rerank, _status, _tokens
 from ._client_completions import CompletionMethods
 from ._client_models import ModelMethods
 from ._session import Session, validate
@@ -165,6 +167,46 @@ class Client(CompletionMethods, ModelMethods):
         else:
             req = validate(EmbeddingRequest, model=model, prompt=prompt, options=options, keep_alive=keep_alive)
         return _embed.embeddings(self._session, req)
+
+    def rerank(
+        self,
+        model: str,
+        query: str,
+        documents: Sequence[str],
+        *,
+        top_n: int | None = None,
+        return_documents: bool = False,
+        truncate: bool | None = None,
+        options: Options | Mapping[str, Any] | None = None,
+        keep_alive: float | str | None = None,
+    ) -> RerankResponse:
+        """Relevance scores of ``documents`` for ``query`` by a reranker model (llama-server's ``/rerank``).
+
+        Each query-document pair is one sequence of one batched job (packed
+        into as few decodes as fit, as ``embed`` packs its inputs). The
+        results are sorted best first, each with its ``index`` in
+        ``documents`` and its ``relevance_score`` (the model's own scale);
+        ``top_n`` keeps the best N, ``return_documents`` adds each text.
+        ``truncate`` (default True) cuts a pair to the context; False makes an
+        over-long pair a 400. An empty ``documents`` loads the model and
+        returns no results.
+
+        Raises:
+            StatusError: 400 when the model is not a reranker (its GGUF does not
+                declare rank pooling) or for invalid arguments; 404 for an unknown model.
+        """
+        req = validate(
+            RerankRequest,
+            model=model,
+            query=query,
+            documents=documents,
+            top_n=top_n,
+            return_documents=return_documents,
+            truncate=truncate,
+            options=options,
+            keep_alive=keep_alive,
+        )
+        return _rerank.rerank(self._session, req)
 
     # -- llama-server's props / tokenize / detokenize, in-process -------------------------------
     def props(self, model: str, *, keep_alive=None) -> PropsResponse:

@@ -4,7 +4,9 @@ An embedding model's runner embeds with its only context. A generative
 model embeds too (``embed`` on a chat model, as Ollama allows) with a second
 context, created on first use, that mean-pools its last hidden states.
 Concurrent embed calls on one model are merged into one packed input list,
-so that they share decodes.
+so that they share decodes. A reranker's context (rank pooling) runs the
+same jobs: each input is a query-document pair and its row the classifier
+head's outputs (the relevance score first).
 """
 
 from __future__ import annotations
@@ -129,7 +131,9 @@ class Embedding:
     def _embed(self, tokens: np.ndarray, offsets: np.ndarray, normalize: bool) -> np.ndarray:
         """Pooled rows of the packed inputs, from as few decodes as the embedding context allows."""
         ctx = self._context()
-        out = np.empty((len(offsets) - 1, ctx.n_embd_out), dtype=np.float32)
+        # Rank pooling (a reranker) gives the classifier head's outputs per sequence, not an embedding.
+        width = self._model.n_cls_out if ctx.pooling_type == "rank" else ctx.n_embd_out
+        out = np.empty((len(offsets) - 1, width), dtype=np.float32)
         ctx.embed_sequences(tokens, offsets, out, normalize=normalize, pack=EMBED_PACK_TOKENS)
         return out
 

@@ -18,6 +18,7 @@ ollama-python users rely on are kept (dict-style access, ``ResponseError``,
 - :mod:`.requests` — the request types (validation happens there)
 - :mod:`.responses` — chat, generate and embedding responses
 - :mod:`.models` — list, ps, show, progress, props, version responses
+- :mod:`.rerank` — ``RerankRequest``, ``RerankResponse`` (a llamanative extension)
 """
 
 from ..errors import AuthorizationError, RequestError, ResponseError, StatusError
@@ -55,6 +56,7 @@ from .requests import (
     PushRequest,
     ShowRequest,
 )
+from .rerank import RerankRequest, RerankResponse, RerankResult
 from .responses import (
     ChatResponse,
     Choice,
@@ -122,6 +124,9 @@ __all__ = [
     "PullRequest",
     "PushRequest",
     "RequestError",
+    "RerankRequest",
+    "RerankResponse",
+    "RerankResult",
     "ResponseError",
     "ShowRequest",
     "ShowResponse",

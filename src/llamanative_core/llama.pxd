@@ -409,6 +409,7 @@ cdef extern from "llama.h" nogil:
     llama_token llama_vocab_mask(const llama_vocab * vocab)
     bint llama_vocab_get_add_bos(const llama_vocab * vocab)
     bint llama_vocab_get_add_eos(const llama_vocab * vocab)
+    bint llama_vocab_get_add_sep(const llama_vocab * vocab)
     llama_token llama_vocab_fim_pre(const llama_vocab * vocab)
     llama_token llama_vocab_fim_suf(const llama_vocab * vocab)
     llama_token llama_vocab_fim_mid(const llama_vocab * vocab)

@@ -220,6 +220,12 @@ cdef class Model:
         return llama.llama_model_n_embd_out(self._ptr)
 
     @property
+    def n_cls_out(self) -> int:
+        """Outputs of the classifier head: the floats per sequence under rank pooling (1 for a reranker)."""
+        self._check()
+        return llama.llama_model_n_cls_out(self._ptr)
+
+    @property
     def n_layer(self) -> int:
         self._check()
         return llama.llama_model_n_layer(self._ptr)

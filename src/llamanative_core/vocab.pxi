@@ -362,6 +362,10 @@ cdef class Vocab:
     @property
     def add_eos(self) -> bool:
         self._check(); return llama.llama_vocab_get_add_eos(self._ptr)
+    @property
+    def add_sep(self) -> bool:
+        """Whether tokenizing with special tokens appends SEP (BERT-style vocabularies)."""
+        self._check(); return llama.llama_vocab_get_add_sep(self._ptr)
 
 
 cdef bytes _token_piece(const llama.llama_vocab * vocab, llama_token token, bint special):

@@ -11,17 +11,20 @@
 ``store.as_retriever("notes")`` is the store as an ``ai`` retriever;
 ``define_vector_store(ai, "notes", "llamanative/all-minilm")`` registers one
 (then ``ai.retrieve("notes", "query", options={"k": 5})``).
+``ai.rerank("llamanative/<reranker>", query, candidates)`` orders candidates
+with a local reranker model (:class:`ClientReranker`).
 """
 
 from ..retriever import query_document as single_query  # the one "exactly one query document" rule
 from .embedders import ClientEmbedder, TextEmbedder, as_text_embedder, embed_texts
-from .rerankers import BM25Reranker, EmbeddingReranker, Reranker, rerank
+from .rerankers import BM25Reranker, ClientReranker, EmbeddingReranker, Reranker, rerank
 from .types import DEFAULT_K, RankedDocument, ScoredDocument, VectorRetrieverOptions
 from .vector_store import VectorStore, define_vector_store, document_id
 
 __all__ = [
     "BM25Reranker",
     "ClientEmbedder",
+    "ClientReranker",
     "DEFAULT_K",
     "EmbeddingReranker",
     "RankedDocument",

@@ -2,9 +2,12 @@
 
 A reranker is anything with ``rerank(query, documents, options=None) ->
 list[RankedDocument]`` (best first), or a plain function of those arguments.
-Two are built in: :class:`EmbeddingReranker` (cosine similarity through a
-text embedder, one batched call for the query and all candidates) and
-:class:`BM25Reranker` (lexical: Okapi BM25 over the candidates, no model).
+Three are built in: :class:`ClientReranker` (a local cross-encoder reranker
+model, every query-document pair scored in one batched ``Client.rerank``
+call; the ``ai`` registry resolves ``llamanative/<name>`` rerankers to it),
+:class:`EmbeddingReranker` (cosine similarity through a text embedder, one
+batched call for the query and all candidates) and :class:`BM25Reranker`
+(lexical: Okapi BM25 over the candidates, no model).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from ._compat import as_document, document_text, invalid_argument
 from .embedders import as_text_embedder, embed_texts
 from .types import RankedDocument, ScoredDocument
 
-__all__ = ["BM25Reranker", "EmbeddingReranker", "Reranker", "rerank"]
+__all__ = ["BM25Reranker", "ClientReranker", "EmbeddingReranker", "Reranker", "rerank"]
 
 
 @runtime_checkable
@@ -41,6 +44,54 @@ def _ranked(docs: list[Any], scores: np.ndarray, k: int | None) -> list[RankedDo
     if k is not None:
         order = order[:k]
     return [RankedDocument(docs[i], float(scores[i])) for i in order]
+
+
+class ClientReranker:
+    """Scores documents with a local reranker model: ``client.rerank(model, query, texts)``, one batched call.
+
+    The score of a document is the model's relevance score for the
+    (query, document) pair (its own scale, often a logit). Options of
+    :meth:`rerank`: ``{"k": n}`` keeps the best n.
+
+    Args:
+        client: a :class:`llamanative.Client` (or anything with its ``rerank``).
+        model: the reranker: a name in the client's store or a path to a GGUF file.
+        options: model options for ``rerank`` (e.g. ``{"num_thread": 2}``).
+        truncate: cut over-long pairs to the model's context (the default) instead of failing.
+        keep_alive: how long the model stays loaded after each call (the client's default if None).
+    """
+
+    def __init__(
+        self, client: Any, model: str, *, options: Any = None, truncate: bool = True, keep_alive: Any = None
+    ) -> None:
+        self.client = client
+        self.model = str(model)
+        self.options = options
+        self.truncate = truncate
+        self.keep_alive = keep_alive
+
+    @property
+    def name(self) -> str:
+        return self.model
+
+    def rerank(self, query: Any, documents: Sequence[Any], options: Any = None) -> list[RankedDocument]:
+        q = query_document(query)
+        docs = [as_document(d) for d in documents]
+        if not docs:
+            return []
+        resp = self.client.rerank(
+            self.model,
+            document_text(q),
+            [document_text(d) for d in docs],
+            top_n=_top_k(options),
+            truncate=self.truncate,
+            options=self.options,
+            keep_alive=self.keep_alive,
+        )
+        return [RankedDocument(docs[r.index], float(r.relevance_score)) for r in resp.results]
+
+    def __repr__(self) -> str:
+        return f"ClientReranker(model={self.model!r})"
 
 
 class EmbeddingReranker:
