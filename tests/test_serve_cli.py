@@ -69,7 +69,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_server_process_warns_on_a_non_loopback_address_without_a_key(model_store):
+def test_a_server_process_warns_on_a_non_loopback_address_without_a_key(model_store, tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLAMANATIVE_")}
     argv = [sys.executable, "-m", "llamanative", "serve", "--host", "0.0.0.0", "--port", str(port)]
@@ -78,6 +78,7 @@ def test_a_server_process_warns_on_a_non_loopback_address_without_a_key(model_st
         env=env,
         stderr=subprocess.PIPE,
         text=True,
+        cwd=tmp_path,  # not the checkout: there `-m llamanative` would import its source tree, which has no _core
     )
     try:
         deadline = time.monotonic() + 120

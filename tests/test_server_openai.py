@@ -594,8 +594,10 @@ def test_a_stream_cut_by_the_request_timeout_raises_in_the_openai_package(aclien
     """The app's timeout ends a begun stream with an error event, which the package raises as APIError."""
     with running(create_app(aclient, request_timeout_s=1.5)) as base:
         with openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0) as c:
-            ask = [{"role": "user", "content": "Count from 1 to 1000."}]
-            stream = c.chat.completions.create(model="smol", messages=ask, max_tokens=4000, stream=True)
+            # Greedy, this prompt runs to max_tokens (over 1,500 tokens): no CPU ends it inside 1.5 s. A
+            # sampled answer may end early ("1, 2, 3 ..."), before the timeout.
+            ask = [{"role": "user", "content": "Write the numbers from 1 to 1000, separated by commas."}]
+            stream = c.chat.completions.create(model="smol", messages=ask, max_tokens=4000, temperature=0, stream=True)
             with pytest.raises(openai.APIError) as e:
                 for _ in stream:
                     pass

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -166,7 +166,11 @@ class PromptPipeline:
                 a model without one) and for a bad file.
         """
         media: list[_core.Media] = []
-        for kind, items in (("image", images), ("audio", audio)):
+        kinds: tuple[tuple[Literal["image", "audio"], Sequence[Image] | Sequence[Audio] | None], ...] = (
+            ("image", images),
+            ("audio", audio),
+        )
+        for kind, items in kinds:
             if not items:
                 continue
             ability = "vision" if kind == "image" else "audio"
