@@ -448,15 +448,15 @@ def test_cli_push(tmp_path, reg, client):
 
     small_model(tmp_path, client)
     env = {**os.environ, "LLAMANATIVE_MODELS": str(tmp_path / "models"), "LLAMANATIVE_REGISTRY": reg.url}
-    r = subprocess.run(
-        [sys.executable, "-m", "llamanative", "push", "alice/tiny:v1"], env=env, capture_output=True, text=True
-    )
+    # Outside the checkout: there `-m llamanative` would import its source tree, which has no _core.
+    run = {"env": env, "capture_output": True, "text": True, "cwd": tmp_path}
+    r = subprocess.run([sys.executable, "-m", "llamanative", "push", "alice/tiny:v1"], **run)
     assert r.returncode == 0, r.stderr
     assert r.stderr.splitlines()[0] == "retrieving manifest" and "success" in r.stderr
     assert f"pushing {digest_of(BLOB)[7:19]}: 100% " in r.stderr
     assert "You can find your model at:" in r.stdout and "alice/tiny:v1" in r.stdout
     assert "alice/tiny:v1" in reg.manifests
-    r = subprocess.run([sys.executable, "-m", "llamanative", "push", "tiny"], env=env, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "llamanative", "push", "tiny"], **run)
     assert r.returncode == 1 and "Error: " in r.stderr and "namespace" in r.stderr and "Traceback" not in r.stderr
 
 
