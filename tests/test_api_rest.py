@@ -168,7 +168,7 @@ def test_tool_types_print_as_json(client):
     assert str(ToolCallFunctionArguments()) == "{}" and str(Tools()) == "[]"
 
 
-def test_default_client_is_the_shared_client_of_the_module_functions(model_store):
+def test_default_client_is_the_shared_client_of_the_module_functions(model_store, tmp_path):
     code = textwrap.dedent(
         """
         import llamanative
@@ -180,7 +180,10 @@ def test_default_client_is_the_shared_client_of_the_module_functions(model_store
         """
     )
     env = {"LLAMANATIVE_MODELS": str(model_store), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    # Outside the checkout: there `import llamanative` would find its source tree, which has no _core.
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert out.stdout.strip() == "ok", out.stderr
 
 
