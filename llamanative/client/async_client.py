@@ -64,6 +64,7 @@ class AsyncClient:
     ) -> None:
         check_http_keywords(type(self).__name__, kwargs)
         self._client = Client(host, models_dir=models_dir, max_loaded_models=max_loaded_models)
+        self.store = self._client.store  # the model store, as Client.store
 
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)

@@ -16,7 +16,6 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,10 +29,9 @@ _WRITE_CHUNK = 1 << 20
 
 def blob_path(client: AsyncClient, digest: str) -> Path:
     """Where the store keeps the blob ``digest`` (a checked ``sha256:<hex>``)."""
-    # AsyncClient wraps a Client, whose store is public; the server writes blobs exactly as
-    # Client.create_blob does, without first copying the upload to a file of its own.
-    store: Any = client._client.store
-    return Path(store.blob_path(digest))
+    # The server writes blobs exactly as Client.create_blob does, without first copying the
+    # upload to a file of its own.
+    return Path(client.store.blob_path(digest))
 
 
 async def head(request: Request, client: AsyncClient) -> Response:
