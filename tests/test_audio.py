@@ -220,7 +220,7 @@ def test_streaming_with_a_clip(aclient):
 
 
 def test_concurrent_chats_with_and_without_audio_give_their_solo_outputs(aclient):
-    asks = [([str(CLIP)], PROMPT), (None, "Name three colours."), ([_wav(3)], "Describe it."), (None, "Count.")]
+    asks = [([str(CLIP)], PROMPT), (None, "Name three colours."), ([_wav(3)], "Describe it."), (None, "Count to five.")]
     alone = [_chat(aclient, clip, text).message.content for clip, text in asks]
     got: list[str | None] = [None] * len(asks)
 
