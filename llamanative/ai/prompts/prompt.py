@@ -19,9 +19,12 @@ A ``.prompt`` file is YAML frontmatter plus a Handlebars template::
     {{role "system"}}You are concise.
     {{role "user"}}Write about {{topic}} in a {{style}} style.
 
-Loading follows Genkit Go (``LoadPromptDir``): the directory and its
-subdirectories; ``_name.prompt`` is the partial ``name``; ``name.variant.prompt``
-is the variant ``variant`` of ``name``; the registry key is
+Loading follows Genkit Go (``LoadPromptDir``, ``LoadPromptDirFromFS``): the
+directory and its subdirectories, on disk (:func:`load_prompt_dir`) or in a
+file system object (:func:`load_prompt_dir_from_fs`: a package's resources
+through ``importlib.resources``, a zip file, an fsspec file system);
+``_name.prompt`` is the partial ``name``; ``name.variant.prompt`` is the
+variant ``variant`` of ``name``; the registry key is
 ``[namespace/]name[.variant]``. Honoured frontmatter: ``model``, ``config``,
 ``description``, ``metadata``, ``tools``, ``input.schema`` / ``input.default``,
 ``output.format`` / ``output.schema`` (the format defaults to ``json`` when a
@@ -38,13 +41,21 @@ The input, merged over ``input.default``, is validated against the input schema.
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import os
+import posixpath
+import sys
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
+
+if sys.version_info >= (3, 11):
+    from importlib.resources.abc import Traversable
+else:  # pragma: no cover (3.10)
+    from importlib.abc import Traversable
 
 from ..actions import ActionRegistry
 from ..errors import NotFoundError
@@ -56,11 +67,15 @@ from .render import HelperFn, PromptEnvironment
 
 __all__ = [
     "DotPrompt",
+    "FileSystemLike",
+    "PromptFS",
     "define_helper",
     "define_partial",
     "environment",
     "load_prompt",
     "load_prompt_dir",
+    "load_prompt_dir_from_fs",
+    "load_prompt_from_fs",
     "load_prompt_from_source",
     "lookup_prompt",
     "prompt_from_source",
@@ -267,19 +282,15 @@ def load_prompt_from_source(
 
 
 def load_prompt(registry: ActionRegistry, path: str | os.PathLike, *, namespace: str | None = None) -> DotPrompt:
-    """Load and register one ``.prompt`` file: ``name.prompt``, or ``name.variant.prompt`` for a variant."""
+    """Load and register one ``.prompt`` file: ``name.prompt``, or ``name.variant.prompt`` for a variant.
+
+    Raises:
+        InvalidArgumentError: not a ``.prompt`` file, not UTF-8, or invalid frontmatter.
+        NotFoundError: the file cannot be read.
+        AlreadyExistsError: a prompt with that key is already registered.
+    """
     p = Path(path)
-    if not p.name.endswith(".prompt"):
-        raise invalid_argument(f"{p} is not a .prompt file")
-    name, _, variant = p.name[: -len(".prompt")].partition(".")
-    try:
-        source = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise NotFoundError(f"cannot read prompt file {p}: {exc}") from exc
-    prompt = prompt_from_source(
-        registry, source, name, variant=variant or None, namespace=namespace, source_path=str(p)
-    )
-    return registry.register("prompt", prompt.key, prompt)
+    return _register_file(registry, _File(p.name, str(p), lambda: p.read_text(encoding="utf-8")), namespace)
 
 
 def load_prompt_dir(
@@ -291,6 +302,7 @@ def load_prompt_dir(
     registered first, source as is); the others are prompts, registered under
     their file name (a subdirectory does not change the key). A missing
     default directory loads nothing; a missing directory given explicitly is an error.
+    :func:`load_prompt_dir_from_fs` does the same in a package's resources, a zip file or an fsspec file system.
 
     Raises:
         NotFoundError: ``directory`` does not exist.
@@ -301,16 +313,218 @@ def load_prompt_dir(
         if directory is None:
             return []
         raise NotFoundError(f"prompt directory {str(root)!r} not found")
-    partials: list[Path] = []
-    files: list[Path] = []
+    files: list[_File] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for fn in sorted(filenames):
-            if fn.endswith(".prompt"):
-                (partials if fn.startswith("_") else files).append(Path(dirpath) / fn)
-    for p in partials:
-        define_partial(registry, p.name[1 : -len(".prompt")], p.read_text(encoding="utf-8"))
-    return [load_prompt(registry, p, namespace=namespace) for p in files]
+            f = Path(dirpath) / fn
+            files.append(_File(fn, str(f), functools.partial(f.read_text, encoding="utf-8")))
+    return _load_files(registry, files, namespace)
+
+
+# -- loading from a file system object ---------------------------------------------------------------
+@runtime_checkable
+class FileSystemLike(Protocol):
+    """What the loaders use of an fsspec file system (``fsspec.filesystem("memory")``, ``"zip"``, ``"s3"``
+    ...): ``ls(path, detail=True)`` (entries with ``name`` and ``type``), ``cat_file(path)`` and ``isdir``."""
+
+    def ls(self, path: str, detail: bool = True) -> Any: ...
+
+    def cat_file(self, path: str) -> bytes: ...
+
+    def isdir(self, path: str) -> bool: ...
+
+
+PromptFS = Traversable | FileSystemLike | str | os.PathLike[str]
+"""Where :func:`load_prompt_dir_from_fs` and :func:`load_prompt_from_fs` read: an ``importlib.resources``
+Traversable (``importlib.resources.files("mypkg")``, a ``zipfile.Path``, a ``pathlib.Path``), an fsspec-like
+file system (:class:`FileSystemLike`), or a local path."""
+
+
+class _File:
+    """A ``.prompt`` file found by a loader: its name, where it is (for messages), and how to read it."""
+
+    __slots__ = ("name", "read", "where")
+
+    def __init__(self, name: str, where: str, read: Callable[[], str | bytes]) -> None:
+        self.name, self.where, self.read = name, where, read
+
+    def source(self) -> str:
+        try:
+            data = self.read()
+            return data.decode("utf-8") if isinstance(data, bytes) else data
+        except UnicodeDecodeError as exc:
+            raise invalid_argument(f"prompt file {self.where} is not UTF-8 text: {exc}") from exc
+        except (OSError, KeyError) as exc:  # KeyError: a zip member that is not there
+            raise NotFoundError(f"cannot read prompt file {self.where}: {exc}") from exc
+
+
+def _register_file(registry: ActionRegistry, file: _File, namespace: str | None) -> DotPrompt:
+    if not file.name.endswith(".prompt"):
+        raise invalid_argument(f"{file.where} is not a .prompt file")
+    name, _, variant = file.name[: -len(".prompt")].partition(".")
+    prompt = prompt_from_source(
+        registry, file.source(), name, variant=variant or None, namespace=namespace, source_path=file.where
+    )
+    return registry.register("prompt", prompt.key, prompt)
+
+
+def _load_files(registry: ActionRegistry, files: Sequence[_File], namespace: str | None) -> list[DotPrompt]:
+    """Register the partials (``_name.prompt``) of ``files``, then the prompts, in order; other files are
+    ignored."""
+    found = [f for f in files if f.name.endswith(".prompt")]
+    for f in found:
+        if f.name.startswith("_"):
+            define_partial(registry, f.name[1 : -len(".prompt")], f.source())
+    return [_register_file(registry, f, namespace) for f in found if not f.name.startswith("_")]
+
+
+def _is_traversable(fs: Any) -> bool:
+    return all(hasattr(fs, a) for a in ("iterdir", "joinpath", "is_dir", "read_text", "name"))
+
+
+def _is_fsspec(fs: Any) -> bool:
+    return all(callable(getattr(fs, a, None)) for a in ("ls", "cat_file", "isdir"))
+
+
+def _parts(directory: str) -> list[str]:
+    return [p for p in directory.replace("\\", "/").split("/") if p not in ("", ".")]
+
+
+class _TraversableSource:
+    """Files of an ``importlib.resources`` Traversable (a package's files, a ``zipfile.Path``, a ``Path``)."""
+
+    def __init__(self, root: Traversable) -> None:
+        self.root = root
+
+    def node(self, directory: str) -> Traversable:
+        parts = _parts(directory)
+        return self.root.joinpath(*parts) if parts else self.root
+
+    def file(self, directory: str, filename: str) -> _File:
+        node = self.node(directory).joinpath(filename)
+        return _File(filename, str(node), functools.partial(node.read_text, encoding="utf-8"))
+
+    def walk(self, directory: str) -> list[_File]:
+        top = self.node(directory)
+        if not top.is_dir():
+            raise NotFoundError(f"prompt directory {directory!r} not found in {self.root}")
+        out: list[_File] = []
+
+        def visit(node: Traversable) -> None:
+            children = sorted(node.iterdir(), key=lambda c: c.name)
+            subdirs = []
+            for child in children:
+                if child.is_dir():
+                    # a symlinked directory of a local tree is not descended into (as os.walk does not)
+                    if not (isinstance(child, Path) and child.is_symlink()):
+                        subdirs.append(child)
+                elif child.name.endswith(".prompt"):
+                    out.append(_File(child.name, str(child), functools.partial(child.read_text, encoding="utf-8")))
+            for sub in subdirs:
+                visit(sub)
+
+        visit(top)
+        return out
+
+
+class _FsspecSource:
+    """Files of an fsspec-like file system (see :class:`FileSystemLike`)."""
+
+    def __init__(self, fs: FileSystemLike) -> None:
+        self.fs = fs
+
+    def path(self, directory: str) -> str:
+        parts = _parts(directory)
+        root = str(getattr(self.fs, "root_marker", "") or "")
+        if not parts:
+            return root or ""
+        lead = "/" if directory.startswith("/") or root == "/" else ""
+        return lead + "/".join(parts)
+
+    def file(self, directory: str, filename: str) -> _File:
+        base = self.path(directory)
+        path = posixpath.join(base, filename) if base else filename
+        return _File(filename, path, functools.partial(self.fs.cat_file, path))
+
+    def walk(self, directory: str) -> list[_File]:
+        top = self.path(directory)
+        if not self.fs.isdir(top):
+            raise NotFoundError(f"prompt directory {directory!r} not found in {type(self.fs).__name__}")
+        out: list[_File] = []
+
+        def visit(path: str) -> None:
+            entries = []
+            for e in self.fs.ls(path, detail=True):
+                info = e if isinstance(e, Mapping) else {"name": str(e), "type": "file"}
+                full = str(info["name"]).rstrip("/")
+                if full == path.rstrip("/"):  # some file systems list a directory in itself
+                    continue
+                entries.append((posixpath.basename(full), full, info.get("type") == "directory"))
+            entries.sort()
+            for name, full, is_dir in entries:
+                if not is_dir and name.endswith(".prompt"):
+                    out.append(_File(name, full, functools.partial(self.fs.cat_file, full)))
+            for _, full, is_dir in entries:
+                if is_dir:
+                    visit(full)
+
+        visit(top)
+        return out
+
+
+def _source(fs: PromptFS) -> _TraversableSource | _FsspecSource:
+    if isinstance(fs, (str, os.PathLike)):
+        return _TraversableSource(Path(fs))
+    if _is_traversable(fs):
+        return _TraversableSource(fs)  # type: ignore[arg-type]  # checked by its methods, as importlib does
+    if _is_fsspec(fs):
+        return _FsspecSource(fs)  # type: ignore[arg-type]
+    raise invalid_argument(
+        "a prompt file system is an importlib.resources Traversable (files('pkg'), zipfile.Path, "
+        f"pathlib.Path), an fsspec file system or a path; got {type(fs).__name__}"
+    )
+
+
+def load_prompt_dir_from_fs(
+    registry: ActionRegistry, fs: PromptFS, directory: str = "", *, namespace: str | None = None
+) -> list[DotPrompt]:
+    """Load the ``.prompt`` files under ``directory`` of a file system object (Go's ``LoadPromptDirFromFS``).
+
+    ``fs`` is an ``importlib.resources`` Traversable (prompts shipped in a
+    package: ``importlib.resources.files("mypkg")``; a ``zipfile.Path``; a
+    ``pathlib.Path``), an fsspec file system (``fsspec.filesystem("memory")``,
+    ``"zip"``, ``"s3"`` ...; anything with ``ls``, ``cat_file`` and ``isdir``),
+    or a local path. ``directory`` is a ``/``-separated path in it (``""``:
+    its root). As :func:`load_prompt_dir`: subdirectories included, ``_name.prompt``
+    files are partials (registered first), ``name.variant.prompt`` a variant;
+    the key is ``[namespace/]name[.variant]``; each prompt's ``source_path``
+    says where it came from.
+
+    Raises:
+        NotFoundError: ``directory`` is not a directory of ``fs``, or a file cannot be read.
+        InvalidArgumentError: ``fs`` is none of the above, a file is not UTF-8, or its frontmatter is invalid.
+        AlreadyExistsError: two prompts with the same key.
+    """
+    return _load_files(registry, _source(fs).walk(directory), namespace)
+
+
+def load_prompt_from_fs(
+    registry: ActionRegistry, fs: PromptFS, directory: str, filename: str, *, namespace: str | None = None
+) -> DotPrompt:
+    """Load and register the prompt file ``directory/filename`` of a file system object (Go's
+    ``LoadPromptFromFS``); ``fs`` and ``directory`` are as in :func:`load_prompt_dir_from_fs`.
+    ``name.variant.prompt`` is the variant ``variant`` of ``name``.
+
+    Raises:
+        InvalidArgumentError: ``filename`` is not a ``.prompt`` file, the file is not UTF-8, or its
+            frontmatter is invalid.
+        NotFoundError: the file cannot be read.
+        AlreadyExistsError: a prompt with that key is already registered.
+    """
+    if not filename or "/" in filename.strip("/"):
+        raise invalid_argument(f"filename {filename!r} must be a file name; give its folder as directory")
+    return _register_file(registry, _source(fs).file(directory, filename.strip("/")), namespace)
 
 
 def lookup_prompt(registry: ActionRegistry, name: str, variant: str | None = None) -> Prompt | None:
