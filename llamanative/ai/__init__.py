@@ -12,6 +12,7 @@ is synchronous; ``agenerate``-style twins run the sync call in a thread.
 
 from __future__ import annotations
 
+from .actions import ActionDesc, action_key
 from .embedder import Embedder, EmbedderInfo, Embedding, EmbedRequest, EmbedResponse, new_embedder
 from .errors import (
     AbortedError,
@@ -63,6 +64,7 @@ from .formats import (
     inject_instructions,
 )
 from .generate import DEFAULT_MAX_TURNS, GenerateActionOptions, GenerateKwargs
+from .generate_action import GenerateAction, GenerateActionInput, define_generate_action
 from .hooks import GenerateParams, Hooks, Middleware, ModelParams, ToolParams
 from .messages import (
     Document,
@@ -155,6 +157,7 @@ __all__ = [
     "OUTPUT_FORMAT_MEDIA",
     "OUTPUT_FORMAT_TEXT",
     "AbortedError",
+    "ActionDesc",
     "ActionNotFound",
     "AlreadyExistsError",
     "AsyncGenerateStream",
@@ -180,6 +183,8 @@ __all__ = [
     "FinishReason",
     "FormatHandler",
     "Formatter",
+    "GenerateAction",
+    "GenerateActionInput",
     "GenerateActionOptions",
     "GenerateKwargs",
     "GenerateParams",
@@ -251,7 +256,9 @@ __all__ = [
     "UnresolvedToolRequest",
     "UnsupportedByModel",
     "UnsupportedMedia",
+    "action_key",
     "augment_with_context",
+    "define_generate_action",
     "document_from_text",
     "download_request_media",
     "embedder_ref",

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._wire import WireModel
 from .embedder import Embedder
 from .errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from .evaluator import Evaluator
@@ -27,7 +28,7 @@ from .tools import Tool
 if TYPE_CHECKING:
     from .prompt import Prompt
 
-__all__ = ["KINDS", "ActionRegistry", "Resolver"]
+__all__ = ["KINDS", "ActionDesc", "ActionRegistry", "Resolver", "action_key"]
 
 Resolver = Callable[[str, str], Any]
 """A dynamic provider: ``resolver(kind, name) -> action | None`` (kind ``"model"``, ``"embedder"`` ...)."""
@@ -44,8 +45,49 @@ KINDS = (
     "format",
     "resource",
     "schema",
+    "util",
 )
-"The kinds of actions a registry holds."
+"The kinds of actions a registry holds (``util``: the generate action, see ``define_generate_action``)."
+
+_ACTION_TYPES = {"prompt": "executable-prompt"}
+"Genkit's action type where it differs from the kind (a prompt is an ``executable-prompt`` action)."
+
+
+def action_key(kind: str, name: str) -> str:
+    """An action's key, Genkit's ``/<type>/<name>``: ``/model/llamanative/smol``, ``/executable-prompt/greet``.
+
+    >>> action_key("prompt", "greet.short")
+    '/executable-prompt/greet.short'
+    >>> action_key("util", "generate")
+    '/util/generate'
+    """
+    return f"/{_ACTION_TYPES.get(kind, kind)}/{name}"
+
+
+class ActionDesc(WireModel):
+    """A descriptor of an action, Go's ``api.ActionDesc``: what a tool listing actions (Genkit's Dev UI, a
+    reflection API) shows of it. Its JSON is Genkit's (``inputSchema``, ``outputSchema`` ...)."""
+
+    type: str
+    "Genkit's action type: ``executable-prompt``, ``util``, ``model`` ..."
+
+    key: str
+    "``/<type>/<name>`` (see :func:`action_key`); :meth:`ActionRegistry.lookup_action` finds the action by it."
+
+    name: str
+    description: str = ""
+    input_schema: dict[str, Any] | None = None
+    "The JSON schema of the action's input, registered schema names resolved."
+
+    output_schema: dict[str, Any] | None = None
+    "The JSON schema of the action's output."
+
+    stream_schema: dict[str, Any] | None = None
+    "The JSON schema of the chunks it streams (None: it does not stream)."
+
+    metadata: dict[str, Any] = {}
+    "The action's metadata (for a prompt, ``metadata['prompt']`` holds its definition)."
+
 
 _T = TypeVar("_T")
 _R = TypeVar("_R", bound="ActionRegistry")
@@ -194,7 +236,25 @@ class ActionRegistry:
         return self._lookup("resource", name)
 
     def lookup_schema(self, name: str) -> dict[str, Any] | None:
+        """A schema registered with ``define_schema``, None if none has that name."""
         return self._lookup("schema", name)
+
+    def lookup_action(self, key: str) -> Any:
+        """The action with Genkit's key ``/<type>/<name>`` (Go's ``LookupAction``), None when none has it.
+
+        ``/util/generate`` is the generate action, ``/executable-prompt/<name>`` a prompt,
+        ``/model/llamanative/<name>`` a model (resolved as :meth:`lookup_model` does) ...
+
+        Raises:
+            InvalidArgumentError: ``key`` is not of the form ``/<type>/<name>``.
+        """
+        atype, sep, name = key[1:].partition("/") if key.startswith("/") else ("", "", "")
+        if not (atype and sep and name):
+            raise InvalidArgumentError(f"action key {key!r} is not of the form /<type>/<name>")
+        kind = next((k for k, t in _ACTION_TYPES.items() if t == atype), atype)
+        if kind not in self._actions:
+            return None
+        return self._lookup(kind, name)
 
     def list_actions(self, kind: str | None = None) -> list[Any]:
         """The registered actions (of one kind, or all), this registry's and its parents'."""

@@ -20,6 +20,10 @@ Every kind of action has three forms:
   is visible to that call only;
 - ``lookup_x(name)`` finds a registered (or dynamically resolvable) one, or None.
 
+``lookup_action("/<type>/<name>")`` finds any of them by Genkit's action key
+(Go's ``LookupAction``); ``/util/generate`` is the generate action that every
+``Genkit`` object defines when it is created (:mod:`.generate_action`).
+
 Child registries (:meth:`Registry.new_child`) see their parent's actions and
 add their own without changing the parent.
 
@@ -46,6 +50,7 @@ from .embedder import Embedder, EmbedResponse
 from .errors import NotFoundError
 from .evaluator import EvaluationResult, Evaluator, Example, evaluate
 from .generate import generate, generate_data, generate_operation, generate_with_request
+from .generate_action import define_generate_action
 from .local import LocalProvider
 from .messages import Document
 from .model import BackgroundModel
@@ -89,6 +94,7 @@ class Registry(Definitions):
         self._models_dir = str(models_dir) if models_dir is not None else None
         if parent is None:
             self.register_resolver("llamanative", LocalProvider(lambda: self.client).resolve)
+            define_generate_action(self)  # /util/generate, as Genkit's Init defines it
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
