@@ -129,7 +129,7 @@ from .parts import (
     new_tool_request_part,
     new_tool_response_part,
 )
-from .prompt import DataPrompt, Prompt
+from .prompt import DataPrompt, Prompt, as_data_prompt, lookup_data_prompt
 from .refs import EmbedderRef, EvaluatorRef, RetrieverRef, embedder_ref, evaluator_ref, retriever_ref
 from .registry import Genkit, Registry
 from .resource import Resource, ResourceInput, ResourceOutput, new_resource
@@ -257,6 +257,7 @@ __all__ = [
     "UnsupportedByModel",
     "UnsupportedMedia",
     "action_key",
+    "as_data_prompt",
     "augment_with_context",
     "define_generate_action",
     "document_from_text",
@@ -268,6 +269,7 @@ __all__ = [
     "is_audio_content_type",
     "is_image_content_type",
     "is_video_content_type",
+    "lookup_data_prompt",
     "model_ref",
     "new_background_model",
     "new_batch_evaluator",

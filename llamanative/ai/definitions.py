@@ -18,7 +18,7 @@ from .formats import Formatter
 from .model import BackgroundModel, InfoArg, Model, new_background_model, new_model
 from .model_ref import ModelRef
 from .model_types import Operation
-from .prompt import DataPrompt, Prompt
+from .prompt import DataPrompt, Prompt, lookup_data_prompt
 from .resource import Resource, ResourceInput, new_resource
 from .retriever import Retriever, RetrieverInfo, RetrieverRequest, new_retriever
 from .schema import schema_for
@@ -257,7 +257,7 @@ class Definitions(ActionRegistry):
         tool_choice: str | None = None,
         max_turns: int | None = None,
         return_tool_requests: bool | None = None,
-        input_schema: dict[str, Any] | type | None = None,
+        input_schema: dict[str, Any] | type | str | None = None,
         default_input: dict[str, Any] | None = None,
         output_type: Any = None,
         output_schema: dict[str, Any] | str | None = None,
@@ -277,6 +277,12 @@ class Definitions(ActionRegistry):
         of messages. The rendered messages are: system, then messages, then
         the user prompt. The key is ``name`` or ``name.variant``. See
         :class:`llamanative.ai.prompt.Prompt` for ``execute`` / ``render`` / ``stream``.
+
+        ``input_schema`` is a JSON schema, a type (the input is converted to
+        it), or the name of a schema registered with :meth:`define_schema`
+        (Go's ``WithInputSchemaName``), looked up each time the prompt renders:
+        a name that is still not registered then is an ``InvalidSchema`` error.
+        ``output_schema`` may name a registered schema the same way.
         """
         p = Prompt(
             self,
@@ -321,7 +327,7 @@ class Definitions(ActionRegistry):
         tools: Sequence[str | Tool] | None = None,
         tool_choice: str | None = None,
         max_turns: int | None = None,
-        input_schema: dict[str, Any] | type | None = None,
+        input_schema: dict[str, Any] | type | str | None = None,
         default_input: dict[str, Any] | None = None,
         output_format: str | None = None,
         output_instructions: str | None = None,
@@ -330,7 +336,9 @@ class Definitions(ActionRegistry):
         use: Sequence[Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> DataPrompt:
-        """Register a prompt whose ``execute`` returns ``(output, response)`` typed as ``output_type``."""
+        """Register a prompt whose ``execute`` returns ``(output, response)`` typed as ``output_type`` (Go's
+        ``DefineDataPrompt``): the type sets the output schema (format ``json``), except ``str``, whose output
+        is the text. The other options are :meth:`define_prompt`'s."""
         p = DataPrompt(
             self,
             name,
@@ -355,6 +363,12 @@ class Definitions(ActionRegistry):
             metadata=metadata,
         )
         return self.register("prompt", p.key, p)
+
+    def lookup_data_prompt(self, name: str, output_type: Any = str, *, variant: str | None = None) -> DataPrompt | None:
+        """The prompt ``name`` (or its ``variant``) with typed output (Go's ``LookupDataPrompt``), None when
+        not defined: see :func:`llamanative.ai.lookup_data_prompt`. For prompts loaded from ``.prompt``
+        files, their output schema makes the output; ``output_type`` reads it."""
+        return lookup_data_prompt(self, name, output_type, variant=variant)
 
     # -- unregistered forms --------------------------------------------------------------------
     new_model = staticmethod(new_model)

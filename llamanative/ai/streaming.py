@@ -28,7 +28,14 @@ from .actions import ActionRegistry
 from .generate import generate, typed_output
 from .model_types import ModelResponse, ModelResponseChunk
 
-__all__ = ["AsyncGenerateStream", "GenerateStream", "StreamValue", "generate_data_stream", "generate_stream"]
+__all__ = [
+    "AsyncGenerateStream",
+    "GenerateStream",
+    "StreamValue",
+    "generate_data_stream",
+    "generate_stream",
+    "typed_stream",
+]
 
 
 @dataclass
@@ -222,8 +229,14 @@ def generate_data_stream(registry: ActionRegistry, output_type: Any, **options: 
     does not validate yet is given as its raw JSON data. Chunks whose output
     is None (nothing parsed yet) are skipped.
     """
+    return typed_stream(registry, output_type, **{"output_type": output_type, **options})
+
+
+def typed_stream(registry: ActionRegistry, output_type: Any, **options: Any) -> GenerateStream:
+    """:func:`generate_stream` whose values carry the output read as ``output_type`` (as
+    :func:`generate_data_stream` does), the request's output config being ``options``' own: ``output_type``
+    does not set the output schema here (a data prompt that wraps a prompt streams this way)."""
     user_cb = options.pop("on_chunk", None)
-    options = {"output_type": output_type, **options}
     plain = isinstance(output_type, dict)
 
     def run(cb: Callable[[ModelResponseChunk], None]) -> ModelResponse:

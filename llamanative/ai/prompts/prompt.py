@@ -62,7 +62,7 @@ from ..errors import NotFoundError
 from ..prompt import Prompt
 from ..retrieval._compat import Media, Message, Part, as_document, invalid_argument
 from .parse import ParsedPrompt, parse_document
-from .picoschema import PicoschemaError, picoschema
+from .picoschema import SCALAR_TYPES, PicoschemaError, picoschema
 from .render import HelperFn, PromptEnvironment
 
 __all__ = [
@@ -206,6 +206,14 @@ class DotPrompt(Prompt):
             "ext": self.ext,
         }
 
+    def _metadata_now(self) -> dict[str, Any]:
+        """The frontmatter as templates see it (``@metadata.prompt``), the input schema as registered now."""
+        return {**self._frontmatter, "input": {"schema": self.input_schema, "default": self.default_input}}
+
+    def _prompt_metadata(self) -> dict[str, Any]:
+        """The descriptor's definition of the prompt, with the file's ``template`` (as Go's loader records it)."""
+        return {**super()._prompt_metadata(), "template": self.template}
+
     def _render(
         self, variables: dict[str, Any], history: Sequence[Any] | None, docs: Any, context: Mapping[str, Any] | None
     ) -> list[Message]:
@@ -216,7 +224,7 @@ class DotPrompt(Prompt):
             messages=history,
             docs=docs_list,
             context=context,
-            prompt_metadata=self._frontmatter,
+            prompt_metadata=self._metadata_now(),
         )
         return [_with_media_types(m) for m in msgs]
 
@@ -544,7 +552,10 @@ def _prompt(
     where = source_path or name
     environment(registry)  # the registry's partials and helpers render this prompt
 
-    def schema(value: Any, what: str) -> dict[str, Any] | None:
+    def schema(value: Any, what: str) -> dict[str, Any] | str | None:
+        if isinstance(value, str) and "," not in value and value.strip() not in SCALAR_TYPES:
+            # a registered schema's name (Go's $ref "genkit:<name>"): looked up when the prompt runs
+            return value.strip()
         try:
             return picoschema(value, registry.lookup_schema)
         except PicoschemaError as exc:
