@@ -176,3 +176,13 @@ def test_define_data_prompt_with_str_output_is_plain_text(ai):
     assert dp.render().output.json_schema is None and dp.render().output.format is None
     text, resp = dp.execute()
     assert text == resp.text() and not text.startswith('"')
+
+
+def test_a_defined_data_prompt_streams_typed_output(ai):
+    dp = ai.define_data_prompt("city_stream", City, prompt="Name a city in {{country}}.", config=GREEDY)
+    assert dp.wrapped is None and dp.render({"country": "Spain"}).output.format == "json"
+    values = list(dp.stream({"country": "Spain"}))
+    assert values[-1].done and isinstance(values[-1].output, City)
+    assert values[-1].output == City.model_validate_json(values[-1].response.text())
+    city, _ = dp.execute({"country": "Spain"})
+    assert city == values[-1].output  # greedy: the same answer

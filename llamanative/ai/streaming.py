@@ -232,10 +232,12 @@ def generate_data_stream(registry: ActionRegistry, output_type: Any, **options: 
     return typed_stream(registry, output_type, **{"output_type": output_type, **options})
 
 
-def typed_stream(registry: ActionRegistry, output_type: Any, **options: Any) -> GenerateStream:
-    """:func:`generate_stream` whose values carry the output read as ``output_type`` (as
-    :func:`generate_data_stream` does), the request's output config being ``options``' own: ``output_type``
-    does not set the output schema here (a data prompt that wraps a prompt streams this way)."""
+def typed_stream(registry: ActionRegistry, read_as: Any, /, **options: Any) -> GenerateStream:
+    """:func:`generate_stream` whose values carry the output read as ``read_as`` (as
+    :func:`generate_data_stream` does), the request's output config being ``options``' own (their
+    ``output_type`` included, if any): ``read_as`` does not set the output schema here (a data prompt that
+    wraps a prompt streams this way)."""
+    output_type = read_as
     user_cb = options.pop("on_chunk", None)
     plain = isinstance(output_type, dict)
 
