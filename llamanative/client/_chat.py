@@ -105,6 +105,8 @@ def chat_steps(
                 prompt_eval_duration=ev.prompt_eval_duration,
                 eval_count=ev.eval_count,
                 eval_duration=ev.eval_duration,
+                draft_count=ev.draft_count or None,
+                draft_accepted_count=ev.draft_accepted if ev.draft_count else None,
             )
             return
         pending_lp.extend(ev.logprobs)

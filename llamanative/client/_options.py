@@ -11,6 +11,8 @@ from typing import Any
 
 from ..engine import CompletionJob, RunnerConfig, SamplingParams
 from ..engine.attention import flash_attn_setting
+from ..engine.speculation import SpecParams, resolve
+from ..errors import StatusError
 from ..prompting import Prompt
 from ..types import ChatRequest, Duration, GenerateRequest, Options, default_options
 
@@ -69,6 +71,29 @@ def top_count(logprobs: bool | None, top_logprobs: int | None) -> int:
     if not logprobs:
         return -1
     return top_logprobs or 0
+
+
+def spec_params(opts: Options) -> SpecParams | None:
+    """The job's speculative decoding: ``spec_type``, else ``LLAMANATIVE_SPECULATIVE``, else none.
+
+    Raises:
+        StatusError: 400 for an unknown or unsupported type or bounds out of range.
+    """
+    spec_type = opts.spec_type
+    source = "option spec_type"
+    if spec_type is None:
+        spec_type, source = os.environ.get("LLAMANATIVE_SPECULATIVE", ""), "LLAMANATIVE_SPECULATIVE"
+    try:
+        return resolve(
+            spec_type,
+            n_max=opts.spec_draft_max,
+            n_min=opts.spec_draft_min,
+            ngram_n=opts.spec_ngram_size_n,
+            ngram_m=opts.spec_ngram_size_m,
+            min_hits=opts.spec_ngram_min_hits,
+        )
+    except ValueError as exc:
+        raise StatusError.bad_request(f"{source}: {exc}") from exc
 
 
 def completion_job(

@@ -24,6 +24,7 @@ from .admission import Admission
 from .jobs import HIGH_WATER, LOW_WATER, Backlog, CompletionJob, Failed, Finished, Piece, TokenLogprobs
 from .sampling import make_sampler
 from .slots import Sequences, Slot
+from .speculation import speculate
 
 
 class Generation:
@@ -127,6 +128,11 @@ class Generation:
             n_keep=job.n_keep,
             media=job.media or False,  # the chunks tell M-RoPE images' positions
         )
+        try:
+            speculate(seqs.stepper, slot.seq, job.spec)
+        except BaseException:
+            seqs.stop(slot)
+            raise
         slot.job, slot.logprobs, slot.held = job, [], []
         slot.t_start, slot.t_first = time.perf_counter_ns(), 0
 
@@ -232,6 +238,7 @@ class Generation:
         if finish is not None:
             now = time.perf_counter_ns()
             generated = self._seqs.stepper.generated(slot.seq)
+            drafted, accepted = self._seqs.stepper.spec_counts(slot.seq)
             job.events.put(
                 Finished(
                     finish,
@@ -240,6 +247,8 @@ class Generation:
                     slot.t_first - slot.t_start,
                     len(generated),
                     now - slot.t_first,
+                    drafted,
+                    accepted,
                 )
             )
             self._release(slot)

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .sampling import SamplingParams
+from .speculation import SpecParams
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class Finished:
     prompt_eval_duration: int
     eval_count: int
     eval_duration: int
+    draft_count: int = 0  # tokens drafted by speculative decoding and verified
+    draft_accepted: int = 0  # of those, the ones the model accepted (they are among eval_count)
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,7 @@ class CompletionJob:
             ``prompting.media``): the prompt index where each starts -> its
             chunk, which the runner's projector writes into the slot's
             sequence. The context is never shifted for such a prompt.
+        spec: speculative decoding for this job (:mod:`.speculation`); None: none.
     """
 
     prompt: np.ndarray
@@ -192,6 +196,7 @@ class CompletionJob:
     per_token: bool = True
     events: EventSink = field(default_factory=EventQueue)
     media: dict[int, Any] = field(default_factory=dict)  # prompt index -> _core.MediaChunk
+    spec: SpecParams | None = None
     _cancelled: threading.Event = field(default_factory=threading.Event)
     _wake: Callable[[], None] | None = field(default=None, repr=False)  # set by Runner.submit
 

@@ -44,6 +44,14 @@ class Metrics(SubscriptableBaseModel):
     eval_duration: int | None = None
     "Time spent generating, in nanoseconds."
 
+    draft_count: int | None = None
+    """Tokens drafted by speculative decoding (``spec_type``) and verified by the model; not set without it.
+    llamanative's own field (llama-server's ``timings.draft_n``)."""
+
+    draft_accepted_count: int | None = None
+    """Of ``draft_count``, the tokens the model accepted. They are part of ``eval_count``, which counts every
+    generated token with or without speculation (llama-server's ``timings.draft_n_accepted``)."""
+
     _omitempty = frozenset(
         {
             "total_duration",
@@ -52,6 +60,8 @@ class Metrics(SubscriptableBaseModel):
             "prompt_eval_duration",
             "eval_count",
             "eval_duration",
+            "draft_count",
+            "draft_accepted_count",
         }
     )
 
@@ -87,4 +97,9 @@ class Metrics(SubscriptableBaseModel):
         if ns > 0:
             lines.append(f"eval duration:        {format_go_duration(ns)}")
             lines.append(f"eval rate:            {count / (ns / 1e9):.2f} tokens/s")
+        if self.draft_count:
+            accepted = self.draft_accepted_count or 0
+            lines.append(
+                f"draft tokens:         {self.draft_count} ({accepted} accepted, {accepted / self.draft_count:.0%})"
+            )
         return "\n".join(lines)

@@ -67,7 +67,7 @@ LEGACY_OPTIONS = frozenset(
 """Option names that ollama-python accepts and the server ignores."""
 
 # Option name -> (kind, check, what the check requires). kind is one of
-# "int", "float", "bool", "strings".
+# "int", "float", "bool", "string", "strings".
 _INF = math.inf
 _SPEC: dict[str, tuple[str, Any, str]] = {
     # Runner (load-time)
@@ -91,6 +91,13 @@ _SPEC: dict[str, tuple[str, Any, str]] = {
     "presence_penalty": ("float", math.isfinite, "must be a finite number"),
     "frequency_penalty": ("float", math.isfinite, "must be a finite number"),
     "stop": ("strings", None, ""),
+    # speculative decoding (llama-server's --spec-* settings)
+    "spec_type": ("string", None, ""),
+    "spec_draft_max": ("int", lambda v: 1 <= v <= 1024, "must be between 1 and 1024"),
+    "spec_draft_min": ("int", lambda v: 0 <= v <= 1024, "must be between 0 and 1024"),
+    "spec_ngram_size_n": ("int", lambda v: 0 <= v <= 1024, "must be between 0 (default) and 1024"),
+    "spec_ngram_size_m": ("int", lambda v: 0 <= v <= 1024, "must be between 0 (default) and 1024"),
+    "spec_ngram_min_hits": ("int", lambda v: 0 <= v <= 65535, "must be between 0 (default) and 65535"),
 }
 
 RUNNER_OPTIONS = ("num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread")
@@ -122,6 +129,9 @@ def _check(key: str, value: Any) -> Any:
     elif kind == "bool":
         if not isinstance(value, bool):
             raise _OptionError(f'option "{key}" must be of type boolean')
+    elif kind == "string":
+        if not isinstance(value, str):
+            raise _OptionError(f'option "{key}" must be of type string')
     else:  # a list of strings
         if isinstance(value, str):
             value = [value]
@@ -216,6 +226,28 @@ class Options(SubscriptableBaseModel):
 
     stop: list[str] | None = None
     "Stop sequences: generation stops before any of them."
+
+    # Speculative decoding (llamanative's; llama-server's --spec-* settings). Output is unchanged by it.
+    spec_type: str | None = None
+    """Speculative decoding: ``"none"``, ``"auto"`` (n-gram drafts while they are mostly accepted), or
+    n-gram type names, comma-separated (``ngram-map-k``, ``ngram-simple``, ``ngram-map-k4v``, ``ngram-mod``,
+    ``ngram-cache``). Default: ``LLAMANATIVE_SPECULATIVE``, else none."""
+
+    spec_draft_max: int | None = None
+    "Most draft tokens verified per decode (default 16)."
+
+    spec_draft_min: int | None = None
+    "Drafts shorter than this are not verified (default 0)."
+
+    spec_ngram_size_n: int | None = None
+    "Length of the n-gram looked up in the context; 0 = llama.cpp's default of each type."
+
+    spec_ngram_size_m: int | None = None
+    """Length of the m-gram drafted after a match; 0 = ``spec_draft_max`` (at least the n-gram's length) for the
+    ``ngram-simple``/``ngram-map-*`` types, llama.cpp's default (64) for ``ngram-mod``."""
+
+    spec_ngram_min_hits: int | None = None
+    "Times an n-gram must have occurred before it drafts; 0 = llama.cpp's default."
 
     # No omitempty here: None is "not set", and 0 is a real value (temperature=0 is greedy).
 

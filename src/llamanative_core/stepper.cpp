@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 
 namespace {
 
@@ -98,7 +99,8 @@ lln_stepper::lln_stepper(llama_context * ctx, int32_t n_slots, int32_t n_batch) 
     n_batch(n_batch),
     n_vocab(llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(ctx)))),
     n_ctx_seq(llama_n_ctx_seq(ctx)),
-    cur(n_vocab) {
+    cur(n_vocab),
+    spec_pool(static_cast<uint32_t>(n_slots)) {
     for (int32_t i = 0; i < n_slots; ++i) {
         slots[i].seq = i;
     }
@@ -129,7 +131,38 @@ void lln_stepper::start(int32_t slot, const llama_token * prompt, size_t n_promp
     s.chunk     = 0;
     s.feeding   = false;
     s.paused    = false;
+    s.held      = false;
+    s.spec.entry = nullptr;
+    s.spec.clear_request();
     s.active    = true;
+}
+
+void lln_stepper::speculate(int32_t slot, const lln_spec_params * p) {
+    lln_slot & s = slots[slot];
+    s.spec.entry = nullptr;
+    s.spec.clear_request();
+    if (p == nullptr) return;
+    const llama_model * model = llama_get_model(ctx);
+    if (llama_model_is_recurrent(model) || llama_model_is_hybrid(model)) {
+        // Rejected draft tokens must be removed from the sequence, which a recurrent state cannot do.
+        throw std::invalid_argument("speculative decoding needs a model whose KV cache can drop tokens; "
+                                    "recurrent and hybrid models cannot");
+    }
+    std::vector<const lln_spec_entry *> in_use;
+    for (const auto & o : slots) {
+        if (o.active && o.spec.entry != nullptr) in_use.push_back(o.spec.entry);
+    }
+    s.spec.entry  = spec_pool.acquire(*p, in_use);
+    s.spec.params = *p;
+}
+
+int32_t lln_stepper::max_outputs() const {
+    int64_t n = 0;
+    for (const auto & s : slots) {
+        n += 1;
+        if (s.active && s.spec.entry != nullptr) n += std::max(0, s.spec.params.n_max);
+    }
+    return static_cast<int32_t>(std::min<int64_t>(n, n_batch));
 }
 
 size_t lln_slot::text_end() const {
@@ -227,25 +260,52 @@ bool lln_stepper::restored(int32_t slot, const llama_token * toks, size_t n) {
     return true;
 }
 
-int32_t lln_stepper::step(llama_batch & batch, std::vector<lln_event> & events) {
+int32_t lln_stepper::build(llama_batch & batch, bool drafts) {
     batch.n_tokens = 0;
     int32_t budget = n_batch;
-    // Generating slots first: one token each, as far as the batch allows.
+    // Generating slots first: one token each, as far as the batch allows; then
+    // the drafts of the speculating ones from what is left.
+    int32_t n_feeding = 0;
     for (auto & s : slots) {
         s.out_index = -1;
         s.chunk     = 0;
         s.feeding   = false;
-        if (!s.active || s.paused) continue;
+        s.spec.draft.clear();  // drafted anew below (a rebuild without drafts keeps none)
+        if (!s.active || s.paused || s.held) continue;
+        if (s.n_done >= s.prompt.size() && !s.generated.empty()) ++n_feeding;
+    }
+    int32_t n_draft_budget = std::max(0, n_batch - n_feeding);
+    int32_t n_drafted      = 0;
+    for (auto & s : slots) {
+        if (!s.active || s.paused || s.held) continue;
         if (s.n_done >= s.prompt.size() && !s.generated.empty() && budget > 0) {
             add_token(batch, s.generated.back(), s.n_past, s.seq, true);
             s.out_index = batch.n_tokens - 1;
             s.feeding   = true;
             --budget;
+            if (drafts && s.spec.entry != nullptr &&
+                (!s.spec.params.gate || s.spec.gate.open(static_cast<int64_t>(s.generated.size())))) {
+                // Room: the cells must fit without a shift (one more is needed after the step's last
+                // token, as without speculation), and more than the tokens left to generate is waste.
+                const int64_t limit = s.max_tokens > 0 ? s.max_tokens : 10 * static_cast<int64_t>(n_ctx_seq);
+                int64_t       room  = static_cast<int64_t>(n_ctx_seq) - static_cast<int64_t>(s.cached.size()) - 2;
+                room = std::min(room, limit - static_cast<int64_t>(s.generated.size()) - 1);
+                room = std::min<int64_t>(room, n_draft_budget);
+                lln_spec_draft(s.spec, s.seq, s.cached, s.generated.back(), static_cast<int32_t>(std::max<int64_t>(room, 0)),
+                               n_vocab);
+                for (size_t j = 0; j < s.spec.draft.size(); ++j) {
+                    add_token(batch, s.spec.draft[j], s.n_past + 1 + static_cast<llama_pos>(j), s.seq, true);
+                }
+                const auto k = static_cast<int32_t>(s.spec.draft.size());
+                budget -= k;
+                n_draft_budget -= k;
+                n_drafted += k;
+            }
         }
     }
     // Then prompt chunks, as far as the batch allows.
     for (auto & s : slots) {
-        if (!s.active || s.paused || budget <= 0 || s.n_done >= s.prompt.size()) continue;
+        if (!s.active || s.paused || s.held || budget <= 0 || s.n_done >= s.prompt.size()) continue;
         // A media run (negative ids) is evaluated by the caller (advance());
         // text stops at the next one.
         const size_t end       = s.text_end();
@@ -260,24 +320,41 @@ int32_t lln_stepper::step(llama_batch & batch, std::vector<lln_event> & events) 
         s.chunk = take;
         budget -= static_cast<int32_t>(take);
     }
+    return n_drafted;
+}
+
+int32_t lln_stepper::step(llama_batch & batch, std::vector<lln_event> & events) {
+    n_outputs_last           = 0;
+    const int32_t n_drafted = build(batch, true);
     if (batch.n_tokens == 0) return 0;
-    const int32_t rc = llama_decode(ctx, batch);
+    int32_t rc = llama_decode(ctx, batch);
+    if (rc == 1 && n_drafted > 0) {
+        // No KV room for the drafts' extra cells. llama.h: the memory is as it
+        // was before the call, so decode the step as it would be without
+        // speculation; only a batch that cannot fit even then is reported.
+        build(batch, false);
+        rc = llama_decode(ctx, batch);
+    }
     if (rc == 2 || rc < -1) {
         // llama.h: after an abort or a fatal error the ubatches processed before
         // it stay in the memory; drop them so that it matches the slot records.
         llama_memory_t mem = llama_get_memory(ctx);
         if (mem != nullptr) {
-            for (const auto & s : slots) {
+            for (auto & s : slots) {
                 if (s.active && (s.chunk > 0 || s.feeding)) {
-                    llama_memory_seq_rm(mem, s.seq, s.n_past, -1);
+                    llama_memory_seq_rm(mem, s.seq, s.n_past, -1);  // the draft cells too
                 }
             }
         }
     }
-    if (rc != 0) return rc;  // no slot changed: the caller may free KV space and retry
+    if (rc != 0) {
+        for (auto & s : slots) s.spec.draft.clear();
+        return rc;  // no slot changed: the caller may free KV space and retry
+    }
+    for (int32_t j = 0; j < batch.n_tokens; ++j) n_outputs_last += batch.logits[j] != 0;
     for (int32_t i = 0; i < static_cast<int32_t>(slots.size()); ++i) {
         lln_slot & s = slots[i];
-        if (!s.active || s.paused) continue;
+        if (!s.active || s.paused || s.held) continue;
         if (s.chunk > 0) {
             s.cached.insert(s.cached.end(), s.prompt.begin() + s.n_done, s.prompt.begin() + s.n_done + s.chunk);
             s.n_done += s.chunk;
@@ -289,14 +366,40 @@ int32_t lln_stepper::step(llama_batch & batch, std::vector<lln_event> & events) 
             s.cached.push_back(s.generated.back());
             ++s.n_past;
         }
-        sample(i, events);
+        verify(i, events);
     }
     return 0;
 }
 
-void lln_stepper::sample(int32_t i, std::vector<lln_event> & events) {
+void lln_stepper::verify(int32_t i, std::vector<lln_event> & events) {
+    lln_slot &   s = slots[i];
+    const size_t k = s.spec.draft.size();
+    if (k == 0) {
+        sample(i, s.out_index, events);
+        return;
+    }
+    // Draft token j sits at batch index out_index + 1 + j, so the logits at
+    // out_index + j are those after draft token j - 1 (after the last token for j = 0).
+    int32_t n_accepted = 0;
+    for (size_t j = 0;; ++j) {
+        if (!sample(i, s.out_index + static_cast<int32_t>(j), events) || j == k) break;
+        if (s.generated.back() != s.spec.draft[j]) break;
+        // The model samples what was drafted: the draft token's cell is what the next step would have written.
+        s.cached.push_back(s.spec.draft[j]);
+        ++s.n_past;
+        ++n_accepted;
+    }
+    // The cells of the rejected draft tokens (and, after a finish, of those after the last token).
+    if (static_cast<size_t>(n_accepted) < k) {
+        llama_memory_t mem = llama_get_memory(ctx);
+        if (mem != nullptr) llama_memory_seq_rm(mem, s.seq, s.n_past, -1);
+    }
+    lln_spec_accept(s.spec, s.seq, n_accepted, static_cast<int64_t>(s.generated.size()));
+}
+
+bool lln_stepper::sample(int32_t i, int32_t out, std::vector<lln_event> & events) {
     lln_slot &    s      = slots[i];
-    const float * logits = llama_get_logits_ith(ctx, s.out_index);
+    const float * logits = llama_get_logits_ith(ctx, out);
     llama_token   tok;
     if (s.take_max) {
         tok = argmax(logits, n_vocab);
@@ -306,7 +409,7 @@ void lln_stepper::sample(int32_t i, std::vector<lln_event> & events) {
     }
     if (llama_vocab_is_eog(vocab, tok)) {
         finish(i, LLN_FINISH_STOP, events, nullptr);
-        return;
+        return false;
     }
     s.generated.push_back(tok);
     char    buf[256];
@@ -323,7 +426,7 @@ void lln_stepper::sample(int32_t i, std::vector<lln_event> & events) {
     const size_t k    = complete_prefix(s.pending);
     std::string  text = s.pending.substr(0, k);
     s.pending.erase(0, k);
-    events.push_back(lln_event{ i, s.stop.push(text), tok, s.out_index, LLN_FINISH_NONE });
+    events.push_back(lln_event{ i, s.stop.push(text), tok, out, LLN_FINISH_NONE });
     const int64_t limit = s.max_tokens > 0 ? s.max_tokens : 10 * static_cast<int64_t>(n_ctx_seq);
     if (s.stop.stopped) {
         finish(i, LLN_FINISH_STOP, events, &events.back());
@@ -332,6 +435,7 @@ void lln_stepper::sample(int32_t i, std::vector<lln_event> & events) {
     } else if (s.cached.size() + 1 >= n_ctx_seq && !shift(s)) {
         finish(i, LLN_FINISH_LENGTH, events, &events.back());
     }
+    return s.active;
 }
 
 void lln_stepper::finish(int32_t i, int32_t reason, std::vector<lln_event> & events, lln_event * last) {
@@ -364,6 +468,7 @@ bool lln_stepper::shift(lln_slot & s) {
     llama_memory_seq_rm(mem, s.seq, static_cast<llama_pos>(keep), static_cast<llama_pos>(keep + discard));
     llama_memory_seq_add(mem, s.seq, static_cast<llama_pos>(keep + discard), -1, -static_cast<llama_pos>(discard));
     s.cached.erase(s.cached.begin() + keep, s.cached.begin() + keep + discard);
+    s.spec.begun = false;  // the history changed in the middle: the n-gram maps index it anew
     s.n_past -= static_cast<llama_pos>(discard);  // a prompt with media is never shifted: here position == index
     return true;
 }

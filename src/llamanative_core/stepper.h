@@ -14,7 +14,26 @@
 //      cannot or may not be shifted);
 //   4. reports one event per sampled token (and one per finished slot).
 // A paused slot (pause()) takes no part in a step: it is neither in the batch
-// nor sampled, and everything it holds stays as it is until it is resumed.
+// nor sampled, and everything it holds stays as it is until it is resumed. A
+// held slot (hold()) is the same, for the caller's own reasons (a step that
+// serves only some slots), independently of pause().
+//
+// Speculative decoding (speculate(), speculation.h): before building the
+// batch, every generating slot that speculates drafts tokens with common's
+// n-gram drafters; its last token and the draft go into the batch, each with
+// an output. After the decode the slot samples at each output in turn, with
+// its own chain and grammar, exactly as it would one token per step: as long
+// as the sampled token equals the draft token at that position, the draft
+// token's KV cell is kept and the next output is sampled; the first token
+// that differs (or the one after a fully accepted draft) is the slot's next
+// token, and the cells of the rejected draft tokens are removed from the
+// slot's sequence. Every sampled token is a token the slot would have sampled
+// without speculation from the same logits, so greedy output is unchanged and
+// sampled output keeps the model's distribution; the sampler (penalties,
+// grammar) accepts exactly the tokens that are kept. A draft is bounded so
+// that its cells fit the context without a shift (a shift can only happen
+// after the last token of a step, as without speculation) and it does not
+// run past the token limit.
 // Admission (which slot, how much cached prefix to keep) stays with the caller.
 //
 // Contracts:
@@ -48,6 +67,7 @@
 #pragma once
 
 #include "llama.h"
+#include "speculation.h"
 
 #include <cstdint>
 #include <string>
@@ -107,6 +127,10 @@ struct lln_slot {
     // Not scheduled: its reader is behind (back-pressure). A paused slot is left
     // out of every batch and keeps its KV cells, sampler state and position.
     bool                     paused = false;
+    // Not scheduled for the caller's own reasons (see hold()).
+    bool                     held = false;
+    // Speculative decoding of this slot (entry null: none).
+    lln_spec_slot            spec;
     // step state
     std::string pending;   // bytes of an unfinished UTF-8 character
     int32_t     out_index = -1;
@@ -145,7 +169,12 @@ class lln_stepper {
     void release(int32_t slot) {
         slots[slot].active = false;
         slots[slot].paused = false;
+        slots[slot].held   = false;
     }
+    // Speculate on the request running on `slot` with `p` (null: not at all).
+    // Throws std::invalid_argument / std::runtime_error when common refuses
+    // the setting; the slot then does not speculate.
+    void speculate(int32_t slot, const lln_spec_params * p);
     // Record that the caller wrote the next `n` prompt entries (a media run)
     // into the slot's sequence itself, taking `n_pos` positions from
     // slots[slot].n_past: they become cached and evaluated.
@@ -171,6 +200,13 @@ class lln_stepper {
     bool restored(int32_t slot, const llama_token * toks, size_t n);
     // Leave `slot` out of the next steps (true) or schedule it again (false).
     void pause(int32_t slot, bool paused) { slots[slot].paused = paused; }
+    // Leave `slot` out of the next steps (true) or schedule it again (false),
+    // independently of pause(). start() and release() end a hold.
+    void hold(int32_t slot, bool held) { slots[slot].held = held; }
+    // The most outputs a step can ask for (each speculating slot's draft has one per token).
+    int32_t max_outputs() const;
+    // Outputs of the last step's batch.
+    int32_t n_outputs() const { return n_outputs_last; }
 
     int32_t step(llama_batch & batch, std::vector<lln_event> & events);
 
@@ -179,7 +215,12 @@ class lln_stepper {
     static constexpr size_t MAX_MEDIA = 4096;
 
   private:
-    void sample(int32_t i, std::vector<lln_event> & events);
+    // Sample slot i from the logits of batch index `out`; false when the slot finished.
+    bool sample(int32_t i, int32_t out, std::vector<lln_event> & events);
+    // Sample slot i from its outputs after a decode, verifying its draft if it has one.
+    void verify(int32_t i, std::vector<lln_event> & events);
+    // Build the batch of a step (drafts included or not); the number of draft tokens in it.
+    int32_t build(llama_batch & batch, bool drafts);
     void finish(int32_t i, int32_t reason, std::vector<lln_event> & events, lln_event * last);
     bool shift(lln_slot & s);
 
@@ -189,6 +230,8 @@ class lln_stepper {
     int32_t                       n_vocab;
     uint32_t                      n_ctx_seq;
     std::vector<llama_token_data> cur;
+    lln_spec_pool                 spec_pool;
+    int32_t                       n_outputs_last = 0;
     // The media runs of an M-RoPE projector, by id (all of them, so that an
     // unregistered one is known to be unknown).
     std::unordered_map<llama_token, lln_media_span> media_pos;

@@ -9,6 +9,23 @@ from libcpp.vector cimport vector
 from llama cimport llama_batch, llama_context, llama_pos, llama_sampler, llama_token, llama_token_data
 
 
+cdef extern from "speculation.h" nogil:
+    cdef cppclass lln_spec_params:
+        string types
+        int32_t n_max
+        int32_t n_min
+        int32_t ngram_n
+        int32_t ngram_m
+        int32_t min_hits
+        cppbool gate
+
+    cdef cppclass lln_spec_slot:
+        int64_t n_drafted
+        int64_t n_accepted
+
+    const char * lln_spec_all_types()
+
+
 cdef extern from "stepper.h" nogil:
     int32_t LLN_FINISH_NONE
     int32_t LLN_FINISH_STOP
@@ -36,6 +53,8 @@ cdef extern from "stepper.h" nogil:
         vector[llama_token] generated
         size_t n_done
         size_t n_evaluated
+        cppbool held
+        lln_spec_slot spec
         cppbool media_next()
 
     cdef cppclass lln_stepper:
@@ -51,6 +70,10 @@ cdef extern from "stepper.h" nogil:
         size_t forget(int32_t slot, size_t keep)
         cppbool restored(int32_t slot, const llama_token * toks, size_t n) except +
         void pause(int32_t slot, cppbool paused)
+        void hold(int32_t slot, cppbool held)
+        void speculate(int32_t slot, const lln_spec_params * p) except +
+        int32_t max_outputs()
+        int32_t n_outputs()
         int32_t step(llama_batch & batch, vector[lln_event] & events) except +
         vector[lln_slot] slots
 

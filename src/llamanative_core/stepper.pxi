@@ -2,6 +2,18 @@
 
 _FINISH_NAMES = {st.LLN_FINISH_STOP: "stop", st.LLN_FINISH_LENGTH: "length"}
 
+# Draft-model types need a second (draft) context, which the stepper does not run.
+_DRAFT_MODEL_TYPES = frozenset({"draft-simple", "draft-eagle3", "draft-mtp", "draft-dflash", "draft-dspark"})
+
+
+def speculative_types() -> list:
+    """The speculative decoding type names of the compiled llama.cpp ``common``, in its order.
+
+    ``Stepper.speculate`` runs the n-gram ones (``ngram-*``); the ``draft-*``
+    types need a draft model.
+    """
+    return (<bytes> st.lln_spec_all_types()).decode().split(",")
+
 
 # Keep `ctx` set until __dealloc__: the C++ stepper points into the context.
 @cython.no_gc_clear
@@ -157,6 +169,92 @@ cdef class Stepper:
         self._s.start(slot, <const llama_token *> toks.data, n, keep, sampler._ptr, sampler._grammar,
                       cstops, max_tokens, shift, n_keep, special)
         self._samplers[slot] = sampler
+
+    def speculate(self, int slot, types, *, int n_max=16, int n_min=0, int ngram_n=0, int ngram_m=0,
+                  int min_hits=0, bint gate=False) -> None:
+        """Speculate on the request running on ``slot`` (call after :meth:`start`).
+
+        Each step, the slot drafts up to ``n_max`` tokens with llama.cpp's
+        n-gram drafters (``common/speculative.h``) from the tokens its
+        sequence holds, and the step verifies them in its batch: sampling at
+        every draft position with the slot's own sampler, keeping the drafted
+        tokens as long as they are what is sampled. The output is what the
+        slot produces without speculation; only the number of decodes changes.
+
+        Args:
+            types: comma-separated type names (:func:`speculative_types`;
+                several: the first that drafts wins, in common's order), or
+                ``"none"``/``""`` for no speculation.
+            n_max: most draft tokens verified per step (1..1024).
+            n_min: a shorter draft is not verified (0..n_max).
+            ngram_n: length of the n-gram looked up (``size_n``; ngram-mod:
+                ``n_match``), 0 = common's default for each type.
+            ngram_m: length of the m-gram drafted (``size_m``; ngram-mod:
+                ``n_max``), 0 = common's default.
+            min_hits: occurrences an n-gram needs before it drafts, 0 = common's default.
+            gate: stop drafting while the slot's drafts are mostly rejected
+                (the ``auto`` setting), trying again later.
+
+        Raises:
+            ValueError: an unknown or draft-model type, a value out of range,
+                no running request on ``slot``, or a recurrent/hybrid model
+                (its state cannot drop rejected tokens).
+        """
+        self._slot(slot)
+        if not self._s.slots[slot].active:
+            raise ValueError(f"slot {slot} has no running request")
+        if not isinstance(types, str):
+            raise TypeError(f"types must be a str, not {type(types).__name__}")
+        names = [t.strip() for t in types.split(",") if t.strip()]
+        if not names or "none" in names:
+            self._s.speculate(slot, NULL)
+            return
+        known = set(speculative_types())
+        for name in names:
+            if name in _DRAFT_MODEL_TYPES:
+                raise ValueError(f"speculative type {name!r} needs a draft model, which is not supported yet; "
+                                 f"use an n-gram type: {', '.join(sorted(t for t in known if t.startswith('ngram')))}")
+            if name not in known:
+                raise ValueError(f"unknown speculative type {name!r}; known: {', '.join(sorted(known))}")
+        if not 1 <= n_max <= 1024:
+            raise ValueError(f"n_max must be 1..1024, got {n_max}")
+        if not 0 <= n_min <= n_max:
+            raise ValueError(f"n_min must be 0..n_max ({n_max}), got {n_min}")
+        for label, v in (("ngram_n", ngram_n), ("ngram_m", ngram_m)):
+            if not 0 <= v <= 1024:
+                raise ValueError(f"{label} must be 0..1024 (0 = default), got {v}")
+        if not 0 <= min_hits <= 65535:
+            raise ValueError(f"min_hits must be 0..65535 (0 = default), got {min_hits}")
+        cdef st.lln_spec_params p
+        p.types = ",".join(names).encode()
+        p.n_max = n_max
+        p.n_min = n_min
+        p.ngram_n = ngram_n
+        p.ngram_m = ngram_m
+        p.min_hits = min_hits
+        p.gate = gate
+        self._s.speculate(slot, &p)
+
+    def spec_counts(self, int slot) -> tuple:
+        """``(drafted, accepted)``: draft tokens the slot's request verified, and how many of them it kept."""
+        self._slot(slot)
+        cdef st.lln_slot * s = &self._s.slots[slot]
+        return s.spec.n_drafted, s.spec.n_accepted
+
+    def hold(self, int slot, bint held=True) -> None:
+        """Leave ``slot`` out of the following steps (``held=False``: schedule it again).
+
+        As :meth:`pause`, for the caller's own reasons (steps that serve only
+        some slots), independently of it: a slot runs when it is neither
+        paused nor held. :meth:`start` and :meth:`release` end a hold.
+        """
+        self._slot(slot)
+        self._s.hold(slot, held)
+
+    def held(self, int slot) -> bool:
+        """Whether ``slot`` is held (see :meth:`hold`)."""
+        self._slot(slot)
+        return self._s.slots[slot].held
 
     def release(self, int slot) -> None:
         """Stop serving ``slot`` (its cached tokens stay, for prefix reuse)."""
@@ -364,14 +462,14 @@ cdef class Stepper:
         self.ctx._enter()
         try:
             self._events.clear()
-            # At most one output a slot.
-            self.ctx._keep_outputs(self._n_slots, True, "step")
+            # One output a slot, and one per draft token of a speculating slot.
+            self.ctx._keep_outputs(self._s.max_outputs(), True, "step")
             with nogil:
                 rc = self._s.step(self._batch._b, self._events)
             # A cancel() asks for the running (or the next) decode only, as in Context.decode.
             self.ctx._abort_flag = 0
             if rc == 0 and self._batch._b.n_tokens > 0:
-                self.ctx._held_outputs(self._n_slots)
+                self.ctx._held_outputs(self._s.n_outputs())
             self.ctx._after_run(self._batch, rc)
         finally:
             self.ctx._leave()

@@ -1,0 +1,129 @@
+// See speculation.h for the contract of every function.
+#include "speculation.h"
+
+#include "common.h"
+#include "log.h"
+#include "speculative.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+std::string lln_spec_params::key() const {
+    return types + "|" + std::to_string(ngram_n) + "|" + std::to_string(ngram_m > 0 ? ngram_m : -n_max) + "|" +
+           std::to_string(min_hits);
+}
+
+void lln_spec_gate::update(int32_t n_drafted, int32_t n_accepted, int64_t n_generated) {
+    drafted += n_drafted;
+    accepted += n_accepted;
+    if (drafted < WINDOW) return;
+    const double rate = static_cast<double>(accepted) / drafted;
+    drafted  = 0;
+    accepted = 0;
+    if (rate >= MIN_RATE) {
+        pause = FIRST_PAUSE;  // paying again: a later failure starts from the short pause
+        return;
+    }
+    reopen_at = n_generated + pause;
+    pause     = std::min(pause * 2, MAX_PAUSE);
+}
+
+lln_spec_entry::~lln_spec_entry() {
+    common_speculative_free(spec);
+}
+
+lln_spec_entry * lln_spec_pool::acquire(const lln_spec_params & p, const std::vector<const lln_spec_entry *> & in_use) {
+    const std::string key = p.key();
+    for (auto & e : entries) {
+        if (e->params.key() == key) return e.get();
+    }
+    if (entries.size() >= MAX_ENTRIES) {
+        entries.erase(std::remove_if(entries.begin(), entries.end(),
+                                     [&](const std::unique_ptr<lln_spec_entry> & e) {
+                                         return std::find(in_use.begin(), in_use.end(), e.get()) == in_use.end();
+                                     }),
+                      entries.end());
+    }
+    // common's own log (not the llama_log_set route that reaches Python's logging) prints to stderr from
+    // a thread of its own, and the n-gram maps log every refresh at INFO: keep it to errors.
+    static const bool quiet = (common_log_set_verbosity_thold(LOG_LEVEL_ERROR), true);
+    (void) quiet;
+    common_params_speculative params;
+    params.types = common_speculative_types_from_names(string_split<std::string>(p.types, ','));
+    for (auto type : params.types) {
+        if (type == COMMON_SPECULATIVE_TYPE_NONE || type >= COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE) continue;
+        throw std::invalid_argument("speculative type " + common_speculative_type_to_str(type) +
+                                    " needs a draft model, which this build does not load");
+    }
+    // 0 keeps common's default of each type (they differ: ngram-mod looks up 24 tokens, the maps 12),
+    // except the maps' m-gram: common's 48 needs 48 tokens of history after a match before it drafts
+    // at all, which a short source never has, and no more than n_max tokens are verified anyway. It is
+    // n_max, but not below the n-gram (ngram-simple drafts nothing with an m-gram shorter than its n-gram).
+    for (auto * map : { &params.ngram_simple, &params.ngram_map_k, &params.ngram_map_k4v }) {
+        if (p.ngram_n > 0) map->size_n = static_cast<uint16_t>(p.ngram_n);
+        map->size_m = static_cast<uint16_t>(p.ngram_m > 0 ? p.ngram_m : std::max<int32_t>(p.n_max, map->size_n));
+        if (p.min_hits > 0) map->min_hits = static_cast<uint16_t>(p.min_hits);
+    }
+    if (p.ngram_n > 0) params.ngram_mod.n_match = p.ngram_n;
+    if (p.ngram_m > 0) {
+        params.ngram_mod.n_max = p.ngram_m;
+        params.ngram_mod.n_min = std::min(params.ngram_mod.n_min, p.ngram_m);
+    }
+    auto entry    = std::make_unique<lln_spec_entry>();
+    entry->params = p;
+    entry->spec   = common_speculative_init(params, n_seq);
+    if (entry->spec == nullptr) throw std::invalid_argument("no speculative type in '" + p.types + "'");
+    entries.push_back(std::move(entry));
+    return entries.back().get();
+}
+
+void lln_spec_draft(lln_spec_slot & s, llama_seq_id seq, const std::vector<llama_token> & history, llama_token last,
+                    int32_t n_room, int32_t n_vocab) {
+    s.draft.clear();
+    const int32_t n_max = std::min(s.params.n_max, n_room);
+    if (s.entry == nullptr || n_max <= 0 || n_max < s.params.n_min) return;
+    common_speculative * spec = s.entry->spec;
+    if (!s.begun) {
+        // The history is the request's prompt (and, after a context shift, what
+        // remains): the n-gram maps index it from here on.
+        common_speculative_begin(spec, seq, history);
+        s.begun = true;
+    }
+    auto & dp = common_speculative_get_draft_params(spec, seq);
+    dp        = common_speculative_draft_params{
+        /* .drafting = */ true,
+        /* .n_max    = */ n_max,
+        /* .pos0     = */ static_cast<llama_pos>(history.size()),
+        /* .id_last  = */ last,
+        /* .prompt   = */ &history,
+        /* .result   = */ &s.draft,
+    };
+    common_speculative_draft(spec);
+    if (static_cast<int32_t>(s.draft.size()) > n_max) s.draft.resize(n_max);
+    // A draft copied from a media run of the history holds negative ids: never put them into a batch.
+    for (size_t i = 0; i < s.draft.size(); ++i) {
+        if (s.draft[i] < 0 || s.draft[i] >= n_vocab) {
+            s.draft.resize(i);
+            break;
+        }
+    }
+    if (static_cast<int32_t>(s.draft.size()) < std::max(s.params.n_min, 1)) {
+        if (!s.draft.empty()) {
+            s.draft.clear();
+            common_speculative_accept(spec, seq, 0);  // common recorded the draft as generated
+        }
+    }
+}
+
+const char * lln_spec_all_types() {
+    return common_speculative_all_types_str();
+}
+
+void lln_spec_accept(lln_spec_slot & s, llama_seq_id seq, int32_t n_accepted, int64_t n_generated) {
+    const auto n_drafted = static_cast<int32_t>(s.draft.size());
+    s.n_drafted += n_drafted;
+    s.n_accepted += n_accepted;
+    common_speculative_accept(s.entry->spec, seq, static_cast<uint16_t>(n_accepted));
+    if (s.params.gate) s.gate.update(n_drafted, n_accepted, n_generated);
+    s.draft.clear();
+}
