@@ -12,6 +12,11 @@ output on each), time to first token (the prompt plus one sampled token) and,
 with ``--embed N``, embeddings/s for N short inputs packed into shared
 batches. Repetitions give mean ± stdev. Output: a table, JSON or CSV.
 
+``--spec-type none,ngram-map-k,...`` adds speculative decoding as an axis and
+a copying workload (``copy_tps``): ``--tg`` tokens generated greedily, through
+the engine's stepper, from a prompt that asks to repeat a passage (the work
+n-gram drafts are for); the other measures do not depend on it.
+
 ``--device`` places the model on the named devices (``CPU``, ``Vulkan0``,
 ``CUDA0``...; ``all`` = each loaded device in turn). ``--cpu-variant`` runs
 the grid once per CPU plugin of a portable build (``haswell``, ``sse42``...;
@@ -49,6 +54,16 @@ class Setting:
     type_v: str
     n_gpu_layers: int
     device: str = ""  # "" = llama.cpp's default placement
+    spec_type: str = ""  # "" = no copy workload; "none" or n-gram type names: see copy_rate()
+
+
+# The copying workload of --spec-type: a passage, then the start of its repetition.
+COPY_PASSAGE = (
+    "The committee met on Tuesday to discuss the new library. Every member agreed that the building was too "
+    "small for the growing number of visitors, and that the children's section needed more shelves. The chairman "
+    "proposed a new wing, which would be paid for by the town and by a grant from the government. "
+)
+COPY_PROMPT = f"Text: {COPY_PASSAGE * 3}\nThe same text, repeated exactly:\nText: The committee"
 
 
 def _random_tokens(vocab: _core.Vocab, n: int, rng: random.Random) -> np.ndarray:
@@ -104,6 +119,35 @@ def generation_rate(ctx: _core.Context, n: int, reps: int) -> list[float]:
     for _ in range(reps):
         ctx.clear(False)
         out.append(run(n))
+    return out
+
+
+def copy_rate(model: _core.Model, s: Setting, n: int, reps: int) -> list[float]:
+    """Generated tokens/s of a copying completion (``COPY_PROMPT``), greedy, ``n`` tokens, through the stepper
+    with speculative decoding ``s.spec_type`` (16 draft tokens at most); the prompt's step is not timed."""
+    toks = model.vocab.tokenize(COPY_PROMPT)
+    params = dict(n_batch=s.batch, n_ubatch=s.ubatch, n_threads=s.threads, flash_attn=s.flash_attn)
+    with _core.Context(model, n_ctx=len(toks) + n + 32, type_k=s.type_k, type_v=s.type_v, **params) as ctx:
+        stepper = _core.Stepper(ctx, 1)
+
+        def run() -> float:
+            ctx.clear(False)
+            sampler = _core.Sampler(model)
+            sampler.greedy()
+            stepper.start(0, toks, 0, sampler, max_tokens=n)
+            if s.spec_type != "none":
+                stepper.speculate(0, s.spec_type)
+            stepper.step()  # the prompt, and the first token
+            t0, count = time.perf_counter_ns(), 0
+            while stepper.active(0):
+                count += len(stepper.step())
+            stepper.release(0)
+            sampler.close()
+            return count / ((time.perf_counter_ns() - t0) / 1e9)
+
+        run()
+        out = [run() for _ in range(reps)]
+        stepper.close()
     return out
 
 
@@ -197,6 +241,8 @@ def run_grid(path: str, settings: list[Setting], pp: int, tg: int, reps: int, em
         if tg:
             with _core.Context(model, n_ctx=tg + 1, **common) as ctx:
                 row["tg_tps"], row["tg_tps_sd"] = _mean_sd(generation_rate(ctx, tg, reps))
+        if tg and s.spec_type:
+            row["copy_tps"], row["copy_tps_sd"] = _mean_sd(copy_rate(model, s, tg, reps))
         if embed:
             row["embed_per_s"], row["embed_per_s_sd"] = _mean_sd(embedding_rate(model, s, embed, reps))
         results.append(row)
@@ -296,6 +342,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="CPU plugins to compare (haswell, sse42, ...; all = every runnable one)",
     )
+    ap.add_argument(
+        "--spec-type",
+        type=_strs,
+        default=[""],
+        help="speculative decoding types to compare on a copying workload (none, ngram-map-k, ...)",
+    )
     ap.add_argument("--pp", type=int, default=512, help="prompt tokens (0 = skip)")
     ap.add_argument("--tg", type=int, default=128, help="generated tokens (0 = skip)")
     ap.add_argument("--embed", type=int, default=0, help="also measure embeddings/s for this many inputs")
@@ -327,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             args.type_v,
             args.n_gpu_layers,
             args.device,
+            args.spec_type,
         )
     ]
     try:

@@ -78,3 +78,14 @@ def test_bench_unknown_device_and_variant(smollm2_path, capsys):
     assert "no device named 'NoSuchGPU0'" in capsys.readouterr().err
     assert main(["bench", str(smollm2_path), "--cpu-variant", "pentium3", "--reps", "1"]) == 2
     assert "no runnable CPU variant 'pentium3'" in capsys.readouterr().err
+
+
+def test_bench_spec_type_axis(smollm2_path, capsys):
+    """--spec-type is a grid axis with a copying workload (copy_tps); a bad type is an error, not a crash."""
+    argv = ["bench", str(smollm2_path), "--pp", "0", "--tg", "24", "--reps", "1", "--output", "json"]
+    assert main([*argv, "--spec-type", "none,ngram-simple"]) == 0
+    rows = json.loads(capsys.readouterr().out)["results"]
+    assert [r["spec_type"] for r in rows] == ["none", "ngram-simple"]
+    assert all(r["copy_tps"] > 0 and r["tg_tps"] > 0 for r in rows)
+    assert main([*argv, "--spec-type", "draft-simple"]) == 2
+    assert "draft model" in capsys.readouterr().err
