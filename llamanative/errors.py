@@ -12,6 +12,7 @@ __all__ = [
     "LlamaError",
     "ModelLoadError",
     "ProjectorLoadError",
+    "AdapterLoadError",
     "MediaError",
     "ContextCreateError",
     "DecodeError",
@@ -47,6 +48,20 @@ class ProjectorLoadError(LlamaError, ValueError):
     Not a projector (``general.architecture`` is not ``clip``), a corrupt or
     truncated one, one made for another text model (embedding size), or one
     of a kind llamanative does not run. ``path`` is the projector file.
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class AdapterLoadError(LlamaError, ValueError):
+    """A file exists but cannot be used as a LoRA adapter of the model.
+
+    Not a LoRA adapter GGUF (``general.type`` ``adapter``, ``adapter.type``
+    ``lora``), one made for another architecture or whose tensors do not fit
+    the model's (names or shapes), a corrupt or truncated one, or one of a
+    kind llamanative does not run. ``path`` is the adapter file.
     """
 
     def __init__(self, message: str, path: str | None = None) -> None:

@@ -39,6 +39,7 @@ import numpy as np
 
 from llamanative._cpus import cpu_limit as _cpu_limit
 from llamanative.errors import (
+    AdapterLoadError,
     BackendLoadError,
     ContextBusyError,
     ContextCreateError,
@@ -76,6 +77,7 @@ include "context_decode.pxi"
 include "context_outputs.pxi"
 include "context_memory.pxi"
 include "context_state.pxi"
+include "lora.pxi"  # LoraAdapter, and the Context layer that sets adapters
 include "context.pxi"
 include "sampler.pxi"
 include "chat.pxi"

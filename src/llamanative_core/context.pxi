@@ -8,13 +8,14 @@
 #   _ContextOutputs  context_outputs.pxi  logits/embedding views, packed embedding
 #   _ContextMemory   context_memory.pxi   KV memory by sequence
 #   _ContextState    context_state.pxi    state save/load (bytes, sequences, files)
+#   _ContextAdapters lora.pxi             LoRA adapters set on the context, with scales
 #   Context          this file            the checked constructor
 #
 # The constructor's arguments are checked in context_params.pxi, and the CPU
 # worker threads are a _ThreadPool (threadpool.pxi).
 
 
-cdef class Context(_ContextState):
+cdef class Context(_ContextAdapters):
     """A llama.cpp inference context over a :class:`Model`.
 
     Args:

@@ -14,6 +14,7 @@ cdef cppbool _abort_requested(void * data) noexcept nogil:
 # Keep `model` set until __dealloc__: the native object must be freed before
 # the model it points into, also when collected in a cycle.
 cdef class _OutputView  # below: the owner of a zero-copy output view
+cdef class LoraAdapter  # lora.pxi: the adapters set on a context stay alive until it is freed
 
 
 @cython.no_gc_clear
@@ -45,6 +46,10 @@ cdef class _ContextHandle:
     cdef Py_ssize_t _n_views
     cdef Py_ssize_t _n_seq_views
     cdef int64_t _n_outputs_held
+    # The LoRA adapters set on the context and their scales ((adapter, scale)
+    # pairs; see lora.pxi): llama.cpp keeps pointers to them, so they are held
+    # here until the context is freed.
+    cdef tuple _adapters
 
     def __cinit__(self):
         self._ptr = NULL
@@ -56,6 +61,7 @@ cdef class _ContextHandle:
         self._n_views = 0
         self._n_seq_views = 0
         self._n_outputs_held = 0
+        self._adapters = ()
 
     cdef int _open(self, Model model, llama.llama_context_params p, object pooling_error, int poll) except -1:
         """Create the llama_context from checked parameters (context_params.pxi)."""
@@ -89,6 +95,8 @@ cdef class _ContextHandle:
             self._ptr = NULL
             if self.model is not None:
                 self.model._n_contexts -= 1
+            _release_adapters(self._adapters)
+            self._adapters = ()
         if self._threads is not None:
             self._threads.release()
 
@@ -109,6 +117,8 @@ cdef class _ContextHandle:
             self._ptr = NULL
             self._busy = False
             self.model._n_contexts -= 1
+            _release_adapters(self._adapters)  # after llama_free: the context pointed to them
+            self._adapters = ()
         self._threads.release()
 
     @property

@@ -26,6 +26,7 @@ cdef extern from "ggml.h" nogil:
         GGML_TYPE_Q8_0
         GGML_TYPE_IQ4_NL
         GGML_TYPE_BF16
+        GGML_TYPE_NVFP4
 
     ctypedef void (*ggml_log_callback)(ggml_log_level level, const char * text, void * user_data)
     ctypedef cppbool (*ggml_abort_callback)(void * data)
@@ -340,6 +341,24 @@ cdef extern from "llama.h" nogil:
     uint32_t llama_model_n_cls_out(const llama_model * model)
     uint32_t llama_model_quantize(const char * fname_inp, const char * fname_out,
                                   const llama_model_quantize_params * params)
+
+    # LoRA adapters. An adapter is freed with its model unless freed first; a
+    # context keeps pointers to the adapters set on it.
+    struct llama_adapter_lora:
+        pass
+    llama_adapter_lora * llama_adapter_lora_init(llama_model * model, const char * path_lora)
+    void llama_adapter_lora_free(llama_adapter_lora * adapter)
+    int32_t llama_adapter_meta_val_str(const llama_adapter_lora * adapter, const char * key, char * buf,
+                                       size_t buf_size)
+    int32_t llama_adapter_meta_count(const llama_adapter_lora * adapter)
+    int32_t llama_adapter_meta_key_by_index(const llama_adapter_lora * adapter, int32_t i, char * buf,
+                                            size_t buf_size)
+    int32_t llama_adapter_meta_val_str_by_index(const llama_adapter_lora * adapter, int32_t i, char * buf,
+                                                size_t buf_size)
+    uint64_t llama_adapter_get_alora_n_invocation_tokens(const llama_adapter_lora * adapter)
+    # Replaces the context's adapters (adapters with a zero scale are left out); a no-op when unchanged.
+    int32_t llama_set_adapters_lora(llama_context * ctx, llama_adapter_lora ** adapters, size_t n_adapters,
+                                    float * scales)
 
     # Context
     llama_context * llama_init_from_model(llama_model * model, llama_context_params params)

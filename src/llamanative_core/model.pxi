@@ -38,11 +38,13 @@ cdef class Model:
     cdef readonly str path
     cdef readonly bint vocab_only
     cdef int _n_contexts
+    cdef int _n_adapters  # LoraAdapters loaded for it and open (llama.cpp frees them with the model)
     cdef dict _metadata
 
     def __cinit__(self):
         self._ptr = NULL
         self._n_contexts = 0
+        self._n_adapters = 0
 
     def __init__(self, path, *, int n_gpu_layers=-1, int main_gpu=0, bint use_mmap=True,
                  bint use_mlock=False, bint vocab_only=False, devices=None, bint repack=True):
@@ -127,10 +129,14 @@ cdef class Model:
         """Free the weights. Safe to call twice.
 
         Raises:
-            RuntimeError: a Context made from this model is still open.
+            RuntimeError: a Context made from this model, or a LoraAdapter
+                loaded for it, is still open.
         """
         if self._n_contexts > 0:
             raise RuntimeError(f"cannot close the model: {self._n_contexts} context(s) still use it")
+        if self._n_adapters > 0:
+            raise RuntimeError(f"cannot close the model: {self._n_adapters} LoRA adapter(s) loaded for it are "
+                               f"still open (close them first)")
         if self._ptr != NULL:
             llama.llama_model_free(self._ptr)
             self._ptr = NULL
