@@ -10,14 +10,16 @@ Two more sources of a prefix are weighed against that slot's own:
   into RAM when a request starts (see :mod:`.prompt_cache` for why), and a
   request that continues one of them gets it back from RAM.
 
+Every source counts only when its cells were computed with the request's own
+LoRA adapter set (:mod:`.adapters`): the same tokens under other adapters hold
+other keys and values.
+
 :class:`Admission` holds the policy and the parked sequences; the generation
 loop (:mod:`.generation`) asks it where to start a job and tells it when the
 running set grew.
 """
 
 from __future__ import annotations
-
-import numpy as np
 
 from .. import _core
 from ..errors import StateError
@@ -54,7 +56,8 @@ class Admission:
         """The slot among ``free`` that ``job`` starts on, made ready, and the prefix of its prompt it holds."""
         seqs = self._seqs
         cached = [seqs.cached(s) for s in free]
-        prefixes = [common_prefix(c, job.prompt) for c in cached]
+        # A slot's cells computed with other adapters share nothing with this job.
+        prefixes = [common_prefix(c, job.prompt) if s.adapters == job.adapters else 0 for s, c in zip(free, cached)]
         # The longest shared prefix; among equals, the slot with the least to lose.
         best = max(range(len(free)), key=lambda i: (prefixes[i], -len(cached[i])))
         slot, prefix = free[best], prefixes[best]
@@ -64,8 +67,8 @@ class Admission:
             self.park(slot, keep=prefix)
         # A running slot's cells cost nothing to share; a parked copy costs a
         # load. So a parked sequence is restored only when it offers more.
-        shareable, donor = self._donor(slot, job.prompt)
-        restored = self._restore(slot, job.prompt, max(prefix, shareable))
+        shareable, donor = self._donor(slot, job)
+        restored = self._restore(slot, job, max(prefix, shareable))
         if restored is not None:  # the slot was cleared for it: what it held is gone
             prefix = restored
         if donor is not None and shareable - prefix >= MIN_SHARE_TOKENS:
@@ -113,20 +116,21 @@ class Admission:
         if (
             len(cached) >= MIN_PARK_TOKENS
             and not costly
-            and not self.parked.holds(cached)
+            and not self.parked.holds(cached, slot.adapters)
             and 0 < seqs.ctx.seq_state_size(slot.seq) <= self.parked.capacity_bytes
         ):
-            self.parked.put(cached, seqs.ctx.save_seq_state(slot.seq))
+            self.parked.put(cached, seqs.ctx.save_seq_state(slot.seq), slot.adapters)
         seqs.trim(slot, keep)
 
-    def _restore(self, slot: Slot, prompt: np.ndarray, prefix: int) -> int | None:
-        """Put the parked sequence that shares more than ``prefix`` tokens with ``prompt`` into ``slot``.
+    def _restore(self, slot: Slot, job: CompletionJob, prefix: int) -> int | None:
+        """Put the parked sequence of ``job``'s adapter set that shares more than ``prefix`` tokens with its
+        prompt into ``slot``.
 
         Returns None when no parked sequence does (the slot is untouched),
         otherwise the prefix the slot now shares with the prompt: 0 when the
         restore failed (the slot is then empty).
         """
-        found = self.parked.best(prompt, prefix)
+        found = self.parked.best(job.prompt, prefix, job.adapters)
         if found is None:
             return None
         entry, shared = found
@@ -142,10 +146,12 @@ class Admission:
             self._seqs.clear(slot)
             return 0
         slot.interleaved = False  # a restored sequence fills contiguous cells
+        slot.adapters = entry.adapters
         return shared
 
-    def _donor(self, slot: Slot, prompt: np.ndarray) -> tuple[int, Slot | None]:
-        """The running slot whose cells hold the longest prefix of ``prompt`` that ``slot`` may share.
+    def _donor(self, slot: Slot, job: CompletionJob) -> tuple[int, Slot | None]:
+        """The running slot of ``job``'s adapter set whose cells hold the longest prefix of its prompt that
+        ``slot`` may share.
 
         Requests that start while another with the same system prompt runs
         find no idle slot holding it (the other one has it), but its slot
@@ -166,8 +172,8 @@ class Admission:
         limit = (self._seqs.ctx.n_ctx_seq - 1) // 2
         best, donor = 0, None
         for other in self._seqs.running():
-            if other is not slot:
-                n = min(common_prefix(self._seqs.cached(other), prompt), limit)
+            if other is not slot and other.adapters == job.adapters:
+                n = min(common_prefix(self._seqs.cached(other), job.prompt), limit)
                 if n > best:
                     best, donor = n, other
         return best, donor
@@ -184,4 +190,5 @@ class Admission:
         self._seqs.ctx.seq_cp(donor.seq, slot.seq, 0, self._seqs.pos(donor, n))
         n = self._seqs.stepper.restored(slot.seq, self._seqs.cached(donor)[:n])
         slot.interleaved = donor.interleaved
+        slot.adapters = donor.adapters
         return n

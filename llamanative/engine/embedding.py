@@ -11,7 +11,7 @@ head's outputs (the relevance score first).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -70,6 +70,7 @@ class Embedding:
         n_threads: threads of a context made here (None = all available CPUs).
         flash_attn: the flash-attention setting of a context made here.
         job_done: called once for every job that ends, whichever way.
+        adapters: LoRA adapters of ``model``, set at scale 1 on a context made here.
     """
 
     def __init__(
@@ -81,8 +82,10 @@ class Embedding:
         n_threads: int | None,
         flash_attn: FlashAttn,
         job_done: Callable[[], None],
+        adapters: Sequence[_core.LoraAdapter] = (),
     ) -> None:
         self._model = model
+        self._adapters = list(adapters)
         self._ctx = ctx
         self._own: _core.Context | None = None  # the context made here, closed by close()
         self._n_ctx = n_ctx
@@ -98,6 +101,7 @@ class Embedding:
             self._own = embedding_context(
                 self._model, self._n_ctx, n_threads=self._n_threads, flash_attn=self._flash_attn, pooling_type="mean"
             )
+            self._own.set_adapters(self._adapters)
         return self._own
 
     def run(self, jobs: list[EmbedJob]) -> None:

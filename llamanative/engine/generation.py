@@ -8,18 +8,20 @@ strings, UTF-8-safe detokenisation, context shift) runs in the compiled
 :class:`_core.Stepper` without the GIL; this module starts jobs where the
 admission policy (:mod:`.admission`) places them, hands each token's text to
 its caller, pauses the slots whose reader is behind (back-pressure, see
-:mod:`.jobs`) and handles a full KV cache.
+:mod:`.jobs`) and handles a full KV cache. Slots whose jobs use different
+LoRA adapter sets are decoded in steps of their own (:mod:`.adapters`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from .. import _core
 from ..errors import InvalidBatchError, MediaError, NoKvSlotError
+from .adapters import AdapterGroups
 from .admission import Admission
 from .jobs import HIGH_WATER, LOW_WATER, Backlog, CompletionJob, Failed, Finished, Piece, TokenLogprobs
 from .sampling import make_sampler
@@ -36,6 +38,8 @@ class Generation:
         policy: where jobs start and what idle slots keep.
         job_done: called once for every job that ends, whichever way.
         requeue: hands a deferred job back to the runner's queue.
+        projector: the model's multimodal projector, if it has one.
+        adapters: the model's loaded LoRA adapters (a job's ``adapters`` index them).
     """
 
     def __init__(
@@ -46,6 +50,7 @@ class Generation:
         job_done: Callable[[], None],
         requeue: Callable[[CompletionJob], None],
         projector: _core.Projector | None = None,
+        adapters: Sequence[_core.LoraAdapter] = (),
     ) -> None:
         self._model = model
         self._seqs = seqs
@@ -54,6 +59,7 @@ class Generation:
         self._requeue = requeue
         self._n_swa = model.n_swa
         self._projector = projector
+        self._groups = AdapterGroups(seqs, adapters)
         self.deferred: list[CompletionJob] = []  # waiting for KV room: handed back when a job finishes
 
     def running(self) -> list[Slot]:
@@ -101,6 +107,7 @@ class Generation:
             raise ValueError(f"the prompt has {n} tokens; the context holds {n_ctx}")
         if job.media and self._projector is None:
             raise ValueError("the prompt has media but the model has no projector")
+        self._groups.check(job.adapters)
         # Reuse the cached prefix, but always evaluate at least the last prompt
         # token: its logits give the first sampled token. A media run is reused
         # whole or not at all.
@@ -114,6 +121,7 @@ class Generation:
             keep = 0
         if keep == 0:
             slot.interleaved = False
+        slot.adapters = job.adapters  # what its cells hold from here on is computed with them
         if slot.sampler is not None:
             slot.sampler.close()
         slot.sampler = make_sampler(self._model, job.params, n_ctx=n_ctx)
@@ -152,6 +160,8 @@ class Generation:
         scheduled = [s for s in active if not self._throttled(s)]
         if not scheduled:
             return False
+        # One LoRA adapter set a step: the group whose turn it is, its adapters set on the context.
+        scheduled = self._groups.choose(scheduled, active)
         # At most one media chunk between two steps: the other slots wait no
         # longer than one encode.
         if self._projector is not None:

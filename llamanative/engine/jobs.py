@@ -184,6 +184,9 @@ class CompletionJob:
             chunk, which the runner's projector writes into the slot's
             sequence. The context is never shifted for such a prompt.
         spec: speculative decoding for this job (:mod:`.speculation`); None: none.
+        adapters: the runner's LoRA adapters the job is decoded with, and
+            their scales (an :data:`~.adapters.AdapterSet`, made by
+            :func:`~.adapters.adapter_set`); () = none, the base model.
     """
 
     prompt: np.ndarray
@@ -197,6 +200,7 @@ class CompletionJob:
     events: EventSink = field(default_factory=EventQueue)
     media: dict[int, Any] = field(default_factory=dict)  # prompt index -> _core.MediaChunk
     spec: SpecParams | None = None
+    adapters: tuple[tuple[int, float], ...] = ()  # an AdapterSet
     _cancelled: threading.Event = field(default_factory=threading.Event)
     _wake: Callable[[], None] | None = field(default=None, repr=False)  # set by Runner.submit
 

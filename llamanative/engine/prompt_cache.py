@@ -10,6 +10,8 @@ request that continues one of them restores it instead of evaluating it
 again, as llama-server does with ``--cache-ram`` and a unified cache.
 
 Entries are evicted least recently used first beyond ``capacity_bytes``.
+Each entry carries the LoRA adapter set its KV was computed with
+(:mod:`.adapters`): a lookup finds only entries of the request's own set.
 """
 
 from __future__ import annotations
@@ -48,11 +50,12 @@ def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
 
 @dataclass(frozen=True)
 class Parked:
-    """One sequence's tokens (one KV cell each; the Stepper knows their positions) and its KV state
-    (``Context.save_seq_state``)."""
+    """One sequence's tokens (one KV cell each; the Stepper knows their positions), its KV state
+    (``Context.save_seq_state``) and the adapter set that state was computed with."""
 
     tokens: np.ndarray
     state: bytes
+    adapters: tuple[tuple[int, float], ...] = ()
 
 
 class PromptCache:
@@ -67,29 +70,32 @@ class PromptCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def put(self, tokens: np.ndarray, state: bytes) -> None:
-        """Keep a sequence; entries it extends (or repeats) are dropped, then the oldest beyond capacity."""
+    def put(self, tokens: np.ndarray, state: bytes, adapters: tuple[tuple[int, float], ...] = ()) -> None:
+        """Keep a sequence computed with ``adapters``; entries of that set it extends (or repeats) are dropped,
+        then the oldest beyond capacity."""
         if len(state) > self.capacity_bytes:
             return
         for key, e in list(self._entries.items()):
-            if common_prefix(e.tokens, tokens) == len(e.tokens):
+            if e.adapters == adapters and common_prefix(e.tokens, tokens) == len(e.tokens):
                 self._drop(key)
-        self._entries[self._next_key] = Parked(np.array(tokens, dtype=np.int32), state)
+        self._entries[self._next_key] = Parked(np.array(tokens, dtype=np.int32), state, adapters)
         self._next_key += 1
         self.size_bytes += len(state)
         while self.size_bytes > self.capacity_bytes:
             self._drop(next(iter(self._entries)))
 
-    def holds(self, tokens: np.ndarray) -> bool:
-        """Whether an entry starts with ``tokens``: parking them again would add nothing
+    def holds(self, tokens: np.ndarray, adapters: tuple[tuple[int, float], ...] = ()) -> bool:
+        """Whether an entry of ``adapters`` starts with ``tokens``: parking them again would add nothing
         (:meth:`best` always prefers the longer entry)."""
         return any(
-            len(e.tokens) >= len(tokens) and common_prefix(e.tokens, tokens) == len(tokens)
+            e.adapters == adapters and len(e.tokens) >= len(tokens) and common_prefix(e.tokens, tokens) == len(tokens)
             for e in self._entries.values()
         )
 
-    def best(self, prompt: np.ndarray, at_least: int) -> tuple[Parked, int] | None:
-        """The entry sharing the longest prefix with ``prompt`` and how much it shares.
+    def best(
+        self, prompt: np.ndarray, at_least: int, adapters: tuple[tuple[int, float], ...] = ()
+    ) -> tuple[Parked, int] | None:
+        """The entry of ``adapters`` sharing the longest prefix with ``prompt`` and how much it shares.
 
         Only a prefix longer than ``at_least`` and of at least ``MIN_PARK_TOKENS``
         counts: a few shared tokens are not worth a restore. The entry stays
@@ -97,6 +103,8 @@ class PromptCache:
         """
         best_key, best_n = None, max(at_least, MIN_PARK_TOKENS - 1)
         for key, e in self._entries.items():
+            if e.adapters != adapters:
+                continue
             n = common_prefix(e.tokens, prompt)
             if n > best_n:
                 best_key, best_n = key, n

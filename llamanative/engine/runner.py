@@ -77,13 +77,19 @@ class RunnerConfig:
     n_threads: int = 0  # 0 = all available CPUs
     flash_attn: FlashAttn = "auto"  # "on", "off" or "auto" (see attention.py: off on the CPU)
     projector: str | None = None  # a multimodal projector GGUF, loaded beside the model (images, audio)
+    adapters: tuple[str, ...] = ()  # LoRA adapter GGUFs, loaded beside the model; jobs choose them by index
 
 
 class Runner:
     """Loads ``path`` and serves completion and embedding jobs on a worker thread.
 
     Raises (from the constructor): FileNotFoundError, ModelLoadError,
-    ContextCreateError — the model could not be loaded.
+    ContextCreateError — the model could not be loaded; ProjectorLoadError,
+    AdapterLoadError — its projector or one of its LoRA adapters does not fit it.
+
+    The model's LoRA adapters (``config.adapters``) are loaded beside it: a
+    completion job names those it is decoded with (``CompletionJob.adapters``),
+    and embeddings are computed with all of them at scale 1.
     """
 
     def __init__(self, path: str, config: RunnerConfig) -> None:
@@ -115,9 +121,14 @@ class Runner:
         self._parked = PromptCache(parked_capacity)
         ctx: _core.Context | None = None
         self.projector: _core.Projector | None = None
+        self.adapters: list[_core.LoraAdapter] = []
         try:
+            # Before any context: llama.cpp registers an adapter with the model, and sizes graphs by them.
+            for adapter in config.adapters:
+                self.adapters.append(_core.LoraAdapter(adapter, self.model))
             if self.is_embedding_model:
                 ctx = embedding_context(self.model, n_ctx, n_threads=threads, flash_attn=config.flash_attn)
+                ctx.set_adapters(self.adapters)
                 self._embedding = Embedding(
                     self.model,
                     ctx,
@@ -125,6 +136,7 @@ class Runner:
                     n_threads=threads,
                     flash_attn=config.flash_attn,
                     job_done=self._job_done,
+                    adapters=self.adapters,
                 )
             else:
                 self.flash_attn = generation_flash_attn(
@@ -152,7 +164,7 @@ class Runner:
                 self._seqs = Sequences(ctx)
                 policy = Admission(self._seqs, self.model, self.flash_attn, self._parked)
                 self._generation = Generation(
-                    self.model, self._seqs, policy, self._job_done, self._pending.put, self.projector
+                    self.model, self._seqs, policy, self._job_done, self._pending.put, self.projector, self.adapters
                 )
                 # The generative model's own embeddings: a second context, made on first use.
                 self._embedding = Embedding(
@@ -162,12 +174,17 @@ class Runner:
                     n_threads=threads,
                     flash_attn=config.flash_attn,
                     job_done=self._job_done,
+                    adapters=self.adapters,
                 )
         except BaseException:
+            if self._seqs is not None:
+                self._seqs.close()
             if self.projector is not None:
                 self.projector.close()
             if ctx is not None:
                 ctx.close()
+            for lora in self.adapters:
+                lora.close()  # after the contexts they were set on, before the model
             self.model.close()
             raise
         self._ctx = ctx
@@ -308,6 +325,8 @@ class Runner:
         self._ctx.close()
         if self.projector is not None:
             self.projector.close()  # libmtmd before the model it points into
+        for adapter in self.adapters:
+            adapter.close()  # after the contexts they are set on, before the model
         self.model.close()
         trim_heap()  # what the model's load left in this and other threads' arenas
 

@@ -32,6 +32,9 @@ class Slot:
     # Some of its cached tokens were generated in steps shared with other slots,
     # so its KV cells alternate with theirs (see Admission.park).
     interleaved: bool = False
+    # The LoRA adapter set its cached cells were computed with (an AdapterSet):
+    # only a job with the same set may reuse them.
+    adapters: tuple[tuple[int, float], ...] = ()
     t_start: int = 0
     t_first: int = 0
 
