@@ -81,7 +81,7 @@ def chat_steps(
             ),
         )
         return
-    job = completion_job(req, prep.opts, prompt, per_token)
+    job = completion_job(req, prep.opts, prompt, per_token, len(runner.adapters))
     parser = prompt.parser
     assert parser is not None  # a rendered conversation always has one
     pending_lp: list[TokenLogprobs] = []  # logprobs of tokens whose text the parser still holds

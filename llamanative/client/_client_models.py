@@ -45,7 +45,7 @@ class ModelMethods:
         quantize: str | None = None,
         from_: str | None = None,
         files: dict[str, str] | None = None,
-        adapters: dict[str, str] | None = None,
+        adapters: Mapping[str, str] | Sequence[str | os.PathLike] | None = None,
         template: str | None = None,
         license: str | Sequence[str] | None = None,
         system: str | None = None,
@@ -63,7 +63,7 @@ class ModelMethods:
         quantize: str | None = None,
         from_: str | None = None,
         files: dict[str, str] | None = None,
-        adapters: dict[str, str] | None = None,
+        adapters: Mapping[str, str] | Sequence[str | os.PathLike] | None = None,
         template: str | None = None,
         license: str | Sequence[str] | None = None,
         system: str | None = None,
@@ -81,7 +81,7 @@ class ModelMethods:
         quantize: str | None = None,
         from_: str | None = None,
         files: dict[str, str] | None = None,
-        adapters: dict[str, str] | None = None,
+        adapters: Mapping[str, str] | Sequence[str | os.PathLike] | None = None,
         template: str | None = None,
         license: str | Sequence[str] | None = None,
         system: str | None = None,
@@ -98,7 +98,7 @@ class ModelMethods:
         quantize: str | None = None,
         from_: str | None = None,
         files: dict[str, str] | None = None,
-        adapters: dict[str, str] | None = None,
+        adapters: Mapping[str, str] | Sequence[str | os.PathLike] | None = None,
         template: str | None = None,
         license: str | Sequence[str] | None = None,
         system: str | None = None,
@@ -116,6 +116,17 @@ class ModelMethods:
         created from a stored model keeps that model's projector unless
         ``projector`` replaces it. ``files`` may hold an uploaded projector
         GGUF beside the model GGUF, as Ollama's create takes them.
+
+        ``adapters`` are LoRA adapter GGUFs for the model (llama.cpp's
+        ``convert_lora_to_gguf.py`` writes them), stored as its adapter
+        layers, in order, as Ollama stores a Modelfile's ``ADAPTER`` lines: a
+        list of paths, or, as ollama-python sends them, file names mapped to
+        blob digests (after :meth:`create_blob`) or to paths. Each is checked
+        against the model (architecture and tensor shapes) before anything is
+        stored. Requests then apply every adapter at scale 1.0, or those their
+        ``options`` ``lora`` names (``[{"id": 0, "scale": 0.5}]``). A model
+        created from a stored model keeps that model's adapters unless
+        ``adapters`` replaces them.
 
         ``quantize`` (Ollama's types, any case: ``q4_K_M``, ``q4_K_S``,
         ``q8_0``, ``q4_0``, ``q5_K_M``, ``q6_K``, ``f16``, ``bf16``, ``f32``)
@@ -135,13 +146,19 @@ class ModelMethods:
         Raises:
             StatusError: 400 a bad name, parameter or quantization type, a
                 source that is already quantized, a projector GGUF as the
-                model, a ``projector`` that is not a projector GGUF; 404 the
-                source or the projector file does not exist; 500 the quantizer
+                model, a ``projector`` that is not a projector GGUF, an
+                adapter that is not a LoRA adapter GGUF or does not fit the
+                model; 404 the source, the projector or an adapter file does
+                not exist; 500 the quantizer
                 failed (with llama.cpp's reason; raised by the iterator with
                 ``stream=True``).
         """
         if isinstance(parameters, Options):
             parameters = parameters.model_dump(exclude_none=True)
+        if isinstance(adapters, (str, os.PathLike)):
+            adapters = [adapters]
+        if adapters is not None and not isinstance(adapters, Mapping):
+            adapters = {os.fspath(a): os.fspath(a) for a in adapters}  # paths, as the files of a request
         req = validate(
             CreateRequest,
             model=model,

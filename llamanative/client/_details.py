@@ -95,6 +95,7 @@ def modelfile(stored: StoredModel, template: str, system: str | None, params: di
     mf = Modelfile(
         from_=stored.path,
         projector=stored.projector,
+        adapters=stored.adapters,
         template=template or None,
         system=system,
         parameters=dict(params or {}),

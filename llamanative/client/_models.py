@@ -15,7 +15,7 @@ from ..errors import StatusError
 from ..prompting import template_caps
 from ..store import gguf, quantize
 from ..store.names import parse_name
-from ..store.store import MEDIA_MODEL, check_projector, gguf_architecture, is_digest
+from ..store.store import MEDIA_MODEL, check_adapter, check_projector, gguf_architecture, is_digest
 from ..types import (
     CopyRequest,
     CreateRequest,
@@ -119,6 +119,8 @@ def create(session: Session, req: CreateRequest, projector: str | None = None) -
     ``files`` (name -> digest, after ``create_blob``) may hold a projector GGUF
     beside the model GGUF, as Ollama's create takes them: the file whose
     ``general.architecture`` is ``clip`` is stored as the projector.
+    ``adapters`` (name -> digest, or name -> path) are LoRA adapter GGUFs,
+    checked against the model and stored as its adapter layers in that order.
 
     Everything is checked before this returns. Without ``quantize`` (or when
     the source already has that type) the model is stored before this returns
@@ -128,8 +130,7 @@ def create(session: Session, req: CreateRequest, projector: str | None = None) -
     <digest>", "writing manifest", "success"), and closing the iterator early
     (from any thread) stops the quantizer and stores nothing.
     """
-    if req.adapters:
-        raise StatusError.bad_request("adapters are not supported by create")
+    adapters = [_blob_file(session, v) if is_digest(v) else v for v in req.adapters.values()] if req.adapters else None
     want = quantize.parse_type(req.quantize) if req.quantize else None
     files = [_blob_file(session, v) if is_digest(v) else v for v in (req.files or {}).values()]
     if not req.from_ and len(files) > 1:
@@ -149,6 +150,11 @@ def create(session: Session, req: CreateRequest, projector: str | None = None) -
         source = _blob_file(session, source)
     if req.parameters:
         Options.from_map(req.parameters)  # validate before storing
+        if "lora" in req.parameters:
+            raise StatusError.bad_request(
+                "parameter 'lora' is a request option, not a model parameter: a model's adapters apply at "
+                "scale 1.0 unless a request's options say otherwise"
+            )
     layers: dict[str, Any] = {
         "template": req.template,
         "system": req.system,
@@ -156,6 +162,7 @@ def create(session: Session, req: CreateRequest, projector: str | None = None) -
         "license": req.license,
         "messages": [m.model_dump(exclude_none=True) for m in req.messages] if req.messages else None,
         "projector": projector,
+        "adapters": adapters,
     }
     if want is not None:
         parse_name(req.model)  # a bad name is a 400 now, not after the quantizing
@@ -164,6 +171,8 @@ def create(session: Session, req: CreateRequest, projector: str | None = None) -
         if have != want:  # as Ollama: a model already of the asked type is stored as it is
             if projector is not None:
                 check_projector(projector)  # before the quantizing, not after
+            for adapter in adapters or ():
+                check_adapter(adapter, path)
             job = quantize.Quantization(path, session.store.temp_path("quantize"), have, want)
             return _Stoppable(_quantized(session, req.model, source, job, layers), job.stop)
     session.store.create(req.model, from_=source, **layers)

@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from ..engine import CompletionJob, RunnerConfig, SamplingParams
+from ..engine.adapters import AdapterSet, adapter_set, default_set
 from ..engine.attention import flash_attn_setting
 from ..engine.speculation import SpecParams, resolve
 from ..errors import StatusError
@@ -96,11 +97,28 @@ def spec_params(opts: Options) -> SpecParams | None:
         raise StatusError.bad_request(f"{source}: {exc}") from exc
 
 
+def lora_set(opts: Options, n_adapters: int) -> AdapterSet:
+    """The LoRA adapters a request is decoded with: its ``lora`` option (adapters it leaves out at scale 0,
+    as llama-server), else all ``n_adapters`` of the model at scale 1.0 (as Ollama applies ``ADAPTER``).
+
+    Raises:
+        StatusError: 400 for an id the model has no adapter for.
+    """
+    if opts.lora is None:
+        return default_set(n_adapters)
+    for entry in opts.lora:
+        if entry["id"] >= n_adapters:
+            have = f"{n_adapters} LoRA adapter(s) (ids 0..{n_adapters - 1})" if n_adapters else "no LoRA adapters"
+            raise StatusError.bad_request(f'option "lora": there is no adapter {entry["id"]}; the model has {have}')
+    return adapter_set((entry["id"], entry["scale"]) for entry in opts.lora)
+
+
 def completion_job(
-    req: ChatRequest | GenerateRequest, opts: Options, prompt: Prompt, per_token: bool = True
+    req: ChatRequest | GenerateRequest, opts: Options, prompt: Prompt, per_token: bool = True, n_adapters: int = 0
 ) -> CompletionJob:
     """The engine job for a chat or generate request: sampler, limits, stops, context shift, logprobs,
-    and whether the caller takes the text token by token."""
+    whether the caller takes the text token by token, and which of the model's ``n_adapters`` LoRA
+    adapters it is decoded with."""
     return CompletionJob(
         prompt.tokens,
         sampling_params(opts, **prompt.grammar),
@@ -111,4 +129,5 @@ def completion_job(
         logprobs=top_count(req.logprobs, req.top_logprobs),
         per_token=per_token,
         media=prompt.media,
+        adapters=lora_set(opts, n_adapters),
     )

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..engine.runner import RunnerConfig
 from ..engine.scheduler import Loaded, Scheduler
-from ..errors import LlamaError, ProjectorLoadError, StatusError
+from ..errors import AdapterLoadError, LlamaError, ProjectorLoadError, StatusError
 from ..store import ModelStore, StoredModel
 from ..types import Message, Options
 from . import _details
@@ -56,7 +56,9 @@ class Prepared:
 
     @property
     def config(self) -> RunnerConfig:
-        return dataclasses.replace(runner_config(self.opts), projector=self.stored.projector)
+        return dataclasses.replace(
+            runner_config(self.opts), projector=self.stored.projector, adapters=tuple(self.stored.adapters)
+        )
 
 
 class Session:
@@ -96,6 +98,8 @@ class Session:
                     f"model {prep.stored.name!r} cannot use its projector: {exc}; create it again with the "
                     f"projector made for this model"
                 ) from exc
+            except AdapterLoadError as exc:  # a stored adapter that does not fit the model (or no longer loads)
+                raise StatusError.bad_request(f"model {prep.stored.name!r} cannot use its LoRA adapter: {exc}") from exc
             except (LlamaError, OSError) as exc:  # the file is not a loadable model
                 raise StatusError.internal(f"failed to load model {prep.stored.name!r}: {exc}") from exc
             entry.name = prep.stored.name

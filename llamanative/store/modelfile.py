@@ -29,11 +29,20 @@ whose header says ``clip`` is the projector)::
     FROM ./SmolVLM-256M-Instruct-Q8_0.gguf
     FROM ./mmproj-SmolVLM-256M-Instruct-F16.gguf
 
-Instructions: ``FROM``, ``PARAMETER <name> <value>``, ``TEMPLATE``,
-``SYSTEM``, ``LICENSE`` (repeatable), ``MESSAGE <system|user|assistant>
-<text>``, ``REQUIRES <version>`` (Ollama's minimum server version: checked
-for form, then ignored). ``ADAPTER``, ``DRAFT``, ``RENDERER`` and ``PARSER``
-are Ollama features llamanative does not have: they are errors.
+``ADAPTER`` names a LoRA adapter GGUF for the model (relative paths as for
+``FROM``; repeatable: the adapters are stored in order, and a request's
+``lora`` option names them by index)::
+
+    FROM ./SmolLM2-135M-Instruct.Q4_1.gguf
+    ADAPTER ./smollm2-lora.gguf
+
+Instructions: ``FROM``, ``ADAPTER``, ``PARAMETER <name> <value>``,
+``TEMPLATE``, ``SYSTEM``, ``LICENSE`` (repeatable), ``MESSAGE
+<system|user|assistant> <text>``, ``REQUIRES <version>`` (Ollama's minimum
+server version: checked for form, then ignored). ``DRAFT``, ``RENDERER`` and
+``PARSER`` are Ollama features llamanative does not have: they are errors.
+An ``ADAPTER`` that is a safetensors folder (which Ollama converts) is an
+error too: convert it to GGUF with llama.cpp's ``convert_lora_to_gguf.py``.
 
 >>> mf = parse_modelfile('FROM smollm2\nPARAMETER num_ctx 2048\nSYSTEM "Be brief."')
 >>> mf.create_kwargs()
@@ -72,8 +81,6 @@ MESSAGE_ROLES = ("system", "user", "assistant")
 
 # Ollama instructions that need features llamanative does not have: why, and what to do instead.
 _UNSUPPORTED = {
-    "adapter": "ADAPTER is not supported: llamanative cannot apply LoRA adapters at load time; "
-    "merge the adapter into the model (llama.cpp's llama-export-lora) and use FROM with the result",
     "draft": "DRAFT is not supported: llamanative has no speculative decoding with a draft model",
     "renderer": "RENDERER is not supported: it names one of Ollama's built-in Go prompt renderers; "
     "llamanative renders prompts with the GGUF's own chat template",
@@ -114,7 +121,8 @@ class Modelfile:
 
     ``from_`` is an absolute GGUF path when ``FROM`` named an existing file,
     else a model name; ``projector`` the absolute path of the projector GGUF
-    of a second ``FROM``. ``parameters`` hold typed values (``stop`` a list).
+    of a second ``FROM``; ``adapters`` the absolute paths of the ``ADAPTER``
+    files, in order. ``parameters`` hold typed values (``stop`` a list).
     ``warnings`` tell about lines that were accepted but have no effect.
     """
 
@@ -127,12 +135,15 @@ class Modelfile:
     requires: str | None = None
     warnings: list[str] = field(default_factory=list, compare=False)
     projector: str | None = None
+    adapters: list[str] = field(default_factory=list)
 
     def create_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :meth:`llamanative.Client.create` (all but the new model's name)."""
         kw: dict[str, Any] = {"from_": self.from_}
         if self.projector is not None:
             kw["projector"] = self.projector
+        if self.adapters:
+            kw["adapters"] = list(self.adapters)
         if self.template is not None:
             kw["template"] = self.template
         if self.system is not None:
@@ -154,6 +165,7 @@ class Modelfile:
         lines = [f"FROM {quote(self.from_)}"]
         if self.projector is not None:
             lines.append(f"FROM {quote(self.projector)}")
+        lines.extend(f"ADAPTER {quote(path)}" for path in self.adapters)
         if self.requires is not None:
             lines.append(f"REQUIRES {quote(self.requires)}")
         if self.template is not None:
@@ -211,6 +223,8 @@ def parse_modelfile(text: str, base_dir: str | os.PathLike | None = None, source
                 from_ = resolved
             else:
                 projector = (resolved, cmd.line)
+        elif cmd.name == "adapter":
+            mf.adapters.append(_resolve_adapter(cmd.value, base, cmd.line, source))
         elif cmd.name == "parameter":
             _add_parameter(mf, cmd, source)
         elif cmd.name == "template":
@@ -381,6 +395,30 @@ def _resolve_from(value: str, base: Path, line: int, source: str) -> str:
     except StatusError as exc:
         raise ModelfileError(f"FROM {value}: not a file, and {exc.error_message}", line, source) from None
     return value
+
+
+def _resolve_adapter(value: str, base: Path, line: int, source: str) -> str:
+    """The absolute path of an ``ADAPTER`` file (relative to ``base``, ``~`` expanded)."""
+    try:
+        path = Path(os.path.expanduser(value))
+    except ValueError:  # a NUL in the ~user part
+        path = Path(value)
+    if not path.is_absolute():
+        path = base / path
+    try:
+        is_file, is_dir = path.is_file(), path.is_dir()
+    except OSError:
+        is_file = is_dir = False
+    if is_dir:
+        raise ModelfileError(
+            f"ADAPTER {value}: is a directory; llamanative takes LoRA adapters as GGUF files "
+            "(convert a safetensors adapter with llama.cpp's convert_lora_to_gguf.py)",
+            line,
+            source,
+        )
+    if not is_file:
+        raise ModelfileError(f"ADAPTER {value}: no such file (relative paths are read from {base})", line, source)
+    return str(path.resolve())
 
 
 def _add_parameter(mf: Modelfile, cmd: Command, source: str) -> None:

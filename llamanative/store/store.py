@@ -2,8 +2,8 @@
 
 ``<root>/manifests/<host>/<namespace>/<model>/<tag>`` holds a JSON manifest
 listing content-addressed layers stored as ``<root>/blobs/sha256-<hex>``
-(the GGUF, and optional projector GGUF, template, system prompt, parameters,
-license and messages). ``LLAMANATIVE_MODELS`` can point at an existing Ollama models
+(the GGUF, and optional projector GGUF, LoRA adapter GGUFs, template, system
+prompt, parameters, license and messages). ``LLAMANATIVE_MODELS`` can point at an existing Ollama models
 directory. Writes are atomic (temporary file + rename) under a file lock, so
 concurrent writers and crashes never leave a half-written manifest or blob.
 """
@@ -35,6 +35,7 @@ MEDIA_PARAMS = "application/vnd.ollama.image.params"
 MEDIA_LICENSE = "application/vnd.ollama.image.license"
 MEDIA_MESSAGES = "application/vnd.ollama.image.messages"
 MEDIA_PROJECTOR = "application/vnd.ollama.image.projector"
+MEDIA_ADAPTER = "application/vnd.ollama.image.adapter"
 MEDIA_CONFIG = "application/vnd.docker.container.image.v1+json"
 MEDIA_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
@@ -83,6 +84,16 @@ class StoredModel:
                 return str(self.store.blob_path(layer["digest"]))
         return None
 
+    @property
+    def adapters(self) -> list[str]:
+        """The paths of the LoRA adapter GGUFs stored with the model (its layers of type
+        :data:`MEDIA_ADAPTER`), in their order: a request's ``lora`` option names them by index."""
+        if self.store is None:
+            return []
+        return [
+            str(self.store.blob_path(layer["digest"])) for layer in self.layers if layer["mediaType"] == MEDIA_ADAPTER
+        ]
+
 
 def _is_file(path: str) -> bool:
     """Whether ``path`` (``~`` expanded) names a file; False for a path the system cannot look at
@@ -124,6 +135,25 @@ def check_projector(path: str) -> Path:
             f"projector {path!r} is not a projector: its general.architecture is {arch!r}, "
             "a projector GGUF's (an mmproj file) is 'clip'"
         )
+    return p
+
+
+def check_adapter(path: str, model_path: str | os.PathLike) -> Path:
+    """The LoRA adapter GGUF at ``path`` (``~`` expanded), checked against the model GGUF at ``model_path``:
+    a LoRA adapter of the model's architecture whose tensors fit the model's (see ``_core.check_lora_adapter``).
+
+    Raises:
+        StatusError: 404 no such file; 400 not a LoRA adapter GGUF, or one that does not fit the model.
+    """
+    if not _is_file(path):
+        raise StatusError.not_found(f"adapter file {path!r} not found")
+    p = Path(path).expanduser()
+    from .. import _core  # here: checking an adapter needs the native module, importing the store does not
+
+    try:
+        _core.check_lora_adapter(p, model_path)
+    except (ValueError, OSError) as exc:  # AdapterLoadError, or a model file that is not a GGUF
+        raise StatusError.bad_request(f"adapter {path!r} cannot be used with this model: {exc}") from None
     return p
 
 
@@ -338,6 +368,7 @@ class ModelStore:
         messages: builtins.list[dict] | None = None,
         config: dict | None = None,
         projector: str | None = None,
+        adapters: builtins.list[str] | None = None,
         model_file: str | os.PathLike[str] | None = None,
     ) -> StoredModel:
         """Store a model under ``model`` from a GGUF file or another stored model.
@@ -346,19 +377,27 @@ class ModelStore:
         ``projector``, the path of a projector GGUF (``general.architecture``
         ``clip``, llama.cpp's ``mmproj`` files), is stored as the projector
         layer. A model created from a stored model keeps that model's projector
-        unless ``projector`` replaces it. ``model_file``, a GGUF made from the
+        unless ``projector`` replaces it. ``adapters``, paths of LoRA adapter
+        GGUFs for the model, are stored as its adapter layers, in that order
+        (replacing the source model's; a model created from a stored model
+        keeps that model's otherwise). ``model_file``, a GGUF made from the
         source (a quantized copy), becomes the model layer in place of the
         source's: a new blob with its own digest.
 
         Raises:
-            StatusError: 400 bad name, a projector GGUF as the model, or a
-                ``projector`` that is not a projector GGUF; 404 the source or
-                the projector file does not exist.
+            StatusError: 400 bad name, a projector GGUF as the model, a
+                ``projector`` that is not a projector GGUF, an adapter that is
+                not a LoRA adapter of the model; 404 the source, the projector
+                or an adapter file does not exist.
         """
         name = parse_name(model)
         proj = check_projector(projector) if projector is not None else None
         if os.path.isfile(from_):
             _check_model_file(from_)
+        loras = None
+        if adapters is not None:
+            weights = self.source_file(from_) if model_file is None else Path(model_file)
+            loras = [check_adapter(a, weights) for a in adapters]
         with self._locked():
             # The source's GGUF is stored only when it is the model: not when model_file replaces it.
             if os.path.isfile(from_):
@@ -376,6 +415,9 @@ class ModelStore:
             if proj is not None:
                 layers = [layer for layer in layers if layer["mediaType"] != MEDIA_PROJECTOR]
                 layers.append(dict(self._put_blob_file(proj), mediaType=MEDIA_PROJECTOR))
+            if loras is not None:
+                layers = [layer for layer in layers if layer["mediaType"] != MEDIA_ADAPTER]
+                layers += [dict(self._put_blob_file(p), mediaType=MEDIA_ADAPTER) for p in loras]
             replace = {
                 MEDIA_TEMPLATE: template,
                 MEDIA_SYSTEM: system,

@@ -32,7 +32,7 @@ import numbers
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from pydantic import ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from ..errors import StatusError
 from .base import SubscriptableBaseModel
@@ -67,7 +67,7 @@ LEGACY_OPTIONS = frozenset(
 """Option names that ollama-python accepts and the server ignores."""
 
 # Option name -> (kind, check, what the check requires). kind is one of
-# "int", "float", "bool", "string", "strings".
+# "int", "float", "bool", "string", "strings", "lora".
 _INF = math.inf
 _SPEC: dict[str, tuple[str, Any, str]] = {
     # Runner (load-time)
@@ -91,6 +91,8 @@ _SPEC: dict[str, tuple[str, Any, str]] = {
     "presence_penalty": ("float", math.isfinite, "must be a finite number"),
     "frequency_penalty": ("float", math.isfinite, "must be a finite number"),
     "stop": ("strings", None, ""),
+    # LoRA adapters of the model and their scales, as llama-server's per-request "lora"
+    "lora": ("lora", None, ""),
     # speculative decoding (llama-server's --spec-* settings)
     "spec_type": ("string", None, ""),
     "spec_draft_max": ("int", lambda v: 1 <= v <= 1024, "must be between 1 and 1024"),
@@ -132,6 +134,8 @@ def _check(key: str, value: Any) -> Any:
     elif kind == "string":
         if not isinstance(value, str):
             raise _OptionError(f'option "{key}" must be of type string')
+    elif kind == "lora":
+        value = _lora_value(key, value)
     else:  # a list of strings
         if isinstance(value, str):
             value = [value]
@@ -143,6 +147,31 @@ def _check(key: str, value: Any) -> Any:
     if ok is not None and not ok(value):
         raise _OptionError(f'option "{key}" {requirement}, got {value!r}')
     return value
+
+
+def _lora_value(key: str, value: Any) -> list[dict[str, Any]]:
+    """``[{"id": int, "scale": float}, ...]`` from what a request gave (objects with ``id`` and ``scale``)."""
+    what = f'option "{key}" must be an array of {{"id": <adapter index>, "scale": <number>}} objects'
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise _OptionError(what)
+    out: list[dict[str, Any]] = []
+    for i, item in enumerate(value):
+        if isinstance(item, BaseModel):
+            item = item.model_dump()
+        if not isinstance(item, Mapping) or set(item) != {"id", "scale"}:
+            raise _OptionError(f"{what}; item {i} is {item!r}")
+        index, scale = item["id"], item["scale"]
+        if isinstance(index, bool) or not isinstance(index, numbers.Real) or not float(index).is_integer():
+            raise _OptionError(f'option "{key}": item {i} has id {index!r}, not an integer')
+        if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale):
+            raise _OptionError(f'option "{key}": item {i} has scale {scale!r}, not a finite number')
+        index = int(float(index))
+        if index < 0:
+            raise _OptionError(f'option "{key}": item {i} has id {index!r}; adapter ids start at 0')
+        if any(e["id"] == index for e in out):
+            raise _OptionError(f'option "{key}": adapter {index} is given twice')
+        out.append({"id": index, "scale": float(scale)})
+    return out
 
 
 class LoadOptions(NamedTuple):
@@ -226,6 +255,12 @@ class Options(SubscriptableBaseModel):
 
     stop: list[str] | None = None
     "Stop sequences: generation stops before any of them."
+
+    lora: list[dict[str, Any]] | None = None
+    """The model's LoRA adapters this request is decoded with, and their scales, as llama-server's ``lora``:
+    ``[{"id": 0, "scale": 0.5}]``, where ``id`` is the adapter's index among the model's (the order of its
+    ``ADAPTER`` lines). An adapter left out has scale 0; ``[]`` is the base model. Default (not set): every
+    adapter at scale 1.0, as Ollama applies ``ADAPTER``. A request option only: not a stored parameter."""
 
     # Speculative decoding (llamanative's; llama-server's --spec-* settings). Output is unchanged by it.
     spec_type: str | None = None
@@ -376,6 +411,11 @@ def format_params(params: Mapping[str, list[str]]) -> dict[str, Any]:
         if not values:
             raise StatusError.bad_request(f"missing value for parameter '{key}'")
         kind = _SPEC[key][0]
+        if kind == "lora":
+            raise StatusError.bad_request(
+                "parameter 'lora' is a request option, not a model parameter: a model's adapters apply at "
+                "scale 1.0 unless a request's options say otherwise"
+            )
         text = values[0]
         try:
             if kind == "int":
