@@ -16,6 +16,20 @@ _TEMPLATE_KEY = "tokenizer.chat_template"
 
 def with_chat_template(src: Path, dst: Path, template: str) -> Path:
     """Write ``dst``: ``src`` with ``tokenizer.chat_template`` replaced by ``template``."""
+    return with_fields(src, dst, {_TEMPLATE_KEY: (template, gguf.GGUFValueType.STRING)})
+
+
+def with_fim_tokens(src: Path, dst: Path, prefix: int, suffix: int, middle: int) -> Path:
+    """Write ``dst``: ``src`` whose vocabulary names the tokens ``prefix``, ``suffix`` and ``middle`` as its
+    fill-in-the-middle tokens (``tokenizer.ggml.fim_{pre,suf,mid}_token_id``, read by llama.cpp's vocab)."""
+    u32 = gguf.GGUFValueType.UINT32
+    ids = {"pre": prefix, "suf": suffix, "mid": middle}
+    return with_fields(src, dst, {f"tokenizer.ggml.fim_{k}_token_id": (v, u32) for k, v in ids.items()})
+
+
+def with_fields(src: Path, dst: Path, fields: dict[str, tuple[object, gguf.GGUFValueType]]) -> Path:
+    """Write ``dst``: ``src`` (tensors byte for byte) with the metadata ``fields`` (key: (value, scalar type))
+    set, replacing those ``src`` has."""
     reader = gguf.GGUFReader(src)
     arch = reader.get_field("general.architecture").contents()
     writer = gguf.GGUFWriter(dst, arch=arch, endianess=reader.endianess)
@@ -24,12 +38,13 @@ def with_chat_template(src: Path, dst: Path, template: str) -> Path:
         writer.data_alignment = alignment.contents()
     for field in reader.fields.values():
         # GGUF.* are the header's own fields; the architecture is written by GGUFWriter.
-        if field.name.startswith("GGUF.") or field.name in ("general.architecture", _TEMPLATE_KEY):
+        if field.name.startswith("GGUF.") or field.name == "general.architecture" or field.name in fields:
             continue
         kind = field.types[0]
         sub = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
         writer.add_key_value(field.name, field.contents(), kind, sub_type=sub)
-    writer.add_chat_template(template)
+    for key, (value, kind) in fields.items():
+        writer.add_key_value(key, value, kind)
     for t in reader.tensors:
         writer.add_tensor_info(t.name, t.data.shape, t.data.dtype, t.data.nbytes, t.tensor_type)
     writer.write_header_to_file()
