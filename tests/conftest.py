@@ -136,7 +136,8 @@ def llama_greedy() -> Callable[..., str]:
         argv = [str(tool), "-m", str(model_path), "-p", prompt, "-n", str(n), "--temp", "0", "-no-cnv"]
         argv += ["--no-display-prompt", "-t", "2", "--seed", "0", *args]
         out = subprocess.run(argv, capture_output=True, check=True).stdout.decode()
-        return out.removesuffix("\n\n")  # the tool ends its output with a blank line
+        out = out.removesuffix("\n\n")  # the tool ends its output with a blank line
+        return out.removesuffix(" [end of text]\n")  # and says so when the model ended the text
 
     return run
 
@@ -195,3 +196,33 @@ def qwen2vl_pair(tmp_path_factory) -> tuple[Path, Path]:
     """``(model, projector)``: SmolLM2 as a Qwen2-VL text model (M-RoPE) and a tiny random Qwen2-VL projector,
     written once a session by ``scripts/make_test_projector.py --kind qwen2vl``."""
     return make_test_projector(tmp_path_factory.mktemp("qwen2vl"), "qwen2vl")
+
+
+def make_test_lora(outdir: Path, model: Path, *args: str) -> Path:
+    """Run ``scripts/make_test_lora.py outdir --model model *args``; return the adapter path of its last line."""
+    import re
+    import subprocess
+
+    script = REPO / "scripts" / "make_test_lora.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), str(outdir), "--model", str(model), *args], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"{script.name} failed ({proc.returncode}):\n{proc.stderr}", pytrace=False)
+    last = proc.stdout.splitlines()[-1] if proc.stdout else ""
+    m = re.fullmatch(r"adapter=(.+)", last)
+    if m is None:
+        pytest.fail(f"{script.name}: last line is not 'adapter=...': {last!r}", pytrace=False)
+    return Path(m[1])
+
+
+@pytest.fixture(scope="session")
+def lora_paths(tmp_path_factory, smollm2_path) -> tuple[Path, Path, Path]:
+    """``(a, b, wrong_shape)``: two random LoRA adapters for SmolLM2 (seeds 0 and 1) and one whose shapes do not
+    fit it, written once a session by ``scripts/make_test_lora.py``."""
+    outdir = tmp_path_factory.mktemp("lora")
+    return (
+        make_test_lora(outdir, smollm2_path, "--seed", "0"),
+        make_test_lora(outdir, smollm2_path, "--seed", "1"),
+        make_test_lora(outdir, smollm2_path, "--wrong-shape"),
+    )
