@@ -362,3 +362,80 @@ def test_resolve():
     assert auto is not None and auto.gate and auto.types == "ngram-map-k"
     p = resolve(" ngram-mod , ngram-simple ", n_max=4)
     assert p is not None and p.types == "ngram-mod,ngram-simple" and p.n_max == 4 and not p.gate
+
+
+# -- a draft model (draft-simple): SmolLM2 drafting for itself proves the machinery ---------------------------
+@pytest.fixture(scope="module")
+def draft_client(model_store, smollm2_path, tmp_path_factory):
+    """A Client whose store also holds ``smol-draft``: SmolLM2 with itself as its draft model, made from a
+    Modelfile's DRAFT line."""
+    from llamanative import Client
+    from llamanative.store.modelfile import parse_modelfile
+
+    mf = parse_modelfile(f"FROM smol\nDRAFT {smollm2_path}\n")
+    with Client(models_dir=model_store) as c:
+        c.create("smol-draft", **mf.create_kwargs())
+        yield c
+        c.delete("smol-draft")
+
+
+def test_draft_model_greedy_output_is_unchanged(draft_client, baseline):
+    accepted = 0
+    for prompt in PROMPTS:
+        # No spec_type: a model stored with a draft drafts with it.
+        r = draft_client.generate("smol-draft", prompt, options=greedy(), logprobs=True, top_logprobs=5)
+        assert_same_or_near_tie(baseline[prompt], r, f"draft model: {prompt[:40]!r}")
+        assert r.draft_count and (r.draft_accepted_count or 0) <= r.draft_count
+        accepted += r.draft_accepted_count or 0
+    assert accepted > 0
+
+
+def test_draft_model_concurrent_with_slots_that_do_not_speculate(draft_client, baseline):
+    prompts = [PROMPTS[0], PROMPTS[6], PROMPTS[1], PROMPTS[7]]
+    specs = [None, "none", "draft-simple,ngram-simple", "none"]
+    results: dict[int, object] = {}
+
+    def go(i: int) -> None:
+        opts = greedy(specs[i], spec_draft_max=4)
+        results[i] = draft_client.generate("smol-draft", prompts[i], options=opts, logprobs=True, top_logprobs=5)
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert len(results) == 4
+    for i in range(4):
+        assert_same_or_near_tie(baseline[prompts[i]], results[i], f"slot {i} ({specs[i]})")
+        assert bool(results[i].draft_count) == (specs[i] != "none")
+    # The next turn on the first one reuses its prefix: the draft context follows the target's cells.
+    again = draft_client.generate("smol-draft", prompts[0], options=greedy(), logprobs=True, top_logprobs=5)
+    assert again.prompt_eval_count == 1 and again.draft_accepted_count
+    assert_same_or_near_tie(baseline[prompts[0]], again, "prefix reused")
+
+
+def test_draft_model_stored_and_shown(draft_client, smollm2_path):
+    show = draft_client.show("smol-draft")
+    assert "DRAFT " in show.modelfile
+    from llamanative.store.modelfile import parse_modelfile
+
+    assert parse_modelfile(show.modelfile.split("\n", 1)[1]).draft is not None
+
+
+def test_draft_errors(client, model_store, minilm_path, tmp_path):
+    # draft-simple on a model without a draft model.
+    with pytest.raises(StatusError, match="needs a draft model") as err:
+        client.generate("smol", "Hi", options={"num_predict": 2, "spec_type": "draft-simple"})
+    assert err.value.status_code == 400
+    # A draft whose vocabulary is another model's, a projector-like non-model, a missing file.
+    with pytest.raises(StatusError, match="vocabulary") as err:
+        client.create("smol-bad-draft", from_="smol", draft=str(minilm_path))
+    assert err.value.status_code == 400
+    with pytest.raises(StatusError) as err:
+        client.create("smol-bad-draft", from_="smol", draft=str(tmp_path / "missing.gguf"))
+    assert err.value.status_code == 404
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a gguf at all")
+    with pytest.raises(StatusError, match="not a GGUF") as err:
+        client.create("smol-bad-draft", from_="smol", draft=str(junk))
+    assert err.value.status_code == 400

@@ -53,6 +53,7 @@ class ModelMethods:
         messages: Sequence[Any] | None = None,
         *,
         projector: str | os.PathLike | None = None,
+        draft: str | os.PathLike | None = None,
         stream: Literal[False] = False,
     ) -> StatusResponse: ...
 
@@ -71,6 +72,7 @@ class ModelMethods:
         messages: Sequence[Any] | None = None,
         *,
         projector: str | os.PathLike | None = None,
+        draft: str | os.PathLike | None = None,
         stream: Literal[True],
     ) -> Iterator[ProgressResponse]: ...
 
@@ -89,6 +91,7 @@ class ModelMethods:
         messages: Sequence[Any] | None = None,
         *,
         projector: str | os.PathLike | None = None,
+        draft: str | os.PathLike | None = None,
         stream: bool,
     ) -> StatusResponse | Iterator[ProgressResponse]: ...
 
@@ -106,6 +109,7 @@ class ModelMethods:
         messages: Sequence[Any] | None = None,
         *,
         projector: str | os.PathLike | None = None,
+        draft: str | os.PathLike | None = None,
         stream: bool = False,
     ) -> StatusResponse | Iterator[ProgressResponse]:
         """Store a model under ``model`` from a GGUF path (``from_``) or another stored model.
@@ -128,6 +132,13 @@ class ModelMethods:
         created from a stored model keeps that model's adapters unless
         ``adapters`` replaces them.
 
+        ``draft`` (a llamanative extension, a Modelfile's ``DRAFT``) is the
+        path of a smaller model GGUF with the same vocabulary, stored with the
+        model as its draft model: requests then use speculative decoding with
+        it (``spec_type`` ``draft-simple``) unless their options choose
+        otherwise. A model created from a stored model keeps that model's
+        draft unless ``draft`` replaces it.
+
         ``quantize`` (Ollama's types, any case: ``q4_K_M``, ``q4_K_S``,
         ``q8_0``, ``q4_0``, ``q5_K_M``, ``q6_K``, ``f16``, ``bf16``, ``f32``)
         converts an F32, F16 or BF16 source with llama.cpp's quantizer and
@@ -148,8 +159,9 @@ class ModelMethods:
                 source that is already quantized, a projector GGUF as the
                 model, a ``projector`` that is not a projector GGUF, an
                 adapter that is not a LoRA adapter GGUF or does not fit the
-                model; 404 the source, the projector or an adapter file does
-                not exist; 500 the quantizer
+                model, a ``draft`` that is not a model GGUF or whose vocabulary
+                differs from the model's; 404 the source, the projector, the
+                draft or an adapter file does not exist; 500 the quantizer
                 failed (with llama.cpp's reason; raised by the iterator with
                 ``stream=True``).
         """
@@ -173,7 +185,12 @@ class ModelMethods:
             messages=messages,
             stream=stream,
         )
-        progress = _models.create(self._session, req, None if projector is None else os.fspath(projector))
+        progress = _models.create(
+            self._session,
+            req,
+            None if projector is None else os.fspath(projector),
+            None if draft is None else os.fspath(draft),
+        )
         if stream:
             return progress
         last = with_callback(progress, lambda _p: None)

@@ -96,6 +96,7 @@ def modelfile(stored: StoredModel, template: str, system: str | None, params: di
         from_=stored.path,
         projector=stored.projector,
         adapters=stored.adapters,
+        draft=stored.draft,
         template=template or None,
         system=system,
         parameters=dict(params or {}),

@@ -15,7 +15,7 @@ from ..errors import StatusError
 from ..prompting import template_caps
 from ..store import gguf, quantize
 from ..store.names import parse_name
-from ..store.store import MEDIA_MODEL, check_adapter, check_projector, gguf_architecture, is_digest
+from ..store.store import MEDIA_MODEL, check_adapter, check_draft, check_projector, gguf_architecture, is_digest
 from ..types import (
     CopyRequest,
     CreateRequest,
@@ -113,8 +113,11 @@ def show(session: Session, req: ShowRequest) -> ShowResponse:
     )
 
 
-def create(session: Session, req: CreateRequest, projector: str | None = None) -> Iterator[ProgressResponse]:
-    """Store a model from a GGUF path, uploaded blobs or another stored model, with ``projector`` (a path) if given.
+def create(
+    session: Session, req: CreateRequest, projector: str | None = None, draft: str | None = None
+) -> Iterator[ProgressResponse]:
+    """Store a model from a GGUF path, uploaded blobs or another stored model, with ``projector`` and ``draft``
+    (paths: a projector GGUF, a draft model GGUF) if given.
 
     ``files`` (name -> digest, after ``create_blob``) may hold a projector GGUF
     beside the model GGUF, as Ollama's create takes them: the file whose
@@ -163,6 +166,7 @@ def create(session: Session, req: CreateRequest, projector: str | None = None) -
         "messages": [m.model_dump(exclude_none=True) for m in req.messages] if req.messages else None,
         "projector": projector,
         "adapters": adapters,
+        "draft": draft,
     }
     if want is not None:
         parse_name(req.model)  # a bad name is a 400 now, not after the quantizing
@@ -173,6 +177,8 @@ def create(session: Session, req: CreateRequest, projector: str | None = None) -
                 check_projector(projector)  # before the quantizing, not after
             for adapter in adapters or ():
                 check_adapter(adapter, path)
+            if draft is not None:
+                check_draft(draft, path)
             job = quantize.Quantization(path, session.store.temp_path("quantize"), have, want)
             return _Stoppable(_quantized(session, req.model, source, job, layers), job.stop)
     session.store.create(req.model, from_=source, **layers)

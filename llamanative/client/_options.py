@@ -74,16 +74,25 @@ def top_count(logprobs: bool | None, top_logprobs: int | None) -> int:
     return top_logprobs or 0
 
 
-def spec_params(opts: Options) -> SpecParams | None:
-    """The job's speculative decoding: ``spec_type``, else ``LLAMANATIVE_SPECULATIVE``, else none.
+def spec_params(opts: Options, has_draft: bool = False) -> SpecParams | None:
+    """The job's speculative decoding: ``spec_type``, else ``LLAMANATIVE_SPECULATIVE``, else ``draft-simple``
+    for a model stored with a draft model (``has_draft``), else none.
 
     Raises:
-        StatusError: 400 for an unknown or unsupported type or bounds out of range.
+        StatusError: 400 for an unknown or unsupported type, bounds out of range, or ``draft-simple`` for a
+            model without a draft model.
     """
     spec_type = opts.spec_type
     source = "option spec_type"
     if spec_type is None:
         spec_type, source = os.environ.get("LLAMANATIVE_SPECULATIVE", ""), "LLAMANATIVE_SPECULATIVE"
+        if not spec_type and has_draft:
+            spec_type, source = "draft-simple", "the model's draft model"
+    if "draft-simple" in spec_type and not has_draft:
+        raise StatusError.bad_request(
+            f"{source}: draft-simple needs a draft model, and this model has none; "
+            "create it with a draft (Client.create(..., draft=PATH), a Modelfile's DRAFT line)"
+        )
     try:
         return resolve(
             spec_type,
@@ -114,11 +123,17 @@ def lora_set(opts: Options, n_adapters: int) -> AdapterSet:
 
 
 def completion_job(
-    req: ChatRequest | GenerateRequest, opts: Options, prompt: Prompt, per_token: bool = True, n_adapters: int = 0
+    req: ChatRequest | GenerateRequest,
+    opts: Options,
+    prompt: Prompt,
+    per_token: bool = True,
+    n_adapters: int = 0,
+    *,
+    has_draft: bool = False,
 ) -> CompletionJob:
     """The engine job for a chat or generate request: sampler, limits, stops, context shift, logprobs,
-    whether the caller takes the text token by token, and which of the model's ``n_adapters`` LoRA
-    adapters it is decoded with."""
+    whether the caller takes the text token by token, which of the model's ``n_adapters`` LoRA
+    adapters it is decoded with, and its speculative decoding (``has_draft``: the model has a draft model)."""
     return CompletionJob(
         prompt.tokens,
         sampling_params(opts, **prompt.grammar),
@@ -129,5 +144,6 @@ def completion_job(
         logprobs=top_count(req.logprobs, req.top_logprobs),
         per_token=per_token,
         media=prompt.media,
+        spec=spec_params(opts, has_draft),
         adapters=lora_set(opts, n_adapters),
     )

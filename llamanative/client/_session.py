@@ -57,7 +57,10 @@ class Prepared:
     @property
     def config(self) -> RunnerConfig:
         return dataclasses.replace(
-            runner_config(self.opts), projector=self.stored.projector, adapters=tuple(self.stored.adapters)
+            runner_config(self.opts),
+            projector=self.stored.projector,
+            adapters=tuple(self.stored.adapters),
+            draft=self.stored.draft,
         )
 
 

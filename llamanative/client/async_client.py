@@ -388,6 +388,7 @@ class AsyncClient:
         messages: Sequence[Any] | None = None,
         *,
         projector: str | os.PathLike | None = None,
+        draft: str | os.PathLike | None = None,
         stream: Literal[False] = False,
     ) -> StatusResponse: ...
 
@@ -406,6 +407,7 @@ class AsyncClient:
         messages: Sequence[Any] | None = None,
         *,
         projector: str | os.PathLike | None = None,
+        draft: str | os.PathLike | None = None,
         stream: Literal[True],
     ) -> AsyncIterator[ProgressResponse]: ...
 
@@ -424,6 +426,7 @@ class AsyncClient:
         messages: Sequence[Any] | None = None,
         *,
         projector: str | os.PathLike | None = None,
+        draft: str | os.PathLike | None = None,
         stream: bool,
     ) -> StatusResponse | AsyncIterator[ProgressResponse]: ...
 
@@ -441,6 +444,7 @@ class AsyncClient:
         messages: Sequence[Any] | None = None,
         *,
         projector: str | os.PathLike | None = None,
+        draft: str | os.PathLike | None = None,
         stream: bool = False,
     ) -> StatusResponse | AsyncIterator[ProgressResponse]:
         """:meth:`Client.create`; with ``stream=True`` an async iterator of its progress responses.
@@ -460,6 +464,7 @@ class AsyncClient:
             parameters,
             messages,
             projector=projector,
+            draft=draft,
             stream=True,
         )
         if stream:

@@ -38,6 +38,7 @@ from .. import _core
 from ..errors import DecodeAbortedError, StatusError
 from .admission import Admission
 from .attention import FlashAttn, generation_flash_attn
+from .draft import DraftModel
 from .embedding import Embedding, embedding_context
 from .generation import Generation
 from .heap import trim_heap
@@ -78,6 +79,7 @@ class RunnerConfig:
     flash_attn: FlashAttn = "auto"  # "on", "off" or "auto" (see attention.py: off on the CPU)
     projector: str | None = None  # a multimodal projector GGUF, loaded beside the model (images, audio)
     adapters: tuple[str, ...] = ()  # LoRA adapter GGUFs, loaded beside the model; jobs choose them by index
+    draft: str | None = None  # a draft model GGUF for speculative decoding (draft-simple), loaded beside the model
 
 
 class Runner:
@@ -121,6 +123,7 @@ class Runner:
         self._parked = PromptCache(parked_capacity)
         ctx: _core.Context | None = None
         self.projector: _core.Projector | None = None
+        self.draft: DraftModel | None = None
         self.adapters: list[_core.LoraAdapter] = []
         try:
             # Before any context: llama.cpp registers an adapter with the model, and sizes graphs by them.
@@ -162,6 +165,15 @@ class Runner:
                         config.projector, self.model, n_threads=threads, flash_attn=config.flash_attn
                     )
                 self._seqs = Sequences(ctx)
+                if config.draft:
+                    self.draft = DraftModel(
+                        config.draft,
+                        ctx,
+                        self._seqs.stepper,
+                        n_gpu_layers=config.n_gpu_layers,
+                        n_threads=threads,
+                        flash_attn=self.flash_attn,
+                    )
                 policy = Admission(self._seqs, self.model, self.flash_attn, self._parked)
                 self._generation = Generation(
                     self.model, self._seqs, policy, self._job_done, self._pending.put, self.projector, self.adapters
@@ -179,6 +191,8 @@ class Runner:
         except BaseException:
             if self._seqs is not None:
                 self._seqs.close()
+            if self.draft is not None:
+                self.draft.close()
             if self.projector is not None:
                 self.projector.close()
             if ctx is not None:
@@ -320,6 +334,8 @@ class Runner:
     def _free(self) -> None:
         if self._seqs is not None:
             self._seqs.close()
+        if self.draft is not None:
+            self.draft.close()  # after the stepper that drafts with it
         self._parked.clear()
         self._embedding.close()
         self._ctx.close()

@@ -20,8 +20,9 @@ from .. import _core
 # benchmarks/compare_speculative.py (docs/design/speculation.md).
 AUTO_TYPES = "ngram-map-k"
 
-# Draft-model types need a second (draft) model and context; the n-gram ones run on the target alone.
-DRAFT_MODEL_TYPES = frozenset({"draft-simple", "draft-eagle3", "draft-mtp", "draft-dflash", "draft-dspark"})
+# Draft-model types made for special draft heads, which the stepper does not run; draft-simple (a plain draft
+# model of the same vocabulary, the model's DRAFT) it does.
+DRAFT_HEAD_TYPES = frozenset({"draft-eagle3", "draft-mtp", "draft-dflash", "draft-dspark"})
 
 
 @dataclass(frozen=True)
@@ -65,10 +66,11 @@ def resolve(
     for name in names:
         if name in ("auto", "none"):
             raise ValueError(f'spec_type "{name}" cannot be combined with other types')
-        if name in DRAFT_MODEL_TYPES:
+        if name in DRAFT_HEAD_TYPES:
             raise ValueError(
-                f'spec_type "{name}" needs a draft model, which llamanative does not load yet; '
-                "use an n-gram type (ngram-map-k, ngram-simple, ngram-map-k4v, ngram-mod, ngram-cache) or auto"
+                f'spec_type "{name}" needs a draft head made for it, which llamanative does not run; use '
+                "draft-simple (a draft model: the model's DRAFT), an n-gram type (ngram-map-k, ngram-simple, "
+                "ngram-map-k4v, ngram-mod, ngram-cache) or auto"
             )
         if name not in known:
             raise ValueError(f'unknown spec_type "{name}"; known: auto, none, ' + ", ".join(sorted(known - {"none"})))

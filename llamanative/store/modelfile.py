@@ -36,11 +36,19 @@ whose header says ``clip`` is the projector)::
     FROM ./SmolLM2-135M-Instruct.Q4_1.gguf
     ADAPTER ./smollm2-lora.gguf
 
-Instructions: ``FROM``, ``ADAPTER``, ``PARAMETER <name> <value>``,
+``DRAFT`` names a draft model GGUF for speculative decoding: a smaller model
+with the same vocabulary (relative paths as for ``FROM``; one at most).
+Requests then draft with it (``spec_type`` ``draft-simple``) unless their
+options say otherwise. Ollama reserves the instruction; llamanative runs it::
+
+    FROM ./big-model.gguf
+    DRAFT ./small-model-same-vocabulary.gguf
+
+Instructions: ``FROM``, ``ADAPTER``, ``DRAFT``, ``PARAMETER <name> <value>``,
 ``TEMPLATE``, ``SYSTEM``, ``LICENSE`` (repeatable), ``MESSAGE
 <system|user|assistant> <text>``, ``REQUIRES <version>`` (Ollama's minimum
-server version: checked for form, then ignored). ``DRAFT``, ``RENDERER`` and
-``PARSER`` are Ollama features llamanative does not have: they are errors.
+server version: checked for form, then ignored). ``RENDERER`` and ``PARSER``
+are Ollama features llamanative does not have: they are errors.
 An ``ADAPTER`` that is a safetensors folder (which Ollama converts) is an
 error too: convert it to GGUF with llama.cpp's ``convert_lora_to_gguf.py``.
 
@@ -81,7 +89,6 @@ MESSAGE_ROLES = ("system", "user", "assistant")
 
 # Ollama instructions that need features llamanative does not have: why, and what to do instead.
 _UNSUPPORTED = {
-    "draft": "DRAFT is not supported: llamanative has no speculative decoding with a draft model",
     "renderer": "RENDERER is not supported: it names one of Ollama's built-in Go prompt renderers; "
     "llamanative renders prompts with the GGUF's own chat template",
     "parser": "PARSER is not supported: it names one of Ollama's built-in Go output parsers; "
@@ -122,7 +129,8 @@ class Modelfile:
     ``from_`` is an absolute GGUF path when ``FROM`` named an existing file,
     else a model name; ``projector`` the absolute path of the projector GGUF
     of a second ``FROM``; ``adapters`` the absolute paths of the ``ADAPTER``
-    files, in order. ``parameters`` hold typed values (``stop`` a list).
+    files, in order; ``draft`` the absolute path of the ``DRAFT`` model.
+    ``parameters`` hold typed values (``stop`` a list).
     ``warnings`` tell about lines that were accepted but have no effect.
     """
 
@@ -136,6 +144,7 @@ class Modelfile:
     warnings: list[str] = field(default_factory=list, compare=False)
     projector: str | None = None
     adapters: list[str] = field(default_factory=list)
+    draft: str | None = None
 
     def create_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :meth:`llamanative.Client.create` (all but the new model's name)."""
@@ -144,6 +153,8 @@ class Modelfile:
             kw["projector"] = self.projector
         if self.adapters:
             kw["adapters"] = list(self.adapters)
+        if self.draft is not None:
+            kw["draft"] = self.draft
         if self.template is not None:
             kw["template"] = self.template
         if self.system is not None:
@@ -166,6 +177,8 @@ class Modelfile:
         if self.projector is not None:
             lines.append(f"FROM {quote(self.projector)}")
         lines.extend(f"ADAPTER {quote(path)}" for path in self.adapters)
+        if self.draft is not None:
+            lines.append(f"DRAFT {quote(self.draft)}")
         if self.requires is not None:
             lines.append(f"REQUIRES {quote(self.requires)}")
         if self.template is not None:
@@ -225,6 +238,10 @@ def parse_modelfile(text: str, base_dir: str | os.PathLike | None = None, source
                 projector = (resolved, cmd.line)
         elif cmd.name == "adapter":
             mf.adapters.append(_resolve_adapter(cmd.value, base, cmd.line, source))
+        elif cmd.name == "draft":
+            if mf.draft is not None:
+                raise fail("a second DRAFT: a model has one draft model at most", cmd.line)
+            mf.draft = _resolve_file("DRAFT", cmd.value, base, cmd.line, source, "draft models as GGUF files")
         elif cmd.name == "parameter":
             _add_parameter(mf, cmd, source)
         elif cmd.name == "template":
@@ -399,6 +416,18 @@ def _resolve_from(value: str, base: Path, line: int, source: str) -> str:
 
 def _resolve_adapter(value: str, base: Path, line: int, source: str) -> str:
     """The absolute path of an ``ADAPTER`` file (relative to ``base``, ``~`` expanded)."""
+    return _resolve_file(
+        "ADAPTER",
+        value,
+        base,
+        line,
+        source,
+        "LoRA adapters as GGUF files (convert a safetensors adapter with llama.cpp's convert_lora_to_gguf.py)",
+    )
+
+
+def _resolve_file(what: str, value: str, base: Path, line: int, source: str, takes: str) -> str:
+    """The absolute path of the file an instruction ``what`` names (relative to ``base``, ``~`` expanded)."""
     try:
         path = Path(os.path.expanduser(value))
     except ValueError:  # a NUL in the ~user part
@@ -410,14 +439,9 @@ def _resolve_adapter(value: str, base: Path, line: int, source: str) -> str:
     except OSError:
         is_file = is_dir = False
     if is_dir:
-        raise ModelfileError(
-            f"ADAPTER {value}: is a directory; llamanative takes LoRA adapters as GGUF files "
-            "(convert a safetensors adapter with llama.cpp's convert_lora_to_gguf.py)",
-            line,
-            source,
-        )
+        raise ModelfileError(f"{what} {value}: is a directory; llamanative takes {takes}", line, source)
     if not is_file:
-        raise ModelfileError(f"ADAPTER {value}: no such file (relative paths are read from {base})", line, source)
+        raise ModelfileError(f"{what} {value}: no such file (relative paths are read from {base})", line, source)
     return str(path.resolve())
 
 

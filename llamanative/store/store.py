@@ -36,6 +36,9 @@ MEDIA_LICENSE = "application/vnd.ollama.image.license"
 MEDIA_MESSAGES = "application/vnd.ollama.image.messages"
 MEDIA_PROJECTOR = "application/vnd.ollama.image.projector"
 MEDIA_ADAPTER = "application/vnd.ollama.image.adapter"
+# A draft model for speculative decoding (a Modelfile's DRAFT). Ollama reserves the instruction but stores no such
+# layer, so the type is llamanative's own; Ollama skips layers of types it does not know.
+MEDIA_DRAFT = "application/vnd.llamanative.image.draft"
 MEDIA_CONFIG = "application/vnd.docker.container.image.v1+json"
 MEDIA_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
@@ -81,6 +84,15 @@ class StoredModel:
         the model: its layer of type :data:`MEDIA_PROJECTOR`. None without one, and for a plain GGUF path."""
         for layer in self.layers:
             if layer["mediaType"] == MEDIA_PROJECTOR and self.store is not None:
+                return str(self.store.blob_path(layer["digest"]))
+        return None
+
+    @property
+    def draft(self) -> str | None:
+        """The path of the draft model GGUF stored with the model (its layer of type :data:`MEDIA_DRAFT`,
+        a Modelfile's ``DRAFT``): speculative decoding drafts with it. None without one."""
+        for layer in self.layers:
+            if layer["mediaType"] == MEDIA_DRAFT and self.store is not None:
                 return str(self.store.blob_path(layer["digest"]))
         return None
 
@@ -134,6 +146,40 @@ def check_projector(path: str) -> Path:
         raise StatusError.bad_request(
             f"projector {path!r} is not a projector: its general.architecture is {arch!r}, "
             "a projector GGUF's (an mmproj file) is 'clip'"
+        )
+    return p
+
+
+def check_draft(path: str, model_path: str | os.PathLike) -> Path:
+    """The draft model GGUF at ``path`` (``~`` expanded), checked against the model GGUF at ``model_path``: a
+    model (not a projector) whose vocabulary is the model's, as llama.cpp's speculative decoding requires (the
+    same tokenizer type, the same BOS/EOS tokens, at most 128 tokens more or fewer).
+
+    Raises:
+        StatusError: 404 no such file; 400 not a GGUF file, a projector, or a vocabulary that differs.
+    """
+    from . import gguf  # here: reading a header needs the native module, importing the store does not
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise StatusError.not_found(f"draft model file {path!r} not found")
+    try:
+        draft = gguf.read_metadata(p, arrays=True)
+        target = gguf.read_metadata(model_path, arrays=True)
+    except ValueError as exc:
+        raise StatusError.bad_request(f"draft model {path!r} is not a GGUF file: {exc}") from None
+    if draft.get("general.architecture") == "clip":
+        raise StatusError.bad_request(f"draft model {path!r} is a projector (general.architecture 'clip'), not a model")
+    for key in ("tokenizer.ggml.model", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"):
+        if draft.get(key) != target.get(key):
+            raise StatusError.bad_request(
+                f"draft model {path!r} does not share the model's vocabulary: its {key} is {draft.get(key)!r}, "
+                f"the model's {target.get(key)!r}"
+            )
+    n_draft, n_target = len(draft.get("tokenizer.ggml.tokens") or ()), len(target.get("tokenizer.ggml.tokens") or ())
+    if abs(n_draft - n_target) > 128:
+        raise StatusError.bad_request(
+            f"draft model {path!r} does not share the model's vocabulary: {n_draft} tokens against {n_target}"
         )
     return p
 
@@ -369,6 +415,7 @@ class ModelStore:
         config: dict | None = None,
         projector: str | None = None,
         adapters: builtins.list[str] | None = None,
+        draft: str | None = None,
         model_file: str | os.PathLike[str] | None = None,
     ) -> StoredModel:
         """Store a model under ``model`` from a GGUF file or another stored model.
@@ -382,7 +429,10 @@ class ModelStore:
         (replacing the source model's; a model created from a stored model
         keeps that model's otherwise). ``model_file``, a GGUF made from the
         source (a quantized copy), becomes the model layer in place of the
-        source's: a new blob with its own digest.
+        source's: a new blob with its own digest. ``draft``, the path of a
+        smaller model GGUF with the same vocabulary, is stored as the draft
+        model layer (speculative decoding; kept from a stored source unless
+        replaced).
 
         Raises:
             StatusError: 400 bad name, a projector GGUF as the model, a
@@ -398,6 +448,9 @@ class ModelStore:
         if adapters is not None:
             weights = self.source_file(from_) if model_file is None else Path(model_file)
             loras = [check_adapter(a, weights) for a in adapters]
+        dft = None
+        if draft is not None:
+            dft = check_draft(draft, self.source_file(from_) if model_file is None else Path(model_file))
         with self._locked():
             # The source's GGUF is stored only when it is the model: not when model_file replaces it.
             if os.path.isfile(from_):
@@ -415,6 +468,9 @@ class ModelStore:
             if proj is not None:
                 layers = [layer for layer in layers if layer["mediaType"] != MEDIA_PROJECTOR]
                 layers.append(dict(self._put_blob_file(proj), mediaType=MEDIA_PROJECTOR))
+            if dft is not None:
+                layers = [layer for layer in layers if layer["mediaType"] != MEDIA_DRAFT]
+                layers.append(dict(self._put_blob_file(dft), mediaType=MEDIA_DRAFT))
             if loras is not None:
                 layers = [layer for layer in layers if layer["mediaType"] != MEDIA_ADAPTER]
                 layers += [dict(self._put_blob_file(p), mediaType=MEDIA_ADAPTER) for p in loras]

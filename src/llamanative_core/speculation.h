@@ -11,11 +11,23 @@
 // `auto` gate that stops drafting for a slot whose drafts are mostly
 // rejected.
 //
+// A draft model (type draft-simple) runs in a context of its own with one
+// sequence per slot. common's draft-simple expects the draft context to hold
+// a sequence's history before it drafts; the stepper keeps it so lazily:
+// before a slot drafts, the draft sequence is cut to its longest common
+// prefix with the tokens the target's sequence holds and the rest is decoded
+// into it (a new request reusing a cached prefix, a restored or shifted
+// sequence, rejected drafts: all come down to that comparison). So nothing
+// else that changes the target's sequences (prefix cache, parking) needs to
+// know about the draft context.
+//
 // Contracts:
 //   - The types string holds names common_speculative_types_from_names
-//     accepts, of n-gram types only (draft-model types need a second context;
-//     the caller refuses them). lln_spec_pool::acquire throws
-//     std::invalid_argument / std::runtime_error when common refuses a setting.
+//     accepts: n-gram types, and draft-simple when the pool has a draft
+//     context (the other draft-model types need models made for them; they
+//     are refused). lln_spec_pool::acquire throws std::invalid_argument /
+//     std::runtime_error when common refuses a setting (a draft model whose
+//     vocabulary does not match the target's, for one).
 //   - Drafted tokens are filtered here: a draft stops at the first id outside
 //     the vocabulary (a media position of the history is a negative id).
 #pragma once
@@ -38,6 +50,8 @@ struct lln_spec_params {
                                // common's default for ngram-mod
     int32_t     min_hits = 0;  // occurrences an n-gram needs before it drafts; 0 = common's default
     bool        gate     = false;  // `auto`: draft only while drafts are mostly accepted
+
+    bool uses_draft_model() const;
 
     // Settings that share one common_speculative (n_min and the gate are applied per slot; n_max is
     // part of it only where it sets the maps' m-gram length).
@@ -81,6 +95,7 @@ struct lln_spec_slot {
     bool                     begun = false;    // common_speculative_begin called for the current history
     lln_spec_gate            gate;
     std::vector<llama_token> draft;            // this step's draft (verified after the decode)
+    std::vector<llama_token> dft_cells;        // the tokens the draft context's sequence holds (draft models)
     int32_t                  out_first = -1;   // batch index of the slot's last token; drafts follow it
     int64_t                  n_drafted  = 0;   // draft tokens verified in this request
     int64_t                  n_accepted = 0;   // of those, accepted
@@ -98,6 +113,12 @@ struct lln_spec_slot {
 class lln_spec_pool {
   public:
     explicit lln_spec_pool(uint32_t n_seq) : n_seq(n_seq) {}
+    ~lln_spec_pool();
+
+    // The target context, and the draft model's context (null: none); entries
+    // made before a change of draft context are dropped.
+    void set_contexts(llama_context * tgt, llama_context * dft);
+    llama_context * draft_context() const { return ctx_dft; }
 
     // The common_speculative for `p`, created on first use. Entries no slot
     // uses (per `in_use`) are freed once more than MAX_ENTRIES exist.
@@ -105,15 +126,25 @@ class lln_spec_pool {
 
     static constexpr size_t MAX_ENTRIES = 8;
 
+    // Bring the draft context's sequence `seq` to `history` (see the file comment); false when it cannot
+    // hold it (media in the history, a failed decode: the sequence is then emptied).
+    bool sync_draft(lln_spec_slot & s, llama_seq_id seq, const std::vector<llama_token> & history);
+    // After a draft: record what common's draft-simple left in the draft sequence.
+    void after_draft(lln_spec_slot & s, llama_seq_id seq, const std::vector<llama_token> & history, llama_token last);
+
   private:
     uint32_t                                     n_seq;
     std::vector<std::unique_ptr<lln_spec_entry>> entries;
+    llama_context *                              ctx_tgt = nullptr;
+    llama_context *                              ctx_dft = nullptr;
+    llama_batch                                  dft_batch{};
+    int32_t                                      dft_batch_size = 0;
 };
 
 // Fill `s.draft` for sequence `seq` whose history (the tokens its KV holds)
 // is `history` and whose next token is `last`, at most `n_room` tokens long.
-void lln_spec_draft(lln_spec_slot & s, llama_seq_id seq, const std::vector<llama_token> & history, llama_token last,
-                    int32_t n_room, int32_t n_vocab);
+void lln_spec_draft(lln_spec_pool & pool, lln_spec_slot & s, llama_seq_id seq, const std::vector<llama_token> & history,
+                    llama_token last, int32_t n_room, int32_t n_vocab);
 
 // Every type name common knows, comma-separated (common_speculative_all_types_str).
 const char * lln_spec_all_types();

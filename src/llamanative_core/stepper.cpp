@@ -152,8 +152,17 @@ void lln_stepper::speculate(int32_t slot, const lln_spec_params * p) {
     for (const auto & o : slots) {
         if (o.active && o.spec.entry != nullptr) in_use.push_back(o.spec.entry);
     }
+    spec_pool.set_contexts(ctx, spec_pool.draft_context());
     s.spec.entry  = spec_pool.acquire(*p, in_use);
     s.spec.params = *p;
+}
+
+void lln_stepper::set_draft(llama_context * dft) {
+    for (auto & s : slots) {
+        if (s.spec.entry != nullptr && s.spec.params.uses_draft_model()) s.spec.entry = nullptr;
+        s.spec.dft_cells.clear();
+    }
+    spec_pool.set_contexts(ctx, dft);
 }
 
 int32_t lln_stepper::max_outputs() const {
@@ -291,7 +300,7 @@ int32_t lln_stepper::build(llama_batch & batch, bool drafts) {
                 int64_t       room  = static_cast<int64_t>(n_ctx_seq) - static_cast<int64_t>(s.cached.size()) - 2;
                 room = std::min(room, limit - static_cast<int64_t>(s.generated.size()) - 1);
                 room = std::min<int64_t>(room, n_draft_budget);
-                lln_spec_draft(s.spec, s.seq, s.cached, s.generated.back(), static_cast<int32_t>(std::max<int64_t>(room, 0)),
+                lln_spec_draft(spec_pool, s.spec, s.seq, s.cached, s.generated.back(), static_cast<int32_t>(std::max<int64_t>(room, 0)),
                                n_vocab);
                 for (size_t j = 0; j < s.spec.draft.size(); ++j) {
                     add_token(batch, s.spec.draft[j], s.n_past + 1 + static_cast<llama_pos>(j), s.seq, true);

@@ -175,6 +175,10 @@ class lln_stepper {
     // Throws std::invalid_argument / std::runtime_error when common refuses
     // the setting; the slot then does not speculate.
     void speculate(int32_t slot, const lln_spec_params * p);
+    // The draft model's context for draft-simple (null: none), with one
+    // sequence per slot; its sequences are kept in step with the slots' (see
+    // speculation.h). Slots speculating with a draft model stop doing so.
+    void set_draft(llama_context * dft);
     // Record that the caller wrote the next `n` prompt entries (a media run)
     // into the slot's sequence itself, taking `n_pos` positions from
     // slots[slot].n_past: they become cached and evaluated.

@@ -72,6 +72,7 @@ cdef extern from "stepper.h" nogil:
         void pause(int32_t slot, cppbool paused)
         void hold(int32_t slot, cppbool held)
         void speculate(int32_t slot, const lln_spec_params * p) except +
+        void set_draft(llama_context * dft) except +
         int32_t max_outputs()
         int32_t n_outputs()
         int32_t step(llama_batch & batch, vector[lln_event] & events) except +

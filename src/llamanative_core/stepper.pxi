@@ -2,8 +2,9 @@
 
 _FINISH_NAMES = {st.LLN_FINISH_STOP: "stop", st.LLN_FINISH_LENGTH: "length"}
 
-# Draft-model types need a second (draft) context, which the stepper does not run.
-_DRAFT_MODEL_TYPES = frozenset({"draft-simple", "draft-eagle3", "draft-mtp", "draft-dflash", "draft-dspark"})
+# Draft-model types made for special draft heads, which the stepper does not run (draft-simple, a plain
+# draft model, it does: set_draft()).
+_DRAFT_HEAD_TYPES = frozenset({"draft-eagle3", "draft-mtp", "draft-dflash", "draft-dspark"})
 
 
 def speculative_types() -> list:
@@ -51,6 +52,7 @@ cdef class Stepper:
 
     cdef st.lln_stepper * _s
     cdef readonly Context ctx
+    cdef readonly Context draft_ctx
     cdef Batch _batch
     cdef list _samplers
     cdef vector[st.lln_event] _events
@@ -80,11 +82,12 @@ cdef class Stepper:
             self._s = NULL
 
     def close(self) -> None:
-        """Free the native state. Safe to call twice."""
+        """Free the native state (the draft context stays open: it is its owner's). Safe to call twice."""
         if self._s != NULL:
             del self._s
             self._s = NULL
         self._samplers = [None] * self._n_slots
+        self.draft_ctx = None
 
     @property
     def n_slots(self) -> int:
@@ -211,11 +214,13 @@ cdef class Stepper:
             return
         known = set(speculative_types())
         for name in names:
-            if name in _DRAFT_MODEL_TYPES:
-                raise ValueError(f"speculative type {name!r} needs a draft model, which is not supported yet; "
-                                 f"use an n-gram type: {', '.join(sorted(t for t in known if t.startswith('ngram')))}")
+            if name in _DRAFT_HEAD_TYPES:
+                raise ValueError(f"speculative type {name!r} needs a draft head made for it, which is not supported; "
+                                 f"use draft-simple (a draft model) or an n-gram type")
             if name not in known:
                 raise ValueError(f"unknown speculative type {name!r}; known: {', '.join(sorted(known))}")
+            if name == "draft-simple" and self.draft_ctx is None:
+                raise ValueError("speculative type 'draft-simple' needs a draft model (set_draft)")
         if not 1 <= n_max <= 1024:
             raise ValueError(f"n_max must be 1..1024, got {n_max}")
         if not 0 <= n_min <= n_max:
@@ -233,7 +238,45 @@ cdef class Stepper:
         p.ngram_m = ngram_m
         p.min_hits = min_hits
         p.gate = gate
-        self._s.speculate(slot, &p)
+        try:
+            self._s.speculate(slot, &p)
+        except RuntimeError as exc:  # common refused it: a draft model whose vocabulary does not fit
+            raise ValueError(f"speculative decoding cannot run with these models: {exc}") from None
+
+    def set_draft(self, Context ctx) -> None:
+        """Use ``ctx`` (a context of the draft model) for ``draft-simple``; ``None``: no draft model.
+
+        The draft model must share the target's vocabulary (llama.cpp's
+        compatibility check runs when a slot first speculates with it). The
+        context needs one sequence per slot (``n_seq_max`` equal to the
+        stepper's slots) and room for as many tokens per sequence as the
+        target's; it belongs to this stepper from now on (nothing else may
+        decode it) and is kept alive until it is replaced or the stepper is
+        closed. Its sequences follow the slots' by themselves: before a slot
+        drafts, its draft sequence is cut to the longest prefix it shares with
+        the slot's tokens and the rest is decoded.
+
+        Raises:
+            ValueError: ``ctx`` has another number of sequences than the
+                stepper has slots, holds fewer tokens per sequence, or computes
+                embeddings.
+        """
+        if self._s == NULL:
+            raise ValueError("the stepper is closed")
+        if ctx is not None:
+            ctx._check()
+            if ctx.n_seq_max != self._n_slots:
+                raise ValueError(f"the draft context has n_seq_max={ctx.n_seq_max}; the stepper has {self._n_slots} slots")
+            if ctx.n_ctx_seq < self.ctx.n_ctx_seq:
+                raise ValueError(f"the draft context holds {ctx.n_ctx_seq} tokens a sequence, "
+                                 f"fewer than the target's {self.ctx.n_ctx_seq}")
+            if ctx.embeddings:
+                raise ValueError("the draft context computes embeddings; drafting needs one without")
+        cdef llama.llama_context * dft = NULL
+        if ctx is not None:
+            dft = ctx._ptr
+        self._s.set_draft(dft)
+        self.draft_ctx = ctx
 
     def spec_counts(self, int slot) -> tuple:
         """``(drafted, accepted)``: draft tokens the slot's request verified, and how many of them it kept."""
