@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--spec-type", default="ngram-map-k", help="the type measured on the copy workload")
     ap.add_argument("--draft-max", type=int, default=16)
+    ap.add_argument("--ngram-n", type=int, default=0, help="spec_ngram_size_n (0: llama.cpp's default)")
     ap.add_argument("--tokens", type=int, default=256, help="most tokens generated per request")
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
@@ -139,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     model = fetch_model("smollm2", quiet=True)
     base = {"temperature": 0, "num_predict": args.tokens, "num_thread": args.threads, "num_ctx": 4096}
     off = {**base, "spec_type": "none"}
-    on = {**base, "spec_type": args.spec_type, "spec_draft_max": args.draft_max}
-    auto = {**base, "spec_type": "auto", "spec_draft_max": args.draft_max}
+    on = {**base, "spec_type": args.spec_type, "spec_draft_max": args.draft_max, "spec_ngram_size_n": args.ngram_n}
+    auto = {**base, "spec_type": "auto"}
     res: dict[str, list] = {k: [] for k in ("off", "on", "server", "prose_off", "prose_auto")}
     agg: dict[str, list[float]] = {"off": [], "auto": []}
     server = None
@@ -152,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         server_args += ["--spec-type", args.spec_type, "--no-warmup"]
         if args.spec_type.startswith("ngram-map-k") or args.spec_type == "ngram-simple":
             flag = {"ngram-map-k": "map-k", "ngram-map-k4v": "map-k4v", "ngram-simple": "simple"}[args.spec_type]
-            server_args += [f"--spec-ngram-{flag}-size-m", str(args.draft_max)]
+            n = args.ngram_n or 12
+            server_args += [f"--spec-ngram-{flag}-size-m", str(max(args.draft_max, n))]
+            server_args += [f"--spec-ngram-{flag}-size-n", str(n)]
         server = Server(path, server_args, HERE / ".cache" / "llama-server-speculative.log")
     try:
         with Client(models_dir=HERE / ".cache" / "spec-store") as client:
