@@ -104,11 +104,12 @@ CLIP = REPO / "vendor" / "llama.cpp" / "tools" / "mtmd" / "test-2.mp3"
 
 
 @pytest.fixture
-def docs_dir(tmp_path, monkeypatch, smollm2_path, gemma3_path, minilm_path, vision_pair, audio_pair):
-    """A working directory with the test models under their file names, a photo, a clip, and an empty store."""
+def docs_dir(tmp_path, monkeypatch, smollm2_path, gemma3_path, minilm_path, vision_pair, audio_pair, lora_paths):
+    """A working directory with the test models under their file names, a photo, a clip, the test LoRA adapter
+    (as ``scripts/make_test_lora.py .`` names it), and an empty store."""
     work = tmp_path / "work"
     work.mkdir()
-    for model in (smollm2_path, gemma3_path, minilm_path):
+    for model in (smollm2_path, gemma3_path, minilm_path, lora_paths[0]):
         (work / model.name).symlink_to(model)
     for name, path in zip(VISION_NAMES, vision_pair):
         (work / name).symlink_to(path)

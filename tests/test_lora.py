@@ -424,3 +424,49 @@ def test_create_from_a_stored_model_keeps_or_replaces_its_adapters(lora_client, 
     lora_client.create("only-b", from_="smol-lora", adapters={"b.gguf": digest})  # as ollama-python sends them
     assert [Path(p).name for p in store.resolve("only-b").adapters] == [digest.replace(":", "-")]
     assert generate(lora_client, "only-b") == generate(lora_client, "smol-lora", lora=[{"id": 1, "scale": 1.0}])
+
+
+def test_server_create_with_adapter_digests(tmp_path, smollm2_path, lora_paths):
+    """POST /api/create takes adapters as file names mapped to uploaded blobs' digests, as Ollama's does."""
+    pytest.importorskip("starlette")
+    import asyncio
+    import hashlib
+
+    import httpx
+    from http_server import running
+
+    from llamanative import AsyncClient
+    from llamanative.server import create_app
+
+    with Client(models_dir=tmp_path) as c:
+        c.create("smol", from_=str(smollm2_path))
+    client = AsyncClient(models_dir=tmp_path)
+    try:
+        with running(create_app(client)) as url:
+            digests = {}
+            for path in (lora_paths[0], lora_paths[2]):
+                data = Path(path).read_bytes()
+                digests[path] = "sha256:" + hashlib.sha256(data).hexdigest()
+                assert httpx.post(f"{url}/api/blobs/{digests[path]}", content=data).status_code == 201
+            body = {"model": "smol-lora", "from": "smol", "adapters": {"a.gguf": digests[lora_paths[0]]}}
+            r = httpx.post(f"{url}/api/create", json={**body, "stream": False}, timeout=300)
+            assert r.status_code == 200, r.text
+            shown = httpx.post(f"{url}/api/show", json={"model": "smol-lora"}).json()
+            assert "\nADAPTER " in shown["modelfile"]
+            gen = {"model": "smol-lora", "prompt": PROMPT, "raw": True, "stream": False}
+            texts = [
+                httpx.post(f"{url}/api/generate", json={**gen, "options": {**OPTS, **lora}}, timeout=300).json()
+                for lora in ({}, {"lora": []})
+            ]
+            assert texts[0]["response"] != texts[1]["response"]
+            wrong = {"model": "bad", "from": "smol", "adapters": {"w.gguf": digests[lora_paths[2]]}}
+            r = httpx.post(f"{url}/api/create", json=wrong)
+            assert r.status_code == 400 and "do not fit" in r.json()["error"]
+            r = httpx.post(
+                f"{url}/api/create", json={"model": "bad", "from": "smol", "adapters": {"a": str(lora_paths[0])}}
+            )
+            assert r.status_code == 400  # a path of the server's disk, not a digest
+            r = httpx.post(f"{url}/api/generate", json={**gen, "options": {"lora": [{"id": 1, "scale": 1}]}})
+            assert r.status_code == 400 and "there is no adapter 1" in r.json()["error"]
+    finally:
+        asyncio.run(client.close())
