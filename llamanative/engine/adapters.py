@@ -29,9 +29,10 @@ AdapterSet = tuple[tuple[int, float], ...]
 """``((adapter index, scale), ...)``, sorted by index, without zero scales: equal sets, equal tuples."""
 
 # Steps a group of slots runs before the next group's turn. Changing the
-# context's adapters makes llama.cpp rebuild its compute graph at the next
-# decode (about 6 ms for SmolLM2-135M on two cores, against about 15 ms for a
-# step of four tokens), so groups alternate every few steps, not every step.
+# context's adapters makes llama.cpp reserve its compute graph again at the
+# next decode (up to about 15 ms for SmolLM2-135M on two cores, against 16 to
+# 30 ms for a one-token step), so groups alternate every few steps, not every
+# step (docs/design/engine.md has the measurements).
 GROUP_STEPS = 4
 
 
