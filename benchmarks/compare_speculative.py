@@ -24,7 +24,11 @@ Workloads (targets from the speculative decoding issue, printed beside each):
 - **4 streams**: two copy prompts and two stories at once; aggregate generated
   tokens over the wall time, speculation (``auto``) over none: target >= 1.3x.
 
-The acceptance rate (accepted / drafted tokens) is printed for each.
+The acceptance rate (accepted / drafted tokens) is printed for each, and a
+profile of what verification costs: the time of one decode of 1, 2, 4, 8 and
+16 tokens of one sequence after 1,500 tokens of context (``_core`` alone, no
+engine), which bounds the gain: a step that verifies ``k`` draft tokens costs
+the decode of ``k + 1`` tokens and yields ``1 +`` the accepted ones.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ sys.path.insert(0, str(HERE))
 from _report import fmt, mean_sd, print_table  # noqa: E402
 from compare_llama_server import SETTLE_S, Server, post  # noqa: E402
 
-from llamanative import Client  # noqa: E402
+from llamanative import Client, _core  # noqa: E402
 from llamanative.fetch import fetch_model  # noqa: E402
 
 TARGET_COPY = 2.0
@@ -122,6 +126,36 @@ def streams(client: Client, prompts: list[str], options: dict) -> tuple[float, l
     for t in threads:
         t.join()
     return sum(r[0] for r in results) / (time.perf_counter() - t0), results
+
+
+def decode_cost(model: Path, threads: int, n_context: int = 1500, reps: int = 5) -> dict[int, float]:
+    """Milliseconds of one decode of k tokens (k = 1, 2, 4, 8, 16) of one sequence after ``n_context`` tokens:
+    the best of ``reps`` runs of 5 decodes each, the k cells removed after each."""
+    m = _core.Model(str(model))
+    ctx = _core.Context(m, n_ctx=4096, n_batch=512, n_ubatch=512, n_threads=threads, flash_attn="off")
+    batch = _core.Batch(512)
+    vocab = m.vocab
+    toks = [(i * 7919) % (vocab.n_vocab - 200) + 100 for i in range(n_context)]
+    for start in range(0, n_context, 512):
+        batch.clear()
+        for j, t in enumerate(toks[start : start + 512]):
+            batch.add(t, start + j, 0, False)
+        ctx.decode(batch)
+    best: dict[int, float] = {}
+    for _ in range(reps):
+        for k in (1, 2, 4, 8, 16):
+            batch.clear()
+            for j in range(k):
+                batch.add(toks[j], n_context + j, 0, True)
+            t0 = time.perf_counter()
+            for _ in range(5):
+                ctx.seq_rm(0, n_context, -1)
+                ctx.decode(batch)
+            ms = (time.perf_counter() - t0) / 5 * 1e3
+            best[k] = min(best.get(k, ms), ms)
+    ctx.close()
+    m.close()
+    return best
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,6 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     if res["server"]:
         print(f", llama-server {acceptance(res['server'])}", end="")
     print(f"; prose auto {acceptance(res['prose_auto'])}")
+    cost = decode_cost(model, args.threads)
+    print(
+        "decode of k tokens after 1,500 of context (ms): "
+        + ", ".join(f"k={k}: {ms:.1f} ({ms / cost[1]:.2f}x k=1)" for k, ms in cost.items())
+    )
     if args.json:
         out = {
             "copy_ratio": copy_ratio,
@@ -250,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             "streams_ratio": streams_ratio,
             "runs": res,
             "streams": agg,
+            "decode_cost_ms": cost,
         }
         args.json.write_text(json.dumps(out, indent=2))
     return 0

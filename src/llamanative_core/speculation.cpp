@@ -165,7 +165,8 @@ lln_spec_entry * lln_spec_pool::acquire(const lln_spec_params & p, const std::ve
 void lln_spec_draft(lln_spec_pool & pool, lln_spec_slot & s, llama_seq_id seq, const std::vector<llama_token> & history,
                     llama_token last, int32_t n_room, int32_t n_vocab) {
     s.draft.clear();
-    const int32_t n_max = std::min(s.params.n_max, n_room);
+    if (s.cap <= 0) s.cap = std::max(1, (s.params.n_max + 1) / 2);
+    const int32_t n_max = std::min({ s.params.n_max, std::max(s.cap, s.params.n_min), n_room });
     if (s.entry == nullptr || n_max <= 0 || n_max < s.params.n_min) return;
     common_speculative * spec = s.entry->spec;
     const bool draft_model    = s.params.uses_draft_model();
@@ -211,6 +212,7 @@ void lln_spec_accept(lln_spec_slot & s, llama_seq_id seq, int32_t n_accepted, in
     const auto n_drafted = static_cast<int32_t>(s.draft.size());
     s.n_drafted += n_drafted;
     s.n_accepted += n_accepted;
+    s.cap = n_accepted == n_drafted ? std::min(s.cap + 2, s.params.n_max) : std::max(s.cap - 1, 1);
     common_speculative_accept(s.entry->spec, seq, static_cast<uint16_t>(n_accepted));
     if (s.params.gate) s.gate.update(n_drafted, n_accepted, n_generated);
     s.draft.clear();

@@ -96,7 +96,11 @@ struct lln_spec_slot {
     lln_spec_gate            gate;
     std::vector<llama_token> draft;            // this step's draft (verified after the decode)
     std::vector<llama_token> dft_cells;        // the tokens the draft context's sequence holds (draft models)
-    int32_t                  out_first = -1;   // batch index of the slot's last token; drafts follow it
+    // The draft length this slot tries next (0: not yet set): half of n_max at first, two more after a
+    // fully accepted draft, one fewer after a partly rejected one (transformers' "heuristic" schedule of
+    // assisted generation). On a CPU a verified token costs a good part of a decode of its own, so
+    // drafting far past what gets accepted is waste.
+    int32_t                  cap = 0;
     int64_t                  n_drafted  = 0;   // draft tokens verified in this request
     int64_t                  n_accepted = 0;   // of those, accepted
 
@@ -104,7 +108,7 @@ struct lln_spec_slot {
         begun = false;
         gate.reset();
         draft.clear();
-        out_first  = -1;
+        cap        = 0;
         n_drafted  = 0;
         n_accepted = 0;
     }
