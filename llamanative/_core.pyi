@@ -431,7 +431,7 @@ class Stepper:
         slot: int,
         types: str,
         *,
-        n_max: int = 16,
+        n_max: int = 32,
         n_min: int = 0,
         ngram_n: int = 0,
         ngram_m: int = 0,

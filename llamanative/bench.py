@@ -124,7 +124,7 @@ def generation_rate(ctx: _core.Context, n: int, reps: int) -> list[float]:
 
 def copy_rate(model: _core.Model, s: Setting, n: int, reps: int) -> list[float]:
     """Generated tokens/s of a copying completion (``COPY_PROMPT``), greedy, ``n`` tokens, through the stepper
-    with speculative decoding ``s.spec_type`` (16 draft tokens at most); the prompt's step is not timed."""
+    with speculative decoding ``s.spec_type`` (32 draft tokens at most); the prompt's step is not timed."""
     toks = model.vocab.tokenize(COPY_PROMPT)
     params = dict(n_batch=s.batch, n_ubatch=s.ubatch, n_threads=s.threads, flash_attn=s.flash_attn)
     with _core.Context(model, n_ctx=len(toks) + n + 32, type_k=s.type_k, type_v=s.type_v, **params) as ctx:

@@ -370,7 +370,7 @@ def test_environment_default(client, monkeypatch, baseline):
 def test_resolve():
     assert resolve("none") is None and resolve("") is None
     auto = resolve("auto")
-    assert auto is not None and auto.gate and auto.types == "ngram-map-k"
+    assert auto is not None and auto.gate and auto.types == "ngram-mod"
     p = resolve(" ngram-mod , ngram-simple ", n_max=4)
     assert p is not None and p.types == "ngram-mod,ngram-simple" and p.n_max == 4 and not p.gate
 

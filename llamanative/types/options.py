@@ -269,7 +269,7 @@ class Options(SubscriptableBaseModel):
     ``ngram-cache``). Default: ``LLAMANATIVE_SPECULATIVE``, else none."""
 
     spec_draft_max: int | None = None
-    "Most draft tokens verified per decode (default 16)."
+    "Most draft tokens verified per decode (default 32)."
 
     spec_draft_min: int | None = None
     "Drafts shorter than this are not verified (default 0)."

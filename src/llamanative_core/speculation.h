@@ -43,7 +43,7 @@ struct common_speculative;
 
 struct lln_spec_params {
     std::string types;         // comma-separated common type names, e.g. "ngram-map-k" or "ngram-simple,ngram-mod"
-    int32_t     n_max    = 16; // most draft tokens verified per step
+    int32_t     n_max    = 32; // most draft tokens verified per step
     int32_t     n_min    = 0;  // a shorter draft is not verified
     int32_t     ngram_n  = 0;  // lookup n-gram length (size_n; ngram-mod: n_match); 0 = common's default
     int32_t     ngram_m  = 0;  // drafted m-gram length (size_m; ngram-mod: n_max); 0 = n_max for the maps,

@@ -173,7 +173,7 @@ cdef class Stepper:
                       cstops, max_tokens, shift, n_keep, special)
         self._samplers[slot] = sampler
 
-    def speculate(self, int slot, types, *, int n_max=16, int n_min=0, int ngram_n=0, int ngram_m=0,
+    def speculate(self, int slot, types, *, int n_max=32, int n_min=0, int ngram_n=0, int ngram_m=0,
                   int min_hits=0, bint gate=False) -> None:
         """Speculate on the request running on ``slot`` (call after :meth:`start`).
 
