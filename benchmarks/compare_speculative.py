@@ -161,7 +161,7 @@ def decode_cost(model: Path, threads: int, n_context: int = 1500, reps: int = 5)
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--spec-type", default="ngram-map-k", help="the type measured on the copy workload")
-    ap.add_argument("--draft-max", type=int, default=16)
+    ap.add_argument("--draft-max", type=int, default=32, help="spec_draft_max (the package default)")
     ap.add_argument("--ngram-n", type=int, default=0, help="spec_ngram_size_n (0: llama.cpp's default)")
     ap.add_argument("--tokens", type=int, default=256, help="most tokens generated per request")
     ap.add_argument("--reps", type=int, default=2)
