@@ -10,6 +10,7 @@ owns the model and the context and frees them after the stepper.
 from __future__ import annotations
 
 from .. import _core
+from .attention import FlashAttn
 
 
 class DraftModel:
@@ -28,7 +29,7 @@ class DraftModel:
         *,
         n_gpu_layers: int,
         n_threads: int | None,
-        flash_attn: str,
+        flash_attn: FlashAttn,
     ) -> None:
         self.path = path
         self.model = _core.Model(path, n_gpu_layers=n_gpu_layers)
