@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
+from near_tie import assert_near_tie
 
 import llamanative
 from llamanative import Client, ResponseError, _core
@@ -206,10 +207,7 @@ def _same_or_near_tie(solo, batched, what: str, tie: float = 0.5) -> None:
     a, b = solo.logprobs, batched.logprobs
     i = next((i for i, (x, y) in enumerate(zip(a, b)) if x.token != y.token), None)
     assert i is not None, f"{what}: different text from the same tokens"
-    top = {t.token: t.logprob for t in a[i].top_logprobs}
-    assert b[i].token in top, f"{what}: token {i} is {b[i].token!r}, not among the solo run's top tokens {top}"
-    gap = a[i].logprob - top[b[i].token]
-    assert gap < tie, f"{what}: token {i} is {b[i].token!r}, {gap:.3f} nats below the solo choice: no near-tie"
+    assert_near_tie(a, b, i, what, tie)
 
 
 def test_a_text_stream_keeps_going_while_another_request_encodes_an_image(vclient):

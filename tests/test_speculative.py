@@ -28,6 +28,7 @@ import threading
 from collections import Counter
 
 import pytest
+from near_tie import assert_near_tie
 
 from llamanative import StatusError
 from llamanative.engine.speculation import resolve
@@ -101,11 +102,7 @@ def assert_same_or_near_tie(plain, other, what: str) -> None:
     n_prompt = len(plain.context) - plain.eval_count
     assert other.context[:n_prompt] == plain.context[:n_prompt], f"{what}: the prompt differs"
     i = next(i for i, (a, b) in enumerate(zip(other.context[n_prompt:], plain.context[n_prompt:])) if a != b)
-    top = {t.token: t.logprob for t in plain.logprobs[i].top_logprobs}
-    got = other.logprobs[i].token  # the piece's text, as logprobs name tokens
-    assert got in top, f"{what}: token {i} is {got!r}, not among the plain run's top tokens {top}"
-    gap = plain.logprobs[i].logprob - top[got]
-    assert gap < TIE, f"{what}: token {i} is {got!r}, {gap:.3f} nats below the plain run's choice: no near-tie"
+    assert_near_tie(plain.logprobs, other.logprobs, i, what, TIE)
 
 
 @pytest.mark.parametrize("spec_type", [*NGRAM_TYPES, "auto", "ngram-simple,ngram-map-k"])

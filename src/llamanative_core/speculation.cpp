@@ -41,13 +41,12 @@ lln_spec_pool::~lln_spec_pool() {
     if (dft_batch_size > 0) llama_batch_free(dft_batch);
 }
 
-void lln_spec_pool::set_contexts(llama_context * tgt, llama_context * dft) {
-    if (dft == ctx_dft && tgt == ctx_tgt) return;
+void lln_spec_pool::set_draft(llama_context * dft) {
+    if (dft == ctx_dft) return;
     // Entries that drafted with the old draft context must not outlive it.
     entries.erase(std::remove_if(entries.begin(), entries.end(),
-                                 [](const std::unique_ptr<lln_spec_entry> & e) { return e->params.uses_draft_model(); }),
+                                 [](const std::unique_ptr<lln_spec_entry> & e) { return e->draft_model; }),
                   entries.end());
-    ctx_tgt = tgt;
     ctx_dft = dft;
     if (dft_batch_size > 0) {
         llama_batch_free(dft_batch);
@@ -155,8 +154,9 @@ lln_spec_entry * lln_spec_pool::acquire(const lln_spec_params & p, const std::ve
         params.ngram_mod.n_min = std::min(params.ngram_mod.n_min, p.ngram_m);
     }
     auto entry    = std::make_unique<lln_spec_entry>();
-    entry->params = p;
-    entry->spec   = common_speculative_init(params, n_seq);
+    entry->params      = p;
+    entry->draft_model = p.uses_draft_model();
+    entry->spec        = common_speculative_init(params, n_seq);
     if (entry->spec == nullptr) throw std::invalid_argument("no speculative type in '" + p.types + "'");
     entries.push_back(std::move(entry));
     return entries.back().get();
@@ -169,7 +169,7 @@ void lln_spec_draft(lln_spec_pool & pool, lln_spec_slot & s, llama_seq_id seq, c
     const int32_t n_max = std::min({ s.params.n_max, std::max(s.cap, s.params.n_min), n_room });
     if (s.entry == nullptr || n_max <= 0 || n_max < s.params.n_min) return;
     common_speculative * spec = s.entry->spec;
-    const bool draft_model    = s.params.uses_draft_model();
+    const bool draft_model    = s.entry->draft_model;
     if (draft_model && !pool.sync_draft(s, seq, history)) return;
     if (!s.begun) {
         // The history is the request's prompt (and, after a context shift, what

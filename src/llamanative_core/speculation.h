@@ -80,7 +80,8 @@ struct lln_spec_gate {
 
 struct lln_spec_entry {
     lln_spec_params      params;
-    common_speculative * spec = nullptr;
+    common_speculative * spec        = nullptr;
+    bool                 draft_model = false;  // params.uses_draft_model(), decided once
 
     lln_spec_entry() = default;
     lln_spec_entry(const lln_spec_entry &) = delete;
@@ -116,13 +117,12 @@ struct lln_spec_slot {
 
 class lln_spec_pool {
   public:
-    explicit lln_spec_pool(uint32_t n_seq) : n_seq(n_seq) {}
+    lln_spec_pool(llama_context * tgt, uint32_t n_seq) : n_seq(n_seq), ctx_tgt(tgt) {}
     ~lln_spec_pool();
 
-    // The target context, and the draft model's context (null: none); entries
-    // made before a change of draft context are dropped.
-    void set_contexts(llama_context * tgt, llama_context * dft);
-    llama_context * draft_context() const { return ctx_dft; }
+    // The draft model's context (null: none); entries made before a change of
+    // draft context are dropped.
+    void set_draft(llama_context * dft);
 
     // The common_speculative for `p`, created on first use. Entries no slot
     // uses (per `in_use`) are freed once more than MAX_ENTRIES exist.

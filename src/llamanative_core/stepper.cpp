@@ -100,7 +100,7 @@ lln_stepper::lln_stepper(llama_context * ctx, int32_t n_slots, int32_t n_batch) 
     n_vocab(llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(ctx)))),
     n_ctx_seq(llama_n_ctx_seq(ctx)),
     cur(n_vocab),
-    spec_pool(static_cast<uint32_t>(n_slots)) {
+    spec_pool(ctx, static_cast<uint32_t>(n_slots)) {
     for (int32_t i = 0; i < n_slots; ++i) {
         slots[i].seq = i;
     }
@@ -152,17 +152,16 @@ void lln_stepper::speculate(int32_t slot, const lln_spec_params * p) {
     for (const auto & o : slots) {
         if (o.active && o.spec.entry != nullptr) in_use.push_back(o.spec.entry);
     }
-    spec_pool.set_contexts(ctx, spec_pool.draft_context());
     s.spec.entry  = spec_pool.acquire(*p, in_use);
     s.spec.params = *p;
 }
 
 void lln_stepper::set_draft(llama_context * dft) {
     for (auto & s : slots) {
-        if (s.spec.entry != nullptr && s.spec.params.uses_draft_model()) s.spec.entry = nullptr;
+        if (s.spec.entry != nullptr && s.spec.entry->draft_model) s.spec.entry = nullptr;
         s.spec.dft_cells.clear();
     }
-    spec_pool.set_contexts(ctx, dft);
+    spec_pool.set_draft(dft);
 }
 
 int32_t lln_stepper::max_outputs() const {
