@@ -20,3 +20,14 @@ def assert_near_tie(ref_logprobs, other_logprobs, i: int, what: str, tie: float 
     assert got in top, f"{what}: token {i} is {got!r}, not among the reference's top tokens {top}"
     gap = ref_logprobs[i].logprob - top[got]
     assert gap < tie, f"{what}: token {i} is {got!r}, {gap:.3f} nats below the reference's choice: no near-tie"
+
+
+def assert_chat_same_or_near_tie(solo, batched, what: str, tie: float = TIE) -> None:
+    """Two chat responses (with logprobs): the same text, or the same tokens up to a first difference at a
+    near-tie of ``solo`` (a request batched with others against the same request alone)."""
+    if batched.message.content == solo.message.content:
+        return
+    a, b = solo.logprobs, batched.logprobs
+    i = next((i for i, (x, y) in enumerate(zip(a, b)) if x.token != y.token), None)
+    assert i is not None, f"{what}: different text from the same tokens"
+    assert_near_tie(a, b, i, what, tie)

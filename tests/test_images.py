@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
-from near_tie import assert_near_tie
+from near_tie import assert_chat_same_or_near_tie
 
 import llamanative
 from llamanative import Client, ResponseError, _core
@@ -193,21 +193,7 @@ def test_concurrent_chats_with_and_without_images_give_their_solo_outputs(vclien
         t.join(120)
     for i, (solo, batched) in enumerate(zip(alone, got)):
         assert batched is not None, f"request {i} did not finish"
-        _same_or_near_tie(solo, batched, f"request {i}")
-
-
-def _same_or_near_tie(solo, batched, what: str, tie: float = 0.5) -> None:
-    """The same text, or the same tokens up to a first difference at a near-tie of the solo run (within
-    ``tie`` nats). Batched with other slots, a prompt's cells lie elsewhere in the cache and reuse a cached
-    prefix differently; without flash attention that moves a logprob by up to about 0.2 nats
-    (docs/design/engine.md, "Prefix reuse and rounding"), enough to flip a greedy near-tie. A request that
-    saw another's image or tokens would differ at a confident token instead, and fails."""
-    if batched.message.content == solo.message.content:
-        return
-    a, b = solo.logprobs, batched.logprobs
-    i = next((i for i, (x, y) in enumerate(zip(a, b)) if x.token != y.token), None)
-    assert i is not None, f"{what}: different text from the same tokens"
-    assert_near_tie(a, b, i, what, tie)
+        assert_chat_same_or_near_tie(solo, batched, f"request {i}")
 
 
 def test_a_text_stream_keeps_going_while_another_request_encodes_an_image(vclient):
