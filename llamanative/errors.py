@@ -13,6 +13,7 @@ __all__ = [
     "ModelLoadError",
     "ProjectorLoadError",
     "AdapterLoadError",
+    "ControlVectorLoadError",
     "MediaError",
     "ContextCreateError",
     "DecodeError",
@@ -62,6 +63,20 @@ class AdapterLoadError(LlamaError, ValueError):
     ``lora``), one made for another architecture or whose tensors do not fit
     the model's (names or shapes), a corrupt or truncated one, or one of a
     kind llamanative does not run. ``path`` is the adapter file.
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class ControlVectorLoadError(LlamaError, ValueError):
+    """A file exists but cannot be used as a control vector of the model.
+
+    Not a control vector GGUF (``direction.<layer>`` F32 tensors, as
+    llama.cpp's ``cvector-generator`` writes them), one made for another
+    model (another embedding length, layers the model does not have), or a
+    corrupt or truncated one. ``path`` is the control vector file.
     """
 
     def __init__(self, message: str, path: str | None = None) -> None:

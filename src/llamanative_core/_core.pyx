@@ -43,6 +43,7 @@ from llamanative.errors import (
     BackendLoadError,
     ContextBusyError,
     ContextCreateError,
+    ControlVectorLoadError,
     DecodeAbortedError,
     DecodeError,
     GrammarError,
@@ -78,6 +79,7 @@ include "context_outputs.pxi"
 include "context_memory.pxi"
 include "context_state.pxi"
 include "lora.pxi"  # LoraAdapter, and the Context layer that sets adapters
+include "control_vector.pxi"  # ControlVector, and the Context layer that sets one
 include "context.pxi"
 include "sampler.pxi"
 include "chat.pxi"

@@ -9,13 +9,14 @@
 #   _ContextMemory   context_memory.pxi   KV memory by sequence
 #   _ContextState    context_state.pxi    state save/load (bytes, sequences, files)
 #   _ContextAdapters lora.pxi             LoRA adapters set on the context, with scales
+#   _ContextControlVector control_vector.pxi  the control vector set on the context, over a layer range
 #   Context          this file            the checked constructor
 #
 # The constructor's arguments are checked in context_params.pxi, and the CPU
 # worker threads are a _ThreadPool (threadpool.pxi).
 
 
-cdef class Context(_ContextAdapters):
+cdef class Context(_ContextControlVector):
     """A llama.cpp inference context over a :class:`Model`.
 
     Args:

@@ -50,6 +50,9 @@ cdef class _ContextHandle:
     # pairs; see lora.pxi): llama.cpp keeps pointers to them, so they are held
     # here until the context is freed.
     cdef tuple _adapters
+    # The control vector set on the context and its layer range ((cv, start, end), or None; see
+    # control_vector.pxi): llama.cpp copied its data, this is for the control_vector property.
+    cdef tuple _control_vector
 
     def __cinit__(self):
         self._ptr = NULL

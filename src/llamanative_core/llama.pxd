@@ -359,6 +359,10 @@ cdef extern from "llama.h" nogil:
     # Replaces the context's adapters (adapters with a zero scale are left out); a no-op when unchanged.
     int32_t llama_set_adapters_lora(llama_context * ctx, llama_adapter_lora ** adapters, size_t n_adapters,
                                     float * scales)
+    # Copies a control vector (n_embd floats a layer, from layer 1) into the context, added to the output of
+    # the layers il_start..il_end; data NULL: none. -1 when n_embd is not the model's.
+    int32_t llama_set_adapter_cvec(llama_context * ctx, const float * data, size_t len, int32_t n_embd,
+                                   int32_t il_start, int32_t il_end)
 
     # Context
     llama_context * llama_init_from_model(llama_model * model, llama_context_params params)
