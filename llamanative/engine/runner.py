@@ -79,6 +79,7 @@ class RunnerConfig:
     flash_attn: FlashAttn = "auto"  # "on", "off" or "auto" (see attention.py: off on the CPU)
     projector: str | None = None  # a multimodal projector GGUF, loaded beside the model (images, audio)
     adapters: tuple[str, ...] = ()  # LoRA adapter GGUFs, loaded beside the model; jobs choose them by index
+    control_vectors: tuple[str, ...] = ()  # control vector GGUFs, checked at load; jobs choose them by index
     draft: str | None = None  # a draft model GGUF for speculative decoding (draft-simple), loaded beside the model
 
 
@@ -87,11 +88,13 @@ class Runner:
 
     Raises (from the constructor): FileNotFoundError, ModelLoadError,
     ContextCreateError — the model could not be loaded; ProjectorLoadError,
-    AdapterLoadError — its projector or one of its LoRA adapters does not fit it.
+    AdapterLoadError, ControlVectorLoadError — its projector, one of its LoRA
+    adapters or one of its control vectors does not fit it.
 
     The model's LoRA adapters (``config.adapters``) are loaded beside it: a
     completion job names those it is decoded with (``CompletionJob.adapters``),
-    and embeddings are computed with all of them at scale 1.
+    and embeddings are computed with all of them at scale 1. So are its control
+    vectors (``config.control_vectors``), each loaded once here to check it.
     """
 
     def __init__(self, path: str, config: RunnerConfig) -> None:
@@ -125,13 +128,18 @@ class Runner:
         self.projector: _core.Projector | None = None
         self.draft: DraftModel | None = None
         self.adapters: list[_core.LoraAdapter] = []
+        self.control_vectors: tuple[str, ...] = tuple(config.control_vectors)
         try:
             # Before any context: llama.cpp registers an adapter with the model, and sizes graphs by them.
             for adapter in config.adapters:
                 self.adapters.append(_core.LoraAdapter(adapter, self.model))
+            # Every vector at scale 1 (each file checked and loaded by llama.cpp): the embeddings' control vector.
+            cvec = _core.ControlVector(self.control_vectors, self.model) if self.control_vectors else None
             if self.is_embedding_model:
                 ctx = embedding_context(self.model, n_ctx, n_threads=threads, flash_attn=config.flash_attn)
                 ctx.set_adapters(self.adapters)
+                if cvec is not None:
+                    ctx.set_control_vector(cvec)
                 self._embedding = Embedding(
                     self.model,
                     ctx,
@@ -140,6 +148,7 @@ class Runner:
                     flash_attn=config.flash_attn,
                     job_done=self._job_done,
                     adapters=self.adapters,
+                    control_vector=cvec,
                 )
             else:
                 self.flash_attn = generation_flash_attn(
@@ -176,7 +185,14 @@ class Runner:
                     )
                 policy = Admission(self._seqs, self.model, self.flash_attn, self._parked)
                 self._generation = Generation(
-                    self.model, self._seqs, policy, self._job_done, self._pending.put, self.projector, self.adapters
+                    self.model,
+                    self._seqs,
+                    policy,
+                    self._job_done,
+                    self._pending.put,
+                    self.projector,
+                    self.adapters,
+                    self.control_vectors,
                 )
                 # The generative model's own embeddings: a second context, made on first use.
                 self._embedding = Embedding(
@@ -187,6 +203,7 @@ class Runner:
                     flash_attn=config.flash_attn,
                     job_done=self._job_done,
                     adapters=self.adapters,
+                    control_vector=cvec,
                 )
         except BaseException:
             if self._seqs is not None:

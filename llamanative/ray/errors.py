@@ -1,10 +1,13 @@
 """The errors of :mod:`llamanative.ray`: a dataset whose columns do not fit the call.
 
-Both are raised before any model runs when the dataset's schema is known
-(``Dataset.schema(fetch_if_missing=False)``), else by the actor that reads the
-first offending batch; Ray re-raises an actor's error in the caller as an
-exception that is also an instance of the original class, so
-``except ColumnError`` works either way.
+Both are raised by :func:`~llamanative.ray.embed_dataset` itself, before
+anything runs, when Ray knows the dataset's schema without reading it
+(``Dataset.schema(fetch_if_missing=False)``: a column that is missing, or not
+of a string type). What only the rows can tell (a null among the texts) is
+raised by the actor that reads the batch; it reaches the consumer of the
+dataset inside Ray Data's own error (a ``ray.exceptions.RayError``) whose
+message starts with this class's name and the message: Ray does not re-raise
+an actor's exception class there.
 """
 
 from __future__ import annotations
