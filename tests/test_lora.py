@@ -18,7 +18,7 @@ import pytest
 
 from llamanative import Client, _core
 from llamanative.engine import CompletionJob, Failed, Piece, Runner, RunnerConfig, SamplingParams
-from llamanative.engine.adapters import GROUP_STEPS, adapter_set
+from llamanative.engine.adapters import GROUP_STEPS, NO_ADAPTERS, adapter_set
 from llamanative.errors import AdapterLoadError, StatusError
 from llamanative.store.modelfile import parse_modelfile
 from llamanative.store.store import MEDIA_ADAPTER
@@ -205,7 +205,7 @@ def test_two_adapters_match_llama_completion(runner, base_text, lora_paths, llam
 
 
 def test_scale_zero_is_the_base_model(runner, base_text, llama_greedy):
-    assert adapter_set([(0, 0.0), (1, 0.0)]) == ()
+    assert adapter_set([(0, 0.0), (1, 0.0)]) == NO_ADAPTERS
     assert complete(runner, PROMPT, [(0, 0.0)])[0] == base_text
     assert base_text == llama_greedy(runner.path, PROMPT, N, "-c", "1024", "-fa", runner.flash_attn)
 

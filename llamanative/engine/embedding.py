@@ -71,6 +71,7 @@ class Embedding:
         flash_attn: the flash-attention setting of a context made here.
         job_done: called once for every job that ends, whichever way.
         adapters: LoRA adapters of ``model``, set at scale 1 on a context made here.
+        control_vector: a control vector of ``model``, set on every layer of a context made here.
     """
 
     def __init__(
@@ -83,9 +84,11 @@ class Embedding:
         flash_attn: FlashAttn,
         job_done: Callable[[], None],
         adapters: Sequence[_core.LoraAdapter] = (),
+        control_vector: _core.ControlVector | None = None,
     ) -> None:
         self._model = model
         self._adapters = list(adapters)
+        self._control_vector = control_vector
         self._ctx = ctx
         self._own: _core.Context | None = None  # the context made here, closed by close()
         self._n_ctx = n_ctx
@@ -102,6 +105,8 @@ class Embedding:
                 self._model, self._n_ctx, n_threads=self._n_threads, flash_attn=self._flash_attn, pooling_type="mean"
             )
             self._own.set_adapters(self._adapters)
+            if self._control_vector is not None:
+                self._own.set_control_vector(self._control_vector)
         return self._own
 
     def run(self, jobs: list[EmbedJob]) -> None:

@@ -9,7 +9,8 @@ strings, UTF-8-safe detokenisation, context shift) runs in the compiled
 admission policy (:mod:`.admission`) places them, hands each token's text to
 its caller, pauses the slots whose reader is behind (back-pressure, see
 :mod:`.jobs`) and handles a full KV cache. Slots whose jobs use different
-LoRA adapter sets are decoded in steps of their own (:mod:`.adapters`).
+LoRA adapter sets or control vectors are decoded in steps of their own
+(:mod:`.adapters`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class Generation:
         job_done: called once for every job that ends, whichever way.
         requeue: hands a deferred job back to the runner's queue.
         projector: the model's multimodal projector, if it has one.
-        adapters: the model's loaded LoRA adapters (a job's ``adapters`` index them).
+        adapters: the model's loaded LoRA adapters (a job's ``adapters.lora`` index them).
+        control_vectors: the paths of the model's control vector GGUFs (a job's ``adapters.cvec`` index them).
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class Generation:
         requeue: Callable[[CompletionJob], None],
         projector: _core.Projector | None = None,
         adapters: Sequence[_core.LoraAdapter] = (),
+        control_vectors: Sequence[str] = (),
     ) -> None:
         self._model = model
         self._seqs = seqs
@@ -59,7 +62,7 @@ class Generation:
         self._requeue = requeue
         self._n_swa = model.n_swa
         self._projector = projector
-        self._groups = AdapterGroups(seqs, adapters)
+        self._groups = AdapterGroups(seqs, adapters, control_vectors)
         self.deferred: list[CompletionJob] = []  # waiting for KV room: handed back when a job finishes
 
     def running(self) -> list[Slot]:
@@ -160,7 +163,7 @@ class Generation:
         scheduled = [s for s in active if not self._throttled(s)]
         if not scheduled:
             return False
-        # One LoRA adapter set a step: the group whose turn it is, its adapters set on the context.
+        # One adapter set (LoRA adapters, control vector) a step: the group whose turn it is, its set on the context.
         scheduled = self._groups.choose(scheduled, active)
         # At most one media chunk between two steps: the other slots wait no
         # longer than one encode.

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .adapters import NO_ADAPTERS, AdapterSet
 from .sampling import SamplingParams
 from .speculation import SpecParams
 
@@ -184,9 +185,10 @@ class CompletionJob:
             chunk, which the runner's projector writes into the slot's
             sequence. The context is never shifted for such a prompt.
         spec: speculative decoding for this job (:mod:`.speculation`); None: none.
-        adapters: the runner's LoRA adapters the job is decoded with, and
-            their scales (an :data:`~.adapters.AdapterSet`, made by
-            :func:`~.adapters.adapter_set`); () = none, the base model.
+        adapters: the runner's LoRA adapters and control vectors the job is
+            decoded with, their scales and the vectors' layers (an
+            :class:`~.adapters.AdapterSet`, made by
+            :func:`~.adapters.adapter_set`); default none, the base model.
     """
 
     prompt: np.ndarray
@@ -200,7 +202,7 @@ class CompletionJob:
     events: EventSink = field(default_factory=EventQueue)
     media: dict[int, Any] = field(default_factory=dict)  # prompt index -> _core.MediaChunk
     spec: SpecParams | None = None
-    adapters: tuple[tuple[int, float], ...] = ()  # an AdapterSet
+    adapters: AdapterSet = NO_ADAPTERS
     _cancelled: threading.Event = field(default_factory=threading.Event)
     _wake: Callable[[], None] | None = field(default=None, repr=False)  # set by Runner.submit
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .adapters import NO_ADAPTERS, AdapterSet
+
 # Parked sequences shorter than this are cleared, not kept: evaluating them
 # again costs about what saving and restoring them does.
 MIN_PARK_TOKENS = 64
@@ -55,7 +57,7 @@ class Parked:
 
     tokens: np.ndarray
     state: bytes
-    adapters: tuple[tuple[int, float], ...] = ()
+    adapters: AdapterSet = NO_ADAPTERS
 
 
 class PromptCache:
@@ -70,7 +72,7 @@ class PromptCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def put(self, tokens: np.ndarray, state: bytes, adapters: tuple[tuple[int, float], ...] = ()) -> None:
+    def put(self, tokens: np.ndarray, state: bytes, adapters: AdapterSet = NO_ADAPTERS) -> None:
         """Keep a sequence computed with ``adapters``; entries of that set it extends (or repeats) are dropped,
         then the oldest beyond capacity."""
         if len(state) > self.capacity_bytes:
@@ -84,7 +86,7 @@ class PromptCache:
         while self.size_bytes > self.capacity_bytes:
             self._drop(next(iter(self._entries)))
 
-    def holds(self, tokens: np.ndarray, adapters: tuple[tuple[int, float], ...] = ()) -> bool:
+    def holds(self, tokens: np.ndarray, adapters: AdapterSet = NO_ADAPTERS) -> bool:
         """Whether an entry of ``adapters`` starts with ``tokens``: parking them again would add nothing
         (:meth:`best` always prefers the longer entry)."""
         return any(
@@ -92,9 +94,7 @@ class PromptCache:
             for e in self._entries.values()
         )
 
-    def best(
-        self, prompt: np.ndarray, at_least: int, adapters: tuple[tuple[int, float], ...] = ()
-    ) -> tuple[Parked, int] | None:
+    def best(self, prompt: np.ndarray, at_least: int, adapters: AdapterSet = NO_ADAPTERS) -> tuple[Parked, int] | None:
         """The entry of ``adapters`` sharing the longest prefix with ``prompt`` and how much it shares.
 
         Only a prefix longer than ``at_least`` and of at least ``MIN_PARK_TOKENS``

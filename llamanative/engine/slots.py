@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _core
+from .adapters import NO_ADAPTERS, AdapterSet
 from .jobs import CompletionJob, TokenLogprobs
 
 
@@ -32,9 +33,9 @@ class Slot:
     # Some of its cached tokens were generated in steps shared with other slots,
     # so its KV cells alternate with theirs (see Admission.park).
     interleaved: bool = False
-    # The LoRA adapter set its cached cells were computed with (an AdapterSet):
-    # only a job with the same set may reuse them.
-    adapters: tuple[tuple[int, float], ...] = ()
+    # The adapter set (LoRA adapters, control vector) its cached cells were
+    # computed with: only a job with the same set may reuse them.
+    adapters: AdapterSet = NO_ADAPTERS
     t_start: int = 0
     t_first: int = 0
 
