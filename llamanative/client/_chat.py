@@ -81,7 +81,16 @@ def chat_steps(
             ),
         )
         return
-    job = completion_job(req, prep.opts, prompt, per_token, len(runner.adapters), has_draft=runner.draft is not None)
+    job = completion_job(
+        req,
+        prep.opts,
+        prompt,
+        per_token,
+        len(runner.adapters),
+        has_draft=runner.draft is not None,
+        n_cvecs=len(runner.control_vectors),
+        n_layer=runner.model.n_layer,
+    )
     parser = prompt.parser
     assert parser is not None  # a rendered conversation always has one
     pending_lp: list[TokenLogprobs] = []  # logprobs of tokens whose text the parser still holds

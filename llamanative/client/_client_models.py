@@ -54,6 +54,7 @@ class ModelMethods:
         *,
         projector: str | os.PathLike | None = None,
         draft: str | os.PathLike | None = None,
+        control_vectors: Sequence[str | os.PathLike] | None = None,
         stream: Literal[False] = False,
     ) -> StatusResponse: ...
 
@@ -73,6 +74,7 @@ class ModelMethods:
         *,
         projector: str | os.PathLike | None = None,
         draft: str | os.PathLike | None = None,
+        control_vectors: Sequence[str | os.PathLike] | None = None,
         stream: Literal[True],
     ) -> Iterator[ProgressResponse]: ...
 
@@ -92,6 +94,7 @@ class ModelMethods:
         *,
         projector: str | os.PathLike | None = None,
         draft: str | os.PathLike | None = None,
+        control_vectors: Sequence[str | os.PathLike] | None = None,
         stream: bool,
     ) -> StatusResponse | Iterator[ProgressResponse]: ...
 
@@ -110,6 +113,7 @@ class ModelMethods:
         *,
         projector: str | os.PathLike | None = None,
         draft: str | os.PathLike | None = None,
+        control_vectors: Sequence[str | os.PathLike] | None = None,
         stream: bool = False,
     ) -> StatusResponse | Iterator[ProgressResponse]:
         """Store a model under ``model`` from a GGUF path (``from_``) or another stored model.
@@ -139,6 +143,18 @@ class ModelMethods:
         otherwise. A model created from a stored model keeps that model's
         draft unless ``draft`` replaces it.
 
+        ``control_vectors`` (a llamanative extension, a Modelfile's
+        ``CONTROLVECTOR`` lines) are control vector GGUFs for the model
+        (llama.cpp's ``cvector-generator`` writes them), paths stored as its
+        control vector layers, in order, each checked against the model
+        (embedding length, layers) first. Requests then add every one at
+        scale 1.0 to every layer (as llama-server's ``--control-vector``), or
+        those their ``options`` ``control_vectors`` names
+        (``[{"id": 0, "scale": 0.8}]``) on the layers of
+        ``control_vector_layer_range``. A model created from a stored model
+        keeps that model's control vectors unless ``control_vectors``
+        replaces them.
+
         ``quantize`` (Ollama's types, any case: ``q4_K_M``, ``q4_K_S``,
         ``q8_0``, ``q4_0``, ``q5_K_M``, ``q6_K``, ``f16``, ``bf16``, ``f32``)
         converts an F32, F16 or BF16 source with llama.cpp's quantizer and
@@ -160,8 +176,9 @@ class ModelMethods:
                 model, a ``projector`` that is not a projector GGUF, an
                 adapter that is not a LoRA adapter GGUF or does not fit the
                 model, a ``draft`` that is not a model GGUF or whose vocabulary
-                differs from the model's; 404 the source, the projector, the
-                draft or an adapter file does not exist; 500 the quantizer
+                differs from the model's, a control vector that does not fit
+                the model; 404 the source, the projector, the draft, an adapter
+                or a control vector file does not exist; 500 the quantizer
                 failed (with llama.cpp's reason; raised by the iterator with
                 ``stream=True``).
         """
@@ -190,6 +207,7 @@ class ModelMethods:
             req,
             None if projector is None else os.fspath(projector),
             None if draft is None else os.fspath(draft),
+            None if control_vectors is None else [os.fspath(c) for c in control_vectors],
         )
         if stream:
             return progress

@@ -97,6 +97,7 @@ def modelfile(stored: StoredModel, template: str, system: str | None, params: di
         projector=stored.projector,
         adapters=stored.adapters,
         draft=stored.draft,
+        control_vectors=stored.control_vectors,
         template=template or None,
         system=system,
         parameters=dict(params or {}),

@@ -95,7 +95,16 @@ def generate_steps(
             ),
         )
         return
-    job = completion_job(req, prep.opts, prompt, per_token, len(runner.adapters), has_draft=runner.draft is not None)
+    job = completion_job(
+        req,
+        prep.opts,
+        prompt,
+        per_token,
+        len(runner.adapters),
+        has_draft=runner.draft is not None,
+        n_cvecs=len(runner.control_vectors),
+        n_layer=runner.model.n_layer,
+    )
     gen_id = f"gen-{created}-{id(job) & 0xFFFFFF:06x}"
     parser = prompt.parser  # None for raw and fill-in-the-middle prompts: their output is taken as it is
     held: list[str] = []  # not per token, with a parser: the output, parsed once at the end

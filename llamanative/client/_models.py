@@ -15,7 +15,15 @@ from ..errors import StatusError
 from ..prompting import template_caps
 from ..store import gguf, quantize
 from ..store.names import parse_name
-from ..store.store import MEDIA_MODEL, check_adapter, check_draft, check_projector, gguf_architecture, is_digest
+from ..store.store import (
+    MEDIA_MODEL,
+    check_adapter,
+    check_control_vector,
+    check_draft,
+    check_projector,
+    gguf_architecture,
+    is_digest,
+)
 from ..types import (
     CopyRequest,
     CreateRequest,
@@ -32,6 +40,7 @@ from ..types import (
     StatusResponse,
     Tensor,
 )
+from ..types.options import REQUEST_ONLY
 from . import _details
 from ._session import Session
 from ._stream import with_callback
@@ -114,10 +123,14 @@ def show(session: Session, req: ShowRequest) -> ShowResponse:
 
 
 def create(
-    session: Session, req: CreateRequest, projector: str | None = None, draft: str | None = None
+    session: Session,
+    req: CreateRequest,
+    projector: str | None = None,
+    draft: str | None = None,
+    control_vectors: list[str] | None = None,
 ) -> Iterator[ProgressResponse]:
-    """Store a model from a GGUF path, uploaded blobs or another stored model, with ``projector`` and ``draft``
-    (paths: a projector GGUF, a draft model GGUF) if given.
+    """Store a model from a GGUF path, uploaded blobs or another stored model, with ``projector``, ``draft`` and
+    ``control_vectors`` (paths: a projector GGUF, a draft model GGUF, control vector GGUFs) if given.
 
     ``files`` (name -> digest, after ``create_blob``) may hold a projector GGUF
     beside the model GGUF, as Ollama's create takes them: the file whose
@@ -153,11 +166,9 @@ def create(
         source = _blob_file(session, source)
     if req.parameters:
         Options.from_map(req.parameters)  # validate before storing
-        if "lora" in req.parameters:
-            raise StatusError.bad_request(
-                "parameter 'lora' is a request option, not a model parameter: a model's adapters apply at "
-                "scale 1.0 unless a request's options say otherwise"
-            )
+        for key in REQUEST_ONLY:
+            if key in req.parameters:
+                raise StatusError.bad_request(REQUEST_ONLY[key])
     layers: dict[str, Any] = {
         "template": req.template,
         "system": req.system,
@@ -167,6 +178,7 @@ def create(
         "projector": projector,
         "adapters": adapters,
         "draft": draft,
+        "control_vectors": control_vectors,
     }
     if want is not None:
         parse_name(req.model)  # a bad name is a 400 now, not after the quantizing
@@ -179,6 +191,8 @@ def create(
                 check_adapter(adapter, path)
             if draft is not None:
                 check_draft(draft, path)
+            for cvec in control_vectors or ():
+                check_control_vector(cvec, path)
             job = quantize.Quantization(path, session.store.temp_path("quantize"), have, want)
             return _Stoppable(_quantized(session, req.model, source, job, layers), job.stop)
     session.store.create(req.model, from_=source, **layers)

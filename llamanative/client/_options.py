@@ -106,7 +106,7 @@ def spec_params(opts: Options, has_draft: bool = False) -> SpecParams | None:
         raise StatusError.bad_request(f"{source}: {exc}") from exc
 
 
-def lora_set(opts: Options, n_adapters: int) -> AdapterSet:
+def lora_set(opts: Options, n_adapters: int) -> tuple[tuple[int, float], ...]:
     """The LoRA adapters a request is decoded with: its ``lora`` option (adapters it leaves out at scale 0,
     as llama-server), else all ``n_adapters`` of the model at scale 1.0 (as Ollama applies ``ADAPTER``).
 
@@ -114,12 +114,40 @@ def lora_set(opts: Options, n_adapters: int) -> AdapterSet:
         StatusError: 400 for an id the model has no adapter for.
     """
     if opts.lora is None:
-        return default_set(n_adapters)
+        return default_set(n_adapters).lora
     for entry in opts.lora:
         if entry["id"] >= n_adapters:
             have = f"{n_adapters} LoRA adapter(s) (ids 0..{n_adapters - 1})" if n_adapters else "no LoRA adapters"
             raise StatusError.bad_request(f'option "lora": there is no adapter {entry["id"]}; the model has {have}')
-    return adapter_set((entry["id"], entry["scale"]) for entry in opts.lora)
+    return adapter_set((entry["id"], entry["scale"]) for entry in opts.lora).lora
+
+
+def adapters_of(opts: Options, n_adapters: int, n_cvecs: int = 0, n_layer: int = 0) -> AdapterSet:
+    """The LoRA adapters (:func:`lora_set`) and control vectors a request is decoded with: its
+    ``control_vectors`` option (vectors it leaves out at scale 0), else all ``n_cvecs`` of the model at scale
+    1.0 (as llama-server's ``--control-vector``), on the layers of ``control_vector_layer_range`` (default every
+    one of the model's ``n_layer``).
+
+    Raises:
+        StatusError: 400 for an id the model has no adapter or control vector for, or layers it does not have.
+    """
+    lora = lora_set(opts, n_adapters)
+    if opts.control_vectors is None:
+        cvec = default_set(0, n_cvecs).cvec
+    else:
+        for entry in opts.control_vectors:
+            if entry["id"] >= n_cvecs:
+                have = f"{n_cvecs} control vector(s) (ids 0..{n_cvecs - 1})" if n_cvecs else "no control vectors"
+                raise StatusError.bad_request(
+                    f'option "control_vectors": there is no control vector {entry["id"]}; the model has {have}'
+                )
+        cvec = tuple((entry["id"], entry["scale"]) for entry in opts.control_vectors)
+    first, last = opts.control_vector_layer_range or (1, n_layer)
+    if last > n_layer:
+        raise StatusError.bad_request(
+            f'option "control_vector_layer_range": [{first}, {last}] ends after the model\'s {n_layer} layers'
+        )
+    return adapter_set(lora, cvec, (first, last))
 
 
 def completion_job(
@@ -130,10 +158,13 @@ def completion_job(
     n_adapters: int = 0,
     *,
     has_draft: bool = False,
+    n_cvecs: int = 0,
+    n_layer: int = 0,
 ) -> CompletionJob:
     """The engine job for a chat or generate request: sampler, limits, stops, context shift, logprobs,
     whether the caller takes the text token by token, which of the model's ``n_adapters`` LoRA
-    adapters it is decoded with, and its speculative decoding (``has_draft``: the model has a draft model)."""
+    adapters and ``n_cvecs`` control vectors (over its ``n_layer`` layers) it is decoded with, and its
+    speculative decoding (``has_draft``: the model has a draft model)."""
     return CompletionJob(
         prompt.tokens,
         sampling_params(opts, **prompt.grammar),
@@ -145,5 +176,5 @@ def completion_job(
         per_token=per_token,
         media=prompt.media,
         spec=spec_params(opts, has_draft),
-        adapters=lora_set(opts, n_adapters),
+        adapters=adapters_of(opts, n_adapters, n_cvecs, n_layer),
     )

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..engine.runner import RunnerConfig
 from ..engine.scheduler import Loaded, Scheduler
-from ..errors import AdapterLoadError, LlamaError, ProjectorLoadError, StatusError
+from ..errors import AdapterLoadError, ControlVectorLoadError, LlamaError, ProjectorLoadError, StatusError
 from ..store import ModelStore, StoredModel
 from ..types import Message, Options
 from . import _details
@@ -60,6 +60,7 @@ class Prepared:
             runner_config(self.opts),
             projector=self.stored.projector,
             adapters=tuple(self.stored.adapters),
+            control_vectors=tuple(self.stored.control_vectors),
             draft=self.stored.draft,
         )
 
@@ -103,6 +104,10 @@ class Session:
                 ) from exc
             except AdapterLoadError as exc:  # a stored adapter that does not fit the model (or no longer loads)
                 raise StatusError.bad_request(f"model {prep.stored.name!r} cannot use its LoRA adapter: {exc}") from exc
+            except ControlVectorLoadError as exc:  # a stored control vector that does not fit the model
+                raise StatusError.bad_request(
+                    f"model {prep.stored.name!r} cannot use its control vector: {exc}"
+                ) from exc
             except (LlamaError, OSError) as exc:  # the file is not a loadable model
                 raise StatusError.internal(f"failed to load model {prep.stored.name!r}: {exc}") from exc
             entry.name = prep.stored.name

@@ -389,6 +389,7 @@ class AsyncClient:
         *,
         projector: str | os.PathLike | None = None,
         draft: str | os.PathLike | None = None,
+        control_vectors: Sequence[str | os.PathLike] | None = None,
         stream: Literal[False] = False,
     ) -> StatusResponse: ...
 
@@ -408,6 +409,7 @@ class AsyncClient:
         *,
         projector: str | os.PathLike | None = None,
         draft: str | os.PathLike | None = None,
+        control_vectors: Sequence[str | os.PathLike] | None = None,
         stream: Literal[True],
     ) -> AsyncIterator[ProgressResponse]: ...
 
@@ -427,6 +429,7 @@ class AsyncClient:
         *,
         projector: str | os.PathLike | None = None,
         draft: str | os.PathLike | None = None,
+        control_vectors: Sequence[str | os.PathLike] | None = None,
         stream: bool,
     ) -> StatusResponse | AsyncIterator[ProgressResponse]: ...
 
@@ -445,6 +448,7 @@ class AsyncClient:
         *,
         projector: str | os.PathLike | None = None,
         draft: str | os.PathLike | None = None,
+        control_vectors: Sequence[str | os.PathLike] | None = None,
         stream: bool = False,
     ) -> StatusResponse | AsyncIterator[ProgressResponse]:
         """:meth:`Client.create`; with ``stream=True`` an async iterator of its progress responses.
@@ -465,6 +469,7 @@ class AsyncClient:
             messages,
             projector=projector,
             draft=draft,
+            control_vectors=control_vectors,
             stream=True,
         )
         if stream:

@@ -44,7 +44,17 @@ options say otherwise. Ollama reserves the instruction; llamanative runs it::
     FROM ./big-model.gguf
     DRAFT ./small-model-same-vocabulary.gguf
 
-Instructions: ``FROM``, ``ADAPTER``, ``DRAFT``, ``PARAMETER <name> <value>``,
+``CONTROLVECTOR`` names a control vector GGUF for the model (llama.cpp's
+``cvector-generator`` writes them; relative paths as for ``FROM``;
+repeatable: the vectors are stored in order, a request's
+``control_vectors`` option names them by index, and by default every one
+is added at scale 1.0, as llama-server's ``--control-vector``). Ollama has no
+such instruction; llamanative runs it::
+
+    FROM ./SmolLM2-135M-Instruct.Q4_1.gguf
+    CONTROLVECTOR ./smollm2-happy.gguf
+
+Instructions: ``FROM``, ``ADAPTER``, ``DRAFT``, ``CONTROLVECTOR``, ``PARAMETER <name> <value>``,
 ``TEMPLATE``, ``SYSTEM``, ``LICENSE`` (repeatable), ``MESSAGE
 <system|user|assistant> <text>``, ``REQUIRES <version>`` (Ollama's minimum
 server version: checked for form, then ignored). ``RENDERER`` and ``PARSER``
@@ -82,6 +92,7 @@ INSTRUCTIONS = (
     "requires",
     "adapter",
     "draft",
+    "controlvector",
     "renderer",
     "parser",
 )
@@ -129,7 +140,8 @@ class Modelfile:
     ``from_`` is an absolute GGUF path when ``FROM`` named an existing file,
     else a model name; ``projector`` the absolute path of the projector GGUF
     of a second ``FROM``; ``adapters`` the absolute paths of the ``ADAPTER``
-    files, in order; ``draft`` the absolute path of the ``DRAFT`` model.
+    files, in order; ``draft`` the absolute path of the ``DRAFT`` model;
+    ``control_vectors`` the absolute paths of the ``CONTROLVECTOR`` files, in order.
     ``parameters`` hold typed values (``stop`` a list).
     ``warnings`` tell about lines that were accepted but have no effect.
     """
@@ -145,6 +157,7 @@ class Modelfile:
     projector: str | None = None
     adapters: list[str] = field(default_factory=list)
     draft: str | None = None
+    control_vectors: list[str] = field(default_factory=list)
 
     def create_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :meth:`llamanative.Client.create` (all but the new model's name)."""
@@ -155,6 +168,8 @@ class Modelfile:
             kw["adapters"] = list(self.adapters)
         if self.draft is not None:
             kw["draft"] = self.draft
+        if self.control_vectors:
+            kw["control_vectors"] = list(self.control_vectors)
         if self.template is not None:
             kw["template"] = self.template
         if self.system is not None:
@@ -179,6 +194,7 @@ class Modelfile:
         lines.extend(f"ADAPTER {quote(path)}" for path in self.adapters)
         if self.draft is not None:
             lines.append(f"DRAFT {quote(self.draft)}")
+        lines.extend(f"CONTROLVECTOR {quote(path)}" for path in self.control_vectors)
         if self.requires is not None:
             lines.append(f"REQUIRES {quote(self.requires)}")
         if self.template is not None:
@@ -242,6 +258,10 @@ def parse_modelfile(text: str, base_dir: str | os.PathLike | None = None, source
             if mf.draft is not None:
                 raise fail("a second DRAFT: a model has one draft model at most", cmd.line)
             mf.draft = _resolve_file("DRAFT", cmd.value, base, cmd.line, source, "draft models as GGUF files")
+        elif cmd.name == "controlvector":
+            mf.control_vectors.append(
+                _resolve_file("CONTROLVECTOR", cmd.value, base, cmd.line, source, "control vectors as GGUF files")
+            )
         elif cmd.name == "parameter":
             _add_parameter(mf, cmd, source)
         elif cmd.name == "template":

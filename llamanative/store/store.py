@@ -2,7 +2,7 @@
 
 ``<root>/manifests/<host>/<namespace>/<model>/<tag>`` holds a JSON manifest
 listing content-addressed layers stored as ``<root>/blobs/sha256-<hex>``
-(the GGUF, and optional projector GGUF, LoRA adapter GGUFs, template, system
+(the GGUF, and optional projector GGUF, LoRA adapter GGUFs, control vector GGUFs, template, system
 prompt, parameters, license and messages). ``LLAMANATIVE_MODELS`` can point at an existing Ollama models
 directory. Writes are atomic (temporary file + rename) under a file lock, so
 concurrent writers and crashes never leave a half-written manifest or blob.
@@ -39,6 +39,9 @@ MEDIA_ADAPTER = "application/vnd.ollama.image.adapter"
 # A draft model for speculative decoding (a Modelfile's DRAFT). Ollama reserves the instruction but stores no such
 # layer, so the type is llamanative's own; Ollama skips layers of types it does not know.
 MEDIA_DRAFT = "application/vnd.llamanative.image.draft"
+# A control vector (a Modelfile's CONTROLVECTOR, llama-server's --control-vector): llamanative's own type, as
+# Ollama has none.
+MEDIA_CONTROL_VECTOR = "application/vnd.llamanative.image.controlvector"
 MEDIA_CONFIG = "application/vnd.docker.container.image.v1+json"
 MEDIA_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
@@ -104,6 +107,18 @@ class StoredModel:
             return []
         return [
             str(self.store.blob_path(layer["digest"])) for layer in self.layers if layer["mediaType"] == MEDIA_ADAPTER
+        ]
+
+    @property
+    def control_vectors(self) -> list[str]:
+        """The paths of the control vector GGUFs stored with the model (its layers of type
+        :data:`MEDIA_CONTROL_VECTOR`), in their order: a request's ``control_vectors`` option names them by index."""
+        if self.store is None:
+            return []
+        return [
+            str(self.store.blob_path(layer["digest"]))
+            for layer in self.layers
+            if layer["mediaType"] == MEDIA_CONTROL_VECTOR
         ]
 
 
@@ -200,6 +215,26 @@ def check_adapter(path: str, model_path: str | os.PathLike) -> Path:
         _core.check_lora_adapter(p, model_path)
     except (ValueError, OSError) as exc:  # AdapterLoadError, or a model file that is not a GGUF
         raise StatusError.bad_request(f"adapter {path!r} cannot be used with this model: {exc}") from None
+    return p
+
+
+def check_control_vector(path: str, model_path: str | os.PathLike) -> Path:
+    """The control vector GGUF at ``path`` (``~`` expanded), checked against the model GGUF at ``model_path``:
+    ``direction.<layer>`` F32 tensors of the model's embedding length for layers it has (see
+    ``_core.check_control_vector``).
+
+    Raises:
+        StatusError: 404 no such file; 400 not a control vector GGUF, or one that does not fit the model.
+    """
+    if not _is_file(path):
+        raise StatusError.not_found(f"control vector file {path!r} not found")
+    p = Path(path).expanduser()
+    from .. import _core  # here: checking a control vector needs the native module, importing the store does not
+
+    try:
+        _core.check_control_vector(p, model_path)
+    except (ValueError, OSError) as exc:  # ControlVectorLoadError, or a model file that is not a GGUF
+        raise StatusError.bad_request(f"control vector {path!r} cannot be used with this model: {exc}") from None
     return p
 
 
@@ -416,6 +451,7 @@ class ModelStore:
         projector: str | None = None,
         adapters: builtins.list[str] | None = None,
         draft: str | None = None,
+        control_vectors: builtins.list[str] | None = None,
         model_file: str | os.PathLike[str] | None = None,
     ) -> StoredModel:
         """Store a model under ``model`` from a GGUF file or another stored model.
@@ -432,13 +468,16 @@ class ModelStore:
         source's: a new blob with its own digest. ``draft``, the path of a
         smaller model GGUF with the same vocabulary, is stored as the draft
         model layer (speculative decoding; kept from a stored source unless
-        replaced).
+        replaced). ``control_vectors``, paths of control vector GGUFs for the
+        model, are stored as its control vector layers, in that order (kept
+        from a stored source unless replaced, as adapters).
 
         Raises:
             StatusError: 400 bad name, a projector GGUF as the model, a
                 ``projector`` that is not a projector GGUF, an adapter that is
-                not a LoRA adapter of the model; 404 the source, the projector
-                or an adapter file does not exist.
+                not a LoRA adapter of the model, a control vector that does not
+                fit it; 404 the source, the projector, an adapter or a control
+                vector file does not exist.
         """
         name = parse_name(model)
         proj = check_projector(projector) if projector is not None else None
@@ -448,6 +487,10 @@ class ModelStore:
         if adapters is not None:
             weights = self.source_file(from_) if model_file is None else Path(model_file)
             loras = [check_adapter(a, weights) for a in adapters]
+        cvecs = None
+        if control_vectors is not None:
+            weights = self.source_file(from_) if model_file is None else Path(model_file)
+            cvecs = [check_control_vector(c, weights) for c in control_vectors]
         dft = None
         if draft is not None:
             dft = check_draft(draft, self.source_file(from_) if model_file is None else Path(model_file))
@@ -474,6 +517,9 @@ class ModelStore:
             if loras is not None:
                 layers = [layer for layer in layers if layer["mediaType"] != MEDIA_ADAPTER]
                 layers += [dict(self._put_blob_file(p), mediaType=MEDIA_ADAPTER) for p in loras]
+            if cvecs is not None:
+                layers = [layer for layer in layers if layer["mediaType"] != MEDIA_CONTROL_VECTOR]
+                layers += [dict(self._put_blob_file(p), mediaType=MEDIA_CONTROL_VECTOR) for p in cvecs]
             replace = {
                 MEDIA_TEMPLATE: template,
                 MEDIA_SYSTEM: system,

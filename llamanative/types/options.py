@@ -41,6 +41,7 @@ __all__ = [
     "LEGACY_OPTIONS",
     "LoadOptions",
     "Options",
+    "REQUEST_ONLY",
     "RUNNER_OPTIONS",
     "default_options",
     "format_params",
@@ -67,7 +68,7 @@ LEGACY_OPTIONS = frozenset(
 """Option names that ollama-python accepts and the server ignores."""
 
 # Option name -> (kind, check, what the check requires). kind is one of
-# "int", "float", "bool", "string", "strings", "lora".
+# "int", "float", "bool", "string", "strings", "lora" (id/scale objects), "layers" ([first, last]).
 _INF = math.inf
 _SPEC: dict[str, tuple[str, Any, str]] = {
     # Runner (load-time)
@@ -93,6 +94,10 @@ _SPEC: dict[str, tuple[str, Any, str]] = {
     "stop": ("strings", None, ""),
     # LoRA adapters of the model and their scales, as llama-server's per-request "lora"
     "lora": ("lora", None, ""),
+    # control vectors of the model, their scales, and the layers they apply to (llama-server's
+    # --control-vector-scaled and --control-vector-layer-range)
+    "control_vectors": ("lora", None, ""),
+    "control_vector_layer_range": ("layers", None, ""),
     # speculative decoding (llama-server's --spec-* settings)
     "spec_type": ("string", None, ""),
     "spec_draft_max": ("int", lambda v: 1 <= v <= 1024, "must be between 1 and 1024"),
@@ -101,6 +106,17 @@ _SPEC: dict[str, tuple[str, Any, str]] = {
     "spec_ngram_size_m": ("int", lambda v: 0 <= v <= 1024, "must be between 0 (default) and 1024"),
     "spec_ngram_min_hits": ("int", lambda v: 0 <= v <= 65535, "must be between 0 (default) and 65535"),
 }
+
+REQUEST_ONLY = {
+    "lora": "parameter 'lora' is a request option, not a model parameter: a model's adapters apply at "
+    "scale 1.0 unless a request's options say otherwise",
+    "control_vectors": "parameter 'control_vectors' is a request option, not a model parameter: a model's "
+    "control vectors apply at scale 1.0 unless a request's options say otherwise",
+    "control_vector_layer_range": "parameter 'control_vector_layer_range' is a request option, not a model "
+    "parameter: a model's control vectors apply to every layer unless a request's options say otherwise",
+}
+"""Options a request may give but a model may not store (its adapters and control vectors are chosen per request),
+with the error of a model parameter of that name."""
 
 RUNNER_OPTIONS = ("num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread")
 """The load-time (Runner) option names, in :class:`LoadOptions` order."""
@@ -135,7 +151,9 @@ def _check(key: str, value: Any) -> Any:
         if not isinstance(value, str):
             raise _OptionError(f'option "{key}" must be of type string')
     elif kind == "lora":
-        value = _lora_value(key, value)
+        value = _lora_value(key, value, "control vector" if key == "control_vectors" else "adapter")
+    elif kind == "layers":
+        value = _layer_range(key, value)
     else:  # a list of strings
         if isinstance(value, str):
             value = [value]
@@ -149,9 +167,9 @@ def _check(key: str, value: Any) -> Any:
     return value
 
 
-def _lora_value(key: str, value: Any) -> list[dict[str, Any]]:
+def _lora_value(key: str, value: Any, noun: str = "adapter") -> list[dict[str, Any]]:
     """``[{"id": int, "scale": float}, ...]`` from what a request gave (objects with ``id`` and ``scale``)."""
-    what = f'option "{key}" must be an array of {{"id": <adapter index>, "scale": <number>}} objects'
+    what = f'option "{key}" must be an array of {{"id": <{noun} index>, "scale": <number>}} objects'
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
         raise _OptionError(what)
     out: list[dict[str, Any]] = []
@@ -167,10 +185,25 @@ def _lora_value(key: str, value: Any) -> list[dict[str, Any]]:
             raise _OptionError(f'option "{key}": item {i} has scale {scale!r}, not a finite number')
         index = int(float(index))
         if index < 0:
-            raise _OptionError(f'option "{key}": item {i} has id {index!r}; adapter ids start at 0')
+            raise _OptionError(f'option "{key}": item {i} has id {index!r}; {noun} ids start at 0')
         if any(e["id"] == index for e in out):
-            raise _OptionError(f'option "{key}": adapter {index} is given twice')
+            raise _OptionError(f'option "{key}": {noun} {index} is given twice')
         out.append({"id": index, "scale": float(scale)})
+    return out
+
+
+def _layer_range(key: str, value: Any) -> list[int]:
+    """``[first, last]`` (integers, ``1 <= first <= last``) from what a request gave."""
+    what = f'option "{key}" must be an array of two layer numbers [first, last], 1 <= first <= last'
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise _OptionError(f"{what}, got {value!r}")
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or not float(v).is_integer():
+            raise _OptionError(f"{what}, got {value!r}")
+        out.append(int(v))
+    if not 1 <= out[0] <= out[1]:
+        raise _OptionError(f"{what}, got {value!r}")
     return out
 
 
@@ -261,6 +294,18 @@ class Options(SubscriptableBaseModel):
     ``[{"id": 0, "scale": 0.5}]``, where ``id`` is the adapter's index among the model's (the order of its
     ``ADAPTER`` lines). An adapter left out has scale 0; ``[]`` is the base model. Default (not set): every
     adapter at scale 1.0, as Ollama applies ``ADAPTER``. A request option only: not a stored parameter."""
+
+    control_vectors: list[dict[str, Any]] | None = None
+    """The model's control vectors this request is decoded with, and their scales (llama-server's
+    ``--control-vector-scaled``): ``[{"id": 0, "scale": 0.8}]``, where ``id`` is the vector's index among the
+    model's (the order of its ``CONTROLVECTOR`` lines); the vectors are summed. A vector left out has scale 0;
+    ``[]`` is none. Default (not set): every vector at scale 1.0, as ``--control-vector``. A request option
+    only: not a stored parameter."""
+
+    control_vector_layer_range: list[int] | None = None
+    """The layers the control vectors are added to, ``[first, last]``, both included, ``1 <= first <= last <=``
+    the model's layer count (llama-server's ``--control-vector-layer-range``). Default: every layer. A request
+    option only."""
 
     # Speculative decoding (llamanative's; llama-server's --spec-* settings). Output is unchanged by it.
     spec_type: str | None = None
@@ -411,11 +456,8 @@ def format_params(params: Mapping[str, list[str]]) -> dict[str, Any]:
         if not values:
             raise StatusError.bad_request(f"missing value for parameter '{key}'")
         kind = _SPEC[key][0]
-        if kind == "lora":
-            raise StatusError.bad_request(
-                "parameter 'lora' is a request option, not a model parameter: a model's adapters apply at "
-                "scale 1.0 unless a request's options say otherwise"
-            )
+        if key in REQUEST_ONLY:
+            raise StatusError.bad_request(REQUEST_ONLY[key])
         text = values[0]
         try:
             if kind == "int":
