@@ -216,6 +216,36 @@ def make_test_lora(outdir: Path, model: Path, *args: str) -> Path:
     return Path(m[1])
 
 
+def make_test_control_vector(outdir: Path, model: Path, *args: str) -> Path:
+    """Run ``scripts/make_test_control_vector.py outdir --model model *args``; return the path of its last line."""
+    import re
+    import subprocess
+
+    script = REPO / "scripts" / "make_test_control_vector.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), str(outdir), "--model", str(model), *args], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"{script.name} failed ({proc.returncode}):\n{proc.stderr}", pytrace=False)
+    last = proc.stdout.splitlines()[-1] if proc.stdout else ""
+    m = re.fullmatch(r"control_vector=(.+)", last)
+    if m is None:
+        pytest.fail(f"{script.name}: last line is not 'control_vector=...': {last!r}", pytrace=False)
+    return Path(m[1])
+
+
+@pytest.fixture(scope="session")
+def cvec_paths(tmp_path_factory, smollm2_path) -> tuple[Path, Path, Path]:
+    """``(a, b, wrong_n_embd)``: two random control vectors for SmolLM2 (seeds 0 and 1) and one whose directions
+    are one element longer than its embedding, written once a session by ``scripts/make_test_control_vector.py``."""
+    outdir = tmp_path_factory.mktemp("cvec")
+    return (
+        make_test_control_vector(outdir, smollm2_path, "--seed", "0"),
+        make_test_control_vector(outdir, smollm2_path, "--seed", "1"),
+        make_test_control_vector(outdir, smollm2_path, "--wrong-n-embd"),
+    )
+
+
 @pytest.fixture(scope="session")
 def lora_paths(tmp_path_factory, smollm2_path) -> tuple[Path, Path, Path]:
     """``(a, b, wrong_shape)``: two random LoRA adapters for SmolLM2 (seeds 0 and 1) and one whose shapes do not

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -26,7 +24,6 @@ from llamanative.errors import ControlVectorLoadError, StatusError
 from llamanative.store.modelfile import parse_modelfile
 from llamanative.store.store import MEDIA_CONTROL_VECTOR
 
-REPO = Path(__file__).resolve().parents[1]
 GREEDY = SamplingParams(temperature=0)
 PROMPT = "The capital of France is"
 N = 24
@@ -34,33 +31,6 @@ N_CTX = 1024
 # Flash attention off, as the CPU default is: llama.cpp's CPU flash attention may round a token differently from
 # one run to the next, which moves a greedy choice at a near-tie of these random vectors.
 FA = "off"
-
-
-def make_test_control_vector(outdir: Path, model: Path, *args: str) -> Path:
-    """Run ``scripts/make_test_control_vector.py``; return the path of its last line."""
-    script = REPO / "scripts" / "make_test_control_vector.py"
-    proc = subprocess.run(
-        [sys.executable, str(script), str(outdir), "--model", str(model), *args], capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"{script.name} failed ({proc.returncode}):\n{proc.stderr}", pytrace=False)
-    last = proc.stdout.splitlines()[-1] if proc.stdout else ""
-    m = re.fullmatch(r"control_vector=(.+)", last)
-    if m is None:
-        pytest.fail(f"{script.name}: last line is not 'control_vector=...': {last!r}", pytrace=False)
-    return Path(m[1])
-
-
-@pytest.fixture(scope="module")
-def cvec_paths(tmp_path_factory, smollm2_path) -> tuple[Path, Path, Path]:
-    """``(a, b, wrong_n_embd)``: two random control vectors for SmolLM2 (seeds 0 and 1) and one whose directions
-    are one element longer than its embedding."""
-    outdir = tmp_path_factory.mktemp("cvec")
-    return (
-        make_test_control_vector(outdir, smollm2_path, "--seed", "0"),
-        make_test_control_vector(outdir, smollm2_path, "--seed", "1"),
-        make_test_control_vector(outdir, smollm2_path, "--wrong-n-embd"),
-    )
 
 
 def directions(path: Path) -> dict[int, np.ndarray]:

@@ -104,12 +104,15 @@ CLIP = REPO / "vendor" / "llama.cpp" / "tools" / "mtmd" / "test-2.mp3"
 
 
 @pytest.fixture
-def docs_dir(tmp_path, monkeypatch, smollm2_path, gemma3_path, minilm_path, vision_pair, audio_pair, lora_paths):
+def docs_dir(
+    tmp_path, monkeypatch, smollm2_path, gemma3_path, minilm_path, vision_pair, audio_pair, lora_paths, cvec_paths
+):
     """A working directory with the test models under their file names, a photo, a clip, the test LoRA adapter
-    (as ``scripts/make_test_lora.py .`` names it), and an empty store."""
+    and control vector (as ``scripts/make_test_lora.py .`` and ``scripts/make_test_control_vector.py .`` name
+    them), and an empty store."""
     work = tmp_path / "work"
     work.mkdir()
-    for model in (smollm2_path, gemma3_path, minilm_path, lora_paths[0]):
+    for model in (smollm2_path, gemma3_path, minilm_path, lora_paths[0], cvec_paths[0]):
         (work / model.name).symlink_to(model)
     for name, path in zip(VISION_NAMES, vision_pair):
         (work / name).symlink_to(path)
