@@ -201,7 +201,7 @@ def _layer_range(key: str, value: Any) -> list[int]:
     for v in value:
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or not float(v).is_integer():
             raise _OptionError(f"{what}, got {value!r}")
-        out.append(int(v))
+        out.append(int(float(v)))
     if not 1 <= out[0] <= out[1]:
         raise _OptionError(f"{what}, got {value!r}")
     return out
