@@ -219,6 +219,17 @@ def test_serve_answers_openai_chat_and_embeddings(served, local):
         openai.OpenAI(base_url=f"{served}/v1", api_key="wrong", max_retries=0).models.list()
 
 
+def test_a_replica_whose_model_does_not_load_fails_to_start(served, store):
+    with pytest.raises(RuntimeError, match="Deploying application bad failed"):
+        serve.run(
+            serve_app("no-such-model", models_dir=store, ray_actor_options={"num_cpus": 0.25}),
+            name="bad",
+            route_prefix="/bad",
+        )
+    serve.delete("bad")
+    assert "bad" not in serve.status().applications
+
+
 def test_serve_app_refuses_a_model_that_is_not_a_name(cluster):
     with pytest.raises(TypeError, match="model must be a model name"):
         serve_app(42)  # type: ignore[arg-type]
