@@ -64,8 +64,9 @@ def serve_deployment(
         The deployment (``serve.Deployment``).
 
     Raises:
-        TypeError: ``model`` is not a string or a sequence of strings.
-        ValueError: a Ray Serve option that Ray Serve refuses.
+        TypeError: ``model`` is not a string or a sequence of strings; from Ray Serve, an option it does not
+            take.
+        ValueError: from Ray Serve, an option's value that it refuses.
     """
     models = _model_names(model)
     app_options: dict[str, Any] = {
