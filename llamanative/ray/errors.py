@@ -6,7 +6,7 @@ anything runs, when Ray knows the dataset's schema without reading it
 of a string type). What only the rows can tell (a null among the texts) is
 raised by the actor that reads the batch; it reaches the consumer of the
 dataset inside Ray Data's own error (a ``ray.exceptions.RayError``) whose
-message starts with this class's name and the message: Ray does not re-raise
+message holds this class's name, its message and the traceback: Ray does not re-raise
 an actor's exception class there.
 """
 
