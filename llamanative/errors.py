@@ -25,6 +25,9 @@ __all__ = [
     "ContextBusyError",
     "BackendLoadError",
     "QuantizeError",
+    "RpcConnectError",
+    "RpcError",
+    "RpcLostError",
 ]
 
 
@@ -137,6 +140,31 @@ class BackendLoadError(LlamaError, RuntimeError):
     merely fails to load is not this error: it is skipped and logged (see
     ``llamanative.backend_load_log()``), and a process left without a CPU
     backend gets :class:`ModelLoadError` from ``Model``.
+    """
+
+
+class RpcError(LlamaError, ConnectionError):
+    """A llama.cpp RPC server (``llamanative rpc-server``) that a model is placed on failed.
+
+    ``endpoint`` is the server's ``host:port`` (None when it is not known).
+    """
+
+    def __init__(self, message: str, endpoint: str | None = None) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+
+
+class RpcConnectError(RpcError):
+    """The RPC server cannot be used: nothing listens at the endpoint, it did not answer the handshake
+    (it serves one client at a time, or is not an RPC server), it speaks another protocol version,
+    or this build has no RPC backend."""
+
+
+class RpcLostError(RpcError):
+    """The connection to an RPC server broke during a call (the server stopped or the network failed).
+
+    The results of that call are lost and the model placed on the server
+    cannot be used any more: close it, and load it again once the server runs.
     """
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 import llamanative
 from llamanative import Client
-from llamanative.engine.placement import offloaded_bytes
+from llamanative.engine.placement import device_bytes
 from llamanative.types import (
     ChatResponse,
     EmbeddingRequest,
@@ -197,18 +197,29 @@ def test_ps_size_vram_is_zero_on_the_cpu_and_counts_offloaded_weights(client, sm
     n_layer = client.show("smol").model_info["llama.block_count"]
     weights = sum(size for _name, size in tensors)
     embd = dict(tensors)["token_embd.weight"]
-    assert offloaded_bytes(tensors, n_layer, 0, gpu=True) == 0
-    assert offloaded_bytes(tensors, n_layer, -1, gpu=False) == 0
-    # All layers: everything but the input layer, plus the tied output's copy of the embeddings.
-    assert offloaded_bytes(tensors, n_layer, -1, gpu=True) == weights  # SmolLM2 has no output.weight
+
+    def on(*layers: tuple[str, int]) -> list[dict]:
+        return [{"device": d, "backend": d.rstrip("0"), "description": d, "layers": n} for d, n in layers]
+
+    assert device_bytes(tensors, on(("CPU", n_layer + 1))) == {"CPU": weights}
+    # All layers on a GPU: everything but the input layer, plus the tied output's copy of the embeddings.
+    assert device_bytes(tensors, on(("GPU0", n_layer + 1)))["GPU0"] == weights  # SmolLM2 has no output.weight
     # n layers: the output layer and the last n - 1 blocks.
     n = n_layer // 2 + 1
     blocks = sum(
         size for name, size in tensors if name.startswith("blk.") and int(name.split(".")[1]) >= n_layer + 1 - n
     )
     output = sum(size for name, size in tensors if name.startswith("output"))
-    assert offloaded_bytes(tensors, n_layer, n, gpu=True) == blocks + output + embd
-    assert offloaded_bytes(tensors, n_layer, 10_000, gpu=True) == offloaded_bytes(tensors, n_layer, -1, gpu=True)
+    split = device_bytes(tensors, on(("CPU", n_layer + 1 - n), ("GPU0", n)))
+    assert split["GPU0"] == blocks + output + embd
+    assert split["CPU"] + split["GPU0"] == weights + embd
+    # Two devices: consecutive ranges, the output layer on the last one.
+    two = device_bytes(tensors, on(("CPU", 1), ("GPU0", n_layer // 2), ("GPU1", n_layer - n_layer // 2)))
+    first = sum(
+        size for name, size in tensors if name.startswith("blk.") and 1 <= int(name.split(".")[1]) <= n_layer // 2
+    )
+    assert two["GPU0"] == first
+    assert two["CPU"] + two["GPU0"] + two["GPU1"] == weights + embd
 
 
 def test_a_client_on_an_empty_store_still_constructs(tmp_path):

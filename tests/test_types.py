@@ -731,7 +731,9 @@ def test_load_options_is_a_hashable_reload_key():
     base = default_options()
     key = base.load_options()
     assert isinstance(key, LoadOptions)
-    assert key == LoadOptions(num_ctx=4096, num_batch=512, num_gpu=-1, main_gpu=None, use_mmap=None, num_thread=0)
+    assert key == LoadOptions(
+        num_ctx=4096, num_batch=512, num_gpu=-1, main_gpu=None, use_mmap=None, num_thread=0, rpc_servers=None
+    )
     assert {key: "runner"}[base.merge({"temperature": 0.1}).load_options()] == "runner"  # runtime change: same key
     assert base.merge({"num_ctx": 8192}).load_options() != key  # load-time change: reload
 

@@ -21,7 +21,7 @@ from .. import __version__
 from ..errors import LlamaError, ResponseError
 from ..fetch import ModelFetchError
 from ..store.modelfile import ModelfileError
-from . import backends, chat, embed, models, rerank, run, running, serve
+from . import backends, chat, embed, models, rerank, rpc_server, run, running, serve
 from ._common import CliError
 
 __all__ = ["main", "build_parser"]
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.register(sub)
     backends.register(sub)
     serve.register(sub)
+    rpc_server.register(sub)
     sub.add_parser("bench", help="measure speed over a grid of settings (llamanative bench --help)")
     return parser
 

@@ -16,6 +16,7 @@ from ..engine.speculation import SpecParams, resolve
 from ..errors import StatusError
 from ..prompting import Prompt
 from ..types import ChatRequest, Duration, GenerateRequest, Options, default_options
+from ..types.options import rpc_endpoints
 
 # Parallel sequence slots per loaded model (continuous batching).
 DEFAULT_NUM_PARALLEL = 4
@@ -38,7 +39,20 @@ def runner_config(opts: Options) -> RunnerConfig:
         use_mmap=True if opts.use_mmap is None else opts.use_mmap,
         n_threads=opts.num_thread or 0,
         flash_attn=flash_attn_setting(),
+        rpc=tuple(opts.rpc_servers if opts.rpc_servers is not None else rpc_servers_setting()),
     )
+
+
+def rpc_servers_setting() -> list[str]:
+    """``LLAMANATIVE_RPC_SERVERS``: comma-separated ``host:port`` RPC servers for every model (default none).
+
+    Raises:
+        StatusError: 400 for a malformed endpoint.
+    """
+    try:
+        return rpc_endpoints("LLAMANATIVE_RPC_SERVERS", os.environ.get("LLAMANATIVE_RPC_SERVERS", ""))
+    except ValueError as exc:
+        raise StatusError.bad_request(str(exc)) from exc
 
 
 def sampling_params(opts: Options, **grammar: Any) -> SamplingParams:

@@ -19,7 +19,14 @@ from pydantic import BaseModel, ValidationError
 
 from ..engine.runner import RunnerConfig
 from ..engine.scheduler import Loaded, Scheduler
-from ..errors import AdapterLoadError, ControlVectorLoadError, LlamaError, ProjectorLoadError, StatusError
+from ..errors import (
+    AdapterLoadError,
+    ControlVectorLoadError,
+    LlamaError,
+    ProjectorLoadError,
+    RpcError,
+    StatusError,
+)
 from ..store import ModelStore, StoredModel
 from ..types import Message, Options
 from . import _details
@@ -108,6 +115,8 @@ class Session:
                 raise StatusError.bad_request(
                     f"model {prep.stored.name!r} cannot use its control vector: {exc}"
                 ) from exc
+            except RpcError as exc:  # an RPC server the model is placed on: down, busy or lost
+                raise StatusError(502, error_message=f"failed to load model {prep.stored.name!r}: {exc}") from exc
             except (LlamaError, OSError) as exc:  # the file is not a loadable model
                 raise StatusError.internal(f"failed to load model {prep.stored.name!r}: {exc}") from exc
             entry.name = prep.stored.name

@@ -10,7 +10,7 @@ from ..engine import system
 from ..engine.scheduler import Loaded
 from ..errors import StatusError
 from ..store import gguf
-from ..types import ProcessModelResponse, ProcessResponse, VersionResponse
+from ..types import DevicePlacement, ProcessModelResponse, ProcessResponse, VersionResponse
 from . import _details
 from ._session import Session, now
 
@@ -34,6 +34,9 @@ def running(session: Session) -> ProcessResponse:
                         details=_details.model_details(gguf.read_metadata(runner.path), runner.n_params),
                         expires_at=expires,
                         context_length=runner.n_ctx,
+                        devices=[
+                            DevicePlacement(**p, size=runner.device_bytes.get(p["device"], 0)) for p in runner.placement
+                        ],
                     ),
                 )
             )

@@ -91,17 +91,18 @@ def resolve_flash_attn(setting: FlashAttn, *, on_cpu: bool, n_ctx: int, n_ubatch
 
 
 def generation_flash_attn(
-    model: _core.Model, *, n_ctx: int, n_ubatch: int, n_gpu_layers: int = -1, setting: FlashAttn | None = None
+    model: _core.Model, *, n_ctx: int, n_ubatch: int, setting: FlashAttn | None = None
 ) -> FlashAttn:
     """The ``flash_attn`` a Runner creates ``model``'s generation context with.
 
     ``setting`` defaults to ``LLAMANATIVE_FLASH_ATTENTION`` (see
-    :func:`flash_attn_setting`); the layers are on the CPU when
-    ``n_gpu_layers`` is 0 or this build cannot offload to a GPU.
+    :func:`flash_attn_setting`); the model is on the CPU when every layer
+    is on this machine's CPU (``Model.placement()``: no GPU layer, no RPC
+    server, whose devices llama.cpp treats as GPUs).
     """
     if model.n_layer <= 0:
         raise ValueError("a vocab_only model has no attention layers to decide for")
-    on_cpu = n_gpu_layers == 0 or not _core.supports_gpu_offload()
+    on_cpu = all(p["backend"] == "CPU" for p in model.placement())
     return resolve_flash_attn(
         flash_attn_setting() if setting is None else setting,
         on_cpu=on_cpu,

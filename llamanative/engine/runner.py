@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import _core
-from ..errors import DecodeAbortedError, StatusError
+from ..errors import DecodeAbortedError, RpcLostError, StatusError
 from .admission import Admission
 from .attention import FlashAttn, generation_flash_attn
 from .draft import DraftModel
@@ -43,7 +43,7 @@ from .embedding import Embedding, embedding_context
 from .generation import Generation
 from .heap import trim_heap
 from .jobs import Backlog, CompletionJob, EmbedJob, Failed
-from .placement import gpu_available, offloaded_bytes
+from .placement import device_bytes
 from .prompt_cache import PromptCache, cache_ram_bytes
 from .slots import Sequences
 
@@ -81,6 +81,7 @@ class RunnerConfig:
     adapters: tuple[str, ...] = ()  # LoRA adapter GGUFs, loaded beside the model; jobs choose them by index
     control_vectors: tuple[str, ...] = ()  # control vector GGUFs, checked at load; jobs choose them by index
     draft: str | None = None  # a draft model GGUF for speculative decoding (draft-simple), loaded beside the model
+    rpc: tuple[str, ...] = ()  # llama.cpp RPC servers ("host:port") that hold some of the layers
 
 
 class Runner:
@@ -103,15 +104,21 @@ class Runner:
         self.path = path
         self.config = config
         self.model = _core.Model(
-            path, n_gpu_layers=config.n_gpu_layers, main_gpu=config.main_gpu, use_mmap=config.use_mmap
+            path,
+            n_gpu_layers=config.n_gpu_layers,
+            main_gpu=config.main_gpu,
+            use_mmap=config.use_mmap,
+            rpc=config.rpc or None,
         )
         self.vocab = self.model.vocab
-        # Bytes of the weights on a GPU, by llama.cpp's placement rule (0 on the CPU): ps's size_vram.
-        self.size_vram = offloaded_bytes(
-            ((name, size) for name, _offset, size, _shape in _core.read_gguf_tensors(path)),
-            self.model.n_layer,
-            config.n_gpu_layers,
-            gpu=gpu_available(),
+        # Where the layers are, and the bytes of the weights on each device (ps's devices).
+        self.placement = self.model.placement()
+        self.device_bytes = device_bytes(
+            ((name, size) for name, _offset, size, _shape in _core.read_gguf_tensors(path)), self.placement
+        )
+        # Bytes of the weights in this machine's GPU memory (0 on the CPU and on RPC servers): ps's size_vram.
+        self.size_vram = sum(
+            self.device_bytes[p["device"]] for p in self.placement if p["backend"] not in ("CPU", "RPC")
         )
         # As Ollama decides: a model whose GGUF declares a pooling type is an embedding model.
         header = _core.read_gguf_metadata(path, arrays=False)
@@ -155,7 +162,6 @@ class Runner:
                     self.model,
                     n_ctx=n_ctx,
                     n_ubatch=config.n_batch,
-                    n_gpu_layers=config.n_gpu_layers,
                     setting=config.flash_attn,
                 )
                 ctx = _core.Context(
@@ -393,6 +399,10 @@ class Runner:
         """A 500 for a job of this failed runner; its ``__cause__`` is the worker's failure."""
         cause = self._failure
         assert cause is not None
+        if isinstance(cause, RpcLostError):  # an RPC server the model is placed on, not this process
+            err = StatusError(502, error_message=f"the model's runner failed: {cause}")
+            err.__cause__ = cause
+            return err
         err = StatusError.internal(f"the model's runner failed: {type(cause).__name__}: {cause}")
         err.__cause__ = cause
         return err

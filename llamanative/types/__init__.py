@@ -29,6 +29,7 @@ from .images import Image
 from .messages import Message
 from .metrics import Metrics
 from .models import (
+    DevicePlacement,
     ListModelResponse,
     ListResponse,
     Modalities,
@@ -116,6 +117,7 @@ __all__ = [
     "Modalities",
     "ModelDetails",
     "Options",
+    "DevicePlacement",
     "ProcessModelResponse",
     "ProcessResponse",
     "ProgressResponse",

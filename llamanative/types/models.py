@@ -17,6 +17,7 @@ from .base import SubscriptableBaseModel, Timestamp
 from .messages import Message
 
 __all__ = [
+    "DevicePlacement",
     "ListModelResponse",
     "ListResponse",
     "Modalities",
@@ -105,6 +106,25 @@ class ListResponse(SubscriptableBaseModel):
     "The models."
 
 
+class DevicePlacement(SubscriptableBaseModel):
+    """Part of a loaded model on one device (``ps``; a llamanative extension)."""
+
+    device: str
+    "ggml's device name: ``CPU``, ``CUDA0``, ``RPC0``..."
+
+    backend: str
+    "The backend that runs it: ``CPU``, ``CUDA``, ``RPC``..."
+
+    description: str
+    "The device's description; an RPC server's ``host:port`` for an RPC device."
+
+    layers: int
+    "Layers it holds, counting the output layer (``n_layer + 1`` over all devices)."
+
+    size: ByteSize
+    "Bytes of the weights it holds."
+
+
 class ProcessModelResponse(SubscriptableBaseModel):
     """One loaded model (``ps``)."""
 
@@ -131,6 +151,9 @@ class ProcessModelResponse(SubscriptableBaseModel):
 
     context_length: int | None = None
     "The context length the model was loaded with (per sequence)."
+
+    devices: list[DevicePlacement] | None = None
+    "Where the layers are, the CPU first (a llamanative extension; RPC servers included)."
 
 
 class ProcessResponse(SubscriptableBaseModel):

@@ -68,7 +68,8 @@ LEGACY_OPTIONS = frozenset(
 """Option names that ollama-python accepts and the server ignores."""
 
 # Option name -> (kind, check, what the check requires). kind is one of
-# "int", "float", "bool", "string", "strings", "lora" (id/scale objects), "layers" ([first, last]).
+# "int", "float", "bool", "string", "strings", "lora" (id/scale objects), "layers" ([first, last]),
+# "endpoints" ("host:port" strings).
 _INF = math.inf
 _SPEC: dict[str, tuple[str, Any, str]] = {
     # Runner (load-time)
@@ -78,6 +79,8 @@ _SPEC: dict[str, tuple[str, Any, str]] = {
     "main_gpu": ("int", lambda v: v >= 0, "must be >= 0"),
     "use_mmap": ("bool", None, ""),
     "num_thread": ("int", lambda v: v >= 0, "must be >= 0 (0 = auto)"),
+    # llama.cpp RPC servers holding layers (a llamanative extension, llama-server's --rpc)
+    "rpc_servers": ("endpoints", None, ""),
     # runtime
     "num_keep": ("int", lambda v: v >= -1, "must be -1 (whole prompt) or >= 0"),
     "seed": ("int", None, ""),
@@ -118,7 +121,7 @@ REQUEST_ONLY = {
 """Options a request may give but a model may not store (its adapters and control vectors are chosen per request),
 with the error of a model parameter of that name."""
 
-RUNNER_OPTIONS = ("num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread")
+RUNNER_OPTIONS = ("num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread", "rpc_servers")
 """The load-time (Runner) option names, in :class:`LoadOptions` order."""
 
 
@@ -154,6 +157,8 @@ def _check(key: str, value: Any) -> Any:
         value = _lora_value(key, value, "control vector" if key == "control_vectors" else "adapter")
     elif kind == "layers":
         value = _layer_range(key, value)
+    elif kind == "endpoints":
+        value = rpc_endpoints(key, value)
     else:  # a list of strings
         if isinstance(value, str):
             value = [value]
@@ -207,6 +212,23 @@ def _layer_range(key: str, value: Any) -> list[int]:
     return out
 
 
+def rpc_endpoints(key: str, value: Any) -> list[str]:
+    """``host:port`` strings (a list, or one comma-separated string), each with a port in 1..65535."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
+        raise _OptionError(f'option "{key}" must be an array of "host:port" strings, got {value!r}')
+    out: list[str] = []
+    for item in (v.strip() for v in items):
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise _OptionError(f'option "{key}": {item!r} is not "host:port" with a port from 1 to 65535')
+        if item not in out:
+            out.append(item)
+    return out
+
+
 class LoadOptions(NamedTuple):
     """The load-time (Runner) options: a hashable key for deciding on a reload."""
 
@@ -216,6 +238,7 @@ class LoadOptions(NamedTuple):
     main_gpu: int | None
     use_mmap: bool | None
     num_thread: int | None
+    rpc_servers: tuple[str, ...] | None
 
 
 class Options(SubscriptableBaseModel):
@@ -248,6 +271,11 @@ class Options(SubscriptableBaseModel):
 
     num_thread: int | None = None
     "Number of CPU threads; 0 = automatic."
+
+    rpc_servers: list[str] | None = None
+    """llama.cpp RPC servers (``"host:port"``, ``llamanative rpc-server``) to place layers on, before this
+    machine's GPUs; ``num_gpu`` layers are offloaded to them. Default ``LLAMANATIVE_RPC_SERVERS``
+    (comma-separated); ``[]`` uses none. A llamanative extension (llama-server's ``--rpc``)."""
 
     # Runtime: options used per request.
     num_keep: int | None = None
@@ -387,7 +415,10 @@ class Options(SubscriptableBaseModel):
 
     def load_options(self) -> LoadOptions:
         """The load-time options, hashable: a different key means the model must be reloaded."""
-        return LoadOptions(*(getattr(self, k) for k in RUNNER_OPTIONS))
+        rpc = None if self.rpc_servers is None else tuple(self.rpc_servers)
+        return LoadOptions(
+            self.num_ctx, self.num_batch, self.num_gpu, self.main_gpu, self.use_mmap, self.num_thread, rpc
+        )
 
     def is_set(self, key: str) -> bool:
         """True if the option ``key`` has a value."""

@@ -52,6 +52,8 @@ from llamanative.errors import (
     ModelLoadError,
     ProjectorLoadError,
     QuantizeError,
+    RpcConnectError,
+    RpcLostError,
     NoKvSlotError,
     StateError,
 )
@@ -64,6 +66,7 @@ LLAMA_CPP_COMMIT = "0c1e57098bba43ac29e6e3b677cdceebdd22334f"
 include "util.pxi"
 include "log.pxi"
 include "system.pxi"
+include "rpc.pxi"  # RPC servers: their devices, the probe, the failure record
 include "gguf.pxi"
 include "quantize.pxi"
 include "model.pxi"

@@ -66,6 +66,8 @@ cdef class _ContextDecode(_ContextHandle):
                 would be reallocated).
             ValueError: a token id, position or sequence id is out of range, or
                 the batch is larger than n_batch (checked before llama.cpp runs).
+            RpcLostError: an RPC server the model is placed on was lost
+                during the call (its outputs are not readable).
             NoKvSlotError: no room in the KV cache (code 1).
             DecodeAbortedError: :meth:`cancel` was called (code 2).
             InvalidBatchError: llama.cpp rejected the batch (code -1).
@@ -73,15 +75,18 @@ cdef class _ContextDecode(_ContextHandle):
         """
         self._enter()
         cdef int32_t rc
+        cdef unsigned long mark
         try:
             self._validate(batch, llama.llama_get_memory(self._ptr) == NULL
                            or not llama.llama_get_causal_attn(self._ptr))
             # With embeddings on, llama.cpp outputs every token.
             n_out = batch._b.n_tokens if self._embeddings else batch.n_outputs
             self._keep_outputs(n_out, True, "decode")
+            mark = lln_rpc_failures()
             with nogil:
                 rc = llama.llama_decode(self._ptr, batch._b)
             self._abort_flag = 0
+            self._check_rpc(mark, "a decode")
             if rc == 0:
                 self._held_outputs(n_out)
             self._after_run(batch, rc)
@@ -97,12 +102,15 @@ cdef class _ContextDecode(_ContextHandle):
         """
         self._enter()
         cdef int32_t rc
+        cdef unsigned long mark
         try:
             self._validate(batch, True)
             self._keep_outputs(batch._b.n_tokens, True, "encode")
+            mark = lln_rpc_failures()
             with nogil:
                 rc = llama.llama_encode(self._ptr, batch._b)
             self._abort_flag = 0
+            self._check_rpc(mark, "an encode")
             if rc == 0:
                 self._held_outputs(batch._b.n_tokens)
             self._after_run(batch, rc)
@@ -110,6 +118,14 @@ cdef class _ContextDecode(_ContextHandle):
                 raise _decode_error(rc, "encode")
         finally:
             self._leave()
+
+    cdef int _check_rpc(self, unsigned long mark, str op) except -1:
+        """RpcLostError when a call to an RPC server broke since ``mark``: what the call computed is
+        garbage, so no output of it may be read."""
+        if lln_rpc_failures() != mark:
+            self._forget_outputs()
+            _rpc_check(mark, self.model.rpc, op)
+        return 0
 
     cdef void _after_run(self, Batch batch, int32_t rc):
         if rc != 0:

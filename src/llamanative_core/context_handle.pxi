@@ -71,8 +71,14 @@ cdef class _ContextHandle:
         self._threads.poll = poll
         p.abort_callback = _abort_requested
         p.abort_callback_data = <void *> &self._abort_flag
+        cdef unsigned long mark = lln_rpc_failures()
         with nogil:
             self._ptr = llama.llama_init_from_model(model._ptr, p)
+        if self._ptr != NULL and lln_rpc_failures() != mark:
+            # Its buffers on an RPC server were never allocated there.
+            llama.llama_free(self._ptr)
+            self._ptr = NULL
+            _rpc_check(mark, model.rpc, "the creation of a context")
         if self._ptr == NULL:
             raise ContextCreateError(
                 f"llama.cpp could not create a context (n_ctx={p.n_ctx}, n_batch={p.n_batch}, "

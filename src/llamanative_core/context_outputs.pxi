@@ -130,12 +130,14 @@ cdef class _ContextOutputs(_ContextDecode):
         if b.token == NULL:
             raise MemoryError("llama_batch_init failed")
         cdef int32_t n_decodes = 0, rc
+        cdef unsigned long mark
         cdef Py_ssize_t first_row = 0
         cdef const llama_token * t = <const llama_token *> cnp.PyArray_DATA(toks)
         cdef const int64_t * o = <const int64_t *> cnp.PyArray_DATA(offs)
         self._enter()
         try:
             self._keep_outputs(limit, True, "embed")
+            mark = lln_rpc_failures()
             with nogil:
                 rc = _embed_packed(self._ptr, &b, t, o, n_inputs, budget, n_seq, &dst[0, 0], width,
                                    normalize, &n_decodes, &first_row)
@@ -143,6 +145,7 @@ cdef class _ContextOutputs(_ContextDecode):
             # The outputs of the last batch are llama.cpp's, not known to the
             # per-token readers: they raise IndexError until the next decode.
             self._forget_outputs()
+            self._check_rpc(mark, "an embedding batch")
         finally:
             llama.llama_batch_free(b)
             self._leave()

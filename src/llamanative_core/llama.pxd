@@ -94,6 +94,9 @@ cdef extern from "ggml-backend.h" nogil:
     ggml_backend_dev_t ggml_backend_dev_by_name(const char * name)
     ggml_backend_dev_t ggml_backend_dev_by_type(ggml_backend_dev_type type)
     ggml_backend_reg_t ggml_backend_reg_by_name(const char * name)
+    ggml_backend_dev_t ggml_backend_reg_dev_get(ggml_backend_reg_t reg, size_t index)
+    # Register a backend's devices (an RPC server's, from ggml_backend_rpc_add_server).
+    void ggml_backend_register(ggml_backend_reg_t reg)
 
 
 cdef extern from "gguf.h" nogil:
@@ -242,6 +245,8 @@ cdef extern from "llama.h" nogil:
     struct llama_model_params:
         # NULL-terminated list of devices to place the model on (NULL: all)
         ggml_backend_dev_t * devices
+        # Proportion of the offloaded layers per device (llama_max_devices() floats; NULL or all 0: by free memory)
+        const float * tensor_split
         int32_t n_gpu_layers
         llama_split_mode split_mode
         llama_load_mode load_mode

@@ -1,6 +1,98 @@
 # Model: one loaded llama_model.
 
 
+cdef tuple _rpc_endpoints(rpc):
+    """Model(rpc=...) as a tuple of distinct endpoints, each checked (rpc.pxi)."""
+    if rpc is None:
+        return ()
+    items = [rpc] if isinstance(rpc, str) else list(rpc)
+    out = []
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"rpc takes 'host:port' strings, got {type(item).__name__}")
+        for part in item.split(","):
+            part = part.strip()
+            if part:
+                parse_rpc_endpoint(part)
+                if part not in out:
+                    out.append(part)
+    return tuple(out)
+
+
+cdef bint _has_device(vector[llama.ggml_backend_dev_t] & devs, llama.ggml_backend_dev_t dev):
+    cdef size_t i
+    for i in range(devs.size()):
+        if devs[i] == dev:
+            return True
+    return False
+
+
+cdef void _local_gpus(vector[llama.ggml_backend_dev_t] & out):
+    """Append this machine's GPU devices (its integrated ones when it has none), as llama.cpp's
+    default device choice does, without the RPC devices."""
+    cdef size_t i, start = out.size()
+    cdef llama.ggml_backend_dev_t dev
+    cdef llama.ggml_backend_dev_type kind
+    for kind in (llama.GGML_BACKEND_DEVICE_TYPE_GPU, llama.GGML_BACKEND_DEVICE_TYPE_IGPU):
+        for i in range(llama.ggml_backend_dev_count()):
+            dev = llama.ggml_backend_dev_get(i)
+            if llama.ggml_backend_dev_get_type(dev) == kind and _rpc_endpoint_of(dev) is None:
+                out.push_back(dev)
+        if out.size() > start:
+            return
+
+
+cdef size_t _free_memory(llama.ggml_backend_dev_t dev):
+    """A device's free memory, the host's for a device that reports none (llama.cpp's rule)."""
+    cdef size_t free_b = 0, total_b = 0
+    llama.ggml_backend_dev_memory(dev, &free_b, &total_b)
+    if free_b == 0 and total_b == 0:
+        llama.ggml_backend_dev_memory(llama.ggml_backend_dev_by_type(llama.GGML_BACKEND_DEVICE_TYPE_CPU),
+                                      &free_b, &total_b)
+    return free_b
+
+
+cdef object _check_tensor_split(tensor_split, size_t n_devices):
+    if tensor_split is None:
+        return None
+    split = [float(x) for x in tensor_split]
+    if len(split) != n_devices:
+        raise ValueError(f"tensor_split has {len(split)} entries for {n_devices} device(s)")
+    if any(not (x >= 0.0) or x == float("inf") for x in split) or not any(split):
+        raise ValueError(f"tensor_split must be finite numbers >= 0, not all 0; got {split}")
+    return split
+
+
+cdef list _placement(vector[llama.ggml_backend_dev_t] & devs, split, int32_t n_gpu_layers, int32_t n_layer):
+    """(device name, backend, description, layer count) for each device holding layers, by llama.cpp's rule
+    (llama_model::load_tensors): the last n_gpu_layers of the n_layer + 1 layers, split at the
+    cumulative proportions of ``split`` (one device: all of them)."""
+    cdef size_t n_devs = devs.size()
+    cdef int32_t total = n_layer + 1
+    cdef int32_t n_gpu = total if n_gpu_layers < 0 else n_gpu_layers
+    cdef int32_t act = 0 if n_devs == 0 else min(n_gpu, total)
+    cdef int32_t start = max(total - n_gpu, 0)
+    counts = [0] * n_devs
+    if act > 0:
+        # In float32 as llama.cpp computes them: the cumulative proportions, then upper_bound.
+        weights = np.asarray(split if split is not None else [1.0] + [0.0] * (n_devs - 1), dtype=np.float32)
+        bounds = np.cumsum(weights, dtype=np.float32)
+        bounds = (bounds / bounds[-1]).astype(np.float32)
+        for il in range(start, start + act):
+            frac = np.float32(il - start) / np.float32(act)
+            counts[int(np.searchsorted(bounds, frac, side="right"))] += 1
+    out = []
+    if total - act > 0:
+        out.append(("CPU", "CPU", "this machine's CPU", total - act))
+    cdef size_t i
+    for i in range(n_devs):
+        if counts[i]:
+            out.append((llama.ggml_backend_dev_name(devs[i]).decode(),
+                        llama.ggml_backend_reg_name(llama.ggml_backend_dev_backend_reg(devs[i])).decode(),
+                        llama.ggml_backend_dev_description(devs[i]).decode(), counts[i]))
+    return out
+
+
 cdef class Model:
     """A GGUF model loaded by llama.cpp.
 
@@ -14,7 +106,18 @@ cdef class Model:
         vocab_only: load only the tokenizer (for tokenizing without weights).
         devices: names of the devices to place the model on (see
             :func:`devices`: ``"Vulkan0"``, ``"CUDA0"``...); ``["CPU"]`` keeps
-            every layer on the CPU. Default: every GPU device loaded.
+            every layer on the CPU. Default: every GPU device loaded, and
+            the devices of the ``rpc`` servers.
+        rpc: RPC servers (``"host:port"``, a list or one comma-separated
+            string) to place layers on, before the local GPUs, as llama.cpp's
+            ``--rpc`` does: ``llamanative rpc-server`` runs one. Each is
+            probed with the protocol's handshake before ggml connects (see
+            :func:`rpc_add_server`). The ``n_gpu_layers`` last layers are
+            split over these and the local GPUs by their free memory (or
+            ``tensor_split``); the others stay on this CPU. A model loaded
+            without ``rpc`` never uses a server added for another one.
+        tensor_split: proportion of the offloaded layers for each device,
+            in device order (RPC devices first); default by free memory.
         repack: let the CPU backend keep weights in its extra buffer types:
             layouts repacked for this CPU's SIMD, or AMX tiles on CPUs with
             AMX (llama.cpp's ``use_extra_bufts``; ``llama-bench -nr`` turns
@@ -28,7 +131,12 @@ cdef class Model:
             backend plugin is loaded.
         BackendLoadError (a RuntimeError): loading the backend plugins
             (on the first use of the backends) raised.
-        ValueError: an unknown device name, or ``main_gpu`` beyond the GPUs loaded.
+        ValueError: an unknown device name, ``main_gpu`` beyond the GPUs
+            loaded, a malformed RPC endpoint or a bad ``tensor_split``.
+        RpcConnectError (a ConnectionError): an RPC server cannot be reached
+            or is not one.
+        RpcLostError (a ConnectionError): a server's connection broke while
+            the weights were sent.
 
     The GIL is released while the weights load. ``close()`` frees the model;
     it refuses while a :class:`Context` made from it is still open.
@@ -40,14 +148,21 @@ cdef class Model:
     cdef int _n_contexts
     cdef int _n_adapters  # LoraAdapters loaded for it and open (llama.cpp frees them with the model)
     cdef dict _metadata
+    cdef readonly tuple rpc  # the RPC endpoints it is placed on
+    cdef tuple _rpc_used  # the same, while they are counted as in use (rpc.pxi)
+    cdef list _placement  # (device name, backend, description, layer count) for each device holding layers
 
     def __cinit__(self):
         self._ptr = NULL
         self._n_contexts = 0
         self._n_adapters = 0
+        self.rpc = ()
+        self._rpc_used = ()
+        self._placement = []
 
     def __init__(self, path, *, int n_gpu_layers=-1, int main_gpu=0, bint use_mmap=True,
-                 bint use_mlock=False, bint vocab_only=False, devices=None, bint repack=True):
+                 bint use_mlock=False, bint vocab_only=False, devices=None, bint repack=True, rpc=None,
+                 tensor_split=None):
         if self._ptr != NULL:
             # Freeing the loaded model could pull it from under its contexts and views.
             raise RuntimeError("Model.__init__ was called on a loaded model; create a new Model")
@@ -75,6 +190,9 @@ cdef class Model:
         else:
             params.load_mode = llama.LLAMA_LOAD_MODE_NONE
         _require_backends()
+        endpoints = _rpc_endpoints(rpc)
+        for endpoint in endpoints:
+            rpc_add_server(endpoint)  # probed, registered: its devices exist from here on
         if llama.ggml_backend_dev_count() == 0:
             # llama.cpp would only log "no backends are loaded" and return NULL.
             raise ModelLoadError(
@@ -92,33 +210,98 @@ cdef class Model:
         # because llama.cpp would dereference whatever it is given.
         cdef vector[llama.ggml_backend_dev_t] dev_list
         cdef llama.ggml_backend_dev_t dev
+        cdef size_t n_rpc_devices = 0
+        if endpoints:
+            # llama.cpp's order: the RPC servers' devices first, to keep the network transfers few.
+            for endpoint in endpoints:
+                for name in _rpc_devices[endpoint]:
+                    dev_list.push_back(llama.ggml_backend_dev_by_name(name.encode()))
+            n_rpc_devices = dev_list.size()
         if devices is not None:
             for name in devices:
                 dev = llama.ggml_backend_dev_by_name(str(name).encode())
                 if dev == NULL:
                     known = [d["name"] for d in _all_devices()]
                     raise ValueError(f"no device named {name!r}; loaded devices: {', '.join(known)}")
-                if llama.ggml_backend_dev_get_type(dev) != llama.GGML_BACKEND_DEVICE_TYPE_CPU:
+                endpoint = _rpc_endpoint_of(dev)
+                if endpoint is not None and endpoint not in endpoints:
+                    endpoints = endpoints + (endpoint,)
+                    rpc_add_server(endpoint)  # probed while no model holds its connection
+                if (llama.ggml_backend_dev_get_type(dev) != llama.GGML_BACKEND_DEVICE_TYPE_CPU
+                        and not _has_device(dev_list, dev)):
                     dev_list.push_back(dev)
-            # Only the CPU named: no GPU device, nothing offloaded.
+        elif endpoints or _rpc_devices:
+            # An explicit list: llama.cpp's default takes every GPU device, which would include the
+            # servers added for other models.
+            _local_gpus(dev_list)
+        if devices is not None or endpoints or _rpc_devices:
+            if dev_list.size() == 0:
+                params.n_gpu_layers = 0  # only the CPU: nothing offloaded
             dev_list.push_back(NULL)
             params.devices = dev_list.data()
-            if dev_list.size() == 1:
-                params.n_gpu_layers = 0
+        # The devices the offloaded layers go to: the list given to llama.cpp, or its default choice.
+        cdef vector[llama.ggml_backend_dev_t] placed = dev_list
+        if params.devices != NULL:
+            placed.pop_back()  # the NULL terminator
+        else:
+            _local_gpus(placed)
+        cdef size_t n_devs = placed.size()
+        split = _check_tensor_split(tensor_split, n_devs)
+        if split is None and n_devs > 1:
+            # By free memory, as llama.cpp does, but computed here and passed on, so that
+            # placement() reports exactly what llama.cpp does.
+            split = [float(_free_memory(placed[i])) for i in range(n_devs)]
+        cdef vector[float] split_values
+        if split is not None:
+            split_values.resize(llama.llama_max_devices(), 0.0)
+            for i in range(len(split)):
+                split_values[i] = split[i]
+            params.tensor_split = split_values.data()
         cdef bytes bpath = _os.fsencode(self.path)
         cdef const char * cpath = bpath
-        with nogil:
-            self._ptr = llama.llama_model_load_from_file(cpath, params)
+        cdef unsigned long mark = lln_rpc_failures()
+        _rpc_use(endpoints, 1)  # from the first connection on: no probe may interrupt the load
+        try:
+            with nogil:
+                self._ptr = llama.llama_model_load_from_file(cpath, params)
+            if self._ptr != NULL and lln_rpc_failures() != mark:
+                llama.llama_model_free(self._ptr)
+                self._ptr = NULL
+                _rpc_check(mark, endpoints, "the load of the weights")
+        except BaseException:
+            _rpc_use(endpoints, -1)
+            raise
         if self._ptr == NULL:
+            _rpc_use(endpoints, -1)
             raise ModelLoadError(
                 f"llama.cpp could not load {self.path!r} (unsupported architecture or corrupt "
                 f"tensors; set llamanative._core.set_log_level('INFO') for llama.cpp's log)", self.path)
+        self.rpc = endpoints
+        self._rpc_used = endpoints
         self.vocab_only = vocab_only
+        self._placement = _placement(placed, split, params.n_gpu_layers, llama.llama_model_n_layer(self._ptr))
+
+    cdef void _release_rpc(self):
+        if self._rpc_used:
+            _rpc_use(self._rpc_used, -1)
+            self._rpc_used = ()
+
+    def placement(self) -> list:
+        """Where the layers are: a dict ``{"device", "backend", "description", "layers"}`` for each device that holds
+        some, the CPU first (llama.cpp offloads the last ``n_gpu_layers``), then in device order (RPC
+        servers first; an RPC device's description is its server's ``host:port``).
+
+        ``layers`` counts the repeating blocks and the output layer (``n_layer + 1`` in all), as
+        llama.cpp's "offloaded N/M layers" line does; the input embeddings always stay on the CPU.
+        """
+        self._check()
+        return [{"device": d, "backend": b, "description": desc, "layers": n} for d, b, desc, n in self._placement]
 
     def __dealloc__(self):
         if self._ptr != NULL:
             llama.llama_model_free(self._ptr)
             self._ptr = NULL
+        self._release_rpc()
 
     cdef inline int _check(self) except -1:
         if self._ptr == NULL:
@@ -140,6 +323,7 @@ cdef class Model:
         if self._ptr != NULL:
             llama.llama_model_free(self._ptr)
             self._ptr = NULL
+        self._release_rpc()
 
     @property
     def closed(self) -> bool:

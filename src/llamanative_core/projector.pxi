@@ -274,6 +274,15 @@ cdef class Projector:
             _mtmd_log_installed = True
         cdef mtmd.mtmd_context_params p = mtmd.mtmd_context_params_default()
         p.use_gpu = use_gpu
+        cdef vector[llama.ggml_backend_dev_t] gpus
+        if use_gpu and _rpc_devices:
+            # libmtmd's default is the first GPU device, which may be a server added for a model:
+            # the encoder runs on this machine's own GPU, or its CPU.
+            _local_gpus(gpus)
+            if gpus.empty():
+                p.use_gpu = False
+            else:
+                p.device = gpus[0]
         p.print_timings = False
         p.n_threads = _cpu_limit().cpus if n_threads is None else int(n_threads)
         if p.n_threads <= 0:

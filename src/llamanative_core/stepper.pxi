@@ -502,15 +502,19 @@ cdef class Stepper:
         if self._s == NULL:
             raise ValueError("the stepper is closed")
         cdef int32_t rc
+        cdef unsigned long mark
         self.ctx._enter()
         try:
             self._events.clear()
             # One output a slot, and one per draft token of a speculating slot.
             self.ctx._keep_outputs(self._s.max_outputs(), True, "step")
+            mark = lln_rpc_failures()
             with nogil:
                 rc = self._s.step(self._batch._b, self._events)
             # A cancel() asks for the running (or the next) decode only, as in Context.decode.
             self.ctx._abort_flag = 0
+            # The slots sampled from garbage: no event of this step is handed out.
+            self.ctx._check_rpc(mark, "a decode step")
             if rc == 0 and self._batch._b.n_tokens > 0:
                 self.ctx._held_outputs(self._s.n_outputs())
             self.ctx._after_run(self._batch, rc)

@@ -176,7 +176,10 @@ def devices() -> list:
 
     Returns:
         A list of dicts ``{"name", "description", "type", "backend",
-        "memory_free", "memory_total"}``; memory in bytes.
+        "memory_free", "memory_total"}``; memory in bytes. An RPC
+        server's device (:func:`rpc_add_server`) has its ``host:port`` as
+        description and backend ``"RPC"``; while its server cannot be
+        reached its memory reads 0.
 
     Raises:
         BackendLoadError: see :func:`ensure_backends`.
@@ -189,7 +192,10 @@ def devices() -> list:
         dev = llama.ggml_backend_dev_get(i)
         free_b = 0
         total_b = 0
-        llama.ggml_backend_dev_memory(dev, &free_b, &total_b)
+        endpoint = _rpc_endpoint_of(dev)
+        # ggml would connect to ask, and abort if the server is gone.
+        if endpoint is None or _rpc_reachable(endpoint):
+            llama.ggml_backend_dev_memory(dev, &free_b, &total_b)
         out.append({
             "name": llama.ggml_backend_dev_name(dev).decode(),
             "description": llama.ggml_backend_dev_description(dev).decode(),
@@ -209,7 +215,9 @@ def supports_gpu_offload() -> bool:
     """Whether a loaded backend can hold model layers (CUDA, Vulkan, Metal, RPC...).
 
     llama_supports_gpu_offload()'s test, without its fallback to
-    ggml_backend_load_all() when nothing is registered.
+    ggml_backend_load_all() when nothing is registered, and counting the RPC
+    backend only once a server was added (:func:`rpc_add_server`): the
+    plugin alone offers no device.
 
     Raises:
         BackendLoadError: see :func:`ensure_backends`.
@@ -217,7 +225,7 @@ def supports_gpu_offload() -> bool:
     _require_backends()
     return (llama.ggml_backend_dev_by_type(llama.GGML_BACKEND_DEVICE_TYPE_GPU) != NULL
             or llama.ggml_backend_dev_by_type(llama.GGML_BACKEND_DEVICE_TYPE_IGPU) != NULL
-            or llama.ggml_backend_reg_by_name(b"RPC") != NULL)
+            or (llama.ggml_backend_reg_by_name(b"RPC") != NULL and bool(_rpc_devices)))
 
 
 def max_parallel_sequences() -> int:
