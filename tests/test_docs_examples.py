@@ -43,6 +43,7 @@ NOT_RUN = [
     ("docs/scaling.md", "needs the ray extra, which the test suite runs in its own environment (tests/test_ray.py)"),
     ("docs/scaling.md", "needs the ray extra, which the test suite runs in its own environment (tests/test_ray.py)"),
     ("docs/scaling.md", "needs the ray extra, which the test suite runs in its own environment (tests/test_ray.py)"),
+    ("docs/scaling.md", "needs running RPC servers (tests/test_rpc.py starts its own)"),
     ("docs/server-openai.md", "needs a server listening on 127.0.0.1:11434"),
     ("docs/migration/from-llama-cpp-python.md", "llama-cpp-python is not a dependency of llamanative"),
     ("docs/migration/from-llama-cpp-python.md", "llama-cpp-python is not a dependency of llamanative"),

@@ -26,6 +26,8 @@ from near_tie import assert_chat_same_or_near_tie
 import llamanative
 from llamanative import Client, ResponseError, _core
 from llamanative.errors import RpcConnectError
+from llamanative.store.modelfile import parse_modelfile
+from llamanative.types import format_params
 
 GREEDY = {"temperature": 0, "num_predict": 24, "seed": 0}
 PROMPT = [{"role": "user", "content": "Name three colours of the rainbow."}]
@@ -223,6 +225,19 @@ def test_bad_rpc_options_are_400s(fresh_client, monkeypatch):
     with pytest.raises(ResponseError) as info:
         fresh_client.generate("smol", "Hi", options={"num_predict": 1})
     assert info.value.status_code == 400 and "LLAMANATIVE_RPC_SERVERS" in info.value.error
+
+
+def test_rpc_servers_as_a_parameter_and_a_modelfile_line(servers, fresh_client, smollm2_path):
+    assert format_params({"rpc_servers": [f"{servers[0].endpoint},{servers[1].endpoint}"]}) == {
+        "rpc_servers": [servers[0].endpoint, servers[1].endpoint]
+    }
+    mf = parse_modelfile(f"FROM {smollm2_path}\nPARAMETER rpc_servers {servers[0].endpoint}\n")
+    fresh_client.create("smol-rpc", **mf.create_kwargs())
+    assert servers[0].endpoint in fresh_client.show("smol-rpc").parameters
+    fresh_client.generate("smol-rpc", "Hi", options={"num_predict": 1})
+    (m,) = [m for m in fresh_client.ps().models if m.name.startswith("smol-rpc")]
+    assert [d.description for d in m.devices if d.backend == "RPC"] == [servers[0].endpoint]
+    fresh_client.delete("smol-rpc")
 
 
 def test_a_server_that_is_down_is_a_502(fresh_client):

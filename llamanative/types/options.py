@@ -214,11 +214,11 @@ def _layer_range(key: str, value: Any) -> list[int]:
 
 def rpc_endpoints(key: str, value: Any) -> list[str]:
     """``host:port`` strings (a list, or one comma-separated string), each with a port in 1..65535."""
-    items = value.split(",") if isinstance(value, str) else value
+    items = [value] if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
         raise _OptionError(f'option "{key}" must be an array of "host:port" strings, got {value!r}')
     out: list[str] = []
-    for item in (v.strip() for v in items):
+    for item in (part.strip() for v in items for part in v.split(",")):
         if not item:
             continue
         host, sep, port = item.rpartition(":")
