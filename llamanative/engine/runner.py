@@ -88,7 +88,8 @@ class Runner:
     """Loads ``path`` and serves completion and embedding jobs on a worker thread.
 
     Raises (from the constructor): FileNotFoundError, ModelLoadError,
-    ContextCreateError — the model could not be loaded; ProjectorLoadError,
+    ContextCreateError — the model could not be loaded; RpcConnectError, RpcLostError — an RPC
+    server of ``config.rpc`` cannot be used or was lost while loading; ProjectorLoadError,
     AdapterLoadError, ControlVectorLoadError — its projector, one of its LoRA
     adapters or one of its control vectors does not fit it.
 
@@ -396,7 +397,8 @@ class Runner:
         self._answer_all(waiting, unloaded, end=True)
 
     def _failed_error(self) -> StatusError:
-        """A 500 for a job of this failed runner; its ``__cause__`` is the worker's failure."""
+        """A 500 for a job of this failed runner (a 502 when an RPC server it is placed on was lost); its
+        ``__cause__`` is the worker's failure."""
         cause = self._failure
         assert cause is not None
         if isinstance(cause, RpcLostError):  # an RPC server the model is placed on, not this process

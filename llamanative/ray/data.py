@@ -206,12 +206,7 @@ def batch_texts(batch: Mapping[str, np.ndarray], column: str, output_column: str
         ColumnError: ``column`` is not in the batch, or ``output_column`` already is.
         ColumnTypeError: a value is not a string (a null, a number, bytes).
     """
-    if column not in batch:
-        raise ColumnError(f"the dataset has no column {column!r} (its columns: {sorted(batch)})", column)
-    if output_column in batch:
-        raise ColumnError(
-            f"the dataset already has a column {output_column!r}: choose another output_column", output_column
-        )
+    check_columns(list(batch), column, output_column)
     values = batch[column]
     if values.ndim != 1 or values.dtype.kind not in "UO":
         raise ColumnTypeError(
@@ -245,12 +240,7 @@ def check_schema(ds: Dataset, column: str, output_column: str) -> None:
     if schema is None:
         return
     names = list(schema.names)
-    if column not in names:
-        raise ColumnError(f"the dataset has no column {column!r} (its columns: {sorted(names)})", column)
-    if output_column in names:
-        raise ColumnError(
-            f"the dataset already has a column {output_column!r}: choose another output_column", output_column
-        )
+    check_columns(names, column, output_column)
     kind = schema.types[names.index(column)]
     if not _is_string_type(kind):
         raise ColumnTypeError(f"column {column!r} must hold strings, not {kind}", column)

@@ -210,13 +210,10 @@ cdef class Model:
         # because llama.cpp would dereference whatever it is given.
         cdef vector[llama.ggml_backend_dev_t] dev_list
         cdef llama.ggml_backend_dev_t dev
-        cdef size_t n_rpc_devices = 0
-        if endpoints:
-            # llama.cpp's order: the RPC servers' devices first, to keep the network transfers few.
-            for endpoint in endpoints:
-                for name in _rpc_devices[endpoint]:
-                    dev_list.push_back(llama.ggml_backend_dev_by_name(name.encode()))
-            n_rpc_devices = dev_list.size()
+        # llama.cpp's order: the RPC servers' devices first, to keep the network transfers few.
+        for endpoint in endpoints:
+            for name in _rpc_devices[endpoint]:
+                dev_list.push_back(llama.ggml_backend_dev_by_name(name.encode()))
         if devices is not None:
             for name in devices:
                 dev = llama.ggml_backend_dev_by_name(str(name).encode())

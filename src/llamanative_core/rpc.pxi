@@ -50,7 +50,9 @@ _RPC_HELLO_RSP_SIZE = 4 + _RPC_CONN_CAPS_SIZE
 RPC_DEFAULT_PORT = 50052
 RPC_PROTOCOL = f"{RPC_PROTO_MAJOR_VERSION}.{RPC_PROTO_MINOR_VERSION}"
 
-_rpc_lock = _threading.Lock()
+# Re-entrant: a Model collected while the lock is held (the garbage collector runs at any
+# allocation) gives its count back under the same lock.
+_rpc_lock = _threading.RLock()
 _rpc_devices = {}  # endpoint -> tuple of its device names ("RPC0", ...), registered with ggml
 _rpc_users = {}  # endpoint -> open Models placed on it (they hold ggml's connection to it)
 _rpc_lost = set()  # endpoints whose connection broke: probed again before any use, whatever holds them
