@@ -27,6 +27,9 @@
 #define MA_NO_ENGINE
 #define MA_NO_GENERATION
 #define MA_API static
+// The one global MA_API does not cover: renamed, so that this copy's lock is not a second definition
+// of libmtmd's symbol in the process (AddressSanitizer reports that as an ODR violation).
+#define ma_atomic_global_lock lln_ma_atomic_global_lock
 #include "miniaudio/miniaudio.h"
 #if defined(__GNUC__)
 #    pragma GCC diagnostic pop
