@@ -143,7 +143,7 @@ def test_a_model_without_rpc_stays_local_after_servers_were_added(servers, smoll
 
 
 def test_bad_endpoints_are_typed_errors(smollm2_path):
-    for bad in ("localhost", "127.0.0.1:", "127.0.0.1:99999", ":50052", "host:port"):
+    for bad in ("localhost", "127.0.0.1:", "127.0.0.1:99999", ":50052", "host:port", "[::1]:50052", "::1:50052"):
         with pytest.raises(ValueError):
             _core.Model(smollm2_path, rpc=[bad])
     with pytest.raises(TypeError):

@@ -59,8 +59,12 @@ def rpc_server(args: argparse.Namespace) -> int:
         raise CliError(f"--port must be between 1 and 65535, got {args.port}")
     if args.threads < 0:
         raise CliError(f"--threads must be >= 0 (0: the CPUs available), got {args.threads}")
-    host = args.host.strip("[]")
-    endpoint = f"[{host}]:{args.port}" if ":" in host else f"{host}:{args.port}"
+    host = args.host
+    try:
+        _core.parse_rpc_endpoint(f"{host}:{args.port}")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    endpoint = f"{host}:{args.port}"
     if not _core.rpc_is_loopback(host):
         print(_EXPOSED.format(host=host), file=sys.stderr)
     cache = None

@@ -59,17 +59,19 @@ _rpc_lost = set()  # endpoints whose connection broke: probed again before any u
 
 
 def parse_rpc_endpoint(endpoint) -> tuple:
-    """``"host:port"`` (``"[::1]:50052"`` for IPv6) as ``(host, port)``.
+    """``"host:port"`` as ``(host, port)``: an IPv4 address or a host name, as ggml's RPC transport takes
+    them (it connects over IPv4 only, and would abort on an endpoint it cannot parse).
 
     Raises:
-        ValueError: not ``host:port``, or a port outside 1..65535.
+        ValueError: not ``host:port``, an IPv6 address, or a port outside 1..65535.
     """
     if not isinstance(endpoint, str):
         raise TypeError(f"an RPC endpoint is a 'host:port' string, got {type(endpoint).__name__}")
     text = endpoint.strip()
     host, sep, port_text = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
+    if ":" in host or "[" in host:
+        raise ValueError(f"bad RPC endpoint {endpoint!r}: ggml's RPC transport takes IPv4 addresses and host "
+                         f"names, not IPv6")
     if not sep or not host or not port_text.isdigit() or any(c.isspace() for c in host):
         raise ValueError(f"bad RPC endpoint {endpoint!r}: expected 'host:port', e.g. '127.0.0.1:{RPC_DEFAULT_PORT}'")
     port = int(port_text)
@@ -102,7 +104,16 @@ def rpc_probe(endpoint: str, timeout: float = 5.0) -> tuple:
     """
     host, port = parse_rpc_endpoint(endpoint)
     try:
-        sock = _socket.create_connection((host, port), timeout=timeout)
+        # IPv4, as ggml's client connects (gethostbyname): a name that resolves to IPv6 only is refused here.
+        family, kind, proto, _name, address = _socket.getaddrinfo(host, port, _socket.AF_INET,
+                                                                  _socket.SOCK_STREAM)[0]
+        sock = _socket.socket(family, kind, proto)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(address)
+        except BaseException:
+            sock.close()
+            raise
     except _socket.timeout:
         raise RpcConnectError(f"cannot connect to the RPC server at {endpoint} within {timeout:g} s", endpoint) from None
     except OSError as exc:
