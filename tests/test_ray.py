@@ -56,14 +56,32 @@ def store(tmp_path_factory, smollm2_path, minilm_path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def local(store) -> Iterator[Client]:
+def flash_attention_on() -> Iterator[None]:
+    """Flash attention for every model this module loads, here and in Ray's workers (which inherit the
+    environment of ``ray.init``). Without it, a prompt found in the prefix cache but for its last token rounds
+    differently from one evaluated whole (docs/design/engine.md, "Prefix reuse and rounding"), and a greedy
+    answer can flip at a near-tie between a first request and a repeated one; with it, every layout gives the
+    same bits, so the in-process and the served answers can be compared token for token."""
+    before = os.environ.get("LLAMANATIVE_FLASH_ATTENTION")
+    os.environ["LLAMANATIVE_FLASH_ATTENTION"] = "on"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["LLAMANATIVE_FLASH_ATTENTION"]
+        else:
+            os.environ["LLAMANATIVE_FLASH_ATTENTION"] = before
+
+
+@pytest.fixture(scope="module")
+def local(store, flash_attention_on) -> Iterator[Client]:
     """The in-process client the distributed results are compared with."""
     with Client(models_dir=store) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[None]:
+def cluster(flash_attention_on) -> Iterator[None]:
     """A Ray cluster of this process and its workers: 2 CPUs, no dashboard, a small object store."""
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=128 * 2**20)
     ctx = ray.data.DataContext.get_current()
