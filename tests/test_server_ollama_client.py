@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ollama = pytest.importorskip("ollama")
@@ -90,6 +91,8 @@ def test_embed_and_legacy_embeddings(oc, local):
     assert len(r.embeddings) == 2 and len(r.embeddings[0]) == 384
     for got, exp in zip(r.embeddings, want.embeddings):
         assert got == pytest.approx(list(exp), abs=1e-6)
+    # float32's shortest decimals, as Ollama writes its []float32: they read back as exactly the engine's values
+    assert np.array_equal(np.asarray(r.embeddings, dtype=np.float32), want.as_array())
     legacy = oc.embeddings("mini", prompt="a cat")
     assert legacy.embedding == pytest.approx(list(local.embeddings("mini", prompt="a cat").embedding), abs=1e-6)
 

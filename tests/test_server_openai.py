@@ -369,6 +369,8 @@ def test_embeddings_float_base64_and_dimensions(oa, local):
     assert r.object == "list" and r.model == "mini" and [d.index for d in r.data] == [0, 1]
     got = np.array([d.embedding for d in r.data])
     assert got.shape == (2, 384) and np.allclose(got, want, atol=1e-6)
+    # each value is written as the shortest decimal of its float32, which reads back as exactly that float32
+    assert np.array_equal(got.astype(np.float32), want)
     assert r.usage.prompt_tokens > 0 and r.usage.total_tokens == r.usage.prompt_tokens
     # base64: the package's default, decoded by the package itself
     r64 = oa.embeddings.create(model="mini", input=texts)

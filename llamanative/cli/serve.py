@@ -1,7 +1,7 @@
 """``serve``: Ollama's HTTP API (and OpenAI's) on a local port, over one in-process AsyncClient.
 
-Needs the ``serve`` extra (``pip install 'llamanative[serve]'``: Starlette and
-Uvicorn). Every option has an environment variable, in Ollama's syntax where
+Needs the ``serve`` extra (``pip install 'llamanative[serve]'``: Starlette,
+Uvicorn and orjson). Every option has an environment variable, in Ollama's syntax where
 Ollama has one; an option given on the command line wins.
 """
 

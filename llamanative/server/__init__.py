@@ -1,6 +1,6 @@
 """The HTTP server: Ollama's ``/api/*`` and OpenAI's ``/v1/*`` over one :class:`~llamanative.AsyncClient`.
 
-Optional: needs the ``serve`` extra (Starlette and Uvicorn). ``create_app``
+Optional: needs the ``serve`` extra (Starlette, Uvicorn and orjson). ``create_app``
 builds the ASGI application; ``llamanative serve`` runs it under Uvicorn.
 Every route calls the same AsyncClient a Python program would: there is no
 second implementation of any request here, only translation between HTTP and

@@ -13,6 +13,8 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import numpy as np
+import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -108,6 +110,29 @@ def json_response(value: BaseModel | Mapping[str, Any], status: int = 200) -> Re
     else:
         text = json.dumps(value, separators=(",", ":"))
     return Response(text, status, media_type=JSON)
+
+
+def _array_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):  # one orjson does not take as it is (not C-contiguous, not native order)
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def embeddings_json(value: Mapping[str, Any]) -> bytes:
+    """An embeddings answer whose vectors are float32 arrays, as compact JSON.
+
+    Each float32 is written as the shortest decimal that reads back as the same
+    float32 (what Ollama's Go encoder writes for its ``[]float32``), not as the
+    17 digits of the widened double that ``json.dumps`` of ``tolist()`` gives:
+    orjson writes 1,000 MiniLM vectors in about a tenth of the time, and the
+    text is about 40 % shorter, so a client parses it faster too. Only the
+    embedding routes use it: the others keep ``json.dumps``' treatment of
+    non-finite floats (a logprob of ``-Infinity``), which orjson would turn into
+    ``null``.
+    """
+    return orjson.dumps(value, default=_array_default, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def ndjson_line(value: BaseModel | Mapping[str, Any]) -> bytes:

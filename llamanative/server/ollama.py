@@ -36,7 +36,7 @@ from ..types import (
     ShowRequest,
 )
 from . import blobs, inputs
-from ._http import NDJSON, error_response, json_response, ndjson_stream, read_json, status_of
+from ._http import JSON, NDJSON, embeddings_json, error_response, json_response, ndjson_stream, read_json, status_of
 
 __all__ = ["routes", "RUNNING"]
 
@@ -131,7 +131,12 @@ class OllamaRoutes:
     async def embed(self, request: Request) -> Response:
         body = _named(await read_json(request))
         await _validated(EmbedRequest, body)  # its 400s, before any work
-        return json_response(await self.client.embed(**_fields(body, _EMBED_FIELDS)))
+        r = await self.client.embed(**_fields(body, _EMBED_FIELDS))
+        wire = r.model_dump(mode="json", exclude={"embeddings"}, exclude_none=True, by_alias=True)
+        wire = {"model": wire.pop("model", None), "embeddings": r.as_array(), **wire}  # Ollama's key order
+        if wire["model"] is None:
+            del wire["model"]
+        return Response(embeddings_json(wire), media_type=JSON)
 
     async def embeddings(self, request: Request) -> Response:
         body = _named(await read_json(request))

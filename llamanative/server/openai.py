@@ -41,7 +41,7 @@ from starlette.routing import BaseRoute, Route
 from ..client import AsyncClient
 from ..types import ChatResponse, GenerateResponse
 from . import openai_wire as wire
-from ._http import JSON, error_body, read_json, status_of
+from ._http import JSON, embeddings_json, error_body, read_json, status_of
 from .openai_requests import chat_request, completion_request, embed_arguments, model_of
 from .openai_responses import ResponsesStream, response_object, responses_request
 
@@ -239,7 +239,8 @@ class OpenAIRoutes:
     async def embeddings(self, request: Request) -> Response:
         args, encoding = embed_arguments(await read_json(request))
         r = await self.client.embed(**args)
-        return _json(wire.embedding_list(args["model"], r.as_array(), r.prompt_eval_count or 0, encoding))
+        body = wire.embedding_list(args["model"], r.as_array(), r.prompt_eval_count or 0, encoding)
+        return Response(embeddings_json(body), media_type=JSON)
 
     async def models(self, request: Request) -> Response:
         return _json(wire.model_list(await self.client.list()))

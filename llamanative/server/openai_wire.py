@@ -236,11 +236,12 @@ def shown_model(name: str, r: ShowResponse) -> dict[str, Any]:
 
 
 def embedding_list(model: str, matrix: Any, prompt_tokens: int, encoding: str) -> dict[str, Any]:
-    """``/v1/embeddings``' answer; ``base64``: each vector's little-endian float32 bytes, base64-encoded."""
-    vectors = np.asarray(matrix, dtype="<f4")
+    """``/v1/embeddings``' answer; ``base64``: each vector's little-endian float32 bytes, base64-encoded;
+    ``float``: each vector as a row of the float32 matrix, for ``embeddings_json`` to write."""
+    vectors = np.ascontiguousarray(matrix, dtype="<f4")
     data = []
     for i, v in enumerate(vectors):
-        value: Any = base64.b64encode(v.tobytes()).decode() if encoding == "base64" else v.tolist()
+        value: Any = base64.b64encode(v.tobytes()).decode() if encoding == "base64" else v
         data.append({"object": "embedding", "embedding": value, "index": i})
     return {
         "object": "list",
