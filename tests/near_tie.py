@@ -9,6 +9,8 @@ requests or outputs replaces a confident token instead.
 
 from __future__ import annotations
 
+import math
+
 TIE = 0.5  # nats between the reference's choice and the other run's token
 
 
@@ -22,12 +24,38 @@ def assert_near_tie(ref_logprobs, other_logprobs, i: int, what: str, tie: float 
     assert gap < tie, f"{what}: token {i} is {got!r}, {gap:.3f} nats below the reference's choice: no near-tie"
 
 
+def assert_near_tie_with_the_end(longer_logprobs, i: int, what: str, tie: float = TIE) -> None:
+    """One run ended at token ``i`` where the other (``longer_logprobs``) went on: the end of generation,
+    which gets no logprob of its own, was within ``tie`` nats of the token the longer run chose there.
+
+    Only the probability of that choice can tell: another token within ``tie`` nats of it means that the
+    choice had a probability of at most 1 / (1 + e^-tie) (0.62 for 0.5 nats)."""
+    lp = longer_logprobs[i]
+    bound = -math.log1p(math.exp(-tie))
+    assert lp.logprob <= bound, (
+        f"{what}: one run ended at token {i}, where the other chose {lp.token!r} with logprob {lp.logprob:.3f} "
+        f"(above {bound:.3f}): no near-tie with the end"
+    )
+
+
 def assert_chat_same_or_near_tie(solo, batched, what: str, tie: float = TIE) -> None:
     """Two chat responses (with logprobs): the same text, or the same tokens up to a first difference at a
     near-tie of ``solo`` (a request batched with others against the same request alone)."""
-    if batched.message.content == solo.message.content:
+    _same_or_near_tie(solo.message.content, solo.logprobs, batched.message.content, batched.logprobs, what, tie)
+
+
+def assert_generate_same_or_near_tie(ref, other, what: str, tie: float = TIE) -> None:
+    """Two generate responses (with logprobs and top_logprobs): the same text, or the same tokens up to a
+    first difference at a near-tie of ``ref``."""
+    _same_or_near_tie(ref.response, ref.logprobs, other.response, other.logprobs, what, tie)
+
+
+def _same_or_near_tie(ref_text, a, other_text, b, what: str, tie: float) -> None:
+    if other_text == ref_text:
         return
-    a, b = solo.logprobs, batched.logprobs
     i = next((i for i, (x, y) in enumerate(zip(a, b)) if x.token != y.token), None)
-    assert i is not None, f"{what}: different text from the same tokens"
+    if i is None:  # one run is the other's start: it ended where the other went on
+        assert len(a) != len(b), f"{what}: different text from the same tokens"
+        assert_near_tie_with_the_end(a if len(a) > len(b) else b, min(len(a), len(b)), what, tie)
+        return
     assert_near_tie(a, b, i, what, tie)

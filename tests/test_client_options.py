@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 
 import pytest
+from near_tie import assert_generate_same_or_near_tie
 
 from llamanative import StatusError
 
 PROMPT = "Once upon a time, in a small village by the sea,"
+GREEDY24 = {"temperature": 0, "num_predict": 24}
 COUNT = "1, 2, 3, 4, 5,"
 
 
@@ -115,9 +117,13 @@ def test_num_keep_is_accepted_and_validated(client):
     assert e.value.status_code == 400 and "num_keep" in str(e.value)
 
 
-def test_runner_options_reach_the_runner(client, greedy):
-    r = gen(client, temperature=0, num_thread=1, num_batch=32, num_gpu=0, use_mmap=False)
-    assert r.response == greedy  # same model, same answer, different load-time settings
+def test_runner_options_reach_the_runner(client):
+    ref = client.generate("smol", PROMPT, raw=True, options=GREEDY24, logprobs=True, top_logprobs=5)
+    settings = {"num_thread": 1, "num_batch": 32, "num_gpu": 0, "use_mmap": False}
+    r = client.generate("smol", PROMPT, raw=True, options={**GREEDY24, **settings}, logprobs=True, top_logprobs=5)
+    # Same model, same answer, different load-time settings; but a prompt evaluated in batches of 32 rounds
+    # differently from one evaluated whole, which may flip a near-tie on some CPUs (near_tie.py).
+    assert_generate_same_or_near_tie(ref, r, "num_batch=32, num_thread=1")
     # No public call reports the load-time settings (ps and props give the context length only): the runner the
     # client loaded is looked at.
     (entry,) = [e for e in client._scheduler.loaded() if e.config.n_threads == 1]

@@ -83,9 +83,14 @@ def test_a_runner_on_the_cpu_resolves_auto_to_off_and_keeps_an_explicit_choice(s
 
 @pytest.mark.parametrize("name", ["smollm2", "gemma3"])
 def test_both_attention_paths_compute_the_same_logits_deep_in_a_context(name, request):
-    """Several hundred tokens in, flash attention on and off give the same next tokens and close logits."""
+    """Several hundred tokens in, flash attention on and off give close distributions and the same greedy
+    tokens (except at a near-tie).
+
+    Both paths are fed the same tokens (the first path's greedy choices), so that a near-tie broken the other
+    way, as any change of kernel may break one on some CPU, does not make the rows incomparable."""
     path = request.getfixturevalue(f"{name}_path")
     logits = []
+    fed: list[int] = []
     for fa in ("on", "off"):
         with (
             _core.Model(path) as model,
@@ -97,17 +102,32 @@ def test_both_attention_paths_compute_the_same_logits_deep_in_a_context(name, re
             b.add_sequence(tokens, 0, 0, output="last")
             ctx.decode(b)
             rows, pos = [], len(tokens)
-            for _ in range(4):  # single-token decodes: the path generation takes
+            for i in range(4):  # single-token decodes: the path generation takes
                 row = np.array(ctx.logits(-1))
                 rows.append(row)
+                if len(fed) <= i:
+                    fed.append(int(np.argmax(row)))
                 b.clear()
-                b.add(int(np.argmax(row)), pos, 0, True)
+                b.add(fed[i], pos, 0, True)
                 ctx.decode(b)
                 pos += 1
             logits.append(np.array(rows))
     a, b = logits
-    assert (np.argmax(a, axis=1) == np.argmax(b, axis=1)).all()
-    assert np.abs(a - b).max() < 0.05 * (a.max() - a.min())
+    # The distributions, not the raw logits: the two paths may shift or scale a row a little (on an AVX2 CPU
+    # Gemma 3's logits 300 tokens in differ by up to 5.4 % of their range, most of it common to every token).
+    la, lb = (x - logsumexp(x) for x in (a.astype(np.float64), b.astype(np.float64)))
+    kl = (np.exp(la) * (la - lb)).sum(axis=1)
+    assert kl.max() < 0.1, kl  # nats; measured: up to 0.002 (SmolLM2) and 0.04 (Gemma 3)
+    top = np.argmax(la, axis=1)
+    for i, row in enumerate(la):
+        second = np.partition(row, -2)[-2]
+        if row[top[i]] - second > 0.5:  # not a near-tie: the other path chooses the same token
+            assert np.argmax(lb[i]) == top[i], i
+
+
+def logsumexp(x: np.ndarray) -> np.ndarray:
+    m = x.max(axis=1, keepdims=True)
+    return m + np.log(np.exp(x - m).sum(axis=1, keepdims=True))
 
 
 def test_runners_with_either_setting_start_with_the_same_token_and_probability(smollm2_path):
