@@ -600,6 +600,9 @@ cdef class Projector:
         cdef int64_t t0 = _time.perf_counter_ns(), t1
         try:
             with nogil:
+                # The text context's workers may still be spinning after its last decode, on the cores the
+                # encoder's own threads are about to use (docs/design/images.md: an encode took 3x as long).
+                ctx._threads.pause()
                 rc = mtmd.mtmd_encode_chunk(self._ptr, chunk._ptr)
             t1 = _time.perf_counter_ns()
             times[0] = t1 - t0

@@ -10,6 +10,14 @@
 # process; changed with the GIL held.
 cdef int _pool_threads_in_use = 0
 
+cdef extern from "pool_pause.h" nogil:
+    ctypedef void (*lln_pool_pause_fn)(llama.ggml_threadpool_t)
+    lln_pool_pause_fn lln_find_pool_pause(void * fn_in_plugin)
+
+# ggml_threadpool_pause, found once beside the first pool's ggml_threadpool_new (see pool_pause.h).
+cdef lln_pool_pause_fn _pool_pause = NULL
+cdef bint _pool_pause_looked_up = False
+
 
 @cython.final
 cdef class _ThreadPool:
@@ -71,6 +79,22 @@ cdef class _ThreadPool:
             # and pauses it when the next decode brings the new one.
             self._retired.push_back(self._pool)
         self._pool, self._free, self._n_threads = pool, free_fn, n_threads
+        global _pool_pause, _pool_pause_looked_up
+        if not _pool_pause_looked_up:
+            _pool_pause = lln_find_pool_pause(<void *> new_fn)
+            _pool_pause_looked_up = True
+
+    cdef void pause(self) noexcept nogil:
+        """Send the pool's idle workers to sleep now, rather than after their polling.
+
+        For work on this thread that does not go through the pool (libmtmd's
+        encoder is a CPU backend of its own, with threads of its own): workers
+        still spinning from the last decode would hold the cores that work
+        needs. The next decode resumes the pool (ggml does it in its kick-off).
+        Nothing happens where the pause function could not be found.
+        """
+        if self._pool != NULL and _pool_pause != NULL:
+            _pool_pause(self._pool)
 
     cdef void release(self) noexcept:
         """Free every pool; only once the llama_context they were attached to is freed."""
