@@ -113,7 +113,7 @@ def json_response(value: BaseModel | Mapping[str, Any], status: int = 200) -> Re
 
 
 def _array_default(value: Any) -> Any:
-    if isinstance(value, np.ndarray):  # one orjson does not take as it is (not C-contiguous, not native order)
+    if isinstance(value, np.ndarray):  # an array orjson cannot write as it is (not C-contiguous, not native order)
         return value.tolist()
     if isinstance(value, np.generic):
         return value.item()

@@ -601,7 +601,7 @@ cdef class Projector:
         try:
             with nogil:
                 # The text context's workers may still be spinning after its last decode, on the cores the
-                # encoder's own threads are about to use (docs/design/images.md: an encode took 3x as long).
+                # encoder's own threads are about to use (docs/design/images.md: an encode took 4-5 times as long).
                 ctx._threads.pause()
                 rc = mtmd.mtmd_encode_chunk(self._ptr, chunk._ptr)
             t1 = _time.perf_counter_ns()
