@@ -59,3 +59,16 @@ def _same_or_near_tie(ref_text, a, other_text, b, what: str, tie: float) -> None
         assert_near_tie_with_the_end(a if len(a) > len(b) else b, min(len(a), len(b)), what, tie)
         return
     assert_near_tie(a, b, i, what, tie)
+
+
+def assert_engine_same_or_near_tie(got, ref, what: str, tie: float = TIE) -> None:
+    """The engine's token logprobs (``TokenLogprobs``, tokens by id) of two greedy runs: the same tokens, or the
+    same up to a first difference where the other run's token was within ``tie`` nats of the reference's."""
+    i = next((i for i, (a, b) in enumerate(zip(got, ref)) if a.token != b.token), None)
+    if i is None:
+        assert len(got) == len(ref), f"{what}: one run stopped early"
+        return
+    top = dict(ref[i].top)
+    assert got[i].token in top, f"{what}: token {i} is {got[i].token}, not among the reference's top {top}"
+    gap = ref[i].logprob - top[got[i].token]
+    assert gap < tie, f"{what}: token {i} is {got[i].token}, {gap:.3f} nats below the reference's choice"

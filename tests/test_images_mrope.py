@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO
-from near_tie import TIE
+from near_tie import assert_engine_same_or_near_tie
 from test_engine import GREEDY, collect, collect_with_logprobs
 from test_images import _png
 
@@ -234,19 +234,6 @@ def _run_lp(runner: Runner, job: CompletionJob):
     return collect_with_logprobs(job)
 
 
-def _assert_same_or_near_tie(got, ref, what: str) -> None:
-    """Engine token logprobs (``TokenLogprobs``) of two greedy runs: the same tokens, or the same up to a first
-    difference where the reference's choice and the other's were within near_tie.TIE nats (see near_tie.py)."""
-    i = next((i for i, (a, b) in enumerate(zip(got, ref)) if a.token != b.token), None)
-    if i is None:
-        assert len(got) == len(ref), f"{what}: one run stopped early"
-        return
-    top = dict(ref[i].top)
-    assert got[i].token in top, f"{what}: token {i} is {got[i].token}, not among the reference's top {top}"
-    gap = ref[i].logprob - top[got[i].token]
-    assert gap < TIE, f"{what}: token {i} is {got[i].token}, {gap:.3f} nats below the reference's choice"
-
-
 def test_a_parked_conversation_with_an_image_is_restored_with_its_positions(qwen2vl_pair):
     """A slot parked in RAM (another request started) and restored for the next turn gives the same
     tokens as a runner that kept it in its slot, and evaluates only the new turn."""
@@ -281,6 +268,6 @@ def test_a_parked_conversation_with_an_image_is_restored_with_its_positions(qwen
     # The restored cells lie elsewhere in the cache than the kept ones, which rounds differently on some CPUs
     # even with flash attention; this random test pair has near-ties everywhere. A wrong position of the
     # restored image would change confident tokens, not only these.
-    _assert_same_or_near_tie(lps, ref_lps, "restored against kept")
+    assert_engine_same_or_near_tie(lps, ref_lps, "restored against kept")
     if list(fin.tokens) == list(ref.tokens):
         assert text == ref_text
