@@ -25,6 +25,7 @@ from llamanative.ai import Registry
 from llamanative.ai.errors import GenkitError
 from llamanative.ai.retrieval import BM25Reranker, ClientReranker, rerank
 from llamanative.cli import main as cli_main
+from llamanative.engine.embedding import EMBED_PACK_TOKENS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,18 +70,16 @@ def reranker_path(tmp_path_factory, minilm_path) -> Path:
     return make_test_reranker(tmp_path_factory.mktemp("reranker"), minilm_path)
 
 
-@pytest.fixture(scope="module")
-def server_scores(reranker_path, tmp_path_factory) -> Iterator[dict[str, np.ndarray]]:
-    """llama-server's ``/rerank`` scores of every document for each query (by document index), one request
-    per query, each pair decoded alone (``-np 1``); the server is built from the vendored tree and stopped
-    after the module."""
+def llama_server_scores(reranker_path: Path, slots: int, log: Path) -> dict[str, np.ndarray]:
+    """llama-server's ``/rerank`` scores of every document for each query (by document index), their order,
+    and (``#decode``) the documents in the order the server decoded them: one request per query, from a
+    server built from the vendored tree with ``-t 1 -np slots``."""
     from compare_llama_server import Server, post
     from reference_tools import build_reference_tools
 
     exe = build_reference_tools(names=("llama-server",))["llama-server"]
-    log = tmp_path_factory.mktemp("server") / "llama-server.log"
-    with Server(exe, ["-m", str(reranker_path), "--rerank", "-t", "1", "-np", "1"], log) as srv:
-        out = {}
+    out = {}
+    with Server(exe, ["-m", str(reranker_path), "--rerank", "-t", "1", "-np", str(slots)], log) as srv:
         for q in QUERIES:
             data = post(srv.port, "/rerank", {"query": q, "documents": DOCUMENTS})
             scores = np.full(len(DOCUMENTS), np.nan)
@@ -90,7 +89,34 @@ def server_scores(reranker_path, tmp_path_factory) -> Iterator[dict[str, np.ndar
                 order.append(r["index"])
             out[q] = scores
             out[q + "#order"] = np.array(order)
-        yield out
+    # A request's documents become tasks in document order, and each goes to a free slot by LRU; a decode
+    # takes the slots' tokens in slot order. Which slot a task gets depends on release times that tie, so
+    # the order is read from the log.
+    launched = [
+        (int(slot), int(task)) for slot, task in re.findall(r"launch_slot_: id +(\d+) \| task (\d+)", log.read_text())
+    ]
+    assert len(launched) == len(DOCUMENTS) * len(QUERIES), f"llama-server's log has {len(launched)} launches"
+    for i, q in enumerate(QUERIES):
+        tasks = launched[i * len(DOCUMENTS) : (i + 1) * len(DOCUMENTS)]
+        document = {task: k for k, (_, task) in enumerate(sorted(tasks, key=lambda st: st[1]))}
+        out[q + "#decode"] = np.array([document[task] for _, task in sorted(tasks)])
+    return out
+
+
+@pytest.fixture(scope="module")
+def server_scores(reranker_path, tmp_path_factory) -> dict[str, np.ndarray]:
+    """The reference for one pair a decode: llama-server with one slot (``-np 1``)."""
+    return llama_server_scores(reranker_path, 1, tmp_path_factory.mktemp("server") / "llama-server.log")
+
+
+@pytest.fixture(scope="module")
+def server_scores_batched(reranker_path, tmp_path_factory) -> dict[str, np.ndarray]:
+    """The reference for a batched call: llama-server with a slot per document (``-np 10``), so that each
+    query's 10 pairs (about 200 tokens, under both its ubatch of 512 and the engine's pack,
+    ``EMBED_PACK_TOKENS``) are one decode in document order, as ``Client.rerank`` packs them."""
+    return llama_server_scores(
+        reranker_path, len(DOCUMENTS), tmp_path_factory.mktemp("server-batched") / "llama-server.log"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -106,22 +132,24 @@ def by_index(resp: RerankResponse, n: int) -> np.ndarray:
     return scores
 
 
-# llama.cpp's scores of a pair depend on what else is in its batch (the attention sums run over the
-# whole batch, masked, in another order; the flash-attention kernel accumulates in F16): llama-server's own
-# answer for these pairs differs by up to 7e-4 between -np 4 (pairs batched) and -np 1 (one a decode).
-# So the reference runs one pair a decode (-np 1), which one-at-a-time calls match to 1e-4, and a batched
-# call matches it to this tolerance, in the same order.
-BATCHED_ATOL = 2e-3
-
-
-def test_scores_match_llama_server_batched(rr_client, reranker_path, server_scores):
+# llama.cpp's score of a pair depends on what else is in its decode and in which order (the attention
+# sums run over the whole ubatch, masked, and the kernels' blocking follows the batch): llama-server's own
+# answers for these pairs differ by up to 7e-4 between -np 10 (a query's pairs in one decode) and -np 1
+# (one pair a decode). So each call is compared with the reference that decodes the same pairs together.
+def test_scores_match_llama_server_batched(rr_client, reranker_path, server_scores_batched):
     for q in QUERIES:
-        resp = rr_client.rerank(str(reranker_path), q, DOCUMENTS, options={"num_thread": 1})
+        # The same pairs in the same order as the reference's decode; the results say each one's index.
+        decode = server_scores_batched[q + "#decode"]
+        resp = rr_client.rerank(str(reranker_path), q, [DOCUMENTS[k] for k in decode], options={"num_thread": 1})
         assert len(resp.results) == len(DOCUMENTS)
-        np.testing.assert_allclose(by_index(resp, len(DOCUMENTS)), server_scores[q], atol=BATCHED_ATOL, rtol=0)
-        assert [r.index for r in resp.results] == server_scores[q + "#order"].tolist()
+        # One pack, as in the reference's decode.
+        assert resp.prompt_eval_count and resp.prompt_eval_count <= EMBED_PACK_TOKENS
+        scores = np.full(len(DOCUMENTS), np.nan)
+        for r in resp.results:
+            scores[decode[r.index]] = r.relevance_score
+        np.testing.assert_allclose(scores, server_scores_batched[q], atol=1e-4, rtol=0)
+        assert [int(decode[r.index]) for r in resp.results] == server_scores_batched[q + "#order"].tolist()
         assert resp.scores() == sorted(resp.scores(), reverse=True)
-        assert resp.prompt_eval_count and resp.prompt_eval_count > 0
 
 
 def test_scores_match_llama_server_one_at_a_time(rr_client, reranker_path, server_scores):
